@@ -1,0 +1,52 @@
+"""Model manifest against the real weights in ../shared/models."""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+
+import pytest
+
+from models import registry
+from storesense.errors import ModelError
+
+
+def test_every_manifest_model_verifies(models_dir: Path) -> None:
+    verdicts = dict(registry.verify_dir(models_dir))
+    assert verdicts == {s.file: "ok" for s in registry.manifest().values()}
+
+
+def test_missing_model_names_file_and_hash(tmp_path: Path) -> None:
+    with pytest.raises(ModelError) as e:
+        registry.resolve("yolox_nano", tmp_path)
+    assert "yolox_nano.onnx" in str(e.value)
+    assert registry.spec("yolox_nano").sha256 in str(e.value)
+
+
+def test_corrupted_model_is_refused(tmp_path: Path, models_dir: Path) -> None:
+    target = tmp_path / "yolox_nano.onnx"
+    shutil.copy(models_dir / "yolox_nano.onnx", target)
+    with target.open("r+b") as f:
+        f.seek(1000)
+        f.write(b"\x00\x01\x02\x03")
+    with pytest.raises(ModelError, match="expected 695e750a"):
+        registry.resolve("yolox_nano", tmp_path)
+
+
+def test_unpinned_model_file_is_refused(tmp_path: Path) -> None:
+    rogue = tmp_path / "rogue.onnx"
+    rogue.write_bytes(b"not a pinned model")
+    with pytest.raises(ModelError, match="not in the models manifest"):
+        registry.resolve_path(str(rogue))
+
+
+def test_fetch_without_url_says_to_copy(tmp_path: Path) -> None:
+    with pytest.raises(ModelError, match="no public download"):
+        registry.fetch(tmp_path, ["age_gender_retail_0013"])
+
+
+def test_cli_verify_exit_codes(tmp_path: Path, models_dir: Path) -> None:
+    from storesense.cli import main
+
+    assert main(["models", "verify", str(models_dir)]) == 0
+    assert main(["models", "verify", str(tmp_path)]) == 1

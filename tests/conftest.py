@@ -1,0 +1,35 @@
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from tests.brokers import Mosquitto
+
+REPO = Path(__file__).resolve().parent.parent
+SHARED = Path(os.environ.get("STORESENSE_SHARED", REPO.parent / "shared"))
+MODELS_DIR = Path(os.environ.get("STORESENSE_MODELS_DIR", SHARED / "models"))
+EVAL_DIR = SHARED / "data" / "eval"
+
+
+@pytest.fixture
+def broker(tmp_path: Path) -> Iterator[Mosquitto]:
+    """A real Mosquitto on a free port, anonymous access, persistence on."""
+    with Mosquitto(tmp_path / "broker") as b:
+        yield b
+
+
+@pytest.fixture(scope="session")
+def models_dir() -> Path:
+    if not (MODELS_DIR / "yolox_nano.onnx").exists():
+        pytest.fail(f"model weights not found in {MODELS_DIR}; set STORESENSE_MODELS_DIR")
+    return MODELS_DIR
+
+
+@pytest.fixture(scope="session")
+def eval_dir() -> Path:
+    if not (EVAL_DIR / "MOT17-09" / "video.mp4").exists():
+        pytest.fail(f"evaluation sequences not found in {EVAL_DIR}")
+    return EVAL_DIR
