@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.brokers import Mosquitto
+from storesense.broker import Mosquitto
 
 REPO = Path(__file__).resolve().parent.parent
 SHARED = Path(os.environ.get("STORESENSE_SHARED", REPO.parent / "shared"))
