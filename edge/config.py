@@ -1,0 +1,132 @@
+"""The edge node's configuration file (edge.toml), validated once at start.
+
+Every section forbids unknown keys so a typo fails at start with the field named, instead of
+a node silently running for months with a default. Loading reads the file and nothing else;
+relative paths are kept as written and resolved by the node against the working directory.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+
+from storesense.config import load_toml
+from storesense.schema import AnalyticsConfig, Ident
+from storesense.topics import DEFAULT_PREFIX
+
+
+class _Section(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class TlsConfig(_Section):
+    ca_file: Path = Field(description="CA certificate that signed the broker's certificate")
+    cert_file: Path | None = Field(None, description="client certificate (mutual TLS)")
+    key_file: Path | None = Field(None, description="client private key (mutual TLS)")
+    insecure: bool = Field(
+        False, description="skip the broker host name check; only for lab setups"
+    )
+
+    @model_validator(mode="after")
+    def _cert_and_key_together(self) -> TlsConfig:
+        if (self.cert_file is None) != (self.key_file is None):
+            raise ValueError("tls.cert_file and tls.key_file must be given together")
+        return self
+
+
+class BrokerConfig(_Section):
+    host: str = Field(min_length=1, description="broker host name or address")
+    port: int = Field(8883, ge=1, le=65535)
+    username: str | None = Field(None, min_length=1, max_length=128)
+    password: str | None = Field(None, max_length=256, description="prefer password_file")
+    password_file: Path | None = Field(
+        None, description="file holding the password (first line), readable by the service only"
+    )
+    tls: TlsConfig | None = None
+    keepalive_s: int = Field(30, ge=5, le=3600)
+    reconnect_min_s: float = Field(1.0, ge=0.1, le=60.0)
+    reconnect_max_s: float = Field(60.0, ge=1.0, le=3600.0)
+    topic_prefix: str = Field(DEFAULT_PREFIX, min_length=1, max_length=128)
+
+    @model_validator(mode="after")
+    def _one_password_source(self) -> BrokerConfig:
+        if self.password is not None and self.password_file is not None:
+            raise ValueError("give broker.password or broker.password_file, not both")
+        if self.reconnect_max_s < self.reconnect_min_s:
+            raise ValueError(
+                f"broker.reconnect_max_s {self.reconnect_max_s} is below "
+                f"reconnect_min_s {self.reconnect_min_s}"
+            )
+        return self
+
+
+class OutboxConfig(_Section):
+    path: Path | None = Field(None, description="SQLite file; default <state_dir>/outbox.sqlite")
+    max_messages: int = Field(
+        200_000, ge=10, le=10_000_000,
+        description="size bound; when reached the oldest windows are dropped and counted",
+    )
+    replay_rate: float = Field(
+        50.0, ge=0.0, le=100_000.0,
+        description="messages per second sent from the outbox; 0 = unthrottled",
+    )
+    max_inflight: int = Field(20, ge=1, le=1000, description="unacknowledged publishes at once")
+
+
+class DetectorConfig(_Section):
+    model: str = Field("yolox_nano", min_length=1, max_length=64)
+    threads: int = Field(1, ge=1, le=64, description="onnxruntime intra-op threads")
+
+
+class CameraConfig(_Section):
+    camera_id: Ident
+    source: str | int = Field(description="RTSP URL, video file path or USB camera index")
+    loop: bool = Field(False, description="restart a video file at its end (demo, tests)")
+    realtime: bool = Field(False, description="pace a video file at its frame rate")
+    analytics: AnalyticsConfig = Field(default_factory=AnalyticsConfig)
+
+
+class EdgeConfig(_Section):
+    store_id: Ident
+    device_id: Ident
+    state_dir: Path = Field(
+        Path("/var/lib/storesense"),
+        description="outbox and last applied remote configs live here",
+    )
+    models_dir: Path | None = None
+    status_interval_s: float = Field(30.0, ge=0.2, le=3600.0)
+    demographics: bool = Field(True, description="load the face and age/gender models")
+    broker: BrokerConfig
+    outbox: OutboxConfig = Field(default_factory=OutboxConfig)
+    detector: DetectorConfig = Field(default_factory=DetectorConfig)
+    cameras: Annotated[list[CameraConfig], Field(min_length=1, max_length=64)]
+
+    @model_validator(mode="after")
+    def _unique_camera_ids(self) -> EdgeConfig:
+        ids = [c.camera_id for c in self.cameras]
+        dup = sorted({i for i in ids if ids.count(i) > 1})
+        if dup:
+            raise ValueError(f"cameras: camera_id must be unique, repeated: {dup}")
+        return self
+
+    @property
+    def outbox_path(self) -> Path:
+        return self.outbox.path or self.state_dir / "outbox.sqlite"
+
+    @property
+    def remote_config_dir(self) -> Path:
+        return self.state_dir / "remote_config"
+
+
+def load_edge_config(path: str | Path) -> EdgeConfig:
+    """Parse and validate edge.toml; raises ConfigError naming the field and value."""
+    return load_toml(path, EdgeConfig)
+
+
+def read_password(broker: BrokerConfig) -> str | None:
+    """The broker password from the config or its file (read at connect, not at load)."""
+    if broker.password_file is None:
+        return broker.password
+    return broker.password_file.read_text(encoding="utf-8").splitlines()[0].strip()

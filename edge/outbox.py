@@ -1,0 +1,137 @@
+"""The durable outbox: every window aggregate is committed here before it is published.
+
+paho keeps unacknowledged QoS 1 messages in memory only, so a reboot, a crash or kill -9
+would lose them. The outbox is a SQLite file on the device; a row is deleted only after the
+broker acknowledged the publish (PUBACK). Rows are sent oldest window first.
+
+Durability: WAL with ``synchronous=FULL``. NORMAL in WAL mode survives a process crash but
+may lose the last commits on a power cut, and a store's power is cut every night in some
+chains. One fsync per window (one per camera per minute) costs nothing; acks are batched
+by the caller only in the sense that losing an ack costs a duplicate, never a window.
+
+Size bound: when ``max_messages`` is reached the oldest windows are dropped first and the
+drop is counted (persisted), so status can say how much HQ will never see.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+import threading
+from dataclasses import dataclass
+from pathlib import Path
+
+from storesense.schema import WindowAggregate
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS outbox (
+    seq INTEGER PRIMARY KEY AUTOINCREMENT,
+    message_id TEXT NOT NULL UNIQUE,
+    topic TEXT NOT NULL,
+    window_start REAL NOT NULL,
+    payload BLOB NOT NULL
+);
+CREATE INDEX IF NOT EXISTS outbox_order ON outbox (window_start, seq);
+CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value INTEGER NOT NULL);
+"""
+
+
+@dataclass(frozen=True)
+class Row:
+    seq: int
+    message_id: str
+    topic: str
+    payload: bytes
+
+
+@dataclass(frozen=True)
+class OutboxStats:
+    depth: int
+    dropped: int
+    full: bool
+
+
+class Outbox:
+    """Thread-safe: camera threads put, the publisher reads, paho's thread acks."""
+
+    def __init__(self, path: str | Path, max_messages: int = 200_000) -> None:
+        if max_messages < 1:
+            raise ValueError(f"max_messages must be >= 1, got {max_messages}")
+        self.path = Path(path)
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        self.max_messages = max_messages
+        self._lock = threading.Lock()
+        # isolation_level=None: we issue BEGIN/COMMIT ourselves so each put is one transaction.
+        self._db = sqlite3.connect(self.path, check_same_thread=False, isolation_level=None)
+        self._db.execute("PRAGMA journal_mode=WAL")
+        self._db.execute("PRAGMA synchronous=FULL")
+        self._db.executescript(_SCHEMA)
+        self._depth = int(self._db.execute("SELECT count(*) FROM outbox").fetchone()[0])
+        self._dropped = self._meta("dropped")
+
+    def _meta(self, key: str) -> int:
+        row = self._db.execute("SELECT value FROM meta WHERE key = ?", (key,)).fetchone()
+        return int(row[0]) if row else 0
+
+    def put(self, topic: str, window: WindowAggregate) -> int:
+        """Commit one window; returns how many oldest windows were dropped to make room."""
+        payload = window.model_dump_json().encode()
+        start = window.window_start.timestamp()
+        with self._lock:
+            self._db.execute("BEGIN IMMEDIATE")
+            try:
+                # Same id again (a restarted pipeline re-closing a window): first copy wins;
+                # the gateway upserts on message_id, so nothing is lost either way.
+                cur = self._db.execute(
+                    "INSERT OR IGNORE INTO outbox (message_id, topic, window_start, payload) "
+                    "VALUES (?, ?, ?, ?)",
+                    (window.message_id, topic, start, payload),
+                )
+                dropped = self._drop_oldest_over_bound() if cur.rowcount else 0
+                self._db.execute("COMMIT")
+            except BaseException:
+                self._db.execute("ROLLBACK")
+                raise
+            self._depth += cur.rowcount - dropped
+            self._dropped += dropped
+            return dropped
+
+    def _drop_oldest_over_bound(self) -> int:
+        excess = self._depth + 1 - self.max_messages
+        if excess <= 0:
+            return 0
+        self._db.execute(
+            "DELETE FROM outbox WHERE seq IN "
+            "(SELECT seq FROM outbox ORDER BY window_start, seq LIMIT ?)",
+            (excess,),
+        )
+        self._db.execute(
+            "INSERT INTO meta (key, value) VALUES ('dropped', ?) "
+            "ON CONFLICT (key) DO UPDATE SET value = value + excluded.value",
+            (excess,),
+        )
+        return excess
+
+    def oldest(self, limit: int, skip: frozenset[int] = frozenset()) -> list[Row]:
+        """Up to ``limit`` rows in window-start order, leaving out seqs in ``skip`` (in flight)."""
+        with self._lock:
+            cur = self._db.execute(
+                "SELECT seq, message_id, topic, payload FROM outbox "
+                "ORDER BY window_start, seq LIMIT ?",
+                (limit + len(skip),),
+            )
+            rows = [Row(int(s), str(m), str(t), bytes(p)) for s, m, t, p in cur]
+        return [r for r in rows if r.seq not in skip][:limit]
+
+    def ack(self, seq: int) -> None:
+        """The broker has the message: forget it. Unknown seqs (dropped meanwhile) are fine."""
+        with self._lock:
+            cur = self._db.execute("DELETE FROM outbox WHERE seq = ?", (seq,))
+            self._depth -= cur.rowcount
+
+    def stats(self) -> OutboxStats:
+        with self._lock:
+            return OutboxStats(self._depth, self._dropped, self._depth >= self.max_messages)
+
+    def close(self) -> None:
+        with self._lock:
+            self._db.close()

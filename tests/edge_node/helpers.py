@@ -1,0 +1,80 @@
+"""Test helpers: real WindowAggregate messages and a subscriber that records what arrives."""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Callable
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import paho.mqtt.client as mqtt
+from paho.mqtt.enums import CallbackAPIVersion
+
+from storesense.schema import OccupancyStats, WindowAggregate, message_id
+from tests.brokers import Mosquitto
+
+T0 = datetime(2026, 11, 23, 9, 0, 0, tzinfo=UTC)
+
+
+def window(store: str, camera: str, i: int, window_s: int = 10) -> WindowAggregate:
+    """The i-th window of a camera, synthetic timestamps, otherwise a real message."""
+    start = T0 + timedelta(seconds=i * window_s)
+    return WindowAggregate(
+        message_id=message_id(store, camera, start), store_id=store, camera_id=camera,
+        window_start=start, window_end=start + timedelta(seconds=window_s), frames=i,
+        occupancy=OccupancyStats(avg=0.5, max=1),
+    )
+
+
+def wait_until(cond: Callable[[], bool], timeout: float, what: str) -> None:
+    """Poll ``cond`` until true; fail naming ``what`` (bounded, no fixed sleeps)."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if cond():
+            return
+        time.sleep(0.05)
+    raise AssertionError(f"timed out after {timeout}s waiting for {what}")
+
+
+class Collector:
+    """A subscriber with a persistent session (clean_session=False, QoS 1), recording
+    (topic, payload) in arrival order; the broker queues for it while it is away."""
+
+    def __init__(
+        self, broker: Mosquitto, topic: str, *, client_id: str = "collector",
+        username: str | None = None, password: str | None = None, **tls: Any,
+    ) -> None:
+        self.topic = topic
+        self.messages: list[tuple[str, bytes]] = []
+        self.lock = threading.Lock()
+        self.subscribed = threading.Event()
+        c = mqtt.Client(
+            CallbackAPIVersion.VERSION2, client_id=client_id, clean_session=False,
+            protocol=mqtt.MQTTv311,
+        )
+        if username:
+            c.username_pw_set(username, password)
+        if tls:
+            c.tls_set(**tls)
+        c.on_connect = lambda cl, *_: cl.subscribe(topic, qos=1)
+        c.on_subscribe = lambda *_: self.subscribed.set()
+        c.on_message = self._on_message
+        c.reconnect_delay_set(1, 2)
+        self.client = c
+        c.connect_async(broker.host, broker.port, 10)
+        c.loop_start()
+        if not self.subscribed.wait(10):
+            raise AssertionError(f"collector could not subscribe to {topic}")
+
+    def _on_message(self, client: mqtt.Client, userdata: Any, msg: mqtt.MQTTMessage) -> None:
+        with self.lock:
+            self.messages.append((msg.topic, bytes(msg.payload)))
+
+    def payloads(self) -> list[bytes]:
+        with self.lock:
+            return [p for _, p in self.messages]
+
+    def close(self) -> None:
+        self.client.disconnect()
+        self.client.loop_stop()
