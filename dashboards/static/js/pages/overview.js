@@ -1,0 +1,209 @@
+// HQ overview: today against the same weekday last week, trend, store ranking, occupancy now,
+// device health; filters by region, franchisee, day and trend range (all store-local days).
+import { apiGet } from "../api.js";
+import { baseGrid, drawChart } from "../charts.js";
+import { $, el, errorText, fillSelect, showEmpty } from "../dom.js";
+import {
+  fmtChangePct, fmtDay, fmtDuration, fmtInstant, fmtInt, fmtPeriod, fmtRatio,
+} from "../format.js";
+import { storeName, t } from "../i18n.js";
+import { boot, reloading } from "../shell.js";
+
+const state = { me: null, stores: [], byId: new Map(), overview: null, devices: [],
+  sort: { key: "visitors", dir: -1 } };
+
+function filters() {
+  return {
+    region: $("#f-region").value,
+    franchisee: $("#f-franchisee").value,
+    date: $("#f-date").value,
+    trend_days: $("#f-range").value,
+  };
+}
+
+function remember(f) {
+  const q = new URLSearchParams();
+  for (const [k, v] of Object.entries(f)) if (v) q.set(k, v);
+  history.replaceState(null, "", `${location.pathname}${q.toString() ? `?${q}` : ""}`);
+}
+
+async function fetchData() {
+  const f = filters();
+  remember(f);
+  const sel = { region: f.region, franchisee: f.franchisee };
+  const [overview, devices] = await Promise.all([
+    apiGet("/overview", { ...sel, date: f.date, trend_days: f.trend_days }),
+    apiGet("/devices", sel),
+  ]);
+  state.overview = overview;
+  state.devices = devices;
+}
+
+async function load(me) {
+  state.me = me;
+  state.stores = await apiGet("/stores");
+  state.byId = new Map(state.stores.map((s) => [s.store_id, s]));
+  const q = new URLSearchParams(location.search);
+  fillSelect($("#f-region"), [...new Set(state.stores.map((s) => s.region))].sort(), t("filter.all"));
+  fillSelect($("#f-franchisee"), [...new Set(state.stores.map((s) => s.franchisee))].sort(),
+    t("filter.all"));
+  $("#f-region").value = q.get("region") || "";
+  $("#f-franchisee").value = q.get("franchisee") || "";
+  $("#f-date").value = q.get("date") || "";
+  $("#f-range").value = q.get("trend_days") || "28";
+  for (const id of ["#f-region", "#f-franchisee", "#f-date", "#f-range"]) {
+    $(id).addEventListener("change", () => {
+      reloading(async () => {
+        await fetchData();
+        render();
+      }).catch(fail);
+    });
+  }
+  await fetchData();
+}
+
+function renderKpis(ov) {
+  $("#kpi-visitors-label").textContent = t("kpi.visitors", { date: fmtDay(ov.date, true) });
+  $("#kpi-visitors").textContent = fmtInt(ov.visitors);
+  $("#kpi-lastweek").textContent = t("kpi.lastWeek", { n: fmtInt(ov.visitors_last_week) });
+  const change = $("#kpi-change");
+  change.textContent = fmtChangePct(ov.change_pct);
+  change.className = `kpi-value ${ov.change_pct > 0 ? "up" : ov.change_pct < 0 ? "down" : ""}`;
+  $("#kpi-occupancy").textContent = fmtInt(ov.occupancy_now);
+  $("#kpi-online").textContent = `${fmtInt(ov.stores_online)} / ${fmtInt(ov.stores_total)}`;
+  $("#kpi-online").className = `kpi-value ${ov.stores_online < ov.stores_total ? "down" : ""}`;
+}
+
+function renderTrend(ov) {
+  const trend = ov.trend || [];
+  const hasData = trend.some((p) => p.visitors > 0);
+  drawChart($("#trend-chart"), {
+    grid: { ...baseGrid, top: 20, bottom: 10 },
+    tooltip: { trigger: "axis", valueFormatter: fmtInt },
+    xAxis: { type: "category", data: trend.map((p) => fmtPeriod(p.date)) },
+    yAxis: { type: "value", axisLabel: { formatter: fmtInt } },
+    series: [{ type: "line", name: t("col.visitors"), data: trend.map((p) => p.visitors),
+      smooth: true, areaStyle: { opacity: 0.12 }, symbolSize: 5 }],
+  }, { hasData, emptyMessage: t("empty.noTrend") });
+}
+
+const COLUMNS = [
+  ["rank", "col.rank", null],
+  ["name", "col.store", (s) => storeName(s)],
+  ["region", "col.region", (s) => s.region],
+  ["franchisee", "col.franchisee", (s) => s.franchisee],
+  ["visitors", "col.visitors", (s) => s.visitors],
+  ["visitors_last_week", "col.lastWeek", (s) => s.visitors_last_week],
+  ["change_pct", "col.change", (s) => s.change_pct],
+  ["conversion", "col.conversion", (s) => s.conversion],
+  ["avg_dwell_s", "col.dwell", (s) => s.avg_dwell_s],
+  ["occupancy_now", "col.occupancy", (s) => s.occupancy_now],
+  ["online", "col.status", (s) => (s.online ? 1 : 0)],
+];
+
+function sortedStores(stores) {
+  const col = COLUMNS.find((c) => c[0] === state.sort.key) || COLUMNS[4];
+  const get = col[2];
+  return [...stores].sort((a, b) => {
+    const va = get(a);
+    const vb = get(b);
+    if (va === vb) return storeName(a).localeCompare(storeName(b));
+    if (va === null || va === undefined) return 1;
+    if (vb === null || vb === undefined) return -1;
+    return (va < vb ? -1 : 1) * state.sort.dir;
+  });
+}
+
+function statusCell(s) {
+  const tz = state.byId.get(s.store_id)?.timezone;
+  const badge = el("span", { class: `badge ${s.online ? "ok" : "bad"}` },
+    t(s.online ? "dev.online" : "dev.offline"));
+  return el("td", { "data-col": "online", title: fmtInstant(s.last_seen, tz) }, badge);
+}
+
+function renderRanking(ov) {
+  const table = $("#ranking");
+  const head = el("tr", {}, COLUMNS.map(([key, label]) => {
+    const active = state.sort.key === key;
+    const th = el("th", { "data-col": key, class: key === "rank" ? "" : "sortable",
+      "aria-sort": active ? (state.sort.dir < 0 ? "descending" : "ascending") : null },
+    t(label), active ? (state.sort.dir < 0 ? " ▾" : " ▴") : "");
+    if (key !== "rank") {
+      th.addEventListener("click", () => {
+        state.sort = { key, dir: active ? -state.sort.dir : (key === "name" ? 1 : -1) };
+        renderRanking(state.overview);
+      });
+    }
+    return th;
+  }));
+  const rows = sortedStores(ov.stores || []).map((s, i) => el("tr", { "data-store-id": s.store_id,
+    class: s.online ? "" : "offline" },
+  el("td", { "data-col": "rank", class: "num" }, fmtInt(i + 1)),
+  el("td", { "data-col": "name" }, el("a", { href: `store.html?store=${encodeURIComponent(s.store_id)}` },
+    storeName(s))),
+  el("td", { "data-col": "region" }, s.region),
+  el("td", { "data-col": "franchisee" }, s.franchisee),
+  el("td", { "data-col": "visitors", class: "num" }, fmtInt(s.visitors)),
+  el("td", { "data-col": "visitors_last_week", class: "num" }, fmtInt(s.visitors_last_week)),
+  el("td", { "data-col": "change_pct", class: `num ${s.change_pct > 0 ? "up" : s.change_pct < 0 ? "down" : ""}` },
+    fmtChangePct(s.change_pct)),
+  el("td", { "data-col": "conversion", class: "num" }, fmtRatio(s.conversion)),
+  el("td", { "data-col": "avg_dwell_s", class: "num" }, fmtDuration(s.avg_dwell_s)),
+  el("td", { "data-col": "occupancy_now", class: "num" }, fmtInt(s.occupancy_now)),
+  statusCell(s)));
+  table.replaceChildren(el("thead", {}, head), el("tbody", {}, rows));
+  $("#ranking-empty").hidden = rows.length > 0;
+  if (!rows.length) showEmpty($("#ranking-empty"), t("empty.noStores"));
+}
+
+function renderDevices(ov) {
+  const box = $("#devices");
+  const offline = (ov.stores || []).filter((s) => !s.online);
+  const problems = [];
+  for (const d of state.devices || []) {
+    for (const c of d.cameras || []) {
+      if (c.state !== "ok") problems.push({ d, c });
+    }
+  }
+  const parts = [];
+  if (!offline.length) {
+    parts.push(el("p", { class: "ok-line" }, t("dev.allOnline", { n: fmtInt(ov.stores_total) })));
+  } else {
+    parts.push(el("h3", {}, `${t("dev.offlineList")} (${fmtInt(offline.length)})`));
+    parts.push(el("ul", { class: "offline-list" }, offline.map((s) => {
+      const tz = state.byId.get(s.store_id)?.timezone;
+      return el("li", { "data-store-id": s.store_id },
+        el("span", { class: "badge bad" }, t("dev.offline")), " ",
+        el("a", { href: `store.html?store=${encodeURIComponent(s.store_id)}` }, storeName(s)), " · ",
+        el("span", { class: "muted" }, `${t("col.lastSeen")}: ${s.last_seen ? fmtInstant(s.last_seen, tz) : t("dev.neverSeen")}`));
+    })));
+  }
+  if (problems.length) {
+    parts.push(el("h3", {}, t("dev.cameraProblems")));
+    parts.push(el("ul", { class: "offline-list" }, problems.slice(0, 50).map(({ d, c }) => el("li", {},
+      el("span", { class: "badge warn" }, c.state), " ",
+      `${storeName(state.byId.get(d.store_id)) || d.store_id} / ${c.camera_id}`,
+      c.last_error ? el("span", { class: "muted" }, ` · ${c.last_error}`) : null))));
+  }
+  box.replaceChildren(...parts);
+}
+
+function render() {
+  const ov = state.overview;
+  if (!ov) return;
+  fillSelect($("#f-region"), [...new Set(state.stores.map((s) => s.region))].sort(), t("filter.all"));
+  fillSelect($("#f-franchisee"), [...new Set(state.stores.map((s) => s.franchisee))].sort(),
+    t("filter.all"));
+  for (const opt of $("#f-range").options) opt.textContent = t("range.days", { n: fmtInt(Number(opt.value)) });
+  renderKpis(ov);
+  renderTrend(ov);
+  renderRanking(ov);
+  renderDevices(ov);
+}
+
+function fail(err) {
+  $("#page-error").textContent = errorText(err);
+  $("#page-error").hidden = false;
+}
+
+boot({ load, render, fail });

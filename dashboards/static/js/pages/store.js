@@ -1,0 +1,247 @@
+// Store page: hourly in/out and occupancy, dwell by zone, zone-to-zone flow (Sankey),
+// demographics with small cells suppressed, conversion when POS data exists, camera status.
+import { apiGet } from "../api.js";
+import { baseGrid, drawChart } from "../charts.js";
+import { $, el, errorText, showEmpty } from "../dom.js";
+import {
+  daysBetween, fmtDuration, fmtInstant, fmtInt, fmtNum, fmtPeriod, fmtRatio, todayIn,
+} from "../format.js";
+import { storeName, t } from "../i18n.js";
+import { boot, reloading } from "../shell.js";
+
+const storeId = new URLSearchParams(location.search).get("store");
+const state = { store: null, traffic: null, zones: [], transitions: [], demo: null,
+  conversion: null, devices: [] };
+
+function range() {
+  return { start: $("#f-start").value, end: $("#f-end").value };
+}
+
+async function fetchData() {
+  const r = range();
+  const granularity = daysBetween(r.start, r.end) > 3 ? "day" : "hour";
+  const sel = { store_id: storeId, ...r };
+  const enc = encodeURIComponent(storeId);
+  const [traffic, zones, transitions, demo, conversion, devices] = await Promise.all([
+    apiGet("/traffic", { ...sel, granularity }),
+    apiGet(`/stores/${enc}/zones`, r),
+    apiGet(`/stores/${enc}/transitions`, r),
+    apiGet(`/stores/${enc}/demographics`, r),
+    apiGet("/conversion", { ...sel, granularity }),
+    apiGet("/devices", { store_id: storeId }),
+  ]);
+  Object.assign(state, { traffic, zones: zones.zones || [], transitions: transitions.transitions || [],
+    demo, conversion, devices });
+}
+
+async function load() {
+  if (!storeId) throw Object.assign(new Error(t("err.nostore")), { noStore: true });
+  const stores = await apiGet("/stores");
+  state.store = stores.find((s) => s.store_id === storeId) || null;
+  const tz = state.store ? state.store.timezone : undefined;
+  const q = new URLSearchParams(location.search);
+  const today = todayIn(tz);
+  $("#f-end").value = q.get("end") || today;
+  $("#f-start").value = q.get("start") || $("#f-end").value;
+  for (const id of ["#f-start", "#f-end"]) {
+    $(id).addEventListener("change", () => {
+      if ($("#f-start").value > $("#f-end").value) $("#f-start").value = $("#f-end").value;
+      reloading(async () => { await fetchData(); render(); }).catch(fail);
+    });
+  }
+  // A store outside the token's scope is missing from /stores; the calls below then get 403.
+  await fetchData();
+}
+
+function renderHead() {
+  const s = state.store;
+  $("#store-name").textContent = s ? storeName(s) : storeId;
+  $("#store-meta").textContent = s ? `${s.store_id} · ${s.region} · ${s.franchisee}` : storeId;
+  $("#tz-note").textContent = t("note.storeTime", { tz: s ? s.timezone : "?" });
+  $("#heatmap-link").href = `heatmap.html?store=${encodeURIComponent(storeId)}`;
+  document.title = `storesense · ${$("#store-name").textContent}`;
+}
+
+function renderTraffic() {
+  const series = state.traffic.series || [];
+  const hourly = state.traffic.granularity !== "day";
+  $("#traffic-title").textContent = t(hourly ? "st.hourly" : "st.daily");
+  const multiDay = series.length && series[0].period.slice(0, 10) !== series.at(-1).period.slice(0, 10);
+  drawChart($("#traffic-chart"), {
+    grid: { ...baseGrid, top: 50 },
+    legend: { top: 0 },
+    tooltip: { trigger: "axis", valueFormatter: (v) => fmtNum(v) },
+    xAxis: { type: "category", data: series.map((p) => fmtPeriod(p.period, multiDay)) },
+    yAxis: [{ type: "value", name: t("st.visitors"), axisLabel: { formatter: fmtInt } },
+      { type: "value", name: t("st.occMax"), splitLine: { show: false }, axisLabel: { formatter: fmtInt } }],
+    series: [
+      { type: "bar", name: t("st.in"), data: series.map((p) => p.in) },
+      { type: "bar", name: t("st.out"), data: series.map((p) => p.out) },
+      { type: "line", name: t("st.occAvg"), yAxisIndex: 1, data: series.map((p) => p.occupancy_avg), smooth: true },
+      { type: "line", name: t("st.occMax"), yAxisIndex: 1, data: series.map((p) => p.occupancy_max),
+        lineStyle: { type: "dashed" }, smooth: true },
+    ],
+  }, { hasData: series.some((p) => p.in > 0 || p.out > 0), emptyMessage: t("empty.noData") });
+}
+
+function renderZones() {
+  const zones = state.zones;
+  const has = zones.some((z) => z.visits > 0 || z.entries > 0);
+  drawChart($("#zones-chart"), {
+    grid: { ...baseGrid, top: 36 },
+    legend: { top: 0 },
+    tooltip: { trigger: "axis", valueFormatter: fmtDuration },
+    xAxis: { type: "value", axisLabel: { formatter: fmtDuration } },
+    yAxis: { type: "category", data: zones.map((z) => z.zone) },
+    series: [
+      { type: "bar", name: t("st.dwellMean"), data: zones.map((z) => z.dwell_mean_s) },
+      { type: "bar", name: t("st.dwellP50"), data: zones.map((z) => z.dwell_p50_s) },
+      { type: "bar", name: t("st.dwellP90"), data: zones.map((z) => z.dwell_p90_s) },
+    ],
+  }, { hasData: has, emptyMessage: t("empty.noZones") });
+  const table = $("#zones-table");
+  if (!has) {
+    table.replaceChildren();
+    return;
+  }
+  const cols = ["col.zone", "col.entries", "col.stops", "col.stopRate", "col.dwell", "col.p50", "col.p90"];
+  table.replaceChildren(
+    el("thead", {}, el("tr", {}, cols.map((c, i) => el("th", { class: i ? "num" : "" }, t(c))))),
+    el("tbody", {}, zones.map((z) => el("tr", { "data-zone": z.zone },
+      el("td", {}, z.zone), el("td", { class: "num" }, fmtInt(z.entries)),
+      el("td", { class: "num" }, fmtInt(z.stops)), el("td", { class: "num" }, fmtRatio(z.stop_rate)),
+      el("td", { class: "num" }, fmtDuration(z.dwell_mean_s)),
+      el("td", { class: "num" }, fmtDuration(z.dwell_p50_s)),
+      el("td", { class: "num" }, fmtDuration(z.dwell_p90_s))))));
+}
+
+function renderFlow() {
+  // Sankey needs an acyclic graph: "from" zones on the left and "to" zones on the right are
+  // separate nodes, so A→B and B→A can both be drawn.
+  const links = state.transitions.filter((x) => x.count > 0);
+  const from = [...new Set(links.map((x) => x.from_zone))];
+  const to = [...new Set(links.map((x) => x.to_zone))];
+  drawChart($("#flow-chart"), {
+    tooltip: { trigger: "item",
+      formatter: (p) => (p.dataType === "edge"
+        ? `${p.data.source.slice(1)} → ${p.data.target.slice(1)}: ${fmtInt(p.data.value)}`
+        : `${p.name.slice(1)}: ${fmtInt(p.value)}`) },
+    series: [{
+      type: "sankey", left: 10, right: 110, top: 10, bottom: 10, nodeAlign: "justify",
+      emphasis: { focus: "adjacency" }, lineStyle: { color: "gradient", opacity: 0.4 },
+      label: { formatter: (p) => p.name.slice(1) },
+      data: [...from.map((z) => ({ name: `<${z}` })), ...to.map((z) => ({ name: `>${z}` }))],
+      links: links.map((x) => ({ source: `<${x.from_zone}`, target: `>${x.to_zone}`, value: x.count })),
+    }],
+  }, { hasData: links.length > 0, emptyMessage: t("empty.noTransitions") });
+}
+
+function demoTable(title, counts, labelOf, minCell, suppressed) {
+  const entries = Object.entries(counts || {});
+  const known = entries.reduce((a, [, n]) => a + (n || 0), 0);
+  const max = Math.max(1, ...entries.map(([, n]) => n || 0));
+  return el("table", { class: "data demo" },
+    el("thead", {}, el("tr", {}, el("th", {}, title), el("th", { class: "num" }, t("col.count")),
+      el("th", { class: "num" }, t("col.share")), el("th", {}))),
+    el("tbody", {}, entries.map(([key, n]) => {
+      const hidden = n === null || n === undefined;
+      const text = hidden ? (suppressed.has(key) ? `<${minCell}` : "—") : fmtInt(n);
+      return el("tr", { "data-group": key, class: hidden ? "suppressed" : "" },
+        el("td", {}, labelOf(key)), el("td", { class: "num" }, text),
+        el("td", { class: "num" }, hidden || !known ? "—" : fmtRatio(n / known)),
+        el("td", {}, hidden ? "" : el("span", { class: "bar", style: `width:${Math.round((120 * n) / max)}px` })));
+    })));
+}
+
+function renderDemo() {
+  const box = $("#demo");
+  const d = state.demo;
+  const total = Object.values(d.age_bands || {}).length + Object.values(d.genders || {}).length;
+  if (!d || !d.visitors || !total) {
+    showEmpty(box, t("empty.noDemo"));
+    return;
+  }
+  const minCell = d.min_cell ?? 5;
+  // "suppressed" may list "age:<25"-style or plain keys; match either.
+  const sup = new Set((d.suppressed || []).flatMap((s) => [s, String(s).split(/[:/]/).pop()]));
+  const ageLabel = (k) => (k === "unknown" ? t("age.unknown") : k);
+  box.replaceChildren(
+    demoTable(t("st.age"), d.age_bands, ageLabel, minCell, sup),
+    demoTable(t("st.gender"), d.genders, (k) => t(`gender.${k}`), minCell, sup),
+    el("p", { class: "muted", id: "demo-note" }, t("st.demoNote", { n: minCell })));
+}
+
+function renderConversion() {
+  const series = state.conversion.series || [];
+  const hasPos = series.some((p) => p.conversion !== null && p.conversion !== undefined);
+  const multiDay = series.length && series[0].period.slice(0, 10) !== series.at(-1).period.slice(0, 10);
+  drawChart($("#conversion-chart"), {
+    grid: { ...baseGrid, top: 50 },
+    legend: { top: 0 },
+    tooltip: { trigger: "axis" },
+    xAxis: { type: "category", data: series.map((p) => fmtPeriod(p.period, multiDay)) },
+    yAxis: [{ type: "value", axisLabel: { formatter: fmtInt } },
+      { type: "value", splitLine: { show: false }, axisLabel: { formatter: (v) => fmtRatio(v) } }],
+    series: [
+      { type: "bar", name: t("col.transactions"), data: series.map((p) => p.transactions),
+        tooltip: { valueFormatter: fmtInt } },
+      { type: "line", name: t("col.conversion"), yAxisIndex: 1, data: series.map((p) => p.conversion),
+        tooltip: { valueFormatter: fmtRatio }, connectNulls: false },
+    ],
+  }, { hasData: hasPos, emptyMessage: t("empty.noPos") });
+}
+
+function renderCameras() {
+  const box = $("#cameras");
+  const tz = state.store?.timezone;
+  const warn = $("#camera-warning");
+  const devices = state.devices || [];
+  const bad = [];
+  for (const d of devices) {
+    for (const c of d.cameras || []) if (!d.online || c.state !== "ok") bad.push(c.camera_id);
+    if (!d.online && !(d.cameras || []).length) bad.push(d.device_id);
+  }
+  warn.hidden = !bad.length;
+  warn.textContent = bad.length ? t("empty.cameraOffline", { cams: bad.join(", ") }) : "";
+  if (!devices.length) {
+    showEmpty(box, t("empty.noDevices"));
+    return;
+  }
+  const cols = ["col.device", "col.camera", "col.state", "col.fps", "col.lag", "col.lastSeen",
+    "col.outbox", "col.lastError"];
+  const rows = devices.flatMap((d) => {
+    const cams = d.cameras && d.cameras.length ? d.cameras : [null];
+    return cams.map((c) => el("tr", { class: d.online && (!c || c.state === "ok") ? "" : "offline" },
+      el("td", {}, d.device_id, " ", el("span", { class: `badge ${d.online ? "ok" : "bad"}` },
+        t(d.online ? "dev.online" : "dev.offline"))),
+      el("td", {}, c ? c.camera_id : "—"),
+      el("td", {}, c ? c.state : d.state),
+      el("td", { class: "num" }, c ? fmtNum(c.fps) : "—"),
+      el("td", { class: "num" }, c ? fmtDuration(c.lag_s) : "—"),
+      el("td", {}, fmtInstant(d.last_seen, tz)),
+      el("td", { class: "num" }, fmtInt(d.outbox_depth)),
+      el("td", { class: "muted" }, c && c.last_error ? c.last_error : "")));
+  });
+  box.replaceChildren(el("div", { class: "table-wrap" }, el("table", { class: "data" },
+    el("thead", {}, el("tr", {}, cols.map((c) => el("th", {}, t(c))))), el("tbody", {}, rows))));
+}
+
+function render() {
+  renderHead();
+  renderTraffic();
+  renderZones();
+  renderFlow();
+  renderDemo();
+  renderConversion();
+  renderCameras();
+}
+
+function fail(err) {
+  $("#store-body").hidden = true;
+  const box = $("#page-error");
+  box.hidden = false;
+  if (err && err.noStore) box.textContent = t("err.nostore");
+  else box.textContent = errorText(err, { id: storeId });
+}
+
+boot({ load, render, fail });
