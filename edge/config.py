@@ -65,7 +65,7 @@ class BrokerConfig(_Section):
 class OutboxConfig(_Section):
     path: Path | None = Field(None, description="SQLite file; default <state_dir>/outbox.sqlite")
     max_messages: int = Field(
-        200_000, ge=10, le=10_000_000,
+        50_000, ge=10, le=10_000_000,
         description="size bound; when reached the oldest windows are dropped and counted",
     )
     replay_rate: float = Field(

@@ -53,7 +53,7 @@ class OutboxStats:
 class Outbox:
     """Thread-safe: camera threads put, the publisher reads, paho's thread acks."""
 
-    def __init__(self, path: str | Path, max_messages: int = 200_000) -> None:
+    def __init__(self, path: str | Path, max_messages: int = 50_000) -> None:
         if max_messages < 1:
             raise ValueError(f"max_messages must be >= 1, got {max_messages}")
         self.path = Path(path)

@@ -1,0 +1,113 @@
+"""Measurements quoted in docs/mqtt.md (run by hand, not part of the test suite):
+
+    .venv/bin/python -m tests.edge_node.measure
+
+1. backlog replay rate through a real Mosquitto, throttle off and at the default;
+2. outbox bytes per window (SQLite file growth) for a typical and a heavy window.
+"""
+
+from __future__ import annotations
+
+import random
+import tempfile
+import time
+from datetime import timedelta
+from pathlib import Path
+
+from edge.config import BrokerConfig, OutboxConfig
+from edge.outbox import Outbox
+from edge.transport import MqttTransport, OutboxPublisher
+from storesense.schema import (
+    DWELL_BIN_EDGES_S,
+    Demographics,
+    Heatmap,
+    LineCount,
+    OccupancyStats,
+    Trajectory,
+    WindowAggregate,
+    ZoneStats,
+    message_id,
+)
+from storesense.topics import Topics
+from tests.brokers import Mosquitto
+from tests.edge_node.helpers import T0, Collector, wait_until, window
+
+TOPICS = Topics()
+
+
+def replay_rate(workdir: Path, n: int, rate: float) -> float:
+    with Mosquitto(workdir / f"broker-{rate}") as broker:
+        col = Collector(broker, TOPICS.all_aggregates())
+        outbox = Outbox(workdir / f"outbox-{rate}.sqlite")
+        for i in range(n):
+            outbox.put(TOPICS.aggregate("s1", "cam1"), window("s1", "cam1", i))
+        cfg = BrokerConfig(host=broker.host, port=broker.port)
+        transport = MqttTransport(cfg, "measure")
+        pub = OutboxPublisher(outbox, transport, rate=rate, max_inflight=20)
+        transport.start()
+        wait_until(transport.connected.is_set, 10, "connect")
+        t0 = time.monotonic()
+        pub.start()
+        wait_until(lambda: outbox.stats().depth == 0, 600, "backlog drained")
+        elapsed = time.monotonic() - t0
+        wait_until(lambda: len(col.payloads()) >= n, 30, "all delivered")
+        pub.stop()
+        transport.stop()
+        col.close()
+        return n / elapsed
+
+
+def heavy_window(i: int, rng: random.Random, window_s: int = 60) -> WindowAggregate:
+    """Every optional part filled: 32x18 heatmap, 2 lines, 4 zones, 20 paths."""
+    start = T0 + timedelta(seconds=i * window_s)
+    hist = [rng.randint(0, 3) for _ in DWELL_BIN_EDGES_S]
+    zones = [
+        ZoneStats(
+            zone=f"zone-{z}", entries=sum(hist) + 1, visits=sum(hist), stops=0,
+            dwell_total_s=40.5, dwell_mean_s=4.1, dwell_p50_s=3.2, dwell_p90_s=9.9,
+            dwell_histogram=hist, occupancy=OccupancyStats(avg=1.25, max=3),
+        )
+        for z in range(4)
+    ]
+    return WindowAggregate(
+        message_id=message_id("store-0042", "entrance", start), store_id="store-0042",
+        camera_id="entrance", window_start=start,
+        window_end=start + timedelta(seconds=window_s), frames=900,
+        lines=[LineCount(line=f"line-{k}", in_count=12, out_count=9) for k in range(2)],
+        occupancy=OccupancyStats(avg=3.4, max=7), zones=zones,
+        heatmap=Heatmap(cols=32, rows=18,
+                        cells=[round(rng.random() * 5, 2) for _ in range(32 * 18)]),
+        demographics=Demographics(age_bands={"25-34": 4, "unknown": 6},
+                                  genders={"female": 5, "male": 3, "unknown": 2}),
+        paths=[Trajectory(points=[(rng.random(), rng.random()) for _ in range(12)],
+                          duration_s=14.0) for _ in range(20)],
+    )
+
+
+def bytes_per_window(workdir: Path, make: str, n: int = 2000) -> float:
+    path = workdir / f"size-{make}.sqlite"
+    ob = Outbox(path)
+    rng = random.Random(1)
+    for i in range(n):
+        w = heavy_window(i, rng) if make == "heavy" else window("store-0042", "entrance", i, 60)
+        ob.put("storesense/v1/store-0042/entrance/agg", w)
+    ob.close()
+    size = path.stat().st_size + sum(p.stat().st_size for p in path.parent.glob(path.name + "-*"))
+    return size / n
+
+
+def main() -> None:
+    with tempfile.TemporaryDirectory() as d:
+        work = Path(d)
+        print(f"replay, throttle off: {replay_rate(work, 3000, 0):.0f} msgs/s")
+        default = OutboxConfig().replay_rate
+        print(f"replay, default {default:g}/s: {replay_rate(work, 300, default):.1f} msgs/s")
+        for make in ("minimal", "heavy"):
+            b = bytes_per_window(work, make)
+            per_day = b * 3 * 86_400 / 60
+            print(f"outbox {make}: {b:.0f} B/window, 3 cameras x 60 s windows: "
+                  f"{per_day / 1e6:.1f} MB/day")
+
+
+if __name__ == "__main__":
+    main()
