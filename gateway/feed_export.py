@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 from collections import defaultdict
 from collections.abc import Iterable
 from dataclasses import dataclass
@@ -72,8 +73,13 @@ def parse_utc(text: str) -> datetime:
     return dt.astimezone(UTC)
 
 
+_UTC_ISO = re.compile(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ")
+
+
 def utc_iso(text: str) -> str:
     """Normalise to 'YYYY-MM-DDTHH:MM:SSZ' so every record spells time the same way."""
+    if _UTC_ISO.fullmatch(text):  # the storage contract's form: nothing to do
+        return text
     return parse_utc(text).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
@@ -85,8 +91,8 @@ def _line_counts(agg: dict[str, Any]) -> list[dict[str, Any]]:
     ]
 
 
-def to_record(row: WindowRow) -> dict[str, Any]:
-    """The JSON record of one window (HTTP push and jsonl files)."""
+def flat_fields(row: WindowRow) -> dict[str, Any]:
+    """The flat columns of a window's record (everything except the full aggregate)."""
     agg: dict[str, Any] = json.loads(row.payload)
     lines = _line_counts(agg)
     occ = agg.get("occupancy") or {}
@@ -106,8 +112,17 @@ def to_record(row: WindowRow) -> dict[str, Any]:
         "lines": lines,
         "occupancy_avg": float(occ.get("avg", 0.0)),
         "occupancy_max": int(occ.get("max", 0)),
-        "aggregate": agg,
     }
+
+
+def record_json(row: WindowRow) -> str:
+    """The JSON record of one window (HTTP push and jsonl files), on one line.
+
+    The stored payload is spliced in as ``aggregate`` verbatim: it was validated at ingest and
+    has just been parsed by ``flat_fields``, and re-encoding it would cost a third of the push.
+    """
+    flat = json.dumps(flat_fields(row), ensure_ascii=False, separators=(",", ":"))
+    return f'{flat[:-1]},"aggregate":{row.payload.strip()}}}'
 
 
 _TS = pa.timestamp("us", tz="UTC")  # microseconds: what Spark, Hive and Trino read natively
@@ -136,8 +151,7 @@ PARQUET_SCHEMA = pa.schema([
 
 
 def _parquet_row(row: WindowRow) -> dict[str, Any]:
-    rec = to_record(row)
-    del rec["aggregate"]
+    rec = flat_fields(row)
     rec["window_start"] = parse_utc(row.window_start)
     rec["window_end"] = parse_utc(row.window_end)
     rec["received_at"] = parse_utc(row.received_at) if row.received_at else None
@@ -166,7 +180,7 @@ def _write_tmp(rows: list[WindowRow], tmp: Path, fmt: ExportFormat) -> None:
     else:
         with tmp.open("w", encoding="utf-8") as f:
             for r in rows:
-                f.write(json.dumps(to_record(r), ensure_ascii=False, separators=(",", ":")))
+                f.write(record_json(r))
                 f.write("\n")
     with tmp.open("rb") as f:
         os.fsync(f.fileno())
