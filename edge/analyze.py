@@ -1,0 +1,178 @@
+"""`storesense analyze VIDEO`: run the pipeline over a video file, write every line crossing.
+
+The defaults (model, detector cadence, tracker and counting settings) are the ones
+docs/accuracy.md was measured with.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TextIO
+
+import cv2
+
+from edge.counting import CrossingEvent
+from edge.detector import DEFAULT_MODEL, LAYOUTS, load_detector
+from edge.pipeline import CameraPipeline
+from edge.sources import file_frames
+from storesense.config import load_toml
+from storesense.errors import ConfigError
+from storesense.schema import AnalyticsConfig, LineSpec
+
+# Detector cadence when --detect-every is not given: aim at about this many detections per
+# second of video (k = round(fps / DETECT_HZ), at least 1); the tracker predicts in between.
+DETECT_HZ = 10.0
+
+
+def parse_line(text: str) -> tuple[float, float, float, float]:
+    try:
+        x1, y1, x2, y2 = (float(v) for v in text.split(","))
+    except ValueError as e:
+        raise ConfigError(f"--line {text!r}: expected X1,Y1,X2,Y2 (normalised 0..1)") from e
+    return x1, y1, x2, y2
+
+
+def build_config(args: argparse.Namespace) -> AnalyticsConfig:
+    config = load_toml(args.config, AnalyticsConfig) if args.config else AnalyticsConfig()
+    if args.line:
+        try:
+            lines = [
+                LineSpec(name=f"line{i + 1}", points=parse_line(s)) for i, s in enumerate(args.line)
+            ]
+        except ValueError as e:
+            raise ConfigError(f"--line: {e}") from e
+        config = config.model_copy(update={"lines": lines})
+    return config
+
+
+def auto_detect_every(fps: float) -> int:
+    return max(1, min(30, round(fps / DETECT_HZ)))
+
+
+def add_common(p: argparse.ArgumentParser) -> None:
+    p.add_argument(
+        "--model",
+        default=DEFAULT_MODEL,
+        help=f"detector: {', '.join(LAYOUTS)} or a pinned file path",
+    )
+    p.add_argument("--models-dir", default=None, help="directory holding the ONNX models")
+    p.add_argument("--threads", type=int, default=1, help="onnxruntime intra-op threads")
+    p.add_argument("--config", default=None, help="TOML file validating as AnalyticsConfig")
+    p.add_argument(
+        "--detect-every",
+        type=int,
+        default=None,
+        help=f"run the detector on every k-th frame (default: ~{DETECT_HZ:g} per video second)",
+    )
+    p.add_argument("--quiet", action="store_true", help="no progress line")
+
+
+def add_arguments(p: argparse.ArgumentParser) -> None:
+    p.add_argument("video", help="video file")
+    p.add_argument("--line", action="append", help="X1,Y1,X2,Y2 normalised; repeatable")
+    p.add_argument("--events", default=None, help="write crossings here as JSON lines")
+    add_common(p)
+
+
+@dataclass
+class RunResult:
+    frames: int = 0
+    seconds: float = 0.0
+    fps_video: float = 0.0
+    events: list[tuple[int, CrossingEvent]] = field(default_factory=list)
+    track_counts: list[tuple[int, int]] = field(default_factory=list)  # (frame, people in view)
+
+
+class Progress:
+    def __init__(self, total: int, enabled: bool, stream: TextIO = sys.stderr) -> None:
+        self.total, self.stream = total, stream
+        self.enabled = enabled and stream.isatty()
+        self.t0 = self._last = time.monotonic()
+
+    def update(self, n: int) -> None:
+        now = time.monotonic()
+        if not self.enabled or now - self._last < 0.5:
+            return
+        self._last = now
+        rate = n / max(now - self.t0, 1e-9)
+        self.stream.write(f"\rframe {n}/{self.total or '?'}  {rate:.1f} frames/s ")
+        self.stream.flush()
+
+    def done(self) -> None:
+        if self.enabled:
+            self.stream.write("\n")
+
+
+def run_video(video: str, config: AnalyticsConfig, args: argparse.Namespace) -> RunResult:
+    """The pipeline over a file; crossings keyed by the 1-based frame they happened at."""
+    cv2.setNumThreads(1)
+    detector = load_detector(args.model, models_dir=args.models_dir, threads=args.threads)
+    pipe: CameraPipeline | None = None
+    res = RunResult()
+    info, frames = file_frames(video, lambda: pipe is None or pipe.detects_next())
+    k = args.detect_every or auto_detect_every(info.fps)
+    config = config.model_copy(update={"detect_every": k, "demographics": False})
+    pipe = CameraPipeline(
+        "analyze", "video", config, detector, frame_size=(info.width, info.height)
+    )
+    res.fps_video = info.fps
+    progress = Progress(info.frames, not args.quiet)
+    t0 = time.perf_counter()
+    t = 0.0
+    for index, t, image in frames:
+        pipe.process(image, t)
+        res.events.extend((_frame_of(e.t, info.fps), e) for e in pipe.last_events)
+        res.track_counts.append((index, len(pipe.last_tracks)))
+        res.frames = index
+        progress.update(index)
+    pipe.flush(t)
+    res.events.extend((_frame_of(e.t, info.fps), e) for e in pipe.last_events)
+    res.seconds = time.perf_counter() - t0
+    progress.done()
+    return res
+
+
+def _frame_of(t: float, fps: float) -> int:
+    return round(t * fps) + 1
+
+
+def summary(res: RunResult) -> dict[str, object]:
+    counts: dict[str, dict[str, int]] = {}
+    for _, e in res.events:
+        c = counts.setdefault(e.line, {"in": 0, "out": 0})
+        c[e.direction] += 1
+    return {
+        "frames": res.frames,
+        "seconds": round(res.seconds, 2),
+        "frames_per_second": round(res.frames / max(res.seconds, 1e-9), 1),
+        "counts": counts,
+    }
+
+
+def run(args: argparse.Namespace) -> int:
+    config = build_config(args)
+    if not config.lines:
+        raise ConfigError("no counting line: give --line X1,Y1,X2,Y2 or lines in --config")
+    res = run_video(args.video, config, args)
+    if args.events:
+        Path(args.events).parent.mkdir(parents=True, exist_ok=True)
+        with open(args.events, "w", encoding="utf-8") as f:
+            for frame, e in sorted(res.events, key=lambda x: x[0]):
+                f.write(
+                    json.dumps(
+                        {
+                            "frame": frame,
+                            "direction": e.direction,
+                            "track_id": e.track_id,
+                            "line": e.line,
+                        }
+                    )
+                    + "\n"
+                )
+    print(json.dumps(summary(res)))
+    return 0

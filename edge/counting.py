@@ -1,0 +1,160 @@
+"""Counting lines: who crossed, which way, counted once.
+
+Pure: ``LineCounter.update(ids, feet, t)`` takes track ids and normalised foot points and
+returns crossing events; it never reads the clock and never changes its input.
+
+Direction rule (the same as ``schema.LineSpec``): seen from (x1, y1) looking towards (x2, y2),
+walking from the left side to the right side is "in" (unless ``in_direction`` flips it).
+Image coordinates have y pointing down, so for the line (0.5, 0) -> (0.5, 1), which points down
+the image, the left side is image-right: walking image-left -> image-right is "out".
+
+Rules against double counting:
+- hysteresis: a foot point within ``hysteresis`` of the line keeps the side it had;
+- ``min_frames_on_side`` consecutive observations on the new side before a crossing counts;
+- late count: a track that ends while seen on the new side for fewer frames still counts;
+- id switch at the line: a new track that appears where a track was just lost inherits that
+  track's side, so the person's one crossing is counted once, not zero or two times.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Literal
+
+import numpy as np
+import numpy.typing as npt
+
+from storesense.schema import CountingSettings, LineSpec
+
+Direction = Literal["in", "out"]
+
+
+@dataclass(frozen=True)
+class CrossingEvent:
+    line: str
+    track_id: int
+    direction: Direction
+    t: float  # time of the first observation on the new side
+
+
+@dataclass
+class _Side:
+    side: int  # -1 left of the line, +1 right, 0 not yet known
+    last_foot: tuple[float, float]
+    last_t: float
+    candidate: int = 0
+    candidate_n: int = 0
+    candidate_t: float = 0.0
+    seen: bool = True
+
+
+def signed_distance(
+    line: tuple[float, float, float, float], feet: npt.NDArray[np.float64]
+) -> npt.NDArray[np.float64]:
+    """Distance of each point from the line; negative on its left side (y down)."""
+    x1, y1, x2, y2 = line
+    dx, dy = x2 - x1, y2 - y1
+    cross = dx * (feet[:, 1] - y1) - dy * (feet[:, 0] - x1)
+    return cross / float(np.hypot(dx, dy))
+
+
+@dataclass
+class LineCounter:
+    spec: LineSpec
+    settings: CountingSettings = field(default_factory=CountingSettings)
+    track_timeout_s: float = 2.0  # a track unseen this long has ended
+    handover_radius: float = 0.05  # normalised distance for an id switch handover
+    _tracks: dict[int, _Side] = field(default_factory=dict)
+
+    def direction(self, from_side: int) -> Direction:
+        left_to_right: Direction = "in" if self.spec.in_direction == "left_to_right" else "out"
+        other: Direction = "out" if left_to_right == "in" else "in"
+        return left_to_right if from_side < 0 else other
+
+    def update(
+        self, ids: npt.NDArray[np.int64], feet: npt.NDArray[np.floating], t: float
+    ) -> list[CrossingEvent]:
+        """Observations of one frame: track ids and foot points in normalised coordinates."""
+        dist = signed_distance(self.spec.points, np.asarray(feet, np.float64))
+        present = {int(i) for i in ids}
+        for st in self._tracks.values():
+            st.seen = False
+        events: list[CrossingEvent] = []
+        for tid, d, foot in zip(
+            ids.tolist(), dist.tolist(), np.asarray(feet).tolist(), strict=True
+        ):
+            obs = 0 if abs(d) <= self.settings.hysteresis else (-1 if d < 0 else 1)
+            known = self._tracks.get(tid)
+            st = known if known is not None else self._new_track(tid, (foot[0], foot[1]), present)
+            st.last_foot, st.last_t, st.seen = (foot[0], foot[1]), t, True
+            ev = self._observe(tid, st, obs, t)
+            if ev:
+                events.append(ev)
+        events.extend(self._expire(t))
+        return events
+
+    def finish(self) -> list[CrossingEvent]:
+        """End of stream: settle every pending crossing."""
+        events = [e for tid, st in self._tracks.items() if (e := self._late(tid, st))]
+        self._tracks.clear()
+        return events
+
+    def _new_track(self, tid: int, foot: tuple[float, float], present: set[int]) -> _Side:
+        st = _Side(0, foot, 0.0)
+        donor = self._handover_donor(foot, present)
+        if donor is not None:
+            old = self._tracks.pop(donor)
+            st.side = old.side if old.side else old.candidate
+            if old.candidate and old.candidate != old.side:
+                st.candidate, st.candidate_n, st.candidate_t = (
+                    old.candidate,
+                    old.candidate_n,
+                    old.candidate_t,
+                )
+        self._tracks[tid] = st
+        return st
+
+    def _handover_donor(self, foot: tuple[float, float], present: set[int]) -> int | None:
+        best, best_d = None, self.handover_radius
+        for tid, st in self._tracks.items():
+            if tid in present or (st.side == 0 and st.candidate == 0):
+                continue
+            d = float(np.hypot(st.last_foot[0] - foot[0], st.last_foot[1] - foot[1]))
+            if d < best_d:
+                best, best_d = tid, d
+        return best
+
+    def _observe(self, tid: int, st: _Side, obs: int, t: float) -> CrossingEvent | None:
+        if obs == 0:
+            return None
+        if st.side == 0 and st.candidate == 0:
+            st.side = obs  # first side seen: where the track comes from, not a crossing
+            return None
+        if obs == st.side:
+            st.candidate, st.candidate_n = 0, 0
+            return None
+        if obs != st.candidate:
+            st.candidate, st.candidate_n, st.candidate_t = obs, 0, t
+        st.candidate_n += 1
+        if st.candidate_n >= self.settings.min_frames_on_side:
+            return self._commit(tid, st)
+        return None
+
+    def _commit(self, tid: int, st: _Side) -> CrossingEvent | None:
+        ev = None
+        if st.side != 0:
+            ev = CrossingEvent(self.spec.name, tid, self.direction(st.side), st.candidate_t)
+        st.side, st.candidate, st.candidate_n = st.candidate, 0, 0
+        return ev
+
+    def _late(self, tid: int, st: _Side) -> CrossingEvent | None:
+        if st.candidate != 0 and st.candidate != st.side:
+            return self._commit(tid, st)
+        return None
+
+    def _expire(self, t: float) -> list[CrossingEvent]:
+        gone = [tid for tid, st in self._tracks.items() if t - st.last_t > self.track_timeout_s]
+        events = [e for tid in gone if (e := self._late(tid, self._tracks[tid]))]
+        for tid in gone:
+            del self._tracks[tid]
+        return events

@@ -1,0 +1,199 @@
+"""Person detection with the YOLOX family (onnxruntime): letterbox, decode, NMS.
+
+Both YOLOX graphs we ship are decoded here and nowhere else; they differ only in input size,
+colour order, normalisation and which class column is "person" (see models/MANIFEST.md).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import cv2
+import numpy as np
+import numpy.typing as npt
+import onnxruntime as ort
+
+from edge.detections import Detections
+from models import registry
+from storesense.errors import ModelError
+from storesense.schema import ModelInfo
+
+DEFAULT_MODEL = "yolox_nano"
+_STRIDES = (8, 16, 32)
+_PAD = 114
+
+
+@dataclass(frozen=True)
+class YoloxLayout:
+    """What distinguishes one YOLOX export from another."""
+
+    input_hw: tuple[int, int]
+    rgb_normalised: bool  # RGB, /255, ImageNet mean/std (ByteTrack) vs raw BGR (YOLOX COCO)
+    person_column: int  # index of the person probability in the output row
+    default_score: float  # lowest score kept: ByteTrack's second stage wants the low boxes
+
+
+LAYOUTS: dict[str, YoloxLayout] = {
+    "yolox_nano": YoloxLayout((416, 416), False, 5, 0.1),
+    "bytetrack_nano_mot17": YoloxLayout((608, 1088), True, 5, 0.1),
+}
+_MEAN = np.array([0.485, 0.456, 0.406], np.float32) * 255.0
+_STD = np.array([0.229, 0.224, 0.225], np.float32) * 255.0
+
+
+def make_grid(input_hw: tuple[int, int]) -> tuple[npt.NDArray[np.float32], npt.NDArray[np.float32]]:
+    """Cell offsets (n, 2) and strides (n, 1) in the output's row order (level, y, x)."""
+    cells, strides = [], []
+    for s in _STRIDES:
+        gh, gw = input_hw[0] // s, input_hw[1] // s
+        ys, xs = np.mgrid[0:gh, 0:gw]
+        cells.append(np.stack([xs.ravel(), ys.ravel()], axis=1))
+        strides.append(np.full((gh * gw, 1), s))
+    return (
+        np.concatenate(cells).astype(np.float32),
+        np.concatenate(strides).astype(np.float32),
+    )
+
+
+def nms(
+    xyxy: npt.NDArray[np.float32], scores: npt.NDArray[np.float32], iou: float
+) -> npt.NDArray[np.int64]:
+    """Greedy non-maximum suppression; indices of kept boxes, best first."""
+    order = np.argsort(-scores, kind="stable")
+    areas = (xyxy[:, 2] - xyxy[:, 0]) * (xyxy[:, 3] - xyxy[:, 1])
+    keep: list[int] = []
+    while order.size:
+        i = int(order[0])
+        keep.append(i)
+        rest = order[1:]
+        xx1 = np.maximum(xyxy[i, 0], xyxy[rest, 0])
+        yy1 = np.maximum(xyxy[i, 1], xyxy[rest, 1])
+        xx2 = np.minimum(xyxy[i, 2], xyxy[rest, 2])
+        yy2 = np.minimum(xyxy[i, 3], xyxy[rest, 3])
+        inter = np.clip(xx2 - xx1, 0, None) * np.clip(yy2 - yy1, 0, None)
+        union = areas[i] + areas[rest] - inter
+        order = rest[inter <= iou * np.maximum(union, 1e-9)]
+    return np.asarray(keep, np.int64)
+
+
+def decode_yolox(
+    raw: npt.NDArray[np.float32],
+    grid: tuple[npt.NDArray[np.float32], npt.NDArray[np.float32]],
+    person_column: int,
+    ratio: float,
+    frame_hw: tuple[int, int],
+    score_threshold: float,
+    nms_iou: float,
+) -> Detections:
+    """Raw YOLOX rows (n, 5 + classes) -> person boxes in frame pixels, clipped, after NMS."""
+    scores = raw[:, 4] * raw[:, person_column]
+    idx = np.flatnonzero(scores > score_threshold)
+    if idx.size == 0:
+        return Detections.empty()
+    rows, cells, strides = raw[idx], grid[0][idx], grid[1][idx]
+    centre = (rows[:, :2] + cells) * strides
+    half = np.exp(rows[:, 2:4]) * strides * 0.5
+    xyxy = np.concatenate([centre - half, centre + half], axis=1) / ratio
+    h, w = frame_hw
+    np.clip(xyxy[:, 0::2], 0, w, out=xyxy[:, 0::2])
+    np.clip(xyxy[:, 1::2], 0, h, out=xyxy[:, 1::2])
+    sc = scores[idx]
+    keep = nms(xyxy.astype(np.float32), sc.astype(np.float32), nms_iou)
+    return Detections(
+        xyxy[keep].astype(np.float32), sc[keep].astype(np.float32), np.zeros(len(keep), np.int64)
+    )
+
+
+class Detector:
+    """Callable person detector: BGR frame in, person Detections (frame pixels) out."""
+
+    def __init__(
+        self,
+        session: ort.InferenceSession,
+        name: str,
+        sha256: str,
+        layout: YoloxLayout,
+        *,
+        score_threshold: float | None = None,
+        nms_iou: float = 0.6,
+    ) -> None:
+        if score_threshold is not None and not 0.0 < score_threshold < 1.0:
+            raise ValueError(f"score_threshold must be in (0, 1), got {score_threshold}")
+        if not 0.0 < nms_iou <= 1.0:
+            raise ValueError(f"nms_iou must be in (0, 1], got {nms_iou}")
+        self.session, self.name, self.sha256, self.layout = session, name, sha256, layout
+        self.score_threshold = layout.default_score if score_threshold is None else score_threshold
+        self.nms_iou = nms_iou
+        self._input = session.get_inputs()[0].name
+        self._grid = make_grid(layout.input_hw)
+        self._canvas = np.full((*layout.input_hw, 3), _PAD, np.uint8)
+
+    def preprocess(self, image_bgr: npt.NDArray[np.uint8]) -> tuple[npt.NDArray[np.float32], float]:
+        """Top-left letterbox into a reused canvas; returns the NCHW tensor and the scale."""
+        ih, iw = self.layout.input_hw
+        h, w = image_bgr.shape[:2]
+        r = min(ih / h, iw / w)
+        nh, nw = round(h * r), round(w * r)
+        self._canvas[...] = _PAD
+        self._canvas[:nh, :nw] = cv2.resize(image_bgr, (nw, nh), interpolation=cv2.INTER_LINEAR)
+        if self.layout.rgb_normalised:
+            x = (self._canvas[:, :, ::-1].astype(np.float32) - _MEAN) / _STD
+        else:
+            x = self._canvas.astype(np.float32)
+        return np.ascontiguousarray(x.transpose(2, 0, 1)[None]), r
+
+    def __call__(self, image_bgr: npt.NDArray[np.uint8]) -> Detections:
+        tensor, r = self.preprocess(image_bgr)
+        raw = self.session.run(None, {self._input: tensor})[0][0]
+        return decode_yolox(
+            raw,
+            self._grid,
+            self.layout.person_column,
+            r,
+            image_bgr.shape[:2],
+            self.score_threshold,
+            self.nms_iou,
+        )
+
+    def model_infos(self) -> list[ModelInfo]:
+        return [ModelInfo(name=self.name, sha256=self.sha256)]
+
+
+def session_options(threads: int) -> ort.SessionOptions:
+    if threads < 1:
+        raise ValueError(f"threads must be >= 1, got {threads}")
+    opts = ort.SessionOptions()
+    opts.intra_op_num_threads = threads
+    opts.inter_op_num_threads = 1
+    opts.log_severity_level = 3
+    return opts
+
+
+def open_session(
+    name_or_path: str, models_dir: str | Path | None, threads: int
+) -> tuple[ort.InferenceSession, str, str]:
+    """Verified model -> (session, manifest name, sha256). A file path must be pinned too."""
+    path, digest = registry.resolve_path(name_or_path, models_dir)
+    name = next(s.name for s in registry.manifest().values() if s.sha256 == digest)
+    try:
+        sess = ort.InferenceSession(
+            str(path), session_options(threads), providers=["CPUExecutionProvider"]
+        )
+    except Exception as e:  # onnxruntime raises its own untyped errors
+        raise ModelError(f"model {name}: onnxruntime cannot load {path}: {e}") from e
+    return sess, name, digest
+
+
+def load_detector(
+    model: str = DEFAULT_MODEL,
+    *,
+    models_dir: str | Path | None = None,
+    threads: int = 1,
+    score_threshold: float | None = None,
+) -> Detector:
+    """A person detector from a manifest name or a pinned file path."""
+    sess, name, digest = open_session(model, models_dir, threads)
+    if name not in LAYOUTS:
+        raise ModelError(f"model {name} is not a person detector; use one of {sorted(LAYOUTS)}")
+    return Detector(sess, name, digest, LAYOUTS[name], score_threshold=score_threshold)

@@ -1,0 +1,217 @@
+"""A camera's pipeline: detector -> tracker -> analytics -> window aggregates.
+
+``Analytics`` is the pure core: confirmed tracks (ids + normalised foot points) and a
+timestamp in, events out; tests drive it with plain arrays. ``CameraPipeline`` is the thin
+loop around it that the edge node and ``analyze`` use: it runs the detector on every
+``detect_every``-th frame and lets the tracker's motion model predict in between.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+import numpy.typing as npt
+
+from edge.counting import CrossingEvent, LineCounter
+from edge.demographics import DemographicsEstimator, load_demographics
+from edge.detections import Detections
+from edge.detector import Detector
+from edge.heatmap import HeatmapGrid
+from edge.paths import PathRecorder, TransitionCounter
+from edge.tracker import Tracker
+from edge.windows import WindowAccumulator
+from edge.zones import Visit, ZoneTracker
+from storesense.schema import AnalyticsConfig, ModelInfo, Trajectory, WindowAggregate
+
+TRACK_TIMEOUT_S = 2.0  # a track unseen this long has ended (> the tracker's lost buffer)
+
+__all__ = ["Analytics", "AnalyticsOutput", "CameraPipeline", "load_demographics"]
+
+
+@dataclass
+class AnalyticsOutput:
+    crossings: list[CrossingEvent] = field(default_factory=list)
+    started: list[Visit] = field(default_factory=list)
+    ended: list[Visit] = field(default_factory=list)
+    transitions: list[tuple[str, str]] = field(default_factory=list)
+    paths: list[Trajectory] = field(default_factory=list)
+    finished_tracks: list[int] = field(default_factory=list)
+
+
+class Analytics:
+    """Lines, zones, transitions, paths and track life, as pure functions of tracks and time."""
+
+    def __init__(self, config: AnalyticsConfig) -> None:
+        self.paths = PathRecorder(track_timeout_s=TRACK_TIMEOUT_S)
+        self.transitions = TransitionCounter()
+        self._last_seen: dict[int, float] = {}
+        self.config = config
+        self.lines: list[LineCounter] = []
+        self.zones: list[ZoneTracker] = []
+        self.reconfigure(config)
+
+    def reconfigure(self, config: AnalyticsConfig) -> None:
+        """New lines/zones; counters of lines and zones that keep their name keep their state."""
+        old_lines = {c.spec.name: c for c in self.lines}
+        old_zones = {z.spec.name: z for z in self.zones}
+        self.lines = []
+        for spec in config.lines:
+            c = old_lines.get(spec.name)
+            if c is None or c.spec != spec or c.settings != config.counting:
+                c = LineCounter(spec, config.counting, track_timeout_s=TRACK_TIMEOUT_S)
+            self.lines.append(c)
+        self.zones = []
+        for zs in config.zones:
+            z = old_zones.get(zs.name)
+            if z is None or z.spec != zs or z.settings != config.zone:
+                z = ZoneTracker(zs, config.zone)
+            self.zones.append(z)
+        self.config = config
+
+    def update(
+        self, ids: npt.NDArray[np.int64], feet: npt.NDArray[np.floating], t: float
+    ) -> AnalyticsOutput:
+        out = AnalyticsOutput()
+        for line in self.lines:
+            out.crossings.extend(line.update(ids, feet, t))
+        for zone in self.zones:
+            started, ended = zone.update(ids, feet, t)
+            out.started.extend(started)
+            out.ended.extend(ended)
+        for v in out.started:
+            move = self.transitions.on_visit_start(v.track_id, v.zone, v.start)
+            if move:
+                out.transitions.append(move)
+        for v in out.ended:
+            self.transitions.on_visit_end(v.track_id, v.zone, v.end or t)
+        self.transitions.expire(t)
+        out.paths = self.paths.update(ids, feet, t)
+        for tid in ids.tolist():
+            self._last_seen[tid] = t
+        out.finished_tracks = [k for k, v in self._last_seen.items() if t - v > TRACK_TIMEOUT_S]
+        for k in out.finished_tracks:
+            del self._last_seen[k]
+        return out
+
+    def finish(self) -> AnalyticsOutput:
+        out = AnalyticsOutput()
+        for line in self.lines:
+            out.crossings.extend(line.finish())
+        for zone in self.zones:
+            out.ended.extend(zone.finish())
+        out.paths = self.paths.finish()
+        out.finished_tracks = list(self._last_seen)
+        self._last_seen.clear()
+        return out
+
+    def zone_occupancy(self) -> dict[str, int]:
+        return {z.spec.name: z.occupancy() for z in self.zones}
+
+
+def normalised_feet(tracks: Detections, frame_hw: tuple[int, int]) -> npt.NDArray[np.float64]:
+    h, w = frame_hw
+    feet = tracks.foot_points().astype(np.float64)
+    feet[:, 0] /= w
+    feet[:, 1] /= h
+    return feet
+
+
+class CameraPipeline:
+    def __init__(
+        self,
+        store_id: str,
+        camera_id: str,
+        config: AnalyticsConfig,
+        detector: Detector,
+        *,
+        demographics: DemographicsEstimator | None = None,
+        frame_size: tuple[int, int] | None = None,
+        tracker: Tracker | None = None,
+    ) -> None:
+        self.detector = detector
+        self.demographics = demographics
+        self.tracker = tracker or Tracker()
+        self.frame_size = frame_size  # (width, height); taken from the first frame if None
+        self.analytics = Analytics(config)
+        self.windows = WindowAccumulator(
+            store_id, camera_id, config.window_s, config.zone.stop_threshold_s
+        )
+        self.heatmap = HeatmapGrid(config.heatmap_cols, config.heatmap_rows)
+        self.config = config
+        self.last_events: list[CrossingEvent] = []
+        self.last_tracks: Detections = Detections.empty()
+        self.frames = 0
+
+    def model_infos(self) -> list[ModelInfo]:
+        infos = self.detector.model_infos()
+        if self.demographics is not None:
+            infos += self.demographics.model_infos()
+        return infos
+
+    def reconfigure(self, config: AnalyticsConfig) -> None:
+        self.analytics.reconfigure(config)
+        if (config.heatmap_cols, config.heatmap_rows) != (self.heatmap.cols, self.heatmap.rows):
+            self.heatmap = HeatmapGrid(config.heatmap_cols, config.heatmap_rows)
+        self.windows.stop_threshold_s = config.zone.stop_threshold_s
+        if config.window_s != self.windows.window_s:
+            self.windows.window_s = config.window_s  # takes effect from the next window
+        self.config = config
+
+    def detects_next(self) -> bool:
+        """Whether the next process() call runs the detector (callers may skip decoding else)."""
+        return self.frames % self.config.detect_every == 0
+
+    def process(self, image_bgr: npt.NDArray[np.uint8] | None, t: float) -> list[WindowAggregate]:
+        """One frame. ``image_bgr`` may be None on frames where detects_next() was False."""
+        closed = self._roll(t)
+        detect = self.detects_next()
+        self.frames += 1
+        if detect and image_bgr is None:
+            raise ValueError("process(): this frame runs the detector and needs the image")
+        if image_bgr is not None and self.frame_size is None:
+            self.frame_size = (image_bgr.shape[1], image_bgr.shape[0])
+        dets = self.detector(image_bgr) if detect and image_bgr is not None else None
+        tracks = self.tracker.step(dets, t)
+        self.last_tracks = tracks
+        if self.frame_size is None:
+            raise ValueError("process(): the first frame must carry an image")
+        w, h = self.frame_size
+        ids = tracks.tracker_id if tracks.tracker_id is not None else np.zeros(0, np.int64)
+        feet = normalised_feet(tracks, (h, w))
+        out = self.analytics.update(ids, feet, t)
+        if self.config.demographics and self.demographics is not None and image_bgr is not None:
+            self.demographics.observe(image_bgr, tracks)
+        self._record(out, t, len(tracks))
+        self.heatmap.add(feet, t)
+        self.last_events = out.crossings
+        return closed
+
+    def flush(self, t: float) -> list[WindowAggregate]:
+        """Settle pending crossings and visits and close the current window (shutdown)."""
+        out = self.analytics.finish()
+        self.last_events = out.crossings
+        if self.windows._acc is not None:
+            self._record(out, t, None)
+        return self.windows.close(self.heatmap.take())
+
+    def _roll(self, t: float) -> list[WindowAggregate]:
+        acc = self.windows._acc
+        if acc is not None and t >= acc.start + self.windows.window_s:
+            return self.windows.close(self.heatmap.take())
+        return []
+
+    def _record(self, out: AnalyticsOutput, t: float, occupancy: int | None) -> None:
+        w = self.windows
+        if occupancy is not None:
+            w.add_frame(t, occupancy, self.analytics.zone_occupancy())
+        w.add_crossings(t, out.crossings, [c.spec.name for c in self.analytics.lines])
+        w.add_visits(t, out.started, out.ended)
+        w.add_transitions(t, out.transitions)
+        w.add_paths(t, out.paths)
+        if self.config.demographics:
+            est = self.demographics
+            people = [
+                est.end_track(k) if est else ("unknown", "unknown") for k in out.finished_tracks
+            ]
+            w.add_demographics(t, people)

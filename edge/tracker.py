@@ -1,0 +1,243 @@
+"""Multi-object tracker in the ByteTrack manner, built for crowds.
+
+Two-stage association per detection frame: confident boxes first (against every live or
+recently lost track), then the low-score boxes that crowds produce for half-hidden people
+(against the still unmatched live tracks only), so a person behind another keeps their id
+instead of spawning a new one. Motion is a constant-velocity Kalman filter on
+(centre x, centre y, aspect, height); cost is 1 - IoU; assignment is Hungarian (scipy).
+Tracks need ``min_hits`` matches before they are reported and expire ``max_lost_s`` after
+their last match, so memory is bounded by the number of people in view.
+
+``step(None, t)`` advances the motion model without detections: the pipeline uses it on
+frames where the detector is skipped.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+import numpy.typing as npt
+from scipy.optimize import linear_sum_assignment
+
+from edge.detections import Detections
+
+F64 = npt.NDArray[np.float64]
+
+_WP, _WV = 1.0 / 20, 1.0 / 160  # ByteTrack's position/velocity noise per unit of box height
+_F = np.eye(8)
+_F[:4, 4:] = np.eye(4)
+_H = np.eye(4, 8)
+
+
+def xyxy_to_xyah(b: F64) -> F64:
+    w, h = b[:, 2] - b[:, 0], np.maximum(b[:, 3] - b[:, 1], 1e-3)
+    return np.stack([b[:, 0] + w / 2, b[:, 1] + h / 2, w / h, h], axis=1)
+
+
+def xyah_to_xyxy(m: F64) -> F64:
+    w, h = m[:, 2] * m[:, 3], m[:, 3]
+    return np.stack([m[:, 0] - w / 2, m[:, 1] - h / 2, m[:, 0] + w / 2, m[:, 1] + h / 2], axis=1)
+
+
+def iou_matrix(a: F64, b: F64) -> F64:
+    if len(a) == 0 or len(b) == 0:
+        return np.zeros((len(a), len(b)))
+    x1 = np.maximum(a[:, None, 0], b[None, :, 0])
+    y1 = np.maximum(a[:, None, 1], b[None, :, 1])
+    x2 = np.minimum(a[:, None, 2], b[None, :, 2])
+    y2 = np.minimum(a[:, None, 3], b[None, :, 3])
+    inter = np.clip(x2 - x1, 0, None) * np.clip(y2 - y1, 0, None)
+    area_a = (a[:, 2] - a[:, 0]) * (a[:, 3] - a[:, 1])
+    area_b = (b[:, 2] - b[:, 0]) * (b[:, 3] - b[:, 1])
+    out: F64 = inter / np.maximum(area_a[:, None] + area_b[None, :] - inter, 1e-9)
+    return out
+
+
+def assign(cost: F64, max_cost: float) -> tuple[list[tuple[int, int]], list[int], list[int]]:
+    """Hungarian assignment; pairs above max_cost are rejected. -> matches, free rows, free cols."""
+    if cost.size == 0:
+        return [], list(range(cost.shape[0])), list(range(cost.shape[1]))
+    rows, cols = linear_sum_assignment(np.where(cost > max_cost, 1e6, cost))
+    pairs = [(int(r), int(c)) for r, c in zip(rows, cols, strict=True) if cost[r, c] <= max_cost]
+    mr, mc = {p[0] for p in pairs}, {p[1] for p in pairs}
+    return (
+        pairs,
+        [r for r in range(cost.shape[0]) if r not in mr],
+        [c for c in range(cost.shape[1]) if c not in mc],
+    )
+
+
+@dataclass
+class Track:
+    track_id: int
+    mean: F64
+    cov: F64
+    score: float
+    hits: int = 1
+    last_matched_t: float = 0.0
+    lost: bool = False
+
+    def xyxy(self) -> F64:
+        out: F64 = xyah_to_xyxy(self.mean[None, :4])[0]
+        return out
+
+
+def kf_initiate(z: F64) -> tuple[F64, F64]:
+    h = z[3]
+    std = np.array(
+        [
+            2 * _WP * h,
+            2 * _WP * h,
+            1e-2,
+            2 * _WP * h,
+            10 * _WV * h,
+            10 * _WV * h,
+            1e-5,
+            10 * _WV * h,
+        ]
+    )
+    return np.r_[z, np.zeros(4)], np.diag(std**2)
+
+
+def kf_predict(tracks: list[Track]) -> None:
+    """One constant-velocity step for all tracks at once."""
+    if not tracks:
+        return
+    mean = np.stack([t.mean for t in tracks])
+    cov = np.stack([t.cov for t in tracks])
+    for i, t in enumerate(tracks):
+        if t.lost:  # a lost track keeps its position estimate but stops growing or shrinking
+            mean[i, 7] = 0.0
+    h = mean[:, 3]
+    std = np.stack(
+        [
+            _WP * h,
+            _WP * h,
+            np.full_like(h, 1e-2),
+            _WP * h,
+            _WV * h,
+            _WV * h,
+            np.full_like(h, 1e-5),
+            _WV * h,
+        ],
+        axis=1,
+    )
+    mean = mean @ _F.T
+    cov = np.einsum("ij,njk,lk->nil", _F, cov, _F) + np.einsum("ni,ij->nij", std**2, np.eye(8))
+    for i, t in enumerate(tracks):
+        t.mean, t.cov = mean[i], cov[i]
+
+
+def kf_update(track: Track, z: F64) -> None:
+    h = track.mean[3]
+    r = np.diag(np.array([_WP * h, _WP * h, 1e-1, _WP * h]) ** 2)
+    s = _H @ track.cov @ _H.T + r
+    k = np.linalg.solve(s, (track.cov @ _H.T).T).T
+    track.mean = track.mean + k @ (z - _H @ track.mean)
+    track.cov = track.cov - k @ s @ k.T
+
+
+@dataclass
+class TrackerSettings:
+    high_score: float = 0.5
+    low_score: float = 0.1
+    new_track_score: float = 0.6
+    match_cost: float = 0.8  # first stage: 1 - IoU * score
+    low_match_cost: float = 0.5  # second stage: 1 - IoU
+    unconfirmed_cost: float = 0.7
+    min_hits: int = 2
+    max_lost_s: float = 1.5
+
+    def __post_init__(self) -> None:
+        if not 0.0 <= self.low_score <= self.high_score <= 1.0:
+            raise ValueError(
+                f"need 0 <= low_score <= high_score <= 1, got {self.low_score}, {self.high_score}"
+            )
+        if self.min_hits < 1:
+            raise ValueError(f"min_hits must be >= 1, got {self.min_hits}")
+        if self.max_lost_s <= 0:
+            raise ValueError(f"max_lost_s must be > 0, got {self.max_lost_s}")
+
+
+@dataclass
+class Tracker:
+    settings: TrackerSettings = field(default_factory=TrackerSettings)
+    tracks: list[Track] = field(default_factory=list)
+    _next_id: int = 1
+
+    def step(self, detections: Detections | None, t: float) -> Detections:
+        """Advance one frame; associate when detections are given. Returns confirmed live tracks."""
+        kf_predict(self.tracks)
+        if detections is not None:
+            self._associate(detections, t)
+        self.tracks = [
+            tr
+            for tr in self.tracks
+            if not (tr.lost and t - tr.last_matched_t > self.settings.max_lost_s)
+        ]
+        return self.active()
+
+    def active(self) -> Detections:
+        live = [tr for tr in self.tracks if not tr.lost and tr.hits >= self.settings.min_hits]
+        if not live:
+            return Detections.empty().with_tracker_id(np.zeros(0, np.int64))
+        return Detections(
+            np.stack([tr.xyxy() for tr in live]).astype(np.float32),
+            np.array([tr.score for tr in live], np.float32),
+            np.zeros(len(live), np.int64),
+            np.array([tr.track_id for tr in live], np.int64),
+        )
+
+    def _associate(self, det: Detections, t: float) -> None:
+        s = self.settings
+        boxes = det.xyxy.astype(np.float64)
+        scores = det.confidence.astype(np.float64)
+        high = np.flatnonzero(scores >= s.high_score)
+        low = np.flatnonzero((scores >= s.low_score) & (scores < s.high_score))
+        confirmed = [tr for tr in self.tracks if tr.hits >= s.min_hits]
+        pending = [tr for tr in self.tracks if tr.hits < s.min_hits]
+
+        # Stage 1: confident boxes against confirmed tracks, live or lost.
+        cost = 1.0 - self._ious(confirmed, boxes[high]) * scores[high][None, :]
+        pairs, free_tr, free_det = assign(cost, s.match_cost)
+        for r, c in pairs:
+            self._match(confirmed[r], boxes[high[c]], scores[high[c]], t)
+        left_high = high[free_det]
+
+        # Stage 2: low-score boxes keep live tracks alive through partial occlusion.
+        live_free = [confirmed[r] for r in free_tr if not confirmed[r].lost]
+        pairs, free_tr2, _ = assign(1.0 - self._ious(live_free, boxes[low]), s.low_match_cost)
+        for r, c in pairs:
+            self._match(live_free[r], boxes[low[c]], scores[low[c]], t)
+        for r in free_tr2:
+            live_free[r].lost = True
+
+        # Tentative tracks need a second confident match, or they are dropped.
+        cost = 1.0 - self._ious(pending, boxes[left_high]) * scores[left_high][None, :]
+        pairs, free_p, free_det = assign(cost, s.unconfirmed_cost)
+        for r, c in pairs:
+            self._match(pending[r], boxes[left_high[c]], scores[left_high[c]], t)
+        dropped = {id(pending[r]) for r in free_p}
+        self.tracks = [tr for tr in self.tracks if id(tr) not in dropped]
+
+        for c in free_det:
+            i = left_high[c]
+            if scores[i] >= s.new_track_score:
+                self._start(boxes[i], scores[i], t)
+
+    @staticmethod
+    def _ious(tracks: list[Track], boxes: F64) -> F64:
+        if not tracks:
+            return np.zeros((0, len(boxes)))
+        return iou_matrix(np.stack([tr.xyxy() for tr in tracks]), boxes)
+
+    def _match(self, tr: Track, box: F64, score: float, t: float) -> None:
+        kf_update(tr, xyxy_to_xyah(box[None, :])[0])
+        tr.score, tr.hits, tr.last_matched_t, tr.lost = float(score), tr.hits + 1, t, False
+
+    def _start(self, box: F64, score: float, t: float) -> None:
+        mean, cov = kf_initiate(xyxy_to_xyah(box[None, :])[0])
+        tr = Track(self._next_id, mean, cov, float(score), 1, t)
+        self._next_id += 1
+        self.tracks.append(tr)

@@ -1,0 +1,174 @@
+"""Window aggregates: everything a camera saw in one window, as a schema.WindowAggregate.
+
+Windows are aligned to multiples of ``window_s`` on the timestamp axis (12:00:00, 12:01:00,
+...), so two nodes, or one node after a restart, agree on window boundaries and message ids.
+Pure: fed with timestamps and analytics outputs, never reads the clock.
+"""
+
+from __future__ import annotations
+
+import math
+from collections import Counter
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+
+import numpy as np
+
+from edge.counting import CrossingEvent
+from edge.zones import Visit
+from storesense.schema import (
+    DWELL_BIN_EDGES_S,
+    Demographics,
+    Heatmap,
+    LineCount,
+    OccupancyStats,
+    Trajectory,
+    Transition,
+    WindowAggregate,
+    ZoneStats,
+    message_id,
+)
+
+MAX_PATHS = 64
+
+
+def window_start(t: float, window_s: int) -> float:
+    return math.floor(t / window_s) * window_s
+
+
+def occupancy_stats(samples: list[int]) -> OccupancyStats:
+    if not samples:
+        return OccupancyStats(avg=0.0, max=0)
+    return OccupancyStats(avg=round(float(np.mean(samples)), 4), max=int(max(samples)))
+
+
+def dwell_histogram(dwells: list[float]) -> list[int]:
+    edges = np.asarray(DWELL_BIN_EDGES_S, float)
+    idx = np.clip(np.searchsorted(edges, np.asarray(dwells, float), side="right") - 1, 0, None)
+    counts: list[int] = np.bincount(idx, minlength=len(edges)).astype(int).tolist()
+    return counts
+
+
+@dataclass
+class _ZoneAcc:
+    entries: int = 0
+    dwells: list[float] = field(default_factory=list)
+    occupancy: list[int] = field(default_factory=list)
+
+
+@dataclass
+class _Acc:
+    start: float
+    frames: int = 0
+    occupancy: list[int] = field(default_factory=list)
+    lines: dict[str, list[int]] = field(default_factory=dict)
+    zones: dict[str, _ZoneAcc] = field(default_factory=dict)
+    transitions: Counter[tuple[str, str]] = field(default_factory=Counter)
+    ages: Counter[str] = field(default_factory=Counter)
+    genders: Counter[str] = field(default_factory=Counter)
+    paths: list[Trajectory] = field(default_factory=list)
+
+
+@dataclass
+class WindowAccumulator:
+    store_id: str
+    camera_id: str
+    window_s: int
+    stop_threshold_s: float = 5.0
+    _acc: _Acc | None = None
+
+    def roll(self, t: float) -> list[WindowAggregate]:
+        """Call before adding a frame at ``t``: closes the window ``t`` is past, if any."""
+        if self._acc is not None and t >= self._acc.start + self.window_s:
+            return self.close()
+        return []
+
+    def close(self, heatmap: np.ndarray | None = None) -> list[WindowAggregate]:
+        acc, self._acc = self._acc, None
+        if acc is None or acc.frames == 0:
+            return []
+        return [self._build(acc, heatmap)]
+
+    def current(self, t: float) -> _Acc:
+        if self._acc is None:
+            self._acc = _Acc(window_start(t, self.window_s))
+        return self._acc
+
+    def add_frame(self, t: float, occupancy: int, zone_occupancy: dict[str, int]) -> None:
+        acc = self.current(t)
+        acc.frames += 1
+        acc.occupancy.append(occupancy)
+        for name, n in zone_occupancy.items():
+            acc.zones.setdefault(name, _ZoneAcc()).occupancy.append(n)
+
+    def add_crossings(self, t: float, events: list[CrossingEvent], lines: list[str]) -> None:
+        acc = self.current(t)
+        for name in lines:
+            acc.lines.setdefault(name, [0, 0])
+        for e in events:
+            acc.lines.setdefault(e.line, [0, 0])[0 if e.direction == "in" else 1] += 1
+
+    def add_visits(self, t: float, started: list[Visit], ended: list[Visit]) -> None:
+        acc = self.current(t)
+        for v in started:
+            acc.zones.setdefault(v.zone, _ZoneAcc()).entries += 1
+        for v in ended:
+            acc.zones.setdefault(v.zone, _ZoneAcc()).dwells.append(v.dwell_s)
+
+    def add_transitions(self, t: float, moves: list[tuple[str, str]]) -> None:
+        self.current(t).transitions.update(moves)
+
+    def add_paths(self, t: float, paths: list[Trajectory]) -> None:
+        acc = self.current(t)
+        acc.paths.extend(paths[: max(0, MAX_PATHS - len(acc.paths))])
+
+    def add_demographics(self, t: float, people: list[tuple[str, str]]) -> None:
+        acc = self.current(t)
+        for band, gender in people:
+            acc.ages[band] += 1
+            acc.genders[gender] += 1
+
+    def _build(self, acc: _Acc, heatmap: np.ndarray | None) -> WindowAggregate:
+        start = datetime.fromtimestamp(acc.start, UTC)
+        end = datetime.fromtimestamp(acc.start + self.window_s, UTC)
+        hm = None
+        if heatmap is not None:
+            rows, cols = heatmap.shape
+            hm = Heatmap(cols=cols, rows=rows, cells=np.round(heatmap, 3).ravel().tolist())
+        return WindowAggregate(
+            message_id=message_id(self.store_id, self.camera_id, start),
+            store_id=self.store_id,
+            camera_id=self.camera_id,
+            window_start=start,
+            window_end=end,
+            frames=acc.frames,
+            lines=[LineCount(line=k, in_count=v[0], out_count=v[1]) for k, v in acc.lines.items()],
+            occupancy=occupancy_stats(acc.occupancy),
+            zones=[self._zone(name, z) for name, z in acc.zones.items()],
+            transitions=[
+                Transition(from_zone=a, to_zone=b, count=n)
+                for (a, b), n in sorted(acc.transitions.items())
+            ],
+            heatmap=hm,
+            demographics=Demographics(age_bands=dict(acc.ages), genders=dict(acc.genders)),
+            paths=acc.paths,
+        )
+
+    def _zone(self, name: str, z: _ZoneAcc) -> ZoneStats:
+        d = np.asarray(z.dwells, float)
+
+        def pct(q: float) -> float:
+            return float(np.percentile(d, q)) if d.size else 0.0
+
+        return ZoneStats(
+            zone=name,
+            entries=z.entries,
+            visits=int(d.size),
+            stops=int((d >= self.stop_threshold_s).sum()),
+            dwell_total_s=round(float(d.sum()), 3),
+            dwell_mean_s=round(float(d.mean()), 3) if d.size else 0.0,
+            dwell_p50_s=round(pct(50), 3),
+            dwell_p90_s=round(pct(90), 3),
+            dwell_histogram=dwell_histogram(z.dwells),
+            occupancy=occupancy_stats(z.occupancy),
+        )
