@@ -62,7 +62,7 @@ function signInForm(message) {
  * change (render works from data the page already holds: switching needs no refetch).
  */
 export async function boot(page) {
-  setLang(lang());
+  document.documentElement.lang = lang();
   const header = document.getElementById("topbar");
   const main = document.getElementById("app");
   let me = null;

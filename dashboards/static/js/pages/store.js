@@ -136,16 +136,16 @@ function renderFlow() {
   }, { hasData: links.length > 0, emptyMessage: t("empty.noTransitions") });
 }
 
-function demoTable(title, counts, labelOf, minCell, suppressed) {
+function demoTable(dim, title, counts, labelOf, minCell, suppressed) {
   const entries = Object.entries(counts || {});
   const known = entries.reduce((a, [, n]) => a + (n || 0), 0);
   const max = Math.max(1, ...entries.map(([, n]) => n || 0));
-  return el("table", { class: "data demo" },
+  return el("table", { class: "data demo", "data-dim": dim },
     el("thead", {}, el("tr", {}, el("th", {}, title), el("th", { class: "num" }, t("col.count")),
       el("th", { class: "num" }, t("col.share")), el("th", {}))),
     el("tbody", {}, entries.map(([key, n]) => {
       const hidden = n === null || n === undefined;
-      const text = hidden ? (suppressed.has(key) ? `<${minCell}` : "—") : fmtInt(n);
+      const text = hidden ? (suppressed.has(`${dim}.${key}`) ? `<${minCell}` : "—") : fmtInt(n);
       return el("tr", { "data-group": key, class: hidden ? "suppressed" : "" },
         el("td", {}, labelOf(key)), el("td", { class: "num" }, text),
         el("td", { class: "num" }, hidden || !known ? "—" : fmtRatio(n / known)),
@@ -162,12 +162,12 @@ function renderDemo() {
     return;
   }
   const minCell = d.min_cell ?? 5;
-  // "suppressed" may list "age:<25"-style or plain keys; match either.
-  const sup = new Set((d.suppressed || []).flatMap((s) => [s, String(s).split(/[:/]/).pop()]));
+  // "suppressed" lists "<dimension>.<key>", e.g. "age_bands.65+".
+  const sup = new Set(d.suppressed || []);
   const ageLabel = (k) => (k === "unknown" ? t("age.unknown") : k);
   box.replaceChildren(
-    demoTable(t("st.age"), d.age_bands, ageLabel, minCell, sup),
-    demoTable(t("st.gender"), d.genders, (k) => t(`gender.${k}`), minCell, sup),
+    demoTable("age_bands", t("st.age"), d.age_bands, ageLabel, minCell, sup),
+    demoTable("genders", t("st.gender"), d.genders, (k) => t(`gender.${k}`), minCell, sup),
     el("p", { class: "muted", id: "demo-note" }, t("st.demoNote", { n: minCell })));
 }
 

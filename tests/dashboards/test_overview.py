@@ -1,0 +1,84 @@
+"""HQ overview in a real browser against a real gateway: the page shows the API's numbers."""
+
+from __future__ import annotations
+
+from datetime import date, timedelta
+
+import pytest
+
+from dashboards.demo import OFFLINE_STORE, DemoGateway
+from tests.dashboards.conftest import OpenPage, number
+
+pytestmark = pytest.mark.browser
+
+
+def ranking(page) -> dict[str, dict[str, str]]:
+    rows = {}
+    for tr in page.locator("#ranking tbody tr").all():
+        cells = {td.get_attribute("data-col"): td.inner_text().strip()
+                 for td in tr.locator("td").all()}
+        rows[tr.get_attribute("data-store-id")] = cells
+    return rows
+
+
+def test_overview_shows_the_api_numbers(open_page: OpenPage, gateway: DemoGateway) -> None:
+    page = open_page("/", token=gateway.hq_token)
+    with gateway.client(gateway.hq_token) as api:
+        ov = api.get("/overview").json()
+    assert ov["stores_total"] == len(gateway.stores)
+    assert number(page.inner_text("#kpi-visitors")) == ov["visitors"]
+    assert number(page.inner_text("#kpi-occupancy")) == ov["occupancy_now"]
+    online = page.inner_text("#kpi-online").split("/")
+    assert (number(online[0]), number(online[1])) == (ov["stores_online"], ov["stores_total"])
+
+    rows = ranking(page)
+    assert set(rows) == {s["store_id"] for s in ov["stores"]}
+    for s in ov["stores"]:
+        row = rows[s["store_id"]]
+        assert number(row["visitors"]) == s["visitors"], s["store_id"]
+        if s["conversion"] is None:
+            assert row["conversion"] == "—"
+        else:
+            assert number(row["conversion"]) == pytest.approx(100 * s["conversion"], abs=0.051)
+        assert ("Offline" in row["online"]) == (not s["online"])
+    ranked = [number(r["visitors"]) for r in rows.values()]
+    assert ranked == sorted(ranked, reverse=True), "ranked by visitors, most first"
+
+    # The trend chart draws exactly the API's series.
+    drawn = page.evaluate(
+        "echarts.getInstanceByDom(document.querySelector('#trend-chart')).getOption().series[0].data")
+    assert drawn == [p["visitors"] for p in ov["trend"]]
+    assert sum(drawn) > 0
+
+    # The offline demo store is flagged under device health.
+    assert page.locator(f"#devices li[data-store-id='{OFFLINE_STORE}']").count() == 1
+
+
+def test_filters_change_the_numbers(open_page: OpenPage, gateway: DemoGateway) -> None:
+    page = open_page("/", token=gateway.hq_token)
+    with gateway.client(gateway.hq_token) as api:
+        today = api.get("/overview").json()["date"]
+        day = (date.fromisoformat(today) - timedelta(days=1)).isoformat()
+        everyone = api.get("/overview", params={"date": day}).json()
+        east = api.get("/overview", params={"date": day, "region": "East China"}).json()
+    assert 0 < east["visitors"] < everyone["visitors"]
+
+    loads = page.evaluate("document.body.dataset.loads")
+    page.fill("#f-date", day)
+    page.dispatch_event("#f-date", "change")
+    page.wait_for_function(f"document.body.dataset.loads !== '{loads}' && "
+                           "document.body.dataset.state === 'ready'")
+    assert number(page.inner_text("#kpi-visitors")) == everyone["visitors"]
+
+    loads = page.evaluate("document.body.dataset.loads")
+    page.select_option("#f-region", "East China")
+    page.wait_for_function(f"document.body.dataset.loads !== '{loads}' && "
+                           "document.body.dataset.state === 'ready'")
+    assert number(page.inner_text("#kpi-visitors")) == east["visitors"]
+    rows = ranking(page)
+    assert set(rows) == {s["store_id"] for s in east["stores"]}
+    assert {r["region"] for r in rows.values()} == {"East China"}
+    for s in east["stores"]:
+        assert number(rows[s["store_id"]]["visitors"]) == s["visitors"]
+    # The filter is kept in the address, so a reload shows the same selection.
+    assert "region=East+China" in page.url or "region=East%20China" in page.url
