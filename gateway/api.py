@@ -1,0 +1,57 @@
+"""The FastAPI app factory: settings and storage are handed in (no globals), the API lives
+under /api/v1 (docs/api.md), OpenAPI at /docs, and the dashboards are served as static files
+after the API routes so they can never shadow it."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from datetime import datetime
+from pathlib import Path
+
+from fastapi import FastAPI
+from fastapi.staticfiles import StaticFiles
+
+from gateway import errors
+from gateway.config import GatewaySettings
+from gateway.routes import router
+from gateway.storage import Storage
+from storesense import __version__
+from storesense.schema import utcnow
+
+log = logging.getLogger(__name__)
+
+
+def static_dir() -> Path:
+    """The dashboards' static files: ``dashboards.STATIC_DIR`` when the package defines it."""
+    try:
+        from dashboards import STATIC_DIR
+
+        return Path(STATIC_DIR)
+    except (ImportError, AttributeError):
+        return Path(__file__).resolve().parent.parent / "dashboards" / "static"
+
+
+def create_app(settings: GatewaySettings, storage: Storage,
+               clock: Callable[[], datetime] = utcnow) -> FastAPI:
+    """``clock`` is injectable so tests can pin "today" and the online cut-off."""
+    app = FastAPI(title="storesense gateway", version=__version__,
+                  description="Foot traffic, dwell, heatmaps and device health; see docs/api.md")
+    app.state.settings = settings
+    app.state.storage = storage
+    app.state.clock = clock
+    errors.install(app)
+    app.include_router(router, prefix="/api/v1")
+    if settings.api.serve_dashboards:
+        _mount_dashboards(app)
+    return app
+
+
+def _mount_dashboards(app: FastAPI) -> None:
+    root = static_dir()
+    if not root.is_dir():
+        log.warning("dashboards not found at %s; serving the API only", root)
+        return
+    # pages load assets as static/js/..., and are themselves at /, /store.html, ...
+    app.mount("/static", StaticFiles(directory=root), name="static")
+    app.mount("/", StaticFiles(directory=root, html=True), name="dashboards")

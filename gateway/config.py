@@ -1,0 +1,68 @@
+"""gateway.toml: validated at start, every field ranged and described (see
+deploy/gateway.example.toml). Loading reads the file and nothing else."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from storesense.config import load_toml
+from storesense.topics import DEFAULT_PREFIX
+
+
+class Section(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class MqttSettings(Section):
+    host: str = Field("127.0.0.1", description="broker host")
+    port: int = Field(1883, ge=1, le=65535)
+    client_id: str = Field(
+        "storesense-gateway", min_length=1, max_length=128,
+        description="fixed id: the broker keeps this persistent session and its queued "
+        "messages while the gateway is down; each gateway process needs its own")
+    username: str | None = None
+    password: str | None = None
+    topic_prefix: str = Field(DEFAULT_PREFIX, min_length=1)
+    shared_group: str | None = Field(
+        None, pattern=r"^[A-Za-z0-9_-]{1,64}$",
+        description="subscribe via $share/<group>/... so gateways in the group split the load")
+    session_expiry_s: int = Field(
+        7 * 86400, ge=0, le=0xFFFFFFFF,
+        description="how long the broker keeps the session (and queues) while disconnected")
+    keepalive_s: int = Field(30, ge=5, le=3600)
+    receive_maximum: int = Field(
+        65535, ge=1, le=65535,
+        description="unacknowledged QoS 1 messages the broker may send at once; acks wait "
+        "for the SQLite commit, so this must exceed a batch")
+
+
+class IngestSettings(Section):
+    batch_max: int = Field(2000, ge=1, le=100_000, description="messages per transaction")
+    batch_ms: float = Field(50.0, ge=1.0, le=5000.0,
+                            description="longest wait to fill a batch before committing")
+
+
+class ApiSettings(Section):
+    host: str = "127.0.0.1"
+    port: int = Field(8080, ge=0, le=65535, description="0 picks a free port")
+    serve_dashboards: bool = True
+
+
+class GatewaySettings(Section):
+    db: Path = Field(Path("var/gateway.db"), description="SQLite database file")
+    synchronous: Literal["NORMAL", "FULL"] = Field(
+        "NORMAL", description="NORMAL in WAL mode: a power cut may lose the last commits "
+        "(already acked); a process crash loses nothing. FULL syncs every commit.")
+    status_interval_s: float = Field(
+        30.0, ge=0.2, le=3600.0,
+        description="the edge status interval; a device silent for 3 intervals is offline")
+    mqtt: MqttSettings = Field(default_factory=MqttSettings)
+    ingest: IngestSettings = Field(default_factory=IngestSettings)
+    api: ApiSettings = Field(default_factory=ApiSettings)
+
+
+def load(path: str | Path) -> GatewaySettings:
+    return load_toml(path, GatewaySettings)

@@ -1,0 +1,167 @@
+"""MQTT subscriber: QoS 1, a persistent session, and acks only after the SQLite commit.
+
+paho's network thread only queues (mid, topic, payload); a writer thread takes batches (up to
+``batch_max`` messages or ``batch_ms``), commits them in one transaction, then acknowledges
+each message. A gateway killed at any moment has acknowledged only what is committed, so the
+broker redelivers the rest to the persistent session (fixed client id, clean_start False,
+session expiry). Redeliveries of committed-but-unacked messages collapse on message_id.
+
+Acks carry the connection generation they were received on: after a reconnect the broker
+resends un-acked messages with fresh packet ids, and an old id must not ack a new message.
+"""
+
+from __future__ import annotations
+
+import logging
+import queue
+import threading
+import time
+from dataclasses import dataclass
+from typing import Any
+
+import paho.mqtt.client as mqtt
+from paho.mqtt.enums import CallbackAPIVersion
+from paho.mqtt.packettypes import PacketTypes
+from paho.mqtt.properties import Properties
+
+from gateway.config import MqttSettings
+from gateway.storage import Storage
+from storesense.topics import Topics
+
+log = logging.getLogger(__name__)
+Item = tuple[int, int, int, str, bytes]  # generation, mid, qos, topic, payload
+
+
+@dataclass
+class IngestStats:
+    received: int = 0
+    stored: int = 0
+    duplicates: int = 0
+    dead: int = 0
+    batches: int = 0
+    commit_errors: int = 0
+
+
+def _topic_of(msg: mqtt.MQTTMessage) -> str:
+    try:
+        return msg.topic
+    except UnicodeDecodeError:  # a topic that is not UTF-8 still gets dead-lettered
+        return bytes(msg._topic).decode("utf-8", "replace")
+
+
+class Ingestor:
+    def __init__(self, mqtt_settings: MqttSettings, storage: Storage,
+                 batch_max: int = 2000, batch_ms: float = 50.0) -> None:
+        self.settings = mqtt_settings
+        self.storage = storage
+        self.topics = Topics(mqtt_settings.topic_prefix)
+        self.batch_max, self.batch_s = batch_max, batch_ms / 1000.0
+        self.stats = IngestStats()
+        self.connected = threading.Event()
+        self._queue: queue.Queue[Item] = queue.Queue()
+        self._generation = 0
+        self._stop = threading.Event()
+        self._writer = threading.Thread(target=self._write_loop, name="ingest-writer",
+                                        daemon=True)
+        self.client = self._make_client()
+
+    def _make_client(self) -> mqtt.Client:
+        s = self.settings
+        c = mqtt.Client(CallbackAPIVersion.VERSION2, client_id=s.client_id,
+                        protocol=mqtt.MQTTv5, manual_ack=True)
+        if s.username:
+            c.username_pw_set(s.username, s.password)
+        c.max_queued_messages_set(0)
+        c.reconnect_delay_set(1, 5)
+        c.on_connect = self._on_connect
+        c.on_disconnect = self._on_disconnect
+        c.on_message = self._on_message
+        return c
+
+    def subscriptions(self) -> list[str]:
+        topics = [self.topics.all_aggregates(), self.topics.all_status()]
+        group = self.settings.shared_group
+        return [self.topics.shared(group, t) for t in topics] if group else topics
+
+    def start(self) -> None:
+        props = Properties(PacketTypes.CONNECT)  # type: ignore[no-untyped-call]
+        props.SessionExpiryInterval = self.settings.session_expiry_s
+        props.ReceiveMaximum = self.settings.receive_maximum
+        self.client.connect_async(self.settings.host, self.settings.port,
+                                  self.settings.keepalive_s, clean_start=False,
+                                  properties=props)
+        self._writer.start()
+        self.client.loop_start()
+
+    def stop(self, timeout: float = 10.0) -> None:
+        """Commit and ack what is queued, then disconnect (the session stays on the broker)."""
+        self._stop.set()
+        self._writer.join(timeout)
+        self.client.disconnect()
+        self.client.loop_stop()
+
+    # ---------------------------------------------------------------- paho thread
+
+    def _on_connect(self, client: mqtt.Client, _u: Any, _f: Any, reason: Any,
+                    _p: Any) -> None:
+        if reason.is_failure:
+            log.error("broker refused connection: %s", reason)
+            return
+        self._generation += 1
+        client.subscribe([(t, 1) for t in self.subscriptions()])
+        log.info("connected to %s:%s, subscribed %s", self.settings.host,
+                 self.settings.port, self.subscriptions())
+        self.connected.set()
+
+    def _on_disconnect(self, _c: mqtt.Client, _u: Any, _f: Any, reason: Any,
+                       _p: Any) -> None:
+        self.connected.clear()
+        if not self._stop.is_set():
+            log.warning("disconnected from broker (%s); reconnecting", reason)
+
+    def _on_message(self, _c: mqtt.Client, _u: Any, msg: mqtt.MQTTMessage) -> None:
+        self._queue.put((self._generation, msg.mid, msg.qos, _topic_of(msg), bytes(msg.payload)))
+
+    # ---------------------------------------------------------------- writer thread
+
+    def _next_batch(self) -> list[Item]:
+        try:
+            batch = [self._queue.get(timeout=0.1)]
+        except queue.Empty:
+            return []
+        deadline = time.monotonic() + self.batch_s
+        while len(batch) < self.batch_max:
+            left = deadline - time.monotonic()
+            try:
+                batch.append(self._queue.get_nowait() if left <= 0 else
+                             self._queue.get(timeout=left))
+            except queue.Empty:
+                break
+        return batch
+
+    def _write_loop(self) -> None:
+        while not (self._stop.is_set() and self._queue.empty()):
+            batch = self._next_batch()
+            if batch:
+                self._commit_then_ack(batch)
+
+    def _commit_then_ack(self, batch: list[Item]) -> None:
+        while True:
+            try:
+                result = self.storage.ingest([(t, p) for _, _, _, t, p in batch])
+                break
+            except Exception:  # disk full, lock timeout...: keep the batch, do not ack
+                self.stats.commit_errors += 1
+                log.exception("commit of %d messages failed; retrying", len(batch))
+                if self._stop.wait(1.0):
+                    return  # unacked: the broker redelivers them to the session
+        s = self.stats
+        s.received += len(batch)
+        s.stored += result.stored
+        s.duplicates += result.duplicates
+        s.dead += result.dead
+        s.batches += 1
+        generation = self._generation
+        for gen, mid, qos, _, _ in batch:
+            if qos > 0 and gen == generation:
+                self.client.ack(mid, qos)

@@ -1,0 +1,143 @@
+"""Versioned schema changes, in the spirit of sqlite-utils' Migrations.
+
+Each migration has a name and runs once; the ``_migrations`` table records what ran, so
+``apply`` is safe to call on every start and from several processes (it takes the write lock).
+Never edit a released migration: append a new one.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+from collections.abc import Callable
+
+from storesense.schema import utcnow
+
+Migration = tuple[str, Callable[[sqlite3.Connection], None]]
+
+HIST_COLS = ", ".join(f"h{i} INTEGER NOT NULL DEFAULT 0" for i in range(11))
+
+
+def _script(c: sqlite3.Connection, sql: str) -> None:
+    # executescript() would COMMIT the migration's open transaction; run statement by statement.
+    for stmt in sql.split(";"):
+        if stmt.strip():
+            c.execute(stmt)
+
+
+def _m001_core(c: sqlite3.Connection) -> None:
+    _script(c,
+        """
+        CREATE TABLE windows (
+            seq INTEGER PRIMARY KEY AUTOINCREMENT,
+            message_id TEXT UNIQUE NOT NULL,
+            store_id TEXT NOT NULL, camera_id TEXT NOT NULL,
+            window_start TEXT NOT NULL, window_end TEXT NOT NULL,
+            received_at TEXT NOT NULL, simulated INTEGER NOT NULL DEFAULT 0,
+            payload TEXT NOT NULL);
+        CREATE INDEX windows_store_start ON windows(store_id, window_start);
+        CREATE TABLE dead_letters (
+            id INTEGER PRIMARY KEY, received_at TEXT NOT NULL, topic TEXT NOT NULL,
+            reason TEXT NOT NULL, payload BLOB);
+        CREATE TABLE stores (
+            store_id TEXT PRIMARY KEY, name TEXT NOT NULL, name_zh TEXT NOT NULL DEFAULT '',
+            region TEXT NOT NULL DEFAULT '', franchisee TEXT NOT NULL DEFAULT '',
+            timezone TEXT NOT NULL, open_hour INTEGER NOT NULL DEFAULT 9,
+            close_hour INTEGER NOT NULL DEFAULT 21, floorplan BLOB, floorplan_type TEXT,
+            updated_at TEXT NOT NULL);
+        CREATE TABLE cameras (
+            store_id TEXT NOT NULL, camera_id TEXT NOT NULL, role TEXT NOT NULL,
+            name TEXT NOT NULL DEFAULT '', floorplan_points TEXT, homography TEXT,
+            auto_registered INTEGER NOT NULL DEFAULT 0,
+            PRIMARY KEY (store_id, camera_id));
+        CREATE TABLE device_status (
+            store_id TEXT NOT NULL, device_id TEXT NOT NULL, state TEXT NOT NULL,
+            sent_at TEXT NOT NULL, received_at TEXT NOT NULL, payload TEXT NOT NULL,
+            PRIMARY KEY (store_id, device_id));
+        CREATE TABLE tokens (
+            id INTEGER PRIMARY KEY, name TEXT NOT NULL, scope TEXT NOT NULL,
+            token_sha256 TEXT UNIQUE NOT NULL, created_at TEXT NOT NULL, revoked_at TEXT);
+        CREATE TABLE pos (
+            store_id TEXT NOT NULL, local_hour TEXT NOT NULL, local_date TEXT NOT NULL,
+            transactions INTEGER NOT NULL, revenue REAL,
+            PRIMARY KEY (store_id, local_hour));
+        CREATE INDEX pos_date ON pos(local_date, store_id);
+        """
+    )
+
+
+def _m002_rollups(c: sqlite3.Connection) -> None:
+    # Hour rows are keyed by the UTC instant the local hour starts, so the repeated hour of a
+    # fall-back day stays two rows; local_hour is the label the API groups by.
+    counts = (
+        "in_count INTEGER NOT NULL DEFAULT 0, out_count INTEGER NOT NULL DEFAULT 0, "
+        "visitors INTEGER NOT NULL DEFAULT 0, exits INTEGER NOT NULL DEFAULT 0, "
+        "occ_sum REAL NOT NULL DEFAULT 0, "
+        "occ_secs REAL NOT NULL DEFAULT 0, occ_max INTEGER NOT NULL DEFAULT 0, "
+        "windows INTEGER NOT NULL DEFAULT 0"
+    )
+    _script(c,
+        f"""
+        CREATE TABLE rollup_minute (
+            store_id TEXT NOT NULL, camera_id TEXT NOT NULL, start_utc TEXT NOT NULL,
+            local_minute TEXT NOT NULL, local_date TEXT NOT NULL, {counts},
+            PRIMARY KEY (store_id, camera_id, start_utc));
+        CREATE INDEX rollup_minute_date ON rollup_minute(local_date, store_id);
+        CREATE TABLE rollup_hour (
+            store_id TEXT NOT NULL, hour_utc TEXT NOT NULL, local_hour TEXT NOT NULL,
+            local_date TEXT NOT NULL, {counts}, PRIMARY KEY (store_id, hour_utc));
+        CREATE INDEX rollup_hour_date ON rollup_hour(local_date, store_id);
+        CREATE TABLE rollup_day (
+            store_id TEXT NOT NULL, local_date TEXT NOT NULL, {counts},
+            zone_visits INTEGER NOT NULL DEFAULT 0, dwell_total_s REAL NOT NULL DEFAULT 0,
+            PRIMARY KEY (store_id, local_date));
+        CREATE INDEX rollup_day_date ON rollup_day(local_date, store_id);
+        CREATE TABLE zone_day (
+            store_id TEXT NOT NULL, camera_id TEXT NOT NULL, zone TEXT NOT NULL,
+            local_date TEXT NOT NULL, entries INTEGER NOT NULL DEFAULT 0,
+            visits INTEGER NOT NULL DEFAULT 0, stops INTEGER NOT NULL DEFAULT 0,
+            dwell_total_s REAL NOT NULL DEFAULT 0, {HIST_COLS},
+            PRIMARY KEY (store_id, local_date, camera_id, zone));
+        CREATE TABLE transition_day (
+            store_id TEXT NOT NULL, local_date TEXT NOT NULL, from_zone TEXT NOT NULL,
+            to_zone TEXT NOT NULL, count INTEGER NOT NULL DEFAULT 0,
+            PRIMARY KEY (store_id, local_date, from_zone, to_zone));
+        CREATE TABLE demographics_day (
+            store_id TEXT NOT NULL, local_date TEXT NOT NULL, dimension TEXT NOT NULL,
+            key TEXT NOT NULL, count INTEGER NOT NULL DEFAULT 0,
+            PRIMARY KEY (store_id, local_date, dimension, key));
+        CREATE TABLE heatmap_day (
+            store_id TEXT NOT NULL, camera_id TEXT NOT NULL, local_date TEXT NOT NULL,
+            cols INTEGER NOT NULL, rows INTEGER NOT NULL, cells TEXT NOT NULL,
+            PRIMARY KEY (store_id, local_date, camera_id));
+        """
+    )
+
+
+MIGRATIONS: list[Migration] = [
+    ("001_core", _m001_core),
+    ("002_rollups", _m002_rollups),
+]
+
+
+def apply(conn: sqlite3.Connection, migrations: list[Migration] = MIGRATIONS) -> list[str]:
+    """Run the migrations not yet recorded; returns their names. Idempotent."""
+    conn.execute(
+        "CREATE TABLE IF NOT EXISTS _migrations (name TEXT PRIMARY KEY, applied_at TEXT)"
+    )
+    applied: list[str] = []
+    for name, fn in migrations:
+        conn.execute("BEGIN IMMEDIATE")  # serialises two gateways starting together
+        try:
+            if conn.execute("SELECT 1 FROM _migrations WHERE name=?", (name,)).fetchone():
+                conn.execute("COMMIT")
+                continue
+            fn(conn)
+            conn.execute(
+                "INSERT INTO _migrations VALUES (?, ?)", (name, utcnow().isoformat())
+            )
+            conn.execute("COMMIT")
+        except BaseException:
+            conn.execute("ROLLBACK")
+            raise
+        applied.append(name)
+    return applied

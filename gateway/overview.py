@@ -1,0 +1,171 @@
+"""The HQ overview and device health: per-store figures for a local day plus a trend.
+
+Built to answer for thousands of stores from the per-store daily rollup: a handful of
+queries per distinct (local date, local hour) group of stores, never a scan of hours.
+"""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+from collections import defaultdict
+from datetime import date, datetime, timedelta
+from typing import Any
+
+from gateway.queries import StoreIds, store_filter
+from gateway.storage import Registry
+
+OFFLINE_AFTER_INTERVALS = 3
+
+
+def devices(conn: sqlite3.Connection, ids: StoreIds, now: datetime,
+            status_interval_s: float) -> list[dict[str, Any]]:
+    where, params = store_filter(ids)
+    cutoff = (now - timedelta(seconds=OFFLINE_AFTER_INTERVALS * status_interval_s))
+    cutoff_text = cutoff.strftime("%Y-%m-%dT%H:%M:%SZ")
+    out = []
+    for r in conn.execute(
+        f"SELECT store_id, device_id, state, received_at, payload FROM device_status "
+        f"WHERE {where} ORDER BY store_id, device_id", params):
+        p = json.loads(r[4])
+        out.append({
+            "store_id": r[0], "device_id": r[1], "state": r[2],
+            "online": r[2] == "online" and r[3] >= cutoff_text, "last_seen": r[3],
+            "outbox_depth": p.get("outbox_depth", 0),
+            "outbox_dropped": p.get("outbox_dropped", 0),
+            "cameras": [{k: c.get(k) for k in ("camera_id", "state", "fps", "lag_s",
+                                                "last_error")}
+                        for c in p.get("cameras", [])],
+        })
+    return out
+
+
+def _change(now_v: int, before: int) -> float | None:
+    return round(100.0 * (now_v - before) / before, 1) if before else None
+
+
+def _day_rows(conn: sqlite3.Connection, ids: list[str], day: str) -> dict[str, sqlite3.Row]:
+    where, params = store_filter(ids)
+    return {r["store_id"]: r for r in conn.execute(
+        f"SELECT store_id, visitors, exits, zone_visits, dwell_total_s FROM rollup_day "
+        f"WHERE local_date=? AND {where}", [day, *params])}
+
+
+def _partial_visitors(conn: sqlite3.Connection, ids: list[str], day: str,
+                      hour: str, minute: str) -> dict[str, int]:
+    """Visitors of ``day`` up to the local time ``minute`` (whole hours, then minutes)."""
+    where, params = store_filter(ids)
+    out: dict[str, int] = defaultdict(int)
+    for sql in (
+        f"SELECT store_id, SUM(visitors) FROM rollup_hour WHERE local_date=? AND "
+        f"local_hour < ? AND {where} GROUP BY store_id",
+        f"SELECT store_id, SUM(visitors) FROM rollup_minute WHERE local_date=? AND "
+        f"local_minute >= ? AND local_minute <= ? AND {where} GROUP BY store_id",
+    ):
+        args = [day, hour, *params] if "rollup_hour" in sql else [day, hour, minute, *params]
+        for s, n in conn.execute(sql, args):
+            out[s] += int(n)
+    return out
+
+
+def _scalar_by_store(conn: sqlite3.Connection, sql: str, ids: list[str],
+                     day: str) -> dict[str, Any]:
+    where, params = store_filter(ids)
+    return dict(conn.execute(sql.format(where=where), [day, *params]).fetchall())
+
+
+def _group(registry: Registry, ids: list[str], day: date | None,
+           now: datetime) -> dict[tuple[str, bool, str], list[str]]:
+    """Stores grouped by (local day, is that day today, local now 'YYYY-MM-DDTHH:MM')."""
+    groups: dict[tuple[str, bool, str], list[str]] = defaultdict(list)
+    for sid in ids:
+        local_now = now.astimezone(registry.stores[sid].tz)
+        d = day or local_now.date()
+        groups[(d.isoformat(), d == local_now.date(),
+                local_now.strftime("%Y-%m-%dT%H:%M"))].append(sid)
+    return groups
+
+
+def overview(conn: sqlite3.Connection, registry: Registry, ids: list[str], day: date | None,
+             trend_days: int, now: datetime, status_interval_s: float) -> dict[str, Any]:
+    health = _health(conn, ids, now, status_interval_s)
+    meta = {r["store_id"]: r for r in conn.execute(
+        "SELECT store_id, name, name_zh, region, franchisee FROM stores WHERE store_id IN "
+        "(SELECT value FROM json_each(?))", [json.dumps(ids)])}
+    stores: list[dict[str, Any]] = []
+    for (d, is_today, local_now), group in _group(registry, ids, day, now).items():
+        stores += _store_figures(conn, group, d, is_today, local_now, meta, health)
+    stores.sort(key=lambda s: s["store_id"])
+    summary_day = day or max((date.fromisoformat(s["date"]) for s in stores),
+                             default=now.date())
+    visitors = sum(s["visitors"] for s in stores)
+    last_week = sum(s["visitors_last_week"] for s in stores)
+    return {
+        "date": summary_day.isoformat(), "visitors": visitors,
+        "visitors_last_week": last_week, "change_pct": _change(visitors, last_week),
+        "occupancy_now": sum(s["occupancy_now"] for s in stores),
+        "stores_total": len(stores), "stores_online": sum(1 for s in stores if s["online"]),
+        "stores": [{k: v for k, v in s.items() if k != "date"} for s in stores],
+        "trend": _trend(conn, ids, summary_day, trend_days),
+    }
+
+
+def _health(conn: sqlite3.Connection, ids: list[str], now: datetime,
+            status_interval_s: float) -> dict[str, tuple[bool, str | None]]:
+    cutoff = (now - timedelta(seconds=OFFLINE_AFTER_INTERVALS * status_interval_s))
+    where, params = store_filter(ids)
+    out: dict[str, tuple[bool, str | None]] = {}
+    for s, online, seen in conn.execute(
+        f"SELECT store_id, MAX(state='online' AND received_at >= ?), MAX(received_at) "
+        f"FROM device_status WHERE {where} GROUP BY store_id",
+        [cutoff.strftime("%Y-%m-%dT%H:%M:%SZ"), *params]):
+        out[s] = (bool(online), seen)
+    return out
+
+
+def _store_figures(
+    conn: sqlite3.Connection, ids: list[str], d: str, is_today: bool, local_now: str,
+    meta: dict[str, sqlite3.Row], health: dict[str, tuple[bool, str | None]],
+) -> list[dict[str, Any]]:
+    week_ago = (date.fromisoformat(d) - timedelta(days=7)).isoformat()
+    today = _day_rows(conn, ids, d)
+    if is_today:
+        hour = week_ago + local_now[10:13] + ":00"
+        last = _partial_visitors(conn, ids, week_ago, hour, week_ago + local_now[10:])
+    else:
+        last = {s: int(r["visitors"]) for s, r in _day_rows(conn, ids, week_ago).items()}
+    tx = _scalar_by_store(conn, "SELECT store_id, SUM(transactions) FROM pos WHERE "
+                          "local_date=? AND {where} GROUP BY store_id", ids, d)
+    now_rows = today if is_today else _day_rows(conn, ids, local_now[:10])
+    out = []
+    for sid in ids:
+        r, m = today.get(sid), meta[sid]
+        v = int(r["visitors"]) if r else 0
+        n = now_rows.get(sid)
+        t = tx.get(sid)
+        out.append({
+            "store_id": sid, "name": m["name"], "name_zh": m["name_zh"],
+            "region": m["region"], "franchisee": m["franchisee"], "date": d,
+            "visitors": v, "visitors_last_week": last.get(sid, 0),
+            "change_pct": _change(v, last.get(sid, 0)),
+            "transactions": int(t) if t is not None else None,
+            "conversion": round(t / v, 4) if t is not None and v else None,
+            "avg_dwell_s": round(r["dwell_total_s"] / r["zone_visits"], 1)
+            if r and r["zone_visits"] else None,
+            "occupancy_now": max(0, int(n["visitors"]) - int(n["exits"])) if n else 0,
+            "online": health.get(sid, (False, None))[0],
+            "last_seen": health.get(sid, (False, None))[1],
+        })
+    return out
+
+
+def _trend(conn: sqlite3.Connection, ids: list[str], end: date,
+           days: int) -> list[dict[str, Any]]:
+    start = end - timedelta(days=days - 1)
+    where, params = store_filter(ids)
+    got = dict(conn.execute(
+        f"SELECT local_date, SUM(visitors) FROM rollup_day WHERE local_date BETWEEN ? AND ? "
+        f"AND {where} GROUP BY local_date", [start.isoformat(), end.isoformat(), *params]))
+    return [{"date": (start + timedelta(days=i)).isoformat(),
+             "visitors": int(got.get((start + timedelta(days=i)).isoformat(), 0))}
+            for i in range(days)]

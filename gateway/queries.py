@@ -1,0 +1,182 @@
+"""Read side of the API: series and per-store figures from the rollup tables.
+
+Every function takes a read connection and the store ids already resolved against the
+caller's scope (``None`` means every store, used only for an unfiltered hq call).
+Multi-store series are summed by store-local label: "10:00" is 10:00 in each store's zone.
+"""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+from datetime import date
+from typing import Any, Literal
+
+from storesense.schema import AGE_BANDS, DWELL_BIN_EDGES_S, GENDERS
+
+Granularity = Literal["minute", "hour", "day"]
+StoreIds = list[str] | None
+MIN_CELL = 5
+
+_SOURCES: dict[str, tuple[str, str]] = {  # granularity -> (table, label column)
+    "minute": ("rollup_minute", "local_minute"),
+    "hour": ("rollup_hour", "local_hour"),
+    "day": ("rollup_day", "local_date"),
+}
+
+
+def store_filter(ids: StoreIds, col: str = "store_id") -> tuple[str, list[Any]]:
+    if ids is None:
+        return "1=1", []
+    return f"{col} IN (SELECT value FROM json_each(?))", [json.dumps(ids)]
+
+
+def traffic(conn: sqlite3.Connection, ids: StoreIds, granularity: Granularity,
+            start: date, end: date) -> list[dict[str, Any]]:
+    """in/out/visitors per local period. Occupancy: time-weighted people in view per camera,
+    summed over stores; occupancy_max: the most one camera saw in one window, summed."""
+    table, label = _SOURCES[granularity]
+    where, params = store_filter(ids)
+    rows = conn.execute(
+        f"""SELECT period, SUM(i), SUM(o), SUM(v), SUM(occ), SUM(mx) FROM (
+              SELECT {label} AS period, SUM(in_count) i, SUM(out_count) o, SUM(visitors) v,
+                     SUM(occ_sum) / NULLIF(SUM(occ_secs), 0) occ, MAX(occ_max) mx
+              FROM {table} WHERE local_date BETWEEN ? AND ? AND {where}
+              GROUP BY store_id, period)
+            GROUP BY period ORDER BY period""",
+        [start.isoformat(), end.isoformat(), *params],
+    )
+    return [
+        {"period": r[0], "in": int(r[1]), "out": int(r[2]), "visitors": int(r[3]),
+         "occupancy_avg": round(r[4], 2) if r[4] is not None else None,
+         "occupancy_max": int(r[5])}
+        for r in rows
+    ]
+
+
+def conversion(conn: sqlite3.Connection, ids: StoreIds, granularity: Literal["hour", "day"],
+               start: date, end: date) -> list[dict[str, Any]]:
+    """Visitors and POS transactions per local period; conversion null without POS data."""
+    table, label = _SOURCES[granularity]
+    pos_label = "local_hour" if granularity == "hour" else "local_date"
+    where, params = store_filter(ids)
+    span = [start.isoformat(), end.isoformat()]
+    visitors = dict(conn.execute(
+        f"SELECT {label}, SUM(visitors) FROM {table} WHERE local_date BETWEEN ? AND ? "
+        f"AND {where} GROUP BY {label}", [*span, *params]).fetchall())
+    tx = dict(conn.execute(
+        f"SELECT {pos_label}, SUM(transactions) FROM pos WHERE local_date BETWEEN ? AND ? "
+        f"AND {where} GROUP BY {pos_label}", [*span, *params]).fetchall())
+    out = []
+    for period in sorted(set(visitors) | set(tx)):
+        v, t = int(visitors.get(period) or 0), tx.get(period)
+        conv = round(t / v, 4) if t is not None and v > 0 else None
+        out.append({"period": period, "visitors": v,
+                    "transactions": int(t) if t is not None else None, "conversion": conv})
+    return out
+
+
+def dwell_percentile(hist: list[int], q: float) -> float:
+    """Percentile of a DWELL_BIN_EDGES_S histogram, linear inside a bin; the open last bin
+    answers its lower edge (a lower bound)."""
+    total = sum(hist)
+    if total == 0:
+        return 0.0
+    target, cum = q * total, 0.0
+    edges = DWELL_BIN_EDGES_S
+    for i, n in enumerate(hist):
+        if n and cum + n >= target:
+            if i + 1 >= len(edges):
+                return float(edges[i])
+            return float(edges[i] + (target - cum) / n * (edges[i + 1] - edges[i]))
+        cum += n
+    return float(edges[-1])
+
+
+def zones(conn: sqlite3.Connection, store_id: str, start: date,
+          end: date) -> list[dict[str, Any]]:
+    hcols = ", ".join(f"SUM(h{i})" for i in range(len(DWELL_BIN_EDGES_S)))
+    rows = conn.execute(
+        f"SELECT camera_id, zone, SUM(entries), SUM(visits), SUM(stops), SUM(dwell_total_s), "
+        f"{hcols} FROM zone_day WHERE store_id=? AND local_date BETWEEN ? AND ? "
+        f"GROUP BY camera_id, zone ORDER BY camera_id, zone",
+        (store_id, start.isoformat(), end.isoformat()))
+    out = []
+    for r in rows:
+        visits, total, hist = int(r[3]), float(r[5]), [int(x) for x in r[6:]]
+        out.append({
+            "camera_id": r[0], "zone": r[1], "entries": int(r[2]), "visits": visits,
+            "stops": int(r[4]), "stop_rate": round(r[4] / visits, 4) if visits else None,
+            "dwell_mean_s": round(total / visits, 2) if visits else None,
+            "dwell_p50_s": round(dwell_percentile(hist, 0.5), 2) if visits else None,
+            "dwell_p90_s": round(dwell_percentile(hist, 0.9), 2) if visits else None,
+            "dwell_total_s": round(total, 2),
+        })
+    return out
+
+
+def transitions(conn: sqlite3.Connection, store_id: str, start: date,
+                end: date) -> list[dict[str, Any]]:
+    rows = conn.execute(
+        "SELECT from_zone, to_zone, SUM(count) n FROM transition_day WHERE store_id=? AND "
+        "local_date BETWEEN ? AND ? GROUP BY from_zone, to_zone ORDER BY n DESC, from_zone",
+        (store_id, start.isoformat(), end.isoformat()))
+    return [{"from_zone": r[0], "to_zone": r[1], "count": int(r[2])} for r in rows]
+
+
+def heatmap(conn: sqlite3.Connection, store_id: str, start: date, end: date,
+            camera_id: str | None) -> dict[str, Any] | None:
+    """Summed seconds per cell over the days; None when the camera has no heatmap."""
+    rows = conn.execute(
+        "SELECT camera_id, cols, rows, cells FROM heatmap_day WHERE store_id=? AND "
+        "local_date BETWEEN ? AND ? AND (? IS NULL OR camera_id=?) ORDER BY camera_id, "
+        "local_date", (store_id, start.isoformat(), end.isoformat(), camera_id, camera_id),
+    ).fetchall()
+    if not rows:
+        return None
+    cam, cols, nrows = rows[0][0], rows[0][1], rows[0][2]
+    cells = [0.0] * (cols * nrows)
+    for r in rows:
+        if (r[0], r[1], r[2]) == (cam, cols, nrows):  # one camera, one grid size
+            cells = [a + b for a, b in zip(cells, json.loads(r[3]), strict=True)]
+    return {"camera_id": cam, "cols": cols, "rows": nrows,
+            "cells": [round(c, 2) for c in cells], "max": round(max(cells), 2),
+            "total_s": round(sum(cells), 2)}
+
+
+def demographics(conn: sqlite3.Connection, store_id: str, start: date,
+                 end: date) -> dict[str, Any]:
+    """Counts per age band and gender; cells below MIN_CELL are null and listed."""
+    sums: dict[tuple[str, str], int] = {
+        (r[0], r[1]): int(r[2]) for r in conn.execute(
+            "SELECT dimension, key, SUM(count) FROM demographics_day WHERE store_id=? AND "
+            "local_date BETWEEN ? AND ? GROUP BY dimension, key",
+            (store_id, start.isoformat(), end.isoformat()))}
+    suppressed: list[str] = []
+
+    def cells(dim: str, keys: tuple[str, ...], name: str) -> dict[str, int | None]:
+        out: dict[str, int | None] = {}
+        for k in (*keys, "unknown"):
+            n = sums.get((dim, k), 0)
+            out[k] = n if n >= MIN_CELL else None
+            if n < MIN_CELL:
+                suppressed.append(f"{name}.{k}")
+        return out
+
+    visitors = sum(n for (dim, _), n in sums.items() if dim == "gender")
+    return {"min_cell": MIN_CELL, "visitors": visitors,
+            "age_bands": cells("age", AGE_BANDS, "age_bands"),
+            "genders": cells("gender", GENDERS, "genders"), "suppressed": suppressed}
+
+
+def dead_letters(conn: sqlite3.Connection, limit: int) -> list[dict[str, Any]]:
+    rows = conn.execute(
+        "SELECT id, received_at, topic, reason, payload FROM dead_letters "
+        "ORDER BY id DESC LIMIT ?", (limit,))
+    out = []
+    for r in rows:
+        p = r[4]
+        text = p.decode("utf-8", "replace") if isinstance(p, bytes) else str(p or "")
+        out.append({"id": r[0], "received_at": r[1], "topic": r[2], "reason": r[3],
+                    "payload": text[:4000]})
+    return out

@@ -1,0 +1,191 @@
+"""Store-local rollups maintained incrementally at ingest.
+
+A window belongs to the local minute, hour and day of its ``window_start`` in the store's time
+zone. Hour rows are keyed by the UTC instant at which that local hour starts, so a fall-back
+day keeps its repeated hour as two rows (25 rows) and a spring-forward day has 23; half-hour
+zones (Asia/Kolkata) work because the local hour is floored in local time, not in UTC.
+
+``RollupBatch`` sums the windows of one ingest batch in memory and then upserts with
+``x = x + excluded.x`` in the caller's transaction. Only windows that were newly inserted are
+added, so a redelivered window never counts twice.
+"""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+from collections import defaultdict
+from datetime import UTC, datetime
+from zoneinfo import ZoneInfo
+
+from storesense.schema import WindowAggregate
+
+N_BINS = 11
+# exits: out_count on entrance cameras, so occupancy_now = visitors - exits
+COUNT_FIELDS = ("in_count", "out_count", "visitors", "exits", "occ_sum", "occ_secs", "occ_max",
+                "windows")
+_MAX_AT = COUNT_FIELDS.index("occ_max")
+_DAY_LEN = len(COUNT_FIELDS) + 2  # + zone_visits, dwell_total_s
+
+
+def utc_text(t: datetime) -> str:
+    """The storage format of instants: 'YYYY-MM-DDTHH:MM:SSZ'."""
+    return t.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def local_keys(start: datetime, tz: ZoneInfo) -> tuple[str, str, str, str]:
+    """(local minute label, local hour label, local date, UTC start of the local hour)."""
+    local = start.astimezone(tz)
+    hour_start = local.replace(minute=0, second=0, microsecond=0)  # keeps the DST fold
+    return (
+        local.strftime("%Y-%m-%dT%H:%M"),
+        local.strftime("%Y-%m-%dT%H:00"),
+        local.strftime("%Y-%m-%d"),
+        utc_text(hour_start),
+    )
+
+
+def _counts(w: WindowAggregate, entrance: bool) -> list[float]:
+    ins = sum(x.in_count for x in w.lines)
+    outs = sum(x.out_count for x in w.lines)
+    secs = (w.window_end - w.window_start).total_seconds()
+    return [ins, outs, ins if entrance else 0, outs if entrance else 0,
+            w.occupancy.avg * secs, secs, w.occupancy.max, 1]
+
+
+def _add(acc: list[float], new: list[float]) -> None:
+    for i, v in enumerate(new):
+        acc[i] = max(acc[i], v) if i == _MAX_AT else acc[i] + v
+
+
+def _zeros() -> list[float]:
+    return [0.0] * len(COUNT_FIELDS)
+
+
+class RollupBatch:
+    """Sums of one batch of new windows, keyed like the rollup tables' primary keys."""
+
+    def __init__(self) -> None:
+        self.minute: dict[tuple[str, str, str], list[float]] = defaultdict(_zeros)
+        self.minute_labels: dict[tuple[str, str, str], tuple[str, str]] = {}
+        self.hour: dict[tuple[str, str], list[float]] = defaultdict(_zeros)
+        self.hour_labels: dict[tuple[str, str], tuple[str, str]] = {}
+        self.day: dict[tuple[str, str], list[float]] = defaultdict(lambda: [0.0] * _DAY_LEN)
+        self.zone: dict[tuple[str, str, str, str], list[float]] = defaultdict(
+            lambda: [0.0] * (4 + N_BINS))
+        self.transition: dict[tuple[str, str, str, str], int] = defaultdict(int)
+        self.demo: dict[tuple[str, str, str, str], int] = defaultdict(int)
+        self.heat: dict[tuple[str, str, str], tuple[int, int, list[float]]] = {}
+
+    def add(self, w: WindowAggregate, tz: ZoneInfo, entrance: bool) -> None:
+        minute, hour, date, hour_utc = local_keys(w.window_start, tz)
+        s = w.store_id
+        c = _counts(w, entrance)
+        mkey = (s, w.camera_id, utc_text(w.window_start))
+        _add(self.minute[mkey], c)
+        self.minute_labels[mkey] = (minute, date)
+        _add(self.hour[(s, hour_utc)], c)
+        self.hour_labels[(s, hour_utc)] = (hour, date)
+        day = self.day[(s, date)]
+        _add(day, c)  # the count fields; the two zone totals follow
+        for z in w.zones:
+            day[-2] += z.visits
+            day[-1] += z.dwell_total_s
+            acc = self.zone[(s, date, w.camera_id, z.zone)]
+            for i, v in enumerate((z.entries, z.visits, z.stops, z.dwell_total_s,
+                                   *z.dwell_histogram)):
+                acc[i] += v
+        for t in w.transitions:
+            self.transition[(s, date, t.from_zone, t.to_zone)] += t.count
+        for dim, values in (("age", w.demographics.age_bands),
+                            ("gender", w.demographics.genders)):
+            for k, n in values.items():
+                self.demo[(s, date, dim, k)] += n
+        if w.heatmap is not None:
+            self._add_heat((s, date, w.camera_id), w.heatmap.cols, w.heatmap.rows,
+                           w.heatmap.cells)
+
+    def _add_heat(self, key: tuple[str, str, str], cols: int, rows: int,
+                  cells: list[float]) -> None:
+        old = self.heat.get(key)
+        if old is None or (old[0], old[1]) != (cols, rows):
+            # a camera whose grid size changed mid-day keeps only the newer grid
+            self.heat[key] = (cols, rows, list(cells))
+            return
+        self.heat[key] = (cols, rows, [a + b for a, b in zip(old[2], cells, strict=True)])
+
+    def flush(self, conn: sqlite3.Connection) -> None:
+        """Upsert-add everything into the rollup tables (caller holds the transaction)."""
+        _upsert_counts(conn, "rollup_minute", ("store_id", "camera_id", "start_utc"),
+                       ("local_minute", "local_date"), self.minute, self.minute_labels)
+        _upsert_counts(conn, "rollup_hour", ("store_id", "hour_utc"),
+                       ("local_hour", "local_date"), self.hour, self.hour_labels)
+        self._flush_day(conn)
+        self._flush_details(conn)
+        _flush_heat(conn, self.heat)
+
+
+    def _flush_day(self, conn: sqlite3.Connection) -> None:
+        fields = (*COUNT_FIELDS, "zone_visits", "dwell_total_s")
+        conn.executemany(
+            f"INSERT INTO rollup_day (store_id, local_date, {', '.join(fields)}) "
+            f"VALUES (?, ?, {', '.join('?' * len(fields))}) "
+            f"ON CONFLICT DO UPDATE SET {_add_sets(fields)}",
+            [(*k, *v) for k, v in self.day.items()],
+        )
+
+    def _flush_details(self, conn: sqlite3.Connection) -> None:
+        zf = ("entries", "visits", "stops", "dwell_total_s", *(f"h{i}" for i in range(N_BINS)))
+        conn.executemany(
+            f"INSERT INTO zone_day (store_id, local_date, camera_id, zone, {', '.join(zf)}) "
+            f"VALUES (?, ?, ?, ?, {', '.join('?' * len(zf))}) "
+            f"ON CONFLICT DO UPDATE SET {_add_sets(zf)}",
+            [(*k, *v) for k, v in self.zone.items()],
+        )
+        conn.executemany(
+            "INSERT INTO transition_day VALUES (?, ?, ?, ?, ?) "
+            "ON CONFLICT DO UPDATE SET count = count + excluded.count",
+            [(*k, v) for k, v in self.transition.items()],
+        )
+        conn.executemany(
+            "INSERT INTO demographics_day VALUES (?, ?, ?, ?, ?) "
+            "ON CONFLICT DO UPDATE SET count = count + excluded.count",
+            [(*k, v) for k, v in self.demo.items()],
+        )
+
+
+def _add_sets(fields: tuple[str, ...]) -> str:
+    return ", ".join(
+        f"{f} = max({f}, excluded.{f})" if f == "occ_max" else f"{f} = {f} + excluded.{f}"
+        for f in fields
+    )
+
+
+def _upsert_counts(
+    conn: sqlite3.Connection, table: str, keys: tuple[str, ...], labels: tuple[str, ...],
+    sums: dict[tuple[str, str, str], list[float]] | dict[tuple[str, str], list[float]],
+    label_values: dict[tuple[str, str, str], tuple[str, str]]
+    | dict[tuple[str, str], tuple[str, str]],
+) -> None:
+    cols = (*keys, *labels, *COUNT_FIELDS)
+    conn.executemany(
+        f"INSERT INTO {table} ({', '.join(cols)}) VALUES ({', '.join('?' * len(cols))}) "
+        f"ON CONFLICT DO UPDATE SET {_add_sets(COUNT_FIELDS)}",
+        [(*k, *label_values[k], *v) for k, v in sums.items()],  # type: ignore[index]
+    )
+
+
+def _flush_heat(
+    conn: sqlite3.Connection, heat: dict[tuple[str, str, str], tuple[int, int, list[float]]]
+) -> None:
+    for (store, date, camera), (cols, rows, cells) in heat.items():
+        row = conn.execute(
+            "SELECT cols, rows, cells FROM heatmap_day "
+            "WHERE store_id=? AND local_date=? AND camera_id=?", (store, date, camera)
+        ).fetchone()
+        if row is not None and (row[0], row[1]) == (cols, rows):
+            cells = [a + b for a, b in zip(json.loads(row[2]), cells, strict=True)]
+        conn.execute(
+            "INSERT OR REPLACE INTO heatmap_day VALUES (?, ?, ?, ?, ?, ?)",
+            (store, camera, date, cols, rows, json.dumps([round(c, 3) for c in cells])),
+        )

@@ -1,0 +1,276 @@
+"""The /api/v1 endpoints of docs/api.md. Handlers are thin: scope, query, shape."""
+
+from __future__ import annotations
+
+import sqlite3
+from datetime import date, datetime
+from typing import Annotated, Any, Literal
+
+from fastapi import APIRouter, Depends, File, Query, Request, Response, UploadFile
+from pydantic import ValidationError
+
+from gateway import overview as ov
+from gateway import pos, queries
+from gateway.auth import Principal, authenticate
+from gateway.config import GatewaySettings
+from gateway.errors import ApiError
+from gateway.registry import StoreRecord, parse_file
+from gateway.scope import check_store, select
+from gateway.storage import Storage
+from storesense import __version__
+from storesense.config import describe_validation_error
+from storesense.errors import ConfigError
+
+MAX_UPLOAD = 10 * 1024 * 1024
+router = APIRouter()
+
+
+def get_storage(request: Request) -> Storage:
+    storage: Storage = request.app.state.storage
+    storage.refresh_registry(max_age_s=5.0)  # another process may have imported stores
+    return storage
+
+
+def get_settings(request: Request) -> GatewaySettings:
+    settings: GatewaySettings = request.app.state.settings
+    return settings
+
+
+def get_now(request: Request) -> datetime:
+    now: datetime = request.app.state.clock()
+    return now
+
+
+StorageDep = Annotated[Storage, Depends(get_storage)]
+NowDep = Annotated[datetime, Depends(get_now)]
+
+
+def principal(request: Request, storage: StorageDep) -> Principal:
+    header = request.headers.get("authorization", "")
+    scheme, _, token = header.partition(" ")
+    if scheme.lower() != "bearer" or not token.strip():
+        raise ApiError(401, "unauthorized", "missing 'Authorization: Bearer <token>' header")
+    who = authenticate(storage, token.strip())
+    if who is None:
+        raise ApiError(401, "unauthorized", "unknown or revoked token")
+    return who
+
+
+Who = Annotated[Principal, Depends(principal)]
+
+
+def hq_only(who: Who) -> Principal:
+    if not who.is_hq:
+        raise ApiError(403, "forbidden", "this endpoint needs an hq token")
+    return who
+
+
+HQ = Annotated[Principal, Depends(hq_only)]
+
+
+class Selection:
+    """store_id / region / franchisee query filters (AND), within the token's scope."""
+
+    def __init__(self, store_id: str | None = None, region: str | None = None,
+                 franchisee: str | None = None) -> None:
+        self.store_id, self.region, self.franchisee = store_id, region, franchisee
+
+
+SelectionDep = Annotated[Selection, Depends()]
+
+
+def _ids(storage: Storage, who: Principal, sel: Selection) -> list[str]:
+    return select(storage, who, sel.store_id, sel.region, sel.franchisee)
+
+
+def _span(start: date | None, end: date | None, default: date) -> tuple[date, date]:
+    end = end or start or default
+    start = start or end
+    if start > end:
+        raise ApiError(400, "bad_request", f"start {start} is after end {end}")
+    if (end - start).days > 800:
+        raise ApiError(400, "bad_request", "date range longer than 800 days")
+    return start, end
+
+
+def _store_today(storage: Storage, store_id: str, now: datetime) -> date:
+    return now.astimezone(storage.registry.stores[store_id].tz).date()
+
+
+def _read(storage: Storage) -> sqlite3.Connection:
+    return storage.read()
+
+
+@router.get("/health")
+def health() -> dict[str, str]:
+    return {"status": "ok", "version": __version__}
+
+
+@router.get("/me")
+def me(who: Who, storage: StorageDep) -> dict[str, Any]:
+    return {"name": who.name, "scope": who.kind, "scope_value": who.value or None,
+            "store_ids": who.store_ids(storage.registry)}
+
+
+@router.get("/stores")
+def stores(who: Who, storage: StorageDep) -> list[dict[str, Any]]:
+    return storage.list_stores(who.store_ids(storage.registry))
+
+
+@router.put("/stores/{store_id}")
+def put_store(store_id: str, body: dict[str, Any], _: HQ,
+              storage: StorageDep) -> dict[str, Any]:
+    body = {**body, "store_id": body.get("store_id", store_id)}
+    if body["store_id"] != store_id:
+        raise ApiError(400, "bad_request", "store_id in body differs from the path")
+    try:
+        record = StoreRecord.model_validate(body)
+    except ValidationError as e:
+        raise ApiError(422, "invalid_request", describe_validation_error(e)) from e
+    storage.upsert_stores([record])
+    return storage.list_stores([store_id])[0]
+
+
+@router.post("/stores/import")
+async def import_stores(_: HQ, storage: StorageDep,
+                        file: Annotated[UploadFile, File()]) -> dict[str, int]:
+    content = await file.read(MAX_UPLOAD + 1)
+    if len(content) > MAX_UPLOAD:
+        raise ApiError(413, "too_large", f"file larger than {MAX_UPLOAD} bytes")
+    try:
+        records = parse_file(file.filename or "upload", content)
+    except ConfigError as e:
+        raise ApiError(422, "invalid_request", str(e)) from e
+    return {"imported": storage.upsert_stores(records)}
+
+
+IMAGE_TYPES = {b"\x89PNG\r\n\x1a\n": "image/png", b"\xff\xd8\xff": "image/jpeg"}
+
+
+@router.put("/stores/{store_id}/floorplan")
+async def put_floorplan(store_id: str, request: Request, _: HQ,
+                        storage: StorageDep) -> dict[str, Any]:
+    check_store(storage, _, store_id)
+    body = await request.body()
+    if len(body) > MAX_UPLOAD:
+        raise ApiError(413, "too_large", f"image larger than {MAX_UPLOAD} bytes")
+    kind = next((t for magic, t in IMAGE_TYPES.items() if body.startswith(magic)), None)
+    if kind is None:
+        raise ApiError(415, "unsupported_media_type", "floor plan must be a PNG or JPEG")
+    storage.set_floorplan(store_id, body, kind)
+    return {"store_id": store_id, "content_type": kind, "bytes": len(body)}
+
+
+@router.get("/stores/{store_id}/floorplan")
+def get_floorplan(store_id: str, who: Who, storage: StorageDep) -> Response:
+    check_store(storage, who, store_id)
+    found = storage.get_floorplan(store_id)
+    if found is None:
+        raise ApiError(404, "not_found", f"store {store_id!r} has no floor plan")
+    return Response(found[0], media_type=found[1])
+
+
+@router.get("/traffic")
+def traffic(who: Who, storage: StorageDep, now: NowDep, sel: SelectionDep,
+            granularity: Literal["minute", "hour", "day"] = "hour",
+            start: date | None = None, end: date | None = None) -> dict[str, Any]:
+    ids = _ids(storage, who, sel)
+    start, end = _span(start, end, now.date())
+    if granularity == "minute" and (end - start).days > 6:
+        raise ApiError(400, "bad_request", "minute granularity: at most 7 days")
+    series = queries.traffic(_read(storage), ids, granularity, start, end)
+    return {"granularity": granularity, "start": start.isoformat(), "end": end.isoformat(),
+            "series": series}
+
+
+@router.get("/overview")
+def overview(who: Who, storage: StorageDep, settings: Annotated[
+                 GatewaySettings, Depends(get_settings)], now: NowDep, sel: SelectionDep,
+             date: date | None = None,
+             trend_days: Annotated[int, Query(ge=1, le=400)] = 28) -> dict[str, Any]:
+    ids = _ids(storage, who, sel)
+    return ov.overview(_read(storage), storage.registry, ids, date, trend_days, now,
+                       settings.status_interval_s)
+
+
+@router.get("/stores/{store_id}/zones")
+def zones(store_id: str, who: Who, storage: StorageDep, now: NowDep,
+          start: date | None = None, end: date | None = None) -> dict[str, Any]:
+    check_store(storage, who, store_id)
+    start, end = _span(start, end, _store_today(storage, store_id, now))
+    return {"zones": queries.zones(_read(storage), store_id, start, end)}
+
+
+@router.get("/stores/{store_id}/transitions")
+def transitions(store_id: str, who: Who, storage: StorageDep, now: NowDep,
+                start: date | None = None, end: date | None = None) -> dict[str, Any]:
+    check_store(storage, who, store_id)
+    start, end = _span(start, end, _store_today(storage, store_id, now))
+    return {"transitions": queries.transitions(_read(storage), store_id, start, end)}
+
+
+@router.get("/stores/{store_id}/heatmap")
+def heatmap(store_id: str, who: Who, storage: StorageDep, now: NowDep,
+            start: date | None = None, end: date | None = None,
+            camera_id: str | None = None) -> dict[str, Any]:
+    check_store(storage, who, store_id)
+    start, end = _span(start, end, _store_today(storage, store_id, now))
+    found = queries.heatmap(_read(storage), store_id, start, end, camera_id)
+    if found is None:
+        which = f"camera {camera_id!r}" if camera_id else "any camera"
+        raise ApiError(404, "not_found",
+                       f"no heatmap for {which} of store {store_id!r} from {start} to {end}")
+    return found
+
+
+@router.get("/stores/{store_id}/demographics")
+def demographics(store_id: str, who: Who, storage: StorageDep, now: NowDep,
+                 start: date | None = None, end: date | None = None) -> dict[str, Any]:
+    check_store(storage, who, store_id)
+    start, end = _span(start, end, _store_today(storage, store_id, now))
+    return queries.demographics(_read(storage), store_id, start, end)
+
+
+@router.get("/conversion")
+def conversion(who: Who, storage: StorageDep, now: NowDep, sel: SelectionDep,
+               granularity: Literal["hour", "day"] = "day",
+               start: date | None = None, end: date | None = None) -> dict[str, Any]:
+    ids = _ids(storage, who, sel)
+    start, end = _span(start, end, now.date())
+    return {"granularity": granularity, "start": start.isoformat(), "end": end.isoformat(),
+            "series": queries.conversion(_read(storage), ids, granularity, start, end)}
+
+
+@router.post("/pos")
+def post_pos(records: list[pos.PosRecord], _: HQ, storage: StorageDep) -> dict[str, int]:
+    unknown = pos.unknown_stores(storage, records)
+    if unknown:
+        raise ApiError(400, "bad_request", f"unknown stores {unknown}")
+    return {"stored": pos.upsert(storage, records)}
+
+
+@router.post("/pos/upload")
+async def upload_pos(_: HQ, storage: StorageDep,
+                     file: Annotated[UploadFile, File()]) -> dict[str, Any]:
+    content = await file.read(MAX_UPLOAD + 1)
+    if len(content) > MAX_UPLOAD:
+        raise ApiError(413, "too_large", f"file larger than {MAX_UPLOAD} bytes")
+    try:
+        text = content.decode("utf-8-sig")
+    except UnicodeDecodeError as e:
+        raise ApiError(422, "invalid_request", "POS file is not UTF-8 text") from e
+    records, rejected = pos.parse_csv(text, set(storage.registry.stores))
+    return {"stored": pos.upsert(storage, records), "rejected": rejected}
+
+
+@router.get("/devices")
+def devices(who: Who, storage: StorageDep, now: NowDep, sel: SelectionDep,
+            settings: Annotated[GatewaySettings, Depends(get_settings)]) -> list[dict[str, Any]]:
+    ids = _ids(storage, who, sel)
+    return ov.devices(_read(storage), ids, now, settings.status_interval_s)
+
+
+@router.get("/deadletters")
+def deadletters(_: HQ, storage: StorageDep,
+                limit: Annotated[int, Query(ge=1, le=10_000)] = 100) -> list[dict[str, Any]]:
+    return queries.dead_letters(_read(storage), limit)

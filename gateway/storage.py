@@ -1,0 +1,315 @@
+"""The gateway database: one SQLite file (WAL), one write path, versioned migrations.
+
+Writes go through ``transaction()`` (a process-wide lock plus ``BEGIN IMMEDIATE``, so two
+gateway processes sharing the file serialise cleanly). Reads use one connection per thread,
+which WAL lets run beside the writer. ``ingest`` is the hot path: validate a batch, dead-letter
+the invalid, insert-or-ignore the windows on ``message_id`` and add the new ones to the
+rollups, all in ONE transaction, so a batch is either wholly stored or not at all.
+"""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+import threading
+import time
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from datetime import datetime
+from pathlib import Path
+from typing import Any, Literal
+from zoneinfo import ZoneInfo
+
+import sqlite_utils
+
+from gateway import migrations
+from gateway.registry import CameraRecord, StoreRecord
+from gateway.rollups import RollupBatch, utc_text
+from gateway.validate import Rejected, parse_message
+from storesense.schema import DeviceStatus, WindowAggregate, utcnow
+from storesense.topics import Topics
+
+Synchronous = Literal["OFF", "NORMAL", "FULL"]
+REGISTRY_RELOAD_S = 1.0  # another process may have registered a store; look again this often
+
+
+@dataclass(frozen=True)
+class IngestResult:
+    stored: int = 0
+    duplicates: int = 0
+    dead: int = 0
+
+
+@dataclass(frozen=True)
+class StoreInfo:
+    store_id: str
+    tz: ZoneInfo
+    region: str
+    franchisee: str
+
+
+@dataclass
+class Registry:
+    """In-memory snapshot of stores and camera roles, used at ingest and for scoping."""
+
+    stores: dict[str, StoreInfo] = field(default_factory=dict)
+    roles: dict[tuple[str, str], str] = field(default_factory=dict)
+    loaded_at: float = 0.0
+
+
+def connect(path: str | Path, synchronous: Synchronous = "NORMAL") -> sqlite3.Connection:
+    conn = sqlite3.connect(str(path), isolation_level=None, check_same_thread=False,
+                           timeout=30.0)
+    conn.execute("PRAGMA journal_mode=WAL")
+    conn.execute(f"PRAGMA synchronous={synchronous}")
+    conn.execute("PRAGMA busy_timeout=30000")
+    return conn
+
+
+class Storage:
+    """The database of one gateway. Thread-safe; several processes may share the file."""
+
+    def __init__(self, path: str | Path, topics: Topics | None = None,
+                 synchronous: Synchronous = "NORMAL",
+                 clock: Callable[[], datetime] = utcnow) -> None:
+        self.path = Path(path)
+        self.clock = clock  # stamps received_at; injectable so tests can pin it
+        self.topics = topics or Topics()
+        self._synchronous: Synchronous = synchronous
+        self._conn = connect(self.path, synchronous)
+        self.db = sqlite_utils.Database(self._conn)
+        self._lock = threading.RLock()
+        self._local = threading.local()
+        self._readers: list[sqlite3.Connection] = []
+        migrations.apply(self._conn)
+        self.registry = Registry()
+        self.reload_registry()
+
+    # ------------------------------------------------------------------ connections
+
+    @contextmanager
+    def transaction(self) -> Iterator[sqlite3.Connection]:
+        """One write transaction; nested use joins the outer one."""
+        with self._lock:
+            if self._conn.in_transaction:
+                yield self._conn
+                return
+            self._conn.execute("BEGIN IMMEDIATE")
+            try:
+                yield self._conn
+            except BaseException:
+                self._conn.execute("ROLLBACK")
+                raise
+            self._conn.execute("COMMIT")
+
+    def read(self) -> sqlite3.Connection:
+        """This thread's read connection (WAL readers do not block the writer)."""
+        conn: sqlite3.Connection | None = getattr(self._local, "conn", None)
+        if conn is None:
+            conn = connect(self.path, self._synchronous)
+            conn.row_factory = sqlite3.Row
+            self._local.conn = conn
+            with self._lock:
+                self._readers.append(conn)
+        return conn
+
+    def close(self) -> None:
+        with self._lock:
+            for c in self._readers:
+                c.close()
+            self._readers.clear()
+            self._conn.close()
+
+    # ------------------------------------------------------------------ registry
+
+    def reload_registry(self) -> Registry:
+        stores = {
+            r[0]: StoreInfo(r[0], ZoneInfo(r[1]), r[2], r[3])
+            for r in self._conn.execute(
+                "SELECT store_id, timezone, region, franchisee FROM stores")
+        }
+        roles = {(r[0], r[1]): r[2] for r in self._conn.execute(
+            "SELECT store_id, camera_id, role FROM cameras")}
+        self.registry = Registry(stores, roles, time.monotonic())
+        return self.registry
+
+    def refresh_registry(self, max_age_s: float) -> None:
+        if time.monotonic() - self.registry.loaded_at > max_age_s:
+            self.reload_registry()
+
+    def list_stores(self, ids: Sequence[str]) -> list[dict[str, Any]]:
+        """Store records with their cameras, in the shape GET /stores answers."""
+        conn = self.read()
+        wanted = json.dumps(list(ids))
+        cams: dict[str, list[dict[str, Any]]] = {}
+        for c in conn.execute(
+            "SELECT store_id, camera_id, role, name FROM cameras WHERE store_id IN "
+            "(SELECT value FROM json_each(?)) ORDER BY store_id, camera_id", (wanted,)):
+            cams.setdefault(c[0], []).append({"camera_id": c[1], "role": c[2], "name": c[3]})
+        rows = conn.execute(
+            "SELECT store_id, name, name_zh, region, franchisee, timezone, open_hour, "
+            "close_hour, floorplan IS NOT NULL AS has_floorplan FROM stores WHERE store_id IN "
+            "(SELECT value FROM json_each(?)) ORDER BY store_id", (wanted,))
+        return [{**dict(r), "has_floorplan": bool(r["has_floorplan"]),
+                 "cameras": cams.get(r["store_id"], [])} for r in rows]
+
+    def set_floorplan(self, store_id: str, image: bytes, content_type: str) -> None:
+        with self.transaction() as conn:
+            conn.execute("UPDATE stores SET floorplan=?, floorplan_type=? WHERE store_id=?",
+                         (image, content_type, store_id))
+
+    def get_floorplan(self, store_id: str) -> tuple[bytes, str] | None:
+        row = self.read().execute(
+            "SELECT floorplan, floorplan_type FROM stores WHERE store_id=?", (store_id,)
+        ).fetchone()
+        return None if row is None or row[0] is None else (bytes(row[0]), str(row[1]))
+
+    def upsert_stores(self, records: Iterable[StoreRecord | dict[str, Any]]) -> int:
+        recs = [r if isinstance(r, StoreRecord) else StoreRecord.model_validate(r)
+                for r in records]
+        now = utc_text(self.clock())
+        with self.transaction() as conn:
+            for r in recs:
+                self._upsert_store(conn, r, now)
+        self.reload_registry()
+        return len(recs)
+
+    @staticmethod
+    def _upsert_store(conn: sqlite3.Connection, r: StoreRecord, now: str) -> None:
+        conn.execute(
+            "INSERT INTO stores (store_id, name, name_zh, region, franchisee, timezone, "
+            "open_hour, close_hour, updated_at) VALUES (?,?,?,?,?,?,?,?,?) "
+            "ON CONFLICT DO UPDATE SET name=excluded.name, name_zh=excluded.name_zh, "
+            "region=excluded.region, franchisee=excluded.franchisee, "
+            "timezone=excluded.timezone, open_hour=excluded.open_hour, "
+            "close_hour=excluded.close_hour, updated_at=excluded.updated_at",
+            (r.store_id, r.name, r.name_zh, r.region, r.franchisee, r.timezone,
+             r.open_hour, r.close_hour, now),
+        )
+        if r.cameras is not None:
+            conn.execute("DELETE FROM cameras WHERE store_id=?", (r.store_id,))
+            for c in r.cameras:
+                _insert_camera(conn, r.store_id, c, auto=False)
+
+    # ------------------------------------------------------------------ ingest
+
+    def ingest(self, items: Sequence[tuple[str, bytes]]) -> IngestResult:
+        """Validate and store one batch of (topic, raw payload) in one transaction."""
+        windows: list[tuple[WindowAggregate, str]] = []
+        statuses: list[tuple[DeviceStatus, str]] = []
+        dead: list[tuple[str, bytes, str]] = []
+        for topic, payload in items:
+            parsed = parse_message(self.topics, topic, payload)
+            if isinstance(parsed, Rejected):
+                dead.append((topic, payload, parsed.reason))
+            elif isinstance(parsed, WindowAggregate):
+                windows.append((parsed, payload.decode("utf-8", "replace")))
+            else:
+                statuses.append((parsed, payload.decode("utf-8", "replace")))
+        return self._write_batch(windows, statuses, dead)
+
+    def store_windows(self, windows: Iterable[WindowAggregate]) -> IngestResult:
+        """Store already-validated windows (seeding, tests), same rules as ``ingest``."""
+        return self._write_batch([(w, w.model_dump_json()) for w in windows], [], [])
+
+    def dead_letter(self, topic: str, payload: bytes | str, reason: str) -> None:
+        with self.transaction() as conn:
+            _insert_dead(conn, [(topic, payload, reason)], utc_text(self.clock()))
+
+    def _write_batch(
+        self, windows: list[tuple[WindowAggregate, str]],
+        statuses: list[tuple[DeviceStatus, str]], dead: list[tuple[str, bytes, str]],
+    ) -> IngestResult:
+        now = utc_text(self.clock())
+        self._refresh_for({w.store_id for w, _ in windows} | {s.store_id for s, _ in statuses})
+        with self.transaction() as conn:
+            stored, dups = self._insert_windows(conn, windows, now, dead)
+            self._upsert_statuses(conn, statuses, now, dead)
+            _insert_dead(conn, dead, now)
+        return IngestResult(stored, dups, len(dead))
+
+    def _refresh_for(self, store_ids: set[str]) -> None:
+        stale = time.monotonic() - self.registry.loaded_at > REGISTRY_RELOAD_S
+        if stale and not store_ids <= self.registry.stores.keys():
+            self.reload_registry()
+
+    def _insert_windows(
+        self, conn: sqlite3.Connection, windows: list[tuple[WindowAggregate, str]], now: str,
+        dead: list[tuple[str, bytes, str]],
+    ) -> tuple[int, int]:
+        fresh: dict[str, tuple[WindowAggregate, str]] = {}
+        dups = 0
+        for w, raw in windows:
+            if w.store_id not in self.registry.stores:
+                topic = self.topics.aggregate(w.store_id, w.camera_id)
+                dead.append((topic, raw.encode(), f"unknown store {w.store_id!r}"))
+            elif w.message_id in fresh:
+                dups += 1
+            else:
+                fresh[w.message_id] = (w, raw)
+        if not fresh:
+            return 0, dups
+        seen = {r[0] for r in conn.execute(
+            "SELECT message_id FROM windows WHERE message_id IN "
+            "(SELECT value FROM json_each(?))", (json.dumps(list(fresh)),))}
+        new = [v for k, v in fresh.items() if k not in seen]
+        conn.executemany(
+            "INSERT INTO windows (message_id, store_id, camera_id, window_start, window_end, "
+            "received_at, simulated, payload) VALUES (?,?,?,?,?,?,?,?)",
+            [(w.message_id, w.store_id, w.camera_id, utc_text(w.window_start),
+              utc_text(w.window_end), now, int(w.simulated), raw) for w, raw in new],
+        )
+        self._add_rollups(conn, [w for w, _ in new])
+        return len(new), dups + len(seen)
+
+    def _add_rollups(self, conn: sqlite3.Connection, windows: list[WindowAggregate]) -> None:
+        batch = RollupBatch()
+        for w in windows:
+            role = self._camera_role(conn, w)
+            batch.add(w, self.registry.stores[w.store_id].tz, role == "entrance")
+        batch.flush(conn)
+
+    def _camera_role(self, conn: sqlite3.Connection, w: WindowAggregate) -> str:
+        key = (w.store_id, w.camera_id)
+        role = self.registry.roles.get(key)
+        if role is None:
+            # an unregistered camera of a known store registers itself: lines mean a door
+            role = "entrance" if w.lines else "floor"
+            _insert_camera(conn, w.store_id, CameraRecord(camera_id=w.camera_id, role=role),
+                           auto=True)
+            self.registry.roles[key] = role
+        return role
+
+    def _upsert_statuses(
+        self, conn: sqlite3.Connection, statuses: list[tuple[DeviceStatus, str]], now: str,
+        dead: list[tuple[str, bytes, str]],
+    ) -> None:
+        for s, raw in statuses:
+            if s.store_id not in self.registry.stores:
+                topic = self.topics.status(s.store_id, s.device_id)
+                dead.append((topic, raw.encode(), f"unknown store {s.store_id!r}"))
+                continue
+            # the last status received wins: a last will carries its connect-time sent_at
+            conn.execute(
+                "INSERT OR REPLACE INTO device_status VALUES (?,?,?,?,?,?)",
+                (s.store_id, s.device_id, s.state, utc_text(s.sent_at), now, raw),
+            )
+
+
+def _insert_camera(conn: sqlite3.Connection, store_id: str, c: CameraRecord,
+                   auto: bool) -> None:
+    conn.execute(
+        "INSERT OR REPLACE INTO cameras VALUES (?,?,?,?,?,?,?)",
+        (store_id, c.camera_id, c.role, c.name,
+         json.dumps(c.floorplan_points) if c.floorplan_points else None,
+         json.dumps(c.homography) if c.homography else None, int(auto)),
+    )
+
+
+def _insert_dead(conn: sqlite3.Connection, dead: Sequence[tuple[str, bytes | str, str]],
+                 now: str) -> None:
+    conn.executemany(
+        "INSERT INTO dead_letters (received_at, topic, reason, payload) VALUES (?,?,?,?)",
+        [(now, t, r, p) for t, p, r in dead],
+    )

@@ -1,0 +1,169 @@
+"""The REST API of docs/api.md on real storage: scopes, error shape, endpoints."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
+
+import pytest
+from fastapi.testclient import TestClient
+
+from gateway.api import create_app
+from gateway.auth import create_token, revoke_token
+from gateway.config import GatewaySettings
+from gateway.storage import Storage
+from storesense.schema import DeviceStatus
+from tests.gateway.helpers import TOPICS, store, window
+
+NOW = datetime(2026, 11, 23, 15, 0, tzinfo=UTC)
+DAY = "2026-11-23"
+
+
+@pytest.fixture
+def api(storage: Storage) -> Iterator[tuple[TestClient, dict[str, dict[str, str]]]]:
+    storage.clock = lambda: NOW
+    storage.upsert_stores([
+        store("a1", region="Europe", franchisee="fa"),
+        store("a2", region="Asia", franchisee="fa", tz="Asia/Tokyo"),
+        store("b1", region="Europe", franchisee="fb"),
+    ])
+    t = datetime(2026, 11, 23, 10, tzinfo=UTC)
+    storage.store_windows([window("a1", t, ins=10), window("a2", t, ins=20),
+                           window("b1", t, ins=40),
+                           window("a1", t, camera_id="floor", ins=0, outs=0, zone_visits=3,
+                                  ages={"<25": 7, "65+": 2})])
+    status = DeviceStatus(store_id="a1", device_id="box", state="online",
+                          sent_at=NOW - timedelta(seconds=5))
+    storage.ingest([(TOPICS.status("a1", "box"), status.model_dump_json().encode())])
+    tokens = {name: {"Authorization": f"Bearer {create_token(storage, name, scope)}"}
+              for name, scope in (("hq", "hq"), ("fa", "franchisee:fa"),
+                                  ("fb", "franchisee:fb"), ("eu", "region:Europe"))}
+    app = create_app(GatewaySettings(), storage, clock=lambda: NOW)
+    with TestClient(app) as client:
+        yield client, tokens
+
+
+def test_missing_unknown_and_revoked_tokens_are_401(api, storage: Storage) -> None:
+    client, tok = api
+    assert client.get("/api/v1/health").json()["status"] == "ok"
+    for headers in ({}, {"Authorization": "Bearer nope"}, {"Authorization": "Basic x"}):
+        r = client.get("/api/v1/stores", headers=headers)
+        assert r.status_code == 401 and r.json()["error"] == "unauthorized"
+    assert revoke_token(storage, "fb") == 1
+    assert client.get("/api/v1/stores", headers=tok["fb"]).status_code == 401
+    hashes = [r[0] for r in storage.read().execute("SELECT token_sha256 FROM tokens")]
+    assert all(tok["hq"]["Authorization"].split()[1] not in h for h in hashes)
+
+
+@pytest.mark.parametrize("path", [
+    "/api/v1/stores/b1/zones", "/api/v1/stores/b1/transitions", "/api/v1/stores/b1/heatmap",
+    "/api/v1/stores/b1/demographics", "/api/v1/stores/b1/floorplan",
+    "/api/v1/traffic?store_id=b1", "/api/v1/overview?store_id=b1",
+    "/api/v1/conversion?store_id=b1", "/api/v1/devices?store_id=b1",
+])
+def test_franchisee_gets_403_for_another_franchisees_store(api, path: str) -> None:
+    client, tok = api
+    r = client.get(path, headers=tok["fa"])
+    assert r.status_code == 403, r.text
+    assert r.json()["error"] == "forbidden" and "b1" in r.json()["detail"]
+
+
+def test_multi_store_endpoints_only_include_the_scope(api) -> None:
+    client, tok = api
+    q = f"start={DAY}&end={DAY}"
+    cases = {"hq": (["a1", "a2", "b1"], 70), "fa": (["a1", "a2"], 30), "fb": (["b1"], 40),
+             "eu": (["a1", "b1"], 50)}
+    for name, (ids, visitors) in cases.items():
+        h = tok[name]
+        assert [s["store_id"] for s in client.get("/api/v1/stores", headers=h).json()] == ids
+        assert client.get("/api/v1/me", headers=h).json()["store_ids"] == ids
+        series = client.get(f"/api/v1/traffic?granularity=day&{q}", headers=h).json()["series"]
+        assert sum(p["visitors"] for p in series) == visitors
+        ov = client.get(f"/api/v1/overview?date={DAY}", headers=h).json()
+        assert [s["store_id"] for s in ov["stores"]] == ids
+        assert ov["visitors"] == visitors
+    devs = client.get("/api/v1/devices", headers=tok["fb"]).json()
+    assert devs == []
+    assert [d["online"] for d in client.get("/api/v1/devices", headers=tok["fa"]).json()] == [
+        True]
+
+
+def test_hq_only_endpoints_refuse_scoped_tokens(api) -> None:
+    client, tok = api
+    assert client.get("/api/v1/deadletters", headers=tok["fa"]).status_code == 403
+    r = client.put("/api/v1/stores/a1", headers=tok["fa"],
+                   json={"name": "x", "timezone": "UTC"})
+    assert r.status_code == 403
+    assert client.post("/api/v1/pos", headers=tok["fa"], json=[]).status_code == 403
+
+
+def test_errors_are_json_with_reason(api) -> None:
+    client, tok = api
+    h = tok["hq"]
+    r = client.get("/api/v1/traffic?granularity=week", headers=h)
+    assert r.status_code == 422 and r.json()["error"] == "invalid_request"
+    assert "granularity" in r.json()["detail"]
+    r = client.get("/api/v1/traffic?start=2026-11-23&end=2026-11-01", headers=h)
+    assert r.status_code == 400 and "after" in r.json()["detail"]
+    r = client.put("/api/v1/stores/x9", headers=h, json={"name": "X", "timezone": "Mars/X"})
+    assert r.status_code == 422 and "time zone" in r.json()["detail"]
+    assert client.get("/api/v1/stores/zz/zones", headers=h).status_code == 404
+    r = client.get("/api/v1/stores/a2/heatmap", headers=h)
+    assert r.status_code == 404 and "heatmap" in r.json()["detail"]
+
+
+def test_store_page_endpoints(api) -> None:
+    client, tok = api
+    h = tok["fa"]
+    q = f"?start={DAY}&end={DAY}"
+    zones = client.get(f"/api/v1/stores/a1/zones{q}", headers=h).json()["zones"]
+    assert [(z["zone"], z["visits"]) for z in zones] == [("promo", 3)]
+    demo = client.get(f"/api/v1/stores/a1/demographics{q}", headers=h).json()
+    assert demo["age_bands"]["<25"] == 7 and demo["age_bands"]["65+"] is None
+    assert "age_bands.65+" in demo["suppressed"]
+    ov = client.get(f"/api/v1/overview?date={DAY}", headers=h).json()
+    a1 = next(s for s in ov["stores"] if s["store_id"] == "a1")
+    assert (a1["visitors"], a1["occupancy_now"], a1["online"]) == (10, 8, True)
+    assert ov["trend"][-1] == {"date": DAY, "visitors": 30} and len(ov["trend"]) == 28
+
+
+def test_registry_floorplan_and_pos_conversion(api) -> None:
+    client, tok = api
+    h = tok["hq"]
+    r = client.put("/api/v1/stores/c1", headers=h, json={
+        "name": "C", "timezone": "Europe/Paris",
+        "cameras": [{"camera_id": "d", "role": "entrance", "homography": [[1, 0, 0],
+                                                                          [0, 1, 0],
+                                                                          [0, 0, 1]]}]})
+    assert r.status_code == 200 and r.json()["cameras"][0]["role"] == "entrance"
+    png = b"\x89PNG\r\n\x1a\n" + b"\0" * 20
+    assert client.put("/api/v1/stores/c1/floorplan", headers=h, content=png).status_code == 200
+    assert client.get("/api/v1/stores/c1/floorplan", headers=h).content == png
+    assert client.put("/api/v1/stores/c1/floorplan", headers=h,
+                      content=b"GIF89a").status_code == 415
+    files = {"file": ("stores.csv", "store_id,name,timezone\nd1,D,UTC\n", "text/csv")}
+    assert client.post("/api/v1/stores/import", headers=h, files=files).json() == {
+        "imported": 1}
+    r = client.post("/api/v1/pos", headers=h, json=[
+        {"store_id": "a1", "hour_start": "2026-11-23T10:00", "transactions": 4}])
+    assert r.json() == {"stored": 1}
+    csv = ("store_id,date,hour,transactions,revenue\nb1,2026-11-23,10,8,100.5\n"
+           "zz,2026-11-23,10,1,\nb1,2026-11-23,25,1,\n")
+    r = client.post("/api/v1/pos/upload", headers=h,
+                    files={"file": ("pos.csv", csv, "text/csv")}).json()
+    assert r["stored"] == 1 and [x["line"] for x in r["rejected"]] == [3, 4]
+    conv = client.get(f"/api/v1/conversion?granularity=hour&start={DAY}&end={DAY}",
+                      headers=h).json()["series"]
+    # 10:00 UTC is 10:00 in London (a1, b1) and 19:00 in Tokyo (a2, no POS data)
+    assert conv == [{"period": "2026-11-23T10:00", "visitors": 50, "transactions": 12,
+                     "conversion": 0.24},
+                    {"period": "2026-11-23T19:00", "visitors": 20, "transactions": None,
+                     "conversion": None}]
+
+
+def test_dashboards_are_served_after_the_api(api) -> None:
+    client, _ = api
+    assert client.get("/api/v1/health").status_code == 200
+    r = client.get("/")
+    assert r.status_code == 200 and "<html" in r.text.lower()
+    assert client.get("/static/vendor/echarts.min.js").status_code == 200

@@ -1,0 +1,87 @@
+"""Store-local rollups: DST days have 23 and 25 hours; zones are summed by local label."""
+
+from __future__ import annotations
+
+from datetime import UTC, date, datetime, timedelta
+
+import pytest
+
+from gateway import queries
+from gateway.storage import Storage
+from tests.gateway.helpers import store, window
+
+
+def _hourly(store_id: str, first: datetime, hours: int, ins: int = 1) -> list:
+    return [window(store_id, first + timedelta(hours=h), ins=ins, outs=0, span_s=3600)
+            for h in range(hours)]
+
+
+@pytest.mark.parametrize(("tz", "day", "hours", "repeated"), [
+    ("Europe/London", "2026-03-29", 23, None),
+    ("Europe/London", "2026-10-25", 25, "2026-10-25T01:00"),
+    ("America/New_York", "2026-03-08", 23, None),
+    ("America/New_York", "2026-11-01", 25, "2026-11-01T01:00"),
+    ("Asia/Kolkata", "2026-06-01", 24, None),  # UTC+5:30: local hours are not UTC hours
+])
+def test_dst_day_has_its_true_number_of_hours(
+    storage: Storage, tz: str, day: str, hours: int, repeated: str | None,
+) -> None:
+    storage.upsert_stores([store("s1", tz=tz)])
+    d = date.fromisoformat(day)
+    # one window per UTC hour from two days before to two days after covers the local day
+    storage.store_windows(_hourly("s1", datetime(d.year, d.month, d.day, tzinfo=UTC)
+                                  - timedelta(days=2), 24 * 5))
+    conn = storage.read()
+    rows = conn.execute("SELECT local_hour FROM rollup_hour WHERE local_date=? "
+                        "ORDER BY hour_utc", (day,)).fetchall()
+    assert len(rows) == hours
+    day_row = conn.execute("SELECT windows, visitors FROM rollup_day WHERE local_date=?",
+                           (day,)).fetchone()
+    assert tuple(day_row) == (hours, hours)
+    series = queries.traffic(conn, ["s1"], "hour", d, d)
+    assert sum(p["visitors"] for p in series) == hours  # the day adds up whatever the labels
+    by_label = {p["period"]: p["visitors"] for p in series}
+    if repeated:
+        assert by_label[repeated] == 2  # both 01:00 hours share their local label
+        assert len(series) == 24
+    if hours == 23:
+        assert f"{day}T01:00" not in by_label if tz == "Europe/London" else True
+        assert len(series) == 23
+    if tz == "Asia/Kolkata":
+        assert all(p.endswith(":00") for p in by_label)
+
+
+def test_stores_in_different_zones_sum_by_local_label(storage: Storage) -> None:
+    storage.upsert_stores([store("ldn", tz="Europe/London", franchisee="a"),
+                           store("tyo", tz="Asia/Tokyo", franchisee="b"),
+                           store("nyc", tz="America/New_York", franchisee="c")])
+    # 10:00 local in each store on 2026-11-23, three different UTC instants
+    starts = {"ldn": datetime(2026, 11, 23, 10, tzinfo=UTC),
+              "tyo": datetime(2026, 11, 23, 1, tzinfo=UTC),
+              "nyc": datetime(2026, 11, 23, 15, tzinfo=UTC)}
+    storage.store_windows([window(s, t, ins=n, outs=0, span_s=3600)
+                           for (s, t), n in zip(starts.items(), (1, 10, 100), strict=True)])
+    # and a Tokyo window at 23:30 UTC on the 23rd, which is already the 24th in Tokyo
+    storage.store_windows([window("tyo", datetime(2026, 11, 23, 23, 30, tzinfo=UTC), ins=7,
+                                  outs=0)])
+    conn = storage.read()
+    d = date(2026, 11, 23)
+    hours = queries.traffic(conn, None, "hour", d, d)
+    assert hours == [{"period": "2026-11-23T10:00", "in": 111, "out": 0, "visitors": 111,
+                      "occupancy_avg": 4.5, "occupancy_max": 12}]
+    days = queries.traffic(conn, None, "day", d, date(2026, 11, 24))
+    assert [(p["period"], p["visitors"]) for p in days] == [("2026-11-23", 111),
+                                                             ("2026-11-24", 7)]
+    minutes = queries.traffic(conn, ["tyo"], "minute", date(2026, 11, 24), date(2026, 11, 24))
+    assert [p["period"] for p in minutes] == ["2026-11-24T08:30"]
+
+
+def test_zone_dwell_percentiles_come_from_the_merged_histogram(storage: Storage) -> None:
+    storage.upsert_stores([store("s1")])
+    t0 = datetime(2026, 11, 23, 10, tzinfo=UTC)
+    storage.store_windows([window("s1", t0 + timedelta(minutes=i), camera_id="floor", ins=0,
+                                  outs=0, zone_visits=4) for i in range(3)])
+    (z,) = queries.zones(storage.read(), "s1", date(2026, 11, 23), date(2026, 11, 23))
+    assert (z["visits"], z["stops"], z["dwell_mean_s"]) == (12, 12, 15.0)
+    assert 10.0 <= z["dwell_p50_s"] <= z["dwell_p90_s"] <= 20.0
+    assert queries.dwell_percentile([0, 0, 10] + [0] * 8, 0.5) == pytest.approx(7.5)  # 5..10 s bin

@@ -1,0 +1,117 @@
+"""Storage on a real SQLite file: idempotent ingest, dead letters, registry, migrations."""
+
+from __future__ import annotations
+
+import json
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+from gateway import migrations
+from gateway.storage import Storage
+from storesense.cli import main as cli
+from tests.gateway.helpers import TOPICS, message, store, window
+
+T0 = datetime(2026, 11, 23, 10, 0, tzinfo=UTC)
+
+
+def _count(s: Storage, sql: str) -> int:
+    return int(s.read().execute(sql).fetchone()[0])
+
+
+def test_duplicates_store_once_and_count_once(storage: Storage) -> None:
+    storage.upsert_stores([store("s1")])
+    msgs = [message(window("s1", T0 + timedelta(minutes=i))) for i in range(5)]
+    first = storage.ingest(msgs + msgs[:2])  # redelivery inside one batch
+    again = storage.ingest(msgs)  # and in a later batch
+    assert (first.stored, first.duplicates, again.stored, again.duplicates) == (5, 2, 0, 5)
+    assert _count(storage, "SELECT COUNT(*) FROM windows") == 5
+    assert _count(storage, "SELECT SUM(in_count) FROM rollup_day") == 15
+    assert _count(storage, "SELECT SUM(windows) FROM rollup_hour") == 5
+    seqs = [r[0] for r in storage.read().execute("SELECT seq FROM windows ORDER BY seq")]
+    assert seqs == sorted(set(seqs))
+
+
+def test_every_kind_of_bad_message_is_dead_lettered_with_reason(storage: Storage) -> None:
+    storage.upsert_stores([store("s1")])
+    good = window("s1", T0)
+    topic, raw = message(good)
+    doc = json.loads(raw)
+    cases = {
+        "bad json": (topic, b"{not json"),
+        "binary": (topic, bytes(range(256))),
+        "version": (topic, json.dumps({**doc, "schema_version": 2}).encode()),
+        "negative": (topic, json.dumps({**doc, "frames": -1}).encode()),
+        "huge": (topic, json.dumps({**doc, "frames": 10**30}).encode()),
+        "wrong type": (topic, json.dumps({**doc, "lines": "many"}).encode()),
+        "unknown store": message(window("nowhere", T0)),
+        "topic mismatch": (TOPICS.aggregate("s1", "other"), raw),
+        "bad topic": ("elsewhere/x", raw),
+        "empty": (topic, b""),
+    }
+    result = storage.ingest(list(cases.values()))
+    assert (result.stored, result.dead) == (0, len(cases))
+    rows = storage.read().execute("SELECT topic, reason, payload FROM dead_letters").fetchall()
+    assert len(rows) == len(cases)
+    reasons = " | ".join(r["reason"] for r in rows)
+    for needle in ("schema_version", "frames", "unknown store 'nowhere'", "payload says"):
+        assert needle in reasons
+    assert all(r["reason"] and r["topic"] for r in rows)
+    assert bytes(rows[1]["payload"]) == bytes(range(256))
+
+
+def test_unknown_camera_of_known_store_registers_itself(storage: Storage) -> None:
+    storage.upsert_stores([store("s1", cameras=False)])
+    storage.store_windows([window("s1", T0, camera_id="door2"),
+                           window("s1", T0, camera_id="shelf", ins=0, outs=0)])
+    roles = dict(storage.read().execute("SELECT camera_id, role FROM cameras").fetchall())
+    assert roles == {"door2": "entrance", "shelf": "floor"}
+    assert _count(storage, "SELECT SUM(visitors) FROM rollup_day") == 3
+
+
+def test_status_upserts_latest_and_unknown_store_dead_letters(storage: Storage) -> None:
+    from storesense.schema import DeviceStatus
+
+    storage.upsert_stores([store("s1")])
+    on = DeviceStatus(store_id="s1", device_id="d1", state="online", sent_at=T0)
+    off = DeviceStatus(store_id="s1", device_id="d1", state="offline", sent_at=T0)
+    stranger = DeviceStatus(store_id="zz", device_id="d1", state="online", sent_at=T0)
+    r = storage.ingest([(TOPICS.status("s1", "d1"), on.model_dump_json().encode()),
+                        (TOPICS.status("s1", "d1"), off.model_dump_json().encode()),
+                        (TOPICS.status("zz", "d1"), stranger.model_dump_json().encode())])
+    assert r.dead == 1
+    states = storage.read().execute("SELECT state FROM device_status").fetchall()
+    assert [s[0] for s in states] == ["offline"]
+
+
+def test_migrations_are_recorded_and_safe_to_rerun(tmp_path: Path) -> None:
+    a = Storage(tmp_path / "g.db")
+    a.upsert_stores([store("s1")])
+    b = Storage(tmp_path / "g.db")  # a second process opening the same file
+    assert migrations.apply(b._conn) == []
+    names = [r[0] for r in b.read().execute("SELECT name FROM _migrations ORDER BY name")]
+    assert names == [n for n, _ in migrations.MIGRATIONS]
+    assert "s1" in b.registry.stores
+    a.close()
+    b.close()
+
+
+def test_import_stores_cli_csv_and_json(tmp_path: Path, capsys: object) -> None:
+    db = tmp_path / "g.db"
+    csv_file = tmp_path / "stores.csv"
+    csv_file.write_text(
+        "store_id,name,name_zh,region,franchisee,timezone,open_hour,close_hour\n"
+        "a1,Alpha,阿尔法,Europe,f1,Europe/Paris,9,20\n"
+        "b2,Beta,,Asia,f2,Asia/Tokyo,,\n", encoding="utf-8")
+    assert cli(["gateway", "import-stores", str(csv_file), "--db", str(db)]) == 0
+    json_file = tmp_path / "stores.json"
+    json_file.write_text(json.dumps([{"store_id": "c3", "name": "C", "timezone": "UTC",
+                                      "cameras": [{"camera_id": "d", "role": "entrance"}]}]))
+    assert cli(["gateway", "import-stores", str(json_file), "--db", str(db)]) == 0
+    bad = tmp_path / "bad.csv"
+    bad.write_text("store_id,name,timezone\nx,X,Mars/Olympus\n")
+    assert cli(["gateway", "import-stores", str(bad), "--db", str(db)]) == 2
+    s = Storage(db)
+    assert sorted(s.registry.stores) == ["a1", "b2", "c3"]
+    assert s.list_stores(["a1"])[0]["name_zh"] == "阿尔法"
+    assert s.registry.roles[("c3", "d")] == "entrance"
+    s.close()
