@@ -86,6 +86,7 @@ class RunResult:
     fps_video: float = 0.0
     events: list[tuple[int, CrossingEvent]] = field(default_factory=list)
     track_counts: list[tuple[int, int]] = field(default_factory=list)  # (frame, people in view)
+    spans: dict[int, tuple[int, int]] = field(default_factory=dict)  # track id -> first, last frame
 
 
 class Progress:
@@ -128,6 +129,9 @@ def run_video(video: str, config: AnalyticsConfig, args: argparse.Namespace) -> 
         pipe.process(image, t)
         res.events.extend((_frame_of(e.t, info.fps), e) for e in pipe.last_events)
         res.track_counts.append((index, len(pipe.last_tracks)))
+        if pipe.last_tracks.tracker_id is not None:
+            for tid in pipe.last_tracks.tracker_id.tolist():
+                res.spans[tid] = (res.spans.get(tid, (index, index))[0], index)
         res.frames = index
         progress.update(index)
     pipe.flush(t)

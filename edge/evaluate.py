@@ -1,0 +1,106 @@
+"""`storesense eval SEQ_DIR`: score the pipeline against MOT ground truth.
+
+Count accuracy = 1 - (|in error| + |out error|) / true crossings. Event precision, recall
+and F1: a predicted crossing matches a true one of the same direction within one second,
+one-to-one (Hungarian on the time difference). Occupancy error: mean absolute difference
+between people tracked in view and considered gt boxes per frame. Dwell: mean time in view
+of tracks vs gt ids (both only for those seen at least one second).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+from typing import Any
+
+import numpy as np
+from scipy.optimize import linear_sum_assignment
+
+from edge.analyze import RunResult, add_common, build_config, run_video
+from edge.mot import TrueCrossing, people_per_frame, read_gt, read_seqinfo, true_crossings
+from storesense.errors import ConfigError
+
+MATCH_WINDOW_S = 1.0
+
+
+def add_arguments(p: argparse.ArgumentParser) -> None:
+    p.add_argument("seq_dir", help="MOT-format folder: video.mp4, gt.txt, seqinfo.ini")
+    p.add_argument("--line", action="append", help="X1,Y1,X2,Y2 normalised (one line)")
+    add_common(p)
+
+
+def match_events(pred: list[tuple[int, str]], truth: list[TrueCrossing], fps: float) -> int:
+    """Number of one-to-one matches: same direction, frames within MATCH_WINDOW_S."""
+    matched = 0
+    for direction in ("in", "out"):
+        p = np.array([f for f, d in pred if d == direction], float)
+        t = np.array([c.frame for c in truth if c.direction == direction], float)
+        if p.size == 0 or t.size == 0:
+            continue
+        cost = np.abs(p[:, None] - t[None, :]) / fps
+        rows, cols = linear_sum_assignment(np.where(cost > MATCH_WINDOW_S, 1e6, cost))
+        matched += int((cost[rows, cols] <= MATCH_WINDOW_S).sum())
+    return matched
+
+
+def count_scores(pred: list[tuple[int, str]], truth: list[TrueCrossing], fps: float) -> dict[str, Any]:
+    n_in = sum(d == "in" for _, d in pred)
+    n_out = len(pred) - n_in
+    t_in = sum(c.direction == "in" for c in truth)
+    t_out = len(truth) - t_in
+    m = match_events(pred, truth, fps)
+    precision = m / len(pred) if pred else 1.0
+    recall = m / len(truth) if truth else 1.0
+    f1 = 2 * precision * recall / (precision + recall) if precision + recall else 0.0
+    acc = 1 - (abs(n_in - t_in) + abs(n_out - t_out)) / max(len(truth), 1)
+    return {
+        "true": {"in": t_in, "out": t_out},
+        "predicted": {"in": n_in, "out": n_out},
+        "count_accuracy": round(acc, 4),
+        "precision": round(precision, 4),
+        "recall": round(recall, 4),
+        "f1": round(f1, 4),
+    }
+
+
+def mean_dwell(spans: list[tuple[int, int]], fps: float) -> float:
+    d = [(b - a + 1) / fps for a, b in spans if (b - a + 1) / fps >= 1.0]
+    return round(float(np.mean(d)), 2) if d else 0.0
+
+
+def evaluate(args: argparse.Namespace) -> dict[str, Any]:
+    info = read_seqinfo(args.seq_dir)
+    config = build_config(args)
+    if len(config.lines) != 1:
+        raise ConfigError(f"eval scores exactly one line, got {len(config.lines)}")
+    line = config.lines[0]
+    gt = read_gt(args.seq_dir)
+    truth = true_crossings(gt, line.points, (info.width, info.height))
+    res: RunResult = run_video(str(info.video), config, args)
+    pred = [(frame, e.direction) for frame, e in res.events]
+    per_frame = people_per_frame(gt, info.length)
+    tracked = np.zeros(info.length, float)
+    for frame, n in res.track_counts:
+        if 1 <= frame <= info.length:
+            tracked[frame - 1] = n
+    gt_spans = [
+        (int(gt[gt[:, 1] == i, 0].min()), int(gt[gt[:, 1] == i, 0].max())) for i in np.unique(gt[:, 1])
+    ]
+    return {
+        "sequence": info.name,
+        "model": args.model,
+        "detect_every": args.detect_every or "auto",
+        "line": list(line.points),
+        "frames": res.frames,
+        "frames_per_second": round(res.frames / max(res.seconds, 1e-9), 1),
+        **count_scores(pred, truth, info.fps),
+        "occupancy_mae": round(float(np.abs(tracked - per_frame).mean()), 3),
+        "occupancy_mean": {"true": round(float(per_frame.mean()), 2), "tracked": round(float(tracked.mean()), 2)},
+        "dwell_mean_s": {"true": mean_dwell(gt_spans, info.fps), "tracked": mean_dwell(list(res.spans.values()), info.fps)},
+        "tracks": {"true_ids": len(gt_spans), "track_ids": len(res.spans)},
+    }
+
+
+def run(args: argparse.Namespace) -> int:
+    print(json.dumps(evaluate(args)))
+    return 0

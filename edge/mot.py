@@ -1,0 +1,97 @@
+"""MOT-format ground truth: reading gt.txt/seqinfo.ini and the true line crossings.
+
+True crossings follow data/eval/README.md exactly: rows with conf == 1 and class == 1, foot
+point = bottom centre, a change of side between consecutive observations of an id. Sides:
+for a vertical line x = c, A if x < c else B; horizontal y = c, A if y < c else B; any other
+line by the sign of the cross product (see edge.counting), on-line counting as B. Direction
+then follows the LineSpec rule (left side -> right side seen along the line is "in").
+"""
+
+from __future__ import annotations
+
+import configparser
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import numpy.typing as npt
+
+from edge.counting import Direction, signed_distance
+
+
+@dataclass(frozen=True)
+class SeqInfo:
+    name: str
+    fps: float
+    length: int
+    width: int
+    height: int
+    video: Path
+
+
+@dataclass(frozen=True)
+class TrueCrossing:
+    frame: int  # first frame on the new side
+    track_id: int
+    direction: Direction
+
+
+def read_seqinfo(seq_dir: str | Path) -> SeqInfo:
+    d = Path(seq_dir)
+    cp = configparser.ConfigParser()
+    cp.read(d / "seqinfo.ini")
+    s = cp["Sequence"]
+    return SeqInfo(
+        s.get("name", d.name),
+        float(s["frameRate"]),
+        int(s["seqLength"]),
+        int(s["imWidth"]),
+        int(s["imHeight"]),
+        d / s.get("video", "video.mp4"),
+    )
+
+
+def read_gt(seq_dir: str | Path) -> npt.NDArray[np.float64]:
+    """Considered rows (conf == 1, class == 1) as (frame, id, left, top, width, height)."""
+    raw = np.loadtxt(Path(seq_dir) / "gt.txt", delimiter=",", ndmin=2)
+    keep = (raw[:, 6] == 1) & (raw[:, 7] == 1)
+    return raw[keep, :6]
+
+
+def truth_sides(
+    line: tuple[float, float, float, float], feet_px: npt.NDArray[np.float64], size: tuple[int, int]
+) -> npt.NDArray[np.int64]:
+    """-1 for the line's left side, +1 for its right side (the README's A/B, made oriented)."""
+    w, h = size
+    x1, y1, x2, y2 = line[0] * w, line[1] * h, line[2] * w, line[3] * h
+    cross = signed_distance((x1, y1, x2, y2), feet_px)
+    if x1 == x2 or y1 == y2:
+        # README: A is x < c (or y < c), B otherwise; B is whichever oriented side has x >= c.
+        coord = feet_px[:, 0] - x1 if x1 == x2 else feet_px[:, 1] - y1
+        if x1 == x2:
+            b_sign = -1 if y2 > y1 else 1
+        else:
+            b_sign = 1 if x2 > x1 else -1
+        return np.where(coord < 0, -b_sign, b_sign).astype(np.int64)
+    return np.where(cross < 0, -1, 1).astype(np.int64)
+
+
+def true_crossings(
+    gt: npt.NDArray[np.float64], line: tuple[float, float, float, float], size: tuple[int, int]
+) -> list[TrueCrossing]:
+    feet = np.stack([gt[:, 2] + gt[:, 4] / 2, gt[:, 3] + gt[:, 5]], axis=1)
+    sides = truth_sides(line, feet, size)
+    out: list[TrueCrossing] = []
+    for tid in np.unique(gt[:, 1]):
+        rows = np.flatnonzero(gt[:, 1] == tid)
+        rows = rows[np.argsort(gt[rows, 0], kind="stable")]
+        s = sides[rows]
+        for j in np.flatnonzero(s[1:] != s[:-1]):
+            direction: Direction = "in" if s[j] < 0 else "out"
+            out.append(TrueCrossing(int(gt[rows[j + 1], 0]), int(tid), direction))
+    return sorted(out, key=lambda c: c.frame)
+
+
+def people_per_frame(gt: npt.NDArray[np.float64], length: int) -> npt.NDArray[np.int64]:
+    counts = np.bincount(gt[:, 0].astype(int), minlength=length + 1)[1 : length + 1]
+    return counts.astype(np.int64)
