@@ -7,9 +7,13 @@ order, with the cursor only ever behind what was acknowledged.
 
 from __future__ import annotations
 
+import gzip
 import json
+import os
 import socket
 import sqlite3
+import subprocess
+import sys
 import threading
 import time
 from collections.abc import Callable, Iterable, Iterator
@@ -25,7 +29,8 @@ import pytest
 import sqlite_utils
 from pydantic import ValidationError
 
-from gateway.feed import FeedConfig, FeedRunner, open_db, read_cursor
+from gateway.feed import FeedConfig, FeedRunner, main, open_db, read_cursor
+from storesense.errors import ConfigError
 from storesense.schema import WindowAggregate
 from storesense.simulate import DEMO_STORES, history
 
@@ -87,8 +92,8 @@ def db_path(tmp_path: Path, windows: list[WindowAggregate]) -> Path:
 
 # --------------------------------------------------------------------------- receiver
 
-OK, E503, E429, E400, DROP_BEFORE, DROP_AFTER = (
-    "ok", "503", "429", "400", "drop_before", "drop_after"
+OK, E503, E429, E400, DROP_BEFORE, DROP_AFTER, HANG = (
+    "ok", "503", "429", "400", "drop_before", "drop_after", "hang"
 )
 
 
@@ -111,6 +116,7 @@ class Receiver:
     accepted: dict[str, list[dict[str, Any]]] = field(default_factory=dict)
     duplicates: int = 0
     url: str = ""
+    release: threading.Event = field(default_factory=threading.Event)
 
     def records(self) -> list[dict[str, Any]]:
         """Everything accepted after dedupe, in order of acceptance."""
@@ -148,11 +154,16 @@ class Handler(BaseHTTPRequestHandler):
             return self._reply(503, {"error": "restarting"})
         if action == E400:
             return self._reply(400, {"error": "store_id not allowed for this tenant"})
+        if self.headers.get("Content-Encoding") == "gzip":
+            body = gzip.decompress(body)
         doc = json.loads(body)
         if doc["batch_id"] != key or self.headers["Content-Type"] != "application/json":
             return self._reply(422, {"error": "batch_id and Idempotency-Key differ"})
         rx.accept(key, doc)
         if action == DROP_AFTER:  # stored, but the sender never hears so: it must resend
+            return self._drop()
+        if action == HANG:  # stored, then no answer until the test says so (bounded)
+            rx.release.wait(20)
             return self._drop()
         self._reply(200, {"accepted": len(doc["records"])})
 
@@ -196,6 +207,7 @@ def serve() -> Iterator[Callable[[Callable[[int], str]], Receiver]]:
 
     yield start
     for s in servers:
+        s.rx.release.set()
         s.shutdown()
         s.server_close()
 
@@ -304,6 +316,60 @@ def test_restart_resends_the_pending_batch_with_the_same_key_and_loses_nothing(
     assert len(rx.accepted[failed_key]) == 25
     assert_exactly_once_in_order(rx, db_path)
     assert cursor(db_path) == (stored(db_path)[-1]["seq"], None)
+
+
+def test_gateway_killed_mid_request_resumes_from_the_durable_cursor(
+    db_path: Path, serve: Callable[..., Receiver]
+) -> None:
+    """SIGKILL while batch 3 is in flight (already stored by the receiver, no answer yet)."""
+    rx = serve(lambda n: HANG if n == 3 else OK)
+    script = (
+        "import sys; from gateway.feed import FeedConfig, FeedRunner; "
+        "FeedRunner(sys.argv[1], FeedConfig(push_url=sys.argv[2], batch_size=25)).run_once()"
+    )
+    repo = Path(__file__).resolve().parents[2]
+    proc = subprocess.Popen([sys.executable, "-c", script, str(db_path), rx.url], cwd=repo,
+                            env={**os.environ, "PYTHONPATH": str(repo)})
+    try:
+        assert wait_for(lambda: len(rx.arrivals) >= 3, timeout=30)
+    finally:
+        proc.kill()
+        proc.wait(timeout=10)
+        rx.release.set()
+    rows = stored(db_path)
+    hung_key = rx.arrivals[2].key
+    assert cursor(db_path) == (rows[49]["seq"], (rows[50]["seq"], rows[74]["seq"]))
+
+    sent_before = len(rx.arrivals)
+    report = FeedRunner(db_path, fast(rx)).run_once()
+    assert report.ok, report
+    assert rx.arrivals[sent_before].key == hung_key
+    assert rx.duplicates == 1
+    assert_exactly_once_in_order(rx, db_path)
+
+
+def test_gzip_bodies_arrive_intact(db_path: Path, serve: Callable[..., Receiver]) -> None:
+    rx = serve(lambda n: OK)
+    assert FeedRunner(db_path, fast(rx, push_gzip=True)).run_once().ok
+    assert all(a.headers["Content-Encoding"] == "gzip" for a in rx.arrivals)
+    assert_exactly_once_in_order(rx, db_path)
+
+
+def test_cli_once_reads_the_feed_table_of_gateway_toml(
+    db_path: Path, serve: Callable[..., Receiver], tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    rx = serve(lambda n: OK)
+    toml = tmp_path / "gateway.toml"
+    toml.write_text(f'db = "{db_path}"\n[mqtt]\nhost = "broker"\n'
+                    f'[feed]\npush_url = "{rx.url}"\nbatch_size = 100\n')
+    assert main(["--once", "--db", str(db_path), "--config", str(toml)]) == 0
+    out = json.loads(capsys.readouterr().out)
+    assert out["pushed_records"] == len(stored(db_path)) and out["push_error"] is None
+    assert_exactly_once_in_order(rx, db_path)
+    toml.write_text('[feed]\npush_url = "http://x"\nbatch_sise = 100\n')
+    with pytest.raises(ConfigError, match=r"feed\.batch_sise"):
+        main(["--once", "--db", str(db_path), "--config", str(toml)])
 
 
 def test_a_400_stops_the_feed_with_the_reason_and_keeps_the_cursor(
