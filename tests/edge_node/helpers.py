@@ -49,6 +49,7 @@ class Collector:
         self.messages: list[tuple[str, bytes]] = []
         self.lock = threading.Lock()
         self.subscribed = threading.Event()
+        self.subscriptions = 0  # SUBACKs so far: one per (re)connect
         c = mqtt.Client(
             CallbackAPIVersion.VERSION2, client_id=client_id, clean_session=False,
             protocol=mqtt.MQTTv311,
@@ -58,7 +59,7 @@ class Collector:
         if tls:
             c.tls_set(**tls)
         c.on_connect = lambda cl, *_: cl.subscribe(topic, qos=1)
-        c.on_subscribe = lambda *_: self.subscribed.set()
+        c.on_subscribe = self._on_subscribe
         c.on_message = self._on_message
         c.reconnect_delay_set(1, 2)
         self.client = c
@@ -66,6 +67,14 @@ class Collector:
         c.loop_start()
         if not self.subscribed.wait(10):
             raise AssertionError(f"collector could not subscribe to {topic}")
+
+    def _on_subscribe(self, *args: Any) -> None:
+        self.subscriptions += 1
+        self.subscribed.set()
+
+    def wait_resubscribed(self, before: int, timeout: float = 15) -> None:
+        """After a broker restart: wait until this subscriber is back (session resumed)."""
+        wait_until(lambda: self.subscriptions > before, timeout, f"{self.topic} resubscribed")
 
     def _on_message(self, client: mqtt.Client, userdata: Any, msg: mqtt.MQTTMessage) -> None:
         with self.lock:

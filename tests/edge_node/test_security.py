@@ -19,15 +19,12 @@ from edge.outbox import Outbox
 from edge.transport import MqttTransport, OutboxPublisher
 from storesense.topics import Topics
 from tests.brokers import Mosquitto
+from tests.edge_node.conftest import RUN_AS
 from tests.edge_node.helpers import Collector, wait_until, window
 
 REPO = Path(__file__).resolve().parents[2]
 DEPLOY = REPO / "deploy" / "mosquitto"
 TOPICS = Topics()
-# Mosquitto started as root drops to user "mosquitto", which cannot read pytest's private tmp
-# dirs (password file, certificates); "user root" keeps it as the test's user (ignored when
-# the tests do not run as root).
-RUN_AS = "user root\n"
 
 
 def _make_auth(tmp_path: Path) -> dict[str, str]:

@@ -65,7 +65,9 @@ def test_broker_outage_loses_nothing_and_keeps_window_order(
         wait_until(lambda: not transport.connected.is_set(), 10, "edge to notice the outage")
         depth_during = outbox.stats().depth
         wait_until(lambda: outbox.stats().depth > depth_during + 5, 10, "backlog to build")
+        subs = col.subscriptions
         broker.start()
+        col.wait_resubscribed(subs)
         producer.join(10)
         wait_until(lambda: len(_first_arrival_ids(col)) == len(wins), 30, "every window")
         wait_until(lambda: outbox.stats().depth == 0, 10, "outbox to empty after acks")

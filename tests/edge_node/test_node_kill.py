@@ -1,0 +1,127 @@
+"""kill -9 of a real `storesense edge run` process: no completed window is lost.
+
+The node runs the real pipeline over a real video (10 s windows of video time). The broker
+is stopped after the first window arrived, so windows pile up in the outbox; the node is
+killed with SIGKILL; the broker comes back; the node is restarted with its video gone, so
+only the outbox can deliver what was completed before the kill.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+import signal
+import sqlite3
+import subprocess
+import sys
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import pytest
+
+from storesense.topics import Topics
+from tests.brokers import Mosquitto
+from tests.edge_node.helpers import Collector, wait_until
+
+REPO = Path(__file__).resolve().parents[2]
+TOPICS = Topics()
+WINDOW_S = 10
+
+pytestmark = [pytest.mark.broker, pytest.mark.video]
+
+
+def node_toml(tmp: Path, broker: Mosquitto, video: Path, models_dir: Path) -> Path:
+    p = tmp / "edge.toml"
+    p.write_text(f"""
+store_id = "s1"
+device_id = "edge1"
+state_dir = "{tmp / 'state'}"
+models_dir = "{models_dir}"
+status_interval_s = 1
+demographics = false
+[broker]
+host = "{broker.host}"
+port = {broker.port}
+keepalive_s = 5
+reconnect_min_s = 0.5
+reconnect_max_s = 1
+[outbox]
+replay_rate = 0
+[[cameras]]
+camera_id = "cam1"
+source = "{video}"
+[cameras.analytics]
+window_s = {WINDOW_S}
+detect_every = 1
+demographics = false
+""")
+    return p
+
+
+def start_node(config: Path, tmp: Path, name: str) -> subprocess.Popen[bytes]:
+    log = open(tmp / f"{name}.log", "wb")  # noqa: SIM115 - closed with the process
+    return subprocess.Popen(
+        [sys.executable, "-m", "storesense.cli", "edge", "run", "--config", str(config)],
+        cwd=REPO, stdout=log, stderr=subprocess.STDOUT,
+    )
+
+
+def outbox_ids(path: Path) -> set[str]:
+    """Read the node's outbox from outside, as another SQLite connection (WAL allows it)."""
+    if not path.exists():
+        return set()
+    with sqlite3.connect(path, timeout=5) as db:
+        return {r[0] for r in db.execute("SELECT message_id FROM outbox")}
+
+
+def received_ids(col: Collector) -> set[str]:
+    return {json.loads(p)["message_id"] for p in col.payloads()}
+
+
+def window_id(i: int) -> str:
+    start = datetime(1970, 1, 1, tzinfo=UTC) + timedelta(seconds=i * WINDOW_S)
+    return f"s1/cam1/{start:%Y%m%dT%H%M%SZ}/v1"
+
+
+def test_sigkill_mid_run_loses_no_completed_window(
+    tmp_path: Path, broker: Mosquitto, eval_dir: Path, models_dir: Path
+) -> None:
+    video = tmp_path / "video.mp4"
+    shutil.copy(eval_dir / "PETS09-S2L1" / "video.mp4", video)
+    config = node_toml(tmp_path, broker, video, models_dir)
+    outbox = tmp_path / "state" / "outbox.sqlite"
+    col = Collector(broker, TOPICS.all_aggregates())
+    status = Collector(broker, TOPICS.status("s1", "edge1"), client_id="status-watch")
+    node = start_node(config, tmp_path, "first")
+    try:
+        wait_until(lambda: len(received_ids(col)) >= 1, 90, "the first window at the broker")
+        broker.stop()
+        wait_until(lambda: len(outbox_ids(outbox)) >= 2, 60, "windows piling up in the outbox")
+        assert node.poll() is None, "the node finished before it could be killed mid-run"
+        node.send_signal(signal.SIGKILL)
+        node.wait(10)
+        delivered, pending = received_ids(col), outbox_ids(outbox)
+        completed = delivered | pending
+        video.unlink()  # the restarted node cannot redo the windows: only the outbox can
+        subs = col.subscriptions
+        broker.start()
+        col.wait_resubscribed(subs)
+        node = start_node(config, tmp_path, "second")
+        wait_until(lambda: completed <= received_ids(col), 60, "the outbox backlog")
+        wait_until(lambda: not outbox_ids(outbox), 10, "acks emptying the outbox")
+    finally:
+        node.kill()
+        node.wait(10)
+    got = received_ids(col)
+    n = len(got)
+    assert n >= 3
+    # No completed window lost: the ids are exactly windows 0..n-1 of the video, no gap.
+    assert got == {window_id(i) for i in range(n)}
+    assert got == completed
+    # SIGKILL with the broker up: the broker publishes the retained last will.
+    wait_until(
+        lambda: any(json.loads(p)["state"] == "offline" for p in status.payloads()[-1:]),
+        15, "the retained offline last will",
+    )
+    col.close()
+    status.close()
