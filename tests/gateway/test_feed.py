@@ -30,16 +30,13 @@ import sqlite_utils
 from pydantic import ValidationError
 
 from gateway.feed import FeedConfig, FeedRunner, main, open_db, read_cursor
+from gateway.seed import store_records
+from gateway.storage import Storage
 from storesense.errors import ConfigError
 from storesense.schema import WindowAggregate
 from storesense.simulate import DEMO_STORES, history
 
 # --------------------------------------------------------------------------- windows table
-
-WINDOWS_DDL = """CREATE TABLE IF NOT EXISTS windows (
-    seq INTEGER PRIMARY KEY AUTOINCREMENT, message_id TEXT UNIQUE NOT NULL, store_id TEXT,
-    camera_id TEXT, window_start TEXT, window_end TEXT, received_at TEXT, simulated INTEGER,
-    payload TEXT)"""
 
 
 def _iso(t: datetime) -> str:
@@ -47,18 +44,14 @@ def _iso(t: datetime) -> str:
 
 
 def store_windows(path: Path, windows: Iterable[WindowAggregate]) -> None:
-    """Fill the windows table as the gateway's storage contract says (insert-or-ignore)."""
-    db = sqlite_utils.Database(path)
-    db.execute("PRAGMA journal_mode=WAL")
-    db.execute(WINDOWS_DDL)
-    db.table("windows").insert_all(
-        ({"message_id": w.message_id, "store_id": w.store_id, "camera_id": w.camera_id,
-          "window_start": _iso(w.window_start), "window_end": _iso(w.window_end),
-          "received_at": "2026-11-23T12:00:00Z", "simulated": int(w.simulated),
-          "payload": w.model_dump_json()} for w in windows),
-        ignore=True,
-    )
-    db.conn.close()
+    """Fill the windows table through the gateway's own write path (real Storage)."""
+    storage = Storage(path)
+    try:
+        storage.upsert_stores(store_records())
+        result = storage.store_windows(windows)
+        assert result.dead == 0, result
+    finally:
+        storage.close()
 
 
 def stored(path: Path) -> list[dict[str, Any]]:
