@@ -48,28 +48,19 @@ from pydantic import BaseModel, ConfigDict, Field, SecretStr, model_validator
 
 from gateway.feed_export import (
     ExportFormat,
+    FeedError,
     WindowRow,
     read_rows,
     record_json,
     write_partitions,
 )
 from storesense.config import load_toml
-from storesense.errors import StoresenseError
 
 log = logging.getLogger("storesense.gateway.feed")
 
 # Statuses worth retrying: the receiver is overloaded, restarting or asked us to slow down.
 # Any other 4xx means the request itself is wrong; resending it cannot help.
 RETRYABLE_4XX = frozenset({408, 429})
-
-
-class FeedError(StoresenseError):
-    """Pushing or exporting failed. ``permanent`` errors need an operator (bad URL, token,
-    rejected payload); the others are retried on the next run."""
-
-    def __init__(self, message: str, *, permanent: bool = False) -> None:
-        super().__init__(message)
-        self.permanent = permanent
 
 
 class FeedConfig(BaseModel):
@@ -457,11 +448,12 @@ class FeedRunner:
     def _guarded(
         self, step: Callable[[], None], report: FeedReport, what: Literal["push", "export"]
     ) -> None:
-        # A database or disk hiccup must not kill the feed thread; the next round retries.
+        # Nothing may kill the feed thread silently (a database or disk hiccup, a bug): log it
+        # with its traceback, put it in the report, and let the next round retry.
         try:
             step()
-        except (sqlite3.Error, OSError) as e:
-            msg = f"{what} failed on the gateway database or disk: {e!r}"
+        except Exception as e:
+            msg = f"{what} failed unexpectedly: {e!r}"
             if what == "push":
                 report.push_error = msg
             else:

@@ -29,7 +29,19 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import sqlite_utils
 
+from storesense.errors import StoresenseError
+
 ExportFormat = Literal["parquet", "jsonl"]
+
+
+class FeedError(StoresenseError):
+    """Pushing or exporting failed. ``permanent`` errors need an operator (bad URL, token,
+    rejected payload, a stored window that cannot be formatted); the others are retried on
+    the next run."""
+
+    def __init__(self, message: str, *, permanent: bool = False) -> None:
+        super().__init__(message)
+        self.permanent = permanent
 
 WINDOW_COLUMNS = (
     "seq, message_id, store_id, camera_id, window_start, window_end, received_at, simulated, "
@@ -92,7 +104,21 @@ def _line_counts(agg: dict[str, Any]) -> list[dict[str, Any]]:
 
 
 def flat_fields(row: WindowRow) -> dict[str, Any]:
-    """The flat columns of a window's record (everything except the full aggregate)."""
+    """The flat columns of a window's record (everything except the full aggregate).
+
+    A stored window that does not parse stops the feed with its seq and id (permanent):
+    skipping it would lose it silently, and retrying cannot change it.
+    """
+    try:
+        return _flat_fields(row)
+    except (ValueError, KeyError, TypeError, AttributeError) as e:
+        raise FeedError(
+            f"stored window seq {row.seq} ({row.message_id}) cannot be formatted: {e!r}",
+            permanent=True,
+        ) from e
+
+
+def _flat_fields(row: WindowRow) -> dict[str, Any]:
     agg: dict[str, Any] = json.loads(row.payload)
     lines = _line_counts(agg)
     occ = agg.get("occupancy") or {}

@@ -393,6 +393,51 @@ def test_a_400_stops_the_feed_with_the_reason_and_keeps_the_cursor(
     assert cursor(db_path)[0] == rows[24]["seq"]
 
 
+def test_a_window_that_cannot_be_formatted_stops_the_push_and_is_not_skipped(
+    db_path: Path, serve: Callable[..., Receiver]
+) -> None:
+    rows = stored(db_path)
+    bad = rows[30]
+    with sqlite3.connect(db_path) as conn:  # damage one stored payload on disk
+        conn.execute("UPDATE windows SET payload = '{\"lines\": 7' WHERE seq = ?", [bad["seq"]])
+    rx = serve(lambda n: OK)
+    report = FeedRunner(db_path, fast(rx)).run_once()
+    assert report.push_permanent
+    assert f"seq {bad['seq']} ({bad['message_id']})" in str(report.push_error)
+    assert cursor(db_path)[0] == rows[24]["seq"]
+    assert len(rx.records()) == 25
+
+
+def test_export_goes_on_while_the_push_is_stopped(
+    db_path: Path, serve: Callable[..., Receiver], tmp_path: Path,
+    later_windows: list[WindowAggregate],
+) -> None:
+    rx = serve(lambda n: E400)
+    out = tmp_path / "lake"
+    runner = FeedRunner(db_path, fast(rx, interval_s=0.05, export_dir=out,
+                                      export_interval_s=0.05))
+    stop = threading.Event()
+    thread = threading.Thread(target=runner.run_forever, args=(stop,), daemon=True)
+    thread.start()
+
+    def exported() -> int:
+        return sum(len(read_parquet(f)) for f in part_files(out, "parquet"))
+
+    try:
+        assert wait_for(lambda: runner.push_stopped is not None)
+        assert wait_for(lambda: exported() == len(stored(db_path)))
+        store_windows(db_path, later_windows)
+        assert wait_for(lambda: exported() == len(stored(db_path)))
+        assert thread.is_alive()
+    finally:
+        stop.set()
+        thread.join(timeout=10)
+    assert not thread.is_alive()
+    assert len(rx.arrivals) == 1  # the stopped push did not try again meanwhile
+    assert cursor(db_path) == (0, (stored(db_path)[0]["seq"], stored(db_path)[24]["seq"]))
+    check_partitions(out, "parquet", read_parquet, db_path)
+
+
 def test_run_forever_pushes_new_windows_and_stops_on_request(
     db_path: Path, serve: Callable[..., Receiver], later_windows: list[WindowAggregate]
 ) -> None:
