@@ -462,14 +462,17 @@ def real_parts(cfg: EdgeConfig) -> tuple[SourceFactory, PipelineFactory]:
     from edge.sources import open_source
 
     def make_source(cam: CameraConfig) -> Source:
-        return open_source(cam.source, loop=cam.loop, realtime=cam.realtime)  # type: ignore[no-any-return]
+        return open_source(cam.source, loop=cam.loop, realtime=cam.realtime)
 
     def make_pipeline(cam: CameraConfig, analytics: AnalyticsConfig) -> Pipeline:
         detector = load_detector(
             cfg.detector.model, models_dir=cfg.models_dir, threads=cfg.detector.threads
         )
-        demo = load_demographics(models_dir=cfg.models_dir) if cfg.demographics else None
-        return CameraPipeline(  # type: ignore[no-any-return]
+        demo = (
+            load_demographics(cfg.models_dir, threads=cfg.detector.threads)
+            if cfg.demographics else None
+        )
+        return CameraPipeline(
             cfg.store_id, cam.camera_id, analytics, detector, demographics=demo
         )
 
