@@ -4,16 +4,12 @@ from __future__ import annotations
 
 import re
 from collections.abc import Callable, Iterator
-from pathlib import Path
 
 import pytest
-from playwright.sync_api import Browser, Page, sync_playwright
+from playwright.sync_api import Browser, Page
 
+from dashboards.browser import CHROMIUM, READY, chromium, signed_in_context
 from dashboards.demo import DemoGateway, demo_gateway
-
-CHROMIUM = Path("/usr/bin/chromium")
-CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-                 "--disable-background-networking", "--disable-component-update", "--disable-sync"]
 
 
 @pytest.fixture(scope="session")
@@ -25,11 +21,9 @@ def gateway(tmp_path_factory: pytest.TempPathFactory) -> Iterator[DemoGateway]:
 @pytest.fixture(scope="session")
 def browser() -> Iterator[Browser]:
     if not CHROMIUM.exists():
-        pytest.fail("Chromium not found at /usr/bin/chromium (apt-get install chromium)")
-    with sync_playwright() as p:
-        b = p.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
+        pytest.fail(f"Chromium not found at {CHROMIUM} (apt-get install chromium)")
+    with chromium() as b:
         yield b
-        b.close()
 
 
 OpenPage = Callable[..., Page]
@@ -45,17 +39,8 @@ def open_page(browser: Browser, gateway: DemoGateway) -> Iterator[OpenPage]:
 
     def _open(path: str, token: str | None = None, lang: str | None = "en",
               locale: str | None = None, wait: bool = True) -> Page:
-        ctx = browser.new_context(viewport={"width": 1440, "height": 1000},
-                                  locale=locale or lang or "en", accept_downloads=True)
+        ctx = signed_in_context(browser, token, lang, locale)
         contexts.append(ctx)
-        # Token and language are set once per tab, as a user would; reloads keep their changes.
-        script = ""
-        if lang:
-            script += f"localStorage.setItem('storesense.lang', {lang!r});"
-        if token:
-            script += f"sessionStorage.setItem('storesense.token', {token!r});"
-        ctx.add_init_script("if (!sessionStorage.getItem('test.init')) {"
-                            f"sessionStorage.setItem('test.init', '1'); {script} }}")
         page = ctx.new_page()
         page.on("pageerror", lambda e: errors.append(str(e)))
         page.goto(gateway.base_url + path)
@@ -70,8 +55,7 @@ def open_page(browser: Browser, gateway: DemoGateway) -> Iterator[OpenPage]:
 
 
 def wait_settled(page: Page, timeout_ms: float = 15_000) -> None:
-    page.wait_for_selector("body[data-state=ready], body[data-state=error], "
-                           "body[data-state=signin]", timeout=timeout_ms)
+    page.wait_for_selector(READY, timeout=timeout_ms)
 
 
 def number(text: str) -> float:

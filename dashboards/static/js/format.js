@@ -38,6 +38,11 @@ export function fmtDuration(s) {
   return nf({ style: "unit", unit: "minute", maximumFractionDigits: 1 }).format(s / 60);
 }
 
+/** Seconds as seconds, for chart axes ("150 sec"). */
+export function fmtSeconds(s) {
+  return missing(s) ? DASH : nf({ style: "unit", unit: "second", maximumFractionDigits: 0 }).format(s);
+}
+
 /** A signed difference in seconds. */
 export function fmtDurationDiff(s) {
   if (missing(s)) return DASH;

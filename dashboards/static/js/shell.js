@@ -97,6 +97,8 @@ export async function boot(page) {
     await reloading(async () => {
       await page.load(me);
       page.render();
+      // Time from navigation start to the first complete render (dashboards/bench.py).
+      document.body.dataset.readyMs = String(Math.round(performance.now()));
     });
   } catch (err) {
     page.fail(err);

@@ -93,6 +93,7 @@ export default {
   "st.daily": "Visitors in and out per day",
   "st.in": "In",
   "st.out": "Out",
+  "st.occupancy": "Occupancy",
   "st.occAvg": "Occupancy (avg)",
   "st.occMax": "Occupancy (max)",
   "st.visitors": "Visitors",

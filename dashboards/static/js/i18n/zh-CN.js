@@ -93,6 +93,7 @@ export default {
   "st.daily": "每日进出客流",
   "st.in": "进店",
   "st.out": "离店",
+  "st.occupancy": "店内人数",
   "st.occAvg": "店内人数（平均）",
   "st.occMax": "店内人数（最高）",
   "st.visitors": "客流",

@@ -4,7 +4,7 @@ import { apiGet } from "../api.js";
 import { baseGrid, drawChart } from "../charts.js";
 import { $, el, errorText, showEmpty } from "../dom.js";
 import {
-  daysBetween, fmtDuration, fmtInstant, fmtInt, fmtNum, fmtPeriod, fmtRatio, todayIn,
+  daysBetween, fmtDuration, fmtSeconds, fmtInstant, fmtInt, fmtNum, fmtPeriod, fmtRatio, todayIn,
 } from "../format.js";
 import { storeName, t } from "../i18n.js";
 import { boot, reloading } from "../shell.js";
@@ -68,12 +68,12 @@ function renderTraffic() {
   $("#traffic-title").textContent = t(hourly ? "st.hourly" : "st.daily");
   const multiDay = series.length && series[0].period.slice(0, 10) !== series.at(-1).period.slice(0, 10);
   drawChart($("#traffic-chart"), {
-    grid: { ...baseGrid, top: 50 },
+    grid: { ...baseGrid, top: 56, right: 40 },
     legend: { top: 0 },
     tooltip: { trigger: "axis", valueFormatter: (v) => fmtNum(v) },
     xAxis: { type: "category", data: series.map((p) => fmtPeriod(p.period, multiDay)) },
     yAxis: [{ type: "value", name: t("st.visitors"), axisLabel: { formatter: fmtInt } },
-      { type: "value", name: t("st.occMax"), splitLine: { show: false }, axisLabel: { formatter: fmtInt } }],
+      { type: "value", name: t("st.occupancy"), splitLine: { show: false }, axisLabel: { formatter: fmtInt } }],
     series: [
       { type: "bar", name: t("st.in"), data: series.map((p) => p.in) },
       { type: "bar", name: t("st.out"), data: series.map((p) => p.out) },
@@ -91,7 +91,7 @@ function renderZones() {
     grid: { ...baseGrid, top: 36 },
     legend: { top: 0 },
     tooltip: { trigger: "axis", valueFormatter: fmtDuration },
-    xAxis: { type: "value", axisLabel: { formatter: fmtDuration } },
+    xAxis: { type: "value", axisLabel: { formatter: fmtSeconds } },
     yAxis: { type: "category", data: zones.map((z) => z.zone) },
     series: [
       { type: "bar", name: t("st.dwellMean"), data: zones.map((z) => z.dwell_mean_s) },
@@ -115,23 +115,43 @@ function renderZones() {
       el("td", { class: "num" }, fmtDuration(z.dwell_p90_s))))));
 }
 
+/** True when the zone graph has a cycle (Sankey can only draw acyclic graphs). */
+function hasCycle(links) {
+  const next = new Map();
+  for (const x of links) next.set(x.from_zone, [...(next.get(x.from_zone) || []), x.to_zone]);
+  const state = new Map();
+  const visit = (n) => {
+    if (state.get(n) === 1) return true;
+    if (state.get(n) === 2) return false;
+    state.set(n, 1);
+    const found = (next.get(n) || []).some(visit);
+    state.set(n, 2);
+    return found;
+  };
+  return [...next.keys()].some(visit);
+}
+
 function renderFlow() {
-  // Sankey needs an acyclic graph: "from" zones on the left and "to" zones on the right are
-  // separate nodes, so A→B and B→A can both be drawn.
+  // Acyclic movement is drawn zone to zone; with cycles (A→B and B→A) the "from" zones on the
+  // left and the "to" zones on the right become separate nodes so every flow can be drawn.
   const links = state.transitions.filter((x) => x.count > 0);
-  const from = [...new Set(links.map((x) => x.from_zone))];
-  const to = [...new Set(links.map((x) => x.to_zone))];
+  const split = hasCycle(links);
+  const src = (z) => (split ? `${z} ›` : z);
+  const nodes = split
+    ? [...new Set(links.map((x) => src(x.from_zone))), ...new Set(links.map((x) => x.to_zone))]
+    : [...new Set(links.flatMap((x) => [x.from_zone, x.to_zone]))];
   drawChart($("#flow-chart"), {
     tooltip: { trigger: "item",
       formatter: (p) => (p.dataType === "edge"
-        ? `${p.data.source.slice(1)} → ${p.data.target.slice(1)}: ${fmtInt(p.data.value)}`
-        : `${p.name.slice(1)}: ${fmtInt(p.value)}`) },
+        ? `${p.data.source.replace(/ ›$/, "")} → ${p.data.target}: ${fmtInt(p.data.value)}`
+        : `${p.name.replace(/ ›$/, "")}: ${fmtInt(p.value)}`) },
     series: [{
       type: "sankey", left: 10, right: 110, top: 10, bottom: 10, nodeAlign: "justify",
       emphasis: { focus: "adjacency" }, lineStyle: { color: "gradient", opacity: 0.4 },
-      label: { formatter: (p) => p.name.slice(1) },
-      data: [...from.map((z) => ({ name: `<${z}` })), ...to.map((z) => ({ name: `>${z}` }))],
-      links: links.map((x) => ({ source: `<${x.from_zone}`, target: `>${x.to_zone}`, value: x.count })),
+      label: { formatter: (p) => p.name.replace(/ ›$/, "") },
+      data: nodes.map((name) => ({ name })),
+      links: links.filter((x) => split || x.from_zone !== x.to_zone)
+        .map((x) => ({ source: src(x.from_zone), target: x.to_zone, value: x.count })),
     }],
   }, { hasData: links.length > 0, emptyMessage: t("empty.noTransitions") });
 }
