@@ -4,8 +4,9 @@
     python3 make_auth.py devices.csv OUTDIR [--prefix storesense/v1]
 
 devices.csv has a header with at least ``store_id,device_id``; optional columns:
-``password`` (else one is generated) and ``cameras`` (camera ids separated by ``;``; empty
-means any camera id of the device's store). Writes to OUTDIR:
+``password`` (else the one in OUTDIR/secrets.csv from a previous run, else a new one) and
+``cameras`` (camera ids separated by ``;``; empty means any camera id of the device's
+store). Writes to OUTDIR:
 
     passwd          hashed with mosquitto_passwd -U (Debian package "mosquitto")
     acl             one block per user
@@ -58,6 +59,13 @@ def read_devices(path: Path) -> list[dict[str, str]]:
     return rows
 
 
+def previous_secrets(path: Path) -> dict[str, str]:
+    if not path.exists():
+        return {}
+    with open(path, newline="", encoding="utf-8") as f:
+        return {r["user"]: r["password"] for r in csv.DictReader(f)}
+
+
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("devices", type=Path)
@@ -67,12 +75,18 @@ def main(argv: list[str] | None = None) -> int:
     args = ap.parse_args(argv)
     args.outdir.mkdir(parents=True, exist_ok=True)
     acl = service_acl(args.prefix)
-    creds = [("gateway", secrets.token_urlsafe(24)), ("hq", secrets.token_urlsafe(24))]
+    known = previous_secrets(args.outdir / "secrets.csv")
+
+    def password(user: str, given: str = "") -> str:
+        # Rerunning (to add a device) must not rotate everyone else's password.
+        return given.strip() or known.get(user) or secrets.token_urlsafe(24)
+
+    creds = [("gateway", password("gateway")), ("hq", password("hq"))]
     for row in read_devices(args.devices):
         cams = [c.strip() for c in (row.get("cameras") or "").split(";") if c.strip()]
         acl += ["", *device_acl(args.prefix, row["store_id"], row["device_id"], cams)]
-        pw = (row.get("password") or "").strip() or secrets.token_urlsafe(24)
-        creds.append((f"{row['store_id']}.{row['device_id']}", pw))
+        user = f"{row['store_id']}.{row['device_id']}"
+        creds.append((user, password(user, row.get("password") or "")))
     (args.outdir / "acl").write_text("\n".join(acl) + "\n", encoding="utf-8")
     passwd = args.outdir / "passwd"
     secrets_csv = args.outdir / "secrets.csv"

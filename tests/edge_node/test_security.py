@@ -36,7 +36,17 @@ def _make_auth(tmp_path: Path) -> dict[str, str]:
         check=True, capture_output=True,
     )
     with open(out / "secrets.csv") as f:
-        return {r["user"]: r["password"] for r in csv.DictReader(f)}
+        creds = {r["user"]: r["password"] for r in csv.DictReader(f)}
+    # Rerunning to add a device keeps every existing password.
+    devices.write_text(devices.read_text() + "s3,edge7,\n")
+    subprocess.run(
+        [sys.executable, str(DEPLOY / "make_auth.py"), str(devices), str(out)],
+        check=True, capture_output=True,
+    )
+    with open(out / "secrets.csv") as f:
+        again = {r["user"]: r["password"] for r in csv.DictReader(f)}
+    assert set(again) == {*creds, "s3.edge7"} and creds.items() <= again.items()
+    return creds
 
 
 def _client(broker: Mosquitto, user: str, password: str) -> mqtt.Client:
