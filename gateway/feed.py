@@ -474,27 +474,22 @@ class FeedRunner:
 
 
 def _fill_bench_db(path: Path, days: int) -> int:
-    """A windows table (the storage contract's DDL) filled with simulated one-minute windows."""
+    """A gateway database filled through Storage with simulated one-minute windows."""
+    from itertools import islice
+
+    from gateway.seed import store_records
+    from gateway.storage import Storage
     from storesense.simulate import DEMO_STORES, history
 
-    db = sqlite_utils.Database(path)
-    db.execute(
-        "CREATE TABLE IF NOT EXISTS windows (seq INTEGER PRIMARY KEY AUTOINCREMENT, "
-        "message_id TEXT UNIQUE NOT NULL, store_id TEXT, camera_id TEXT, window_start TEXT, "
-        "window_end TEXT, received_at TEXT, simulated INTEGER, payload TEXT)"
-    )
-    end = datetime(2026, 11, 23, tzinfo=UTC)
-    rows = (
-        {"message_id": w.message_id, "store_id": w.store_id, "camera_id": w.camera_id,
-         "window_start": w.window_start.strftime("%Y-%m-%dT%H:%M:%SZ"),
-         "window_end": w.window_end.strftime("%Y-%m-%dT%H:%M:%SZ"), "received_at": _now(),
-         "simulated": 1, "payload": w.model_dump_json()}
-        for w in history(DEMO_STORES, end, days=days, window_s=60)
-    )
-    db.table("windows").insert_all(rows, ignore=True, batch_size=1000)
-    n = int(db.execute("SELECT count(*) FROM windows").fetchone()[0])
-    db.conn.close()
-    return n
+    storage = Storage(path)
+    try:
+        storage.upsert_stores(store_records())
+        windows = history(DEMO_STORES, datetime(2026, 11, 23, tzinfo=UTC), days, window_s=60)
+        while chunk := list(islice(windows, 2000)):
+            storage.store_windows(chunk)
+        return int(storage.read().execute("SELECT count(*) FROM windows").fetchone()[0])
+    finally:
+        storage.close()
 
 
 def bench(days: int = 1, batch_size: int = 500) -> dict[str, float]:
