@@ -125,3 +125,31 @@ def test_sigkill_mid_run_loses_no_completed_window(
     )
     col.close()
     status.close()
+
+
+def test_sigterm_flushes_the_open_window_and_says_offline(
+    tmp_path: Path, broker: Mosquitto, eval_dir: Path, models_dir: Path
+) -> None:
+    video = eval_dir / "PETS09-S2L1" / "video.mp4"
+    config = node_toml(tmp_path, broker, video, models_dir)
+    col = Collector(broker, TOPICS.all_aggregates())
+    status = Collector(broker, TOPICS.status("s1", "edge1"), client_id="status-watch")
+    node = start_node(config, tmp_path, "node")
+    try:
+        wait_until(lambda: len(received_ids(col)) >= 1, 90, "the first window")
+        node.send_signal(signal.SIGTERM)
+        assert node.wait(30) == 0
+    finally:
+        node.kill()
+        node.wait(10)
+    wait_until(lambda: json.loads(status.payloads()[-1])["state"] == "offline", 10,
+               "the goodbye status")
+    windows = {json.loads(p)["message_id"]: json.loads(p) for p in col.payloads()}
+    assert set(windows) == {window_id(i) for i in range(len(windows))}
+    last = windows[window_id(len(windows) - 1)]
+    # Complete windows hold 10 s x 7 fps = 70 frames; the last one was cut short by the
+    # stop, so only the flush can have published it (the video had ~113 s left).
+    assert 0 < last["frames"] < WINDOW_S * 7
+    assert not outbox_ids(tmp_path / "state" / "outbox.sqlite")
+    col.close()
+    status.close()
