@@ -1,0 +1,127 @@
+"""Ingest through a REAL Mosquitto into real SQLite: redeliveries, SIGKILL, shared groups."""
+
+from __future__ import annotations
+
+import signal
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import pytest
+
+from gateway.config import MqttSettings
+from gateway.ingest import Ingestor
+from gateway.storage import Storage
+from storesense.broker import Mosquitto
+from storesense.schema import DeviceStatus
+from tests.gateway.helpers import TOPICS, message, store, window
+from tests.gateway.mqtt_helpers import (
+    count,
+    publish_all,
+    start_gateway,
+    stop,
+    wait_until,
+    write_config,
+)
+
+pytestmark = pytest.mark.broker
+T0 = datetime(2026, 11, 23, 0, 0, tzinfo=UTC)
+STORES = [f"s{i}" for i in range(20)]
+
+
+def _messages(n: int) -> list[tuple[str, bytes]]:
+    """n distinct entrance windows spread over 20 stores, one minute apart per store."""
+    return [message(window(STORES[i % 20], T0 + timedelta(minutes=i // 20), ins=2, outs=1))
+            for i in range(n)]
+
+
+def _registered_db(path: Path) -> Path:
+    s = Storage(path)
+    s.upsert_stores([store(sid) for sid in STORES])
+    s.close()
+    return path
+
+
+def test_redeliveries_and_duplicates_store_once(broker: Mosquitto, tmp_path: Path) -> None:
+    storage = Storage(_registered_db(tmp_path / "g.db"))
+    ing = Ingestor(MqttSettings(port=broker.port, client_id="gw-dup"), storage)
+    ing.start()
+    try:
+        assert ing.connected.wait(10)
+        msgs = _messages(300)
+        publish_all(broker, msgs + msgs[:100] + msgs[50:60])  # edge redeliveries
+        wait_until(lambda: ing.stats.received == 410, 30, "all 410 deliveries")
+        assert (ing.stats.stored, ing.stats.duplicates, ing.stats.dead) == (300, 110, 0)
+        conn = storage.read()
+        assert conn.execute("SELECT COUNT(*) FROM windows").fetchone()[0] == 300
+        assert conn.execute("SELECT SUM(visitors) FROM rollup_day").fetchone()[0] == 600
+        on = DeviceStatus(store_id="s1", device_id="box", state="online", sent_at=T0)
+        publish_all(broker, [(TOPICS.status("s1", "box"), on.model_dump_json().encode())])
+        wait_until(lambda: conn.execute("SELECT COUNT(*) FROM device_status").fetchone()[0]
+                   == 1, 10, "device status")
+    finally:
+        ing.stop()
+        storage.close()
+
+
+def test_sigkill_under_load_loses_nothing(broker: Mosquitto, tmp_path: Path) -> None:
+    db = _registered_db(tmp_path / "g.db")
+    config = write_config(tmp_path / "gw.toml", broker, db, "gw-kill")
+    n = 20_000
+    msgs = _messages(n)
+    gw = start_gateway(config, tmp_path / "gw.log")
+    try:
+        # the session must exist before publishing, or the broker has nowhere to queue
+        wait_until(lambda: "subscribed" in (tmp_path / "gw.log").read_text(), 20, "subscribe")
+        publish_all(broker, msgs[: n // 2], client_id="pub1")
+        wait_until(lambda: count(db, "SELECT COUNT(*) FROM windows") > 2000, 60, "ingest")
+        gw.send_signal(signal.SIGKILL)
+        gw.wait(10)
+        at_kill = count(db, "SELECT COUNT(*) FROM windows")
+        publish_all(broker, msgs[n // 2:], client_id="pub2")  # queued for the dead session
+        gw = start_gateway(config, tmp_path / "gw.log")
+        wait_until(lambda: count(db, "SELECT COUNT(*) FROM windows") == n, 120,
+                   f"all {n} windows (had {at_kill} at the kill)")
+        assert at_kill < n
+        assert count(db, "SELECT COUNT(DISTINCT message_id) FROM windows") == n
+        assert count(db, "SELECT SUM(in_count) FROM rollup_day") == 2 * n  # nothing twice
+        assert count(db, "SELECT COUNT(*) FROM dead_letters") == 0
+    finally:
+        stop(gw)
+
+
+def test_two_gateways_on_a_shared_subscription_split_and_store_once(
+    broker: Mosquitto, tmp_path: Path,
+) -> None:
+    """Two processes, two database files: each got a share, no message in both, union is
+    everything (a disjoint split is what a shared group promises)."""
+    dbs = [_registered_db(tmp_path / f"g{i}.db") for i in range(2)]
+    procs = [start_gateway(write_config(tmp_path / f"gw{i}.toml", broker, db, f"gw-{i}",
+                                        group="ingest"), tmp_path / f"gw{i}.log")
+             for i, db in enumerate(dbs)]
+    try:
+        for i in range(2):
+            wait_until(lambda i=i: "subscribed" in (tmp_path / f"gw{i}.log").read_text(), 20,
+                       f"gateway {i} subscribed")
+        n = 4000
+        publish_all(broker, _messages(n))
+        wait_until(lambda: sum(count(d, "SELECT COUNT(*) FROM windows") for d in dbs) >= n,
+                   60, "both gateways storing")
+        for p in procs:
+            stop(p)
+        ids = [_ids(d) for d in dbs]
+        assert all(ids), "each gateway should get a share"
+        assert not ids[0] & ids[1]
+        assert len(ids[0] | ids[1]) == n
+    finally:
+        for p in procs:
+            stop(p)
+
+
+def _ids(db: Path) -> set[str]:
+    import sqlite3
+
+    conn = sqlite3.connect(str(db))
+    try:
+        return {r[0] for r in conn.execute("SELECT message_id FROM windows")}
+    finally:
+        conn.close()
