@@ -21,8 +21,14 @@ from gateway.storage import Storage
 from storesense.broker import Mosquitto, free_port
 from storesense.schema import WindowAggregate
 from tests.gateway.helpers import TOPICS, message, store, window
-from tests.gateway.mqtt_helpers import count, publish_all, start_gateway, stop, wait_until
-from tests.gateway.mqtt_helpers import write_config
+from tests.gateway.mqtt_helpers import (
+    count,
+    publish_all,
+    start_gateway,
+    stop,
+    wait_until,
+    write_config,
+)
 
 T0 = datetime(2026, 11, 23, 10, tzinfo=UTC)
 GOOD_TOPIC, GOOD_RAW = message(window("s1", T0))
