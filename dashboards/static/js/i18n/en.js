@@ -48,6 +48,7 @@ export default {
   "kpi.online": "Stores online",
   "kpi.conversion": "Conversion",
   "trend.title": "Visitors per day",
+  "trend.partial": "The last day is today, counted so far.",
   "rank.title": "Store ranking",
   "col.rank": "#",
   "col.store": "Store",

@@ -48,6 +48,7 @@ export default {
   "kpi.online": "在线门店",
   "kpi.conversion": "转化率",
   "trend.title": "每日客流",
+  "trend.partial": "最后一天为今天，统计截至目前。",
   "rank.title": "门店排行",
   "col.rank": "#",
   "col.store": "门店",

@@ -76,6 +76,7 @@ function renderKpis(ov) {
 
 function renderTrend(ov) {
   const trend = ov.trend || [];
+  $("#trend-note").hidden = Boolean(filters().date);
   const hasData = trend.some((p) => p.visitors > 0);
   drawChart($("#trend-chart"), {
     grid: { ...baseGrid, top: 20, bottom: 10 },
