@@ -13,6 +13,7 @@ from typing import Annotated
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from storesense.config import load_toml
+from storesense.errors import ConfigError
 from storesense.schema import AnalyticsConfig, Ident
 from storesense.topics import DEFAULT_PREFIX
 
@@ -126,7 +127,13 @@ def load_edge_config(path: str | Path) -> EdgeConfig:
 
 
 def read_password(broker: BrokerConfig) -> str | None:
-    """The broker password from the config or its file (read at connect, not at load)."""
+    """The broker password from the config or its file (read when the client is built)."""
     if broker.password_file is None:
         return broker.password
-    return broker.password_file.read_text(encoding="utf-8").splitlines()[0].strip()
+    try:
+        lines = broker.password_file.read_text(encoding="utf-8").splitlines()
+    except OSError as e:
+        raise ConfigError(f"broker.password_file: cannot read {broker.password_file}: {e}") from e
+    if not lines or not lines[0].strip():
+        raise ConfigError(f"broker.password_file: {broker.password_file} is empty")
+    return lines[0].strip()

@@ -313,9 +313,10 @@ class EdgeNode:
         self.saved = RemoteConfigStore(cfg.remote_config_dir)
         self.probe = ProcessProbe()
         self._status_now = threading.Event()
+        # Transport first: bad credentials or TLS files fail before models are loaded.
+        self.transport = self._transport()
         self.workers = {c.camera_id: self._worker(c, make_source, make_pipeline)
                         for c in cfg.cameras}
-        self.transport = self._transport()
         self.publisher = OutboxPublisher(
             self.outbox, self.transport, rate=cfg.outbox.replay_rate,
             max_inflight=cfg.outbox.max_inflight,
@@ -338,13 +339,10 @@ class EdgeNode:
         c = self.cfg
         will = Will(self.topics.status(c.store_id, c.device_id), self._offline_payload())
         subs = [self.topics.config(c.store_id, cam.camera_id) for cam in c.cameras]
-        try:
-            return MqttTransport(
-                c.broker, f"storesense-{c.store_id}-{c.device_id}", will=will,
-                subscriptions=subs, on_message=self._on_message, on_connected=self._on_connected,
-            )
-        except (OSError, IndexError) as e:  # password or TLS files missing or unreadable
-            raise ConfigError(f"broker: cannot set up credentials/TLS: {e}") from e
+        return MqttTransport(
+            c.broker, f"storesense-{c.store_id}-{c.device_id}", will=will,
+            subscriptions=subs, on_message=self._on_message, on_connected=self._on_connected,
+        )
 
     def _offline_payload(self) -> bytes:
         return offline_status(self.cfg.store_id, self.cfg.device_id).model_dump_json().encode()

@@ -28,6 +28,7 @@ from paho.mqtt.reasoncodes import ReasonCode
 
 from edge.config import BrokerConfig, read_password
 from edge.outbox import Outbox, Row
+from storesense.errors import ConfigError
 
 log = logging.getLogger(__name__)
 
@@ -75,12 +76,19 @@ class MqttTransport:
         if b.username:
             c.username_pw_set(b.username, read_password(b))
         if b.tls:
-            c.tls_set(
-                ca_certs=str(b.tls.ca_file),
-                certfile=str(b.tls.cert_file) if b.tls.cert_file else None,
-                keyfile=str(b.tls.key_file) if b.tls.key_file else None,
-                cert_reqs=ssl.CERT_REQUIRED,
-            )
+            for field, path in (("ca_file", b.tls.ca_file), ("cert_file", b.tls.cert_file),
+                                ("key_file", b.tls.key_file)):
+                if path is not None and not path.is_file():
+                    raise ConfigError(f"broker.tls.{field}: {path} is not a readable file")
+            try:
+                c.tls_set(
+                    ca_certs=str(b.tls.ca_file),
+                    certfile=str(b.tls.cert_file) if b.tls.cert_file else None,
+                    keyfile=str(b.tls.key_file) if b.tls.key_file else None,
+                    cert_reqs=ssl.CERT_REQUIRED,
+                )
+            except (OSError, ValueError) as e:  # not PEM, key does not match the cert
+                raise ConfigError(f"broker.tls: cannot load the CA, cert or key: {e}") from e
             c.tls_insecure_set(b.tls.insecure)
         if will:
             c.will_set(will.topic, will.payload, qos=1, retain=True)

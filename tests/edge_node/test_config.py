@@ -48,13 +48,25 @@ def test_mistakes_name_the_field(tmp_path: Path, extra: str, named: str) -> None
         load_edge_config(p)
 
 
-def test_edge_run_exits_2_with_one_line(tmp_path: Path) -> None:
+@pytest.mark.parametrize(
+    ("broker_lines", "named"),
+    [
+        ("port = 70000", ["broker.port", "70000"]),
+        ('username = "u"\npassword_file = "{tmp}/nope"', ["broker.password_file", "nope"]),
+        ('[broker.tls]\nca_file = "{tmp}/ca.crt"', ["broker.tls.ca_file", "ca.crt"]),
+    ],
+)
+def test_edge_run_exits_2_with_one_line(
+    tmp_path: Path, broker_lines: str, named: list[str]
+) -> None:
     p = tmp_path / "edge.toml"
-    p.write_text(MINIMAL.replace('host = "localhost"', 'host = "localhost"\nport = 70000'))
+    broker = 'host = "localhost"\n' + broker_lines.format(tmp=tmp_path)
+    text = MINIMAL.replace('store_id = "s1"', f'store_id = "s1"\nstate_dir = "{tmp_path}"')
+    p.write_text(text.replace('host = "localhost"', broker))
     proc = subprocess.run(
         [sys.executable, "-m", "storesense.cli", "edge", "run", "--config", str(p)],
         capture_output=True, text=True, timeout=60, cwd=REPO,
     )
-    assert proc.returncode == 2
+    assert proc.returncode == 2, proc.stderr
     lines = proc.stderr.strip().splitlines()
-    assert len(lines) == 1 and "broker.port" in lines[0] and "70000" in lines[0], lines
+    assert len(lines) == 1 and all(n in lines[0] for n in named), lines
