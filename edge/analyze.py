@@ -26,7 +26,7 @@ from storesense.schema import AnalyticsConfig, LineSpec
 
 # Detector cadence when --detect-every is not given: aim at about this many detections per
 # second of video (k = round(fps / DETECT_HZ), at least 1); the tracker predicts in between.
-DETECT_HZ = 10.0
+DETECT_HZ = 30.0
 
 
 def parse_line(text: str) -> tuple[float, float, float, float]:

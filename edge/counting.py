@@ -46,6 +46,7 @@ class _Side:
     candidate_n: int = 0
     candidate_t: float = 0.0
     seen: bool = True
+    velocity: tuple[float, float] = (0.0, 0.0)  # normalised units per second, smoothed
 
 
 def signed_distance(
@@ -85,13 +86,24 @@ class LineCounter:
         ):
             obs = 0 if abs(d) <= self.settings.hysteresis else (-1 if d < 0 else 1)
             known = self._tracks.get(tid)
-            st = known if known is not None else self._new_track(tid, (foot[0], foot[1]), present)
-            st.last_foot, st.last_t, st.seen = (foot[0], foot[1]), t, True
+            st = (
+                known if known is not None else self._new_track(tid, (foot[0], foot[1]), t, present)
+            )
+            self._move(st, (foot[0], foot[1]), t)
             ev = self._observe(tid, st, obs, t)
             if ev:
                 events.append(ev)
         events.extend(self._expire(t))
         return events
+
+    @staticmethod
+    def _move(st: _Side, foot: tuple[float, float], t: float) -> None:
+        dt = t - st.last_t
+        if 0 < dt <= 1.0:
+            vx = (foot[0] - st.last_foot[0]) / dt
+            vy = (foot[1] - st.last_foot[1]) / dt
+            st.velocity = (0.7 * st.velocity[0] + 0.3 * vx, 0.7 * st.velocity[1] + 0.3 * vy)
+        st.last_foot, st.last_t, st.seen = foot, t, True
 
     def finish(self) -> list[CrossingEvent]:
         """End of stream: settle every pending crossing."""
@@ -99,9 +111,9 @@ class LineCounter:
         self._tracks.clear()
         return events
 
-    def _new_track(self, tid: int, foot: tuple[float, float], present: set[int]) -> _Side:
-        st = _Side(0, foot, 0.0)
-        donor = self._handover_donor(foot, present)
+    def _new_track(self, tid: int, foot: tuple[float, float], t: float, present: set[int]) -> _Side:
+        st = _Side(0, foot, t)
+        donor = self._handover_donor(foot, t, present)
         if donor is not None:
             old = self._tracks.pop(donor)
             st.side = old.side if old.side else old.candidate
@@ -114,12 +126,16 @@ class LineCounter:
         self._tracks[tid] = st
         return st
 
-    def _handover_donor(self, foot: tuple[float, float], present: set[int]) -> int | None:
+    def _handover_donor(self, foot: tuple[float, float], t: float, present: set[int]) -> int | None:
+        """The lost track whose extrapolated foot point is nearest, within handover_radius."""
         best, best_d = None, self.handover_radius
         for tid, st in self._tracks.items():
             if tid in present or (st.side == 0 and st.candidate == 0):
                 continue
-            d = float(np.hypot(st.last_foot[0] - foot[0], st.last_foot[1] - foot[1]))
+            gap = min(t - st.last_t, 1.0)  # walking on while hidden, for a second at most
+            x = st.last_foot[0] + st.velocity[0] * gap
+            y = st.last_foot[1] + st.velocity[1] * gap
+            d = float(np.hypot(x - foot[0], y - foot[1]))
             if d < best_d:
                 best, best_d = tid, d
         return best

@@ -43,7 +43,9 @@ def match_events(pred: list[tuple[int, str]], truth: list[TrueCrossing], fps: fl
     return matched
 
 
-def count_scores(pred: list[tuple[int, str]], truth: list[TrueCrossing], fps: float) -> dict[str, Any]:
+def count_scores(
+    pred: list[tuple[int, str]], truth: list[TrueCrossing], fps: float
+) -> dict[str, Any]:
     n_in = sum(d == "in" for _, d in pred)
     n_out = len(pred) - n_in
     t_in = sum(c.direction == "in" for c in truth)
@@ -84,7 +86,8 @@ def evaluate(args: argparse.Namespace) -> dict[str, Any]:
         if 1 <= frame <= info.length:
             tracked[frame - 1] = n
     gt_spans = [
-        (int(gt[gt[:, 1] == i, 0].min()), int(gt[gt[:, 1] == i, 0].max())) for i in np.unique(gt[:, 1])
+        (int(gt[gt[:, 1] == i, 0].min()), int(gt[gt[:, 1] == i, 0].max()))
+        for i in np.unique(gt[:, 1])
     ]
     return {
         "sequence": info.name,
@@ -95,8 +98,14 @@ def evaluate(args: argparse.Namespace) -> dict[str, Any]:
         "frames_per_second": round(res.frames / max(res.seconds, 1e-9), 1),
         **count_scores(pred, truth, info.fps),
         "occupancy_mae": round(float(np.abs(tracked - per_frame).mean()), 3),
-        "occupancy_mean": {"true": round(float(per_frame.mean()), 2), "tracked": round(float(tracked.mean()), 2)},
-        "dwell_mean_s": {"true": mean_dwell(gt_spans, info.fps), "tracked": mean_dwell(list(res.spans.values()), info.fps)},
+        "occupancy_mean": {
+            "true": round(float(per_frame.mean()), 2),
+            "tracked": round(float(tracked.mean()), 2),
+        },
+        "dwell_mean_s": {
+            "true": mean_dwell(gt_spans, info.fps),
+            "tracked": mean_dwell(list(res.spans.values()), info.fps),
+        },
         "tracks": {"true_ids": len(gt_spans), "track_ids": len(res.spans)},
     }
 
