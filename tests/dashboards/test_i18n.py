@@ -48,3 +48,21 @@ def test_default_language_follows_the_browser(open_page: OpenPage, gateway: Demo
     assert page.inner_text("h1") == "总部总览"
     page = open_page("/", token=gateway.hq_token, lang=None, locale="en-GB")
     assert page.inner_text("h1") == "HQ overview"
+
+
+def test_store_and_heatmap_pages_in_chinese(open_page: OpenPage, gateway: DemoGateway) -> None:
+    store = DEMO_STORES[0]
+    page = open_page(f"/store.html?store={store.store_id}", token=gateway.hq_token, lang="zh-CN")
+    assert page.inner_text("#store-name") == store.name_zh
+    assert "各区域停留时长" in page.inner_text("body")
+    genders = page.locator("#demo table[data-dim='genders'] td:first-child").all_inner_texts()
+    assert {"女", "男"} <= set(genders)
+    page.select_option("#lang-select", "en")
+    assert page.inner_text("#store-name") == store.name
+    assert "Dwell by zone" in page.inner_text("body")
+
+    page = open_page(f"/heatmap.html?store={store.store_id}", token=gateway.hq_token,
+                     lang="zh-CN")
+    assert page.inner_text("#title-a").startswith("调整前")
+    assert "年" in page.inner_text("#title-a")
+    assert page.inner_text("#export-csv") == "导出 CSV"

@@ -71,6 +71,14 @@ def test_store_page_says_what_is_missing(open_page: OpenPage, gateway: DemoGatew
     page = open_page(f"/store.html?store={OFFLINE_STORE}", token=gateway.hq_token)
     assert page.locator("#camera-warning").is_visible()
     assert "Camera offline" in page.inner_text("#camera-warning")
+    # A day before any data: every chart says so instead of drawing an empty frame.
+    page = open_page(f"/store.html?store={FLOORPLAN_STORE}&start=2020-01-06&end=2020-01-06",
+                     token=gateway.hq_token)
+    assert "No data yet" in page.inner_text("#traffic-chart")
+    assert "No zone visits" in page.inner_text("#zones-chart")
+    assert "No zone-to-zone movement" in page.inner_text("#flow-chart")
+    assert "No demographic" in page.inner_text("#demo")
+    assert page.locator("#traffic-chart canvas").count() == 0
 
 
 def test_heatmap_view_renders_compares_and_exports(
@@ -109,6 +117,17 @@ def test_heatmap_view_renders_compares_and_exports(
         page.click("#export-png")
     png = dl.value.path().read_bytes()
     assert png[:8] == b"\x89PNG\r\n\x1a\n" and len(png) > 20_000
+
+    # The entrance camera has no heatmap: the panels give the API's reason.
+    with gateway.client(gateway.hq_token) as api:
+        r = api.get(f"/stores/{store}/heatmap", params={**b, "camera_id": "entrance"})
+    assert r.status_code == 404
+    loads = page.evaluate("document.body.dataset.loads")
+    page.select_option("#f-camera", "entrance")
+    page.wait_for_function(f"document.body.dataset.loads !== '{loads}' && "
+                           "document.body.dataset.state === 'ready'")
+    assert "No heatmap for this camera" in page.inner_text("#heat-b")
+    assert r.json()["detail"] in page.inner_text("#heat-b")
 
     # Without a floor plan the grid is drawn, with a note saying why.
     other = next(s.store_id for s in gateway.stores if s.store_id != store)

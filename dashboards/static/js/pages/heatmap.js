@@ -305,5 +305,12 @@ function fail(err) {
   box.textContent = err && err.noStore ? t("err.nostore") : errorText(err, { id: storeId });
 }
 
+// The floor plan is drawn at the panel's pixel size: redraw the panels when it changes.
+let resizeTimer = null;
+window.addEventListener("resize", () => {
+  clearTimeout(resizeTimer);
+  resizeTimer = setTimeout(() => { if (state.a && state.b) renderPanels(); }, 150);
+});
+
 window.storesenseHeatmap = { csvText, pngDataUrl };
 boot({ load, render, fail });
