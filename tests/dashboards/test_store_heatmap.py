@@ -120,14 +120,14 @@ def test_heatmap_view_renders_compares_and_exports(
 
     # The entrance camera has no heatmap: the panels give the API's reason.
     with gateway.client(gateway.hq_token) as api:
-        r = api.get(f"/stores/{store}/heatmap", params={**b, "camera_id": "entrance"})
-    assert r.status_code == 404
+        missing = api.get(f"/stores/{store}/heatmap", params={**b, "camera_id": "entrance"})
+    assert missing.status_code == 404
     loads = page.evaluate("document.body.dataset.loads")
     page.select_option("#f-camera", "entrance")
     page.wait_for_function(f"document.body.dataset.loads !== '{loads}' && "
                            "document.body.dataset.state === 'ready'")
     assert "No heatmap for this camera" in page.inner_text("#heat-b")
-    assert r.json()["detail"] in page.inner_text("#heat-b")
+    assert missing.json()["detail"] in page.inner_text("#heat-b")
 
     # Without a floor plan the grid is drawn, with a note saying why.
     other = next(s.store_id for s in gateway.stores if s.store_id != store)
