@@ -68,10 +68,8 @@ def truth_sides(
     if x1 == x2 or y1 == y2:
         # README: A is x < c (or y < c), B otherwise; B is whichever oriented side has x >= c.
         coord = feet_px[:, 0] - x1 if x1 == x2 else feet_px[:, 1] - y1
-        if x1 == x2:
-            b_sign = -1 if y2 > y1 else 1
-        else:
-            b_sign = 1 if x2 > x1 else -1
+        # B is the oriented side that holds x >= c (vertical) or y >= c (horizontal).
+        b_sign = (-1 if y2 > y1 else 1) if x1 == x2 else (1 if x2 > x1 else -1)
         return np.where(coord < 0, -b_sign, b_sign).astype(np.int64)
     return np.where(cross < 0, -1, 1).astype(np.int64)
 

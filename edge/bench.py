@@ -1,0 +1,92 @@
+"""`storesense bench edge`: end-to-end frames per second on one core, and memory over time.
+
+One core: onnxruntime with one intra-op thread, OpenCV (and its FFmpeg decoder) limited to
+one thread. End to end = decode, detect, track, analytics, windows. ``--duration`` loops the
+video for that many seconds and samples RSS, to show memory stays flat.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import resource
+import time
+from pathlib import Path
+from typing import Any
+
+import cv2
+import psutil
+
+from edge.analyze import auto_detect_every
+from edge.detector import DEFAULT_MODEL, LAYOUTS, load_detector
+from edge.pipeline import CameraPipeline
+from edge.sources import file_frames
+from storesense.schema import AnalyticsConfig, LineSpec
+
+DEFAULT_VIDEO = (
+    Path(__file__).resolve().parent.parent.parent / "shared/data/eval/MOT17-09/video.mp4"
+)
+
+
+def add_arguments(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--video", default=str(DEFAULT_VIDEO), help="video file (default: MOT17-09)")
+    p.add_argument("--model", default=DEFAULT_MODEL, help=", ".join(LAYOUTS))
+    p.add_argument("--models-dir", default=None)
+    p.add_argument("--detect-every", type=int, default=None, help="default: as analyze")
+    p.add_argument("--duration", type=float, default=0.0, help="soak: loop the video this long (s)")
+    p.add_argument("--rss-every", type=float, default=10.0, help="soak: RSS sample period (s)")
+
+
+def _rss_mb() -> float:
+    return round(psutil.Process().memory_info().rss / 2**20, 1)
+
+
+def bench(args: argparse.Namespace) -> dict[str, Any]:
+    cv2.setNumThreads(1)
+    detector = load_detector(args.model, models_dir=args.models_dir, threads=1)
+    line = LineSpec(name="line1", points=(0.5, 0.0, 0.5, 1.0))
+    frames = 0
+    busy = 0.0
+    rss: list[tuple[float, float]] = []
+    t_media = 0.0
+    start = time.perf_counter()
+    pipe: CameraPipeline | None = None
+    k = args.detect_every
+
+    def wants_image() -> bool:  # decode to BGR only for frames the detector will see
+        return pipe is None or pipe.detects_next()
+
+    while True:
+        info, it = file_frames(args.video, wants_image)
+        if pipe is None:
+            k = k or auto_detect_every(info.fps)
+            config = AnalyticsConfig(lines=[line], detect_every=k, demographics=False)
+            pipe = CameraPipeline("bench", "cam", config, detector)
+        offset = t_media
+        t0 = time.perf_counter()
+        for _, t, image in it:
+            t_media = offset + t
+            pipe.process(image, t_media)
+            frames += 1
+            now = time.perf_counter()
+            if args.duration and (not rss or now - start - rss[-1][0] >= args.rss_every):
+                rss.append((round(now - start, 1), _rss_mb()))
+        busy += time.perf_counter() - t0
+        t_media += 1.0 / info.fps
+        if time.perf_counter() - start >= args.duration:
+            break
+    return {
+        "video": args.video,
+        "model": args.model,
+        "detect_every": k,
+        "frames": frames,
+        "frames_per_second": round(frames / busy, 1),
+        "ms_per_frame": round(busy / frames * 1000, 2),
+        "peak_rss_mb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1),
+        "rss_mb_over_time": rss,
+    }
+
+
+def run(args: argparse.Namespace) -> int:
+    print(json.dumps(bench(args)))
+    return 0
