@@ -33,9 +33,11 @@ OpenPage = Callable[..., Page]
 def open_page(browser: Browser, gateway: DemoGateway) -> Iterator[OpenPage]:
     """open_page(path, token=..., lang=...) -> a page that finished loading its data.
 
-    Uncaught script errors fail the test."""
+    Uncaught script errors fail the test, and so does any request that leaves the gateway
+    (a CDN, a web font): the pages must work on an intranet with no internet."""
     contexts = []
     errors: list[str] = []
+    foreign: list[str] = []
 
     def _open(path: str, token: str | None = None, lang: str | None = "en",
               locale: str | None = None, wait: bool = True) -> Page:
@@ -43,6 +45,8 @@ def open_page(browser: Browser, gateway: DemoGateway) -> Iterator[OpenPage]:
         contexts.append(ctx)
         page = ctx.new_page()
         page.on("pageerror", lambda e: errors.append(str(e)))
+        page.on("request", lambda r: None if r.url.startswith(
+            (gateway.base_url + "/", "blob:", "data:")) else foreign.append(r.url))
         page.goto(gateway.base_url + path)
         if wait:
             wait_settled(page)
@@ -52,6 +56,7 @@ def open_page(browser: Browser, gateway: DemoGateway) -> Iterator[OpenPage]:
     for ctx in contexts:
         ctx.close()
     assert not errors, f"script errors in the page: {errors}"
+    assert not foreign, f"requests outside the gateway: {foreign}"
 
 
 def wait_settled(page: Page, timeout_ms: float = 15_000) -> None:
