@@ -65,10 +65,11 @@ async function load() {
   const q = new URLSearchParams(location.search);
   select.value = q.get("camera") || (floor ? floor.camera_id : "");
   const today = todayIn(state.store?.timezone);
-  $("#b-end").value = q.get("b_end") || today;
-  $("#b-start").value = q.get("b_start") || addDays(today, -6);
-  $("#a-end").value = q.get("a_end") || addDays(today, -7);
-  $("#a-start").value = q.get("a_start") || addDays(today, -13);
+  // Default: the last 7 full days against the 7 before them (today is still incomplete).
+  $("#b-end").value = q.get("b_end") || addDays(today, -1);
+  $("#b-start").value = q.get("b_start") || addDays(today, -7);
+  $("#a-end").value = q.get("a_end") || addDays(today, -8);
+  $("#a-start").value = q.get("a_start") || addDays(today, -14);
   if (state.store && state.store.has_floorplan) {
     const blob = await orWhen(apiBlob(`/stores/${encodeURIComponent(storeId)}/floorplan`), [404],
       () => null);
