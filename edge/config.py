@@ -69,6 +69,10 @@ class OutboxConfig(_Section):
         50_000, ge=10, le=10_000_000,
         description="size bound; when reached the oldest windows are dropped and counted",
     )
+    max_mb: float = Field(
+        1024.0, ge=1.0, le=1_000_000.0,
+        description="size bound on stored payloads in MB (a busy 60 s window is ~25 kB)",
+    )
     replay_rate: float = Field(
         50.0, ge=0.0, le=100_000.0,
         description="messages per second sent from the outbox; 0 = unthrottled",

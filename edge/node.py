@@ -309,7 +309,9 @@ class EdgeNode:
     ) -> None:
         self.cfg = cfg
         self.topics = Topics(cfg.broker.topic_prefix)
-        self.outbox = Outbox(cfg.outbox_path, cfg.outbox.max_messages)
+        self.outbox = Outbox(
+            cfg.outbox_path, cfg.outbox.max_messages, int(cfg.outbox.max_mb * 1e6)
+        )
         self.saved = RemoteConfigStore(cfg.remote_config_dir)
         self.probe = ProcessProbe()
         self._status_now = threading.Event()

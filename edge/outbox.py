@@ -9,8 +9,9 @@ may lose the last commits on a power cut, and a store's power is cut every night
 chains. One fsync per window (one per camera per minute) costs nothing; acks are batched
 by the caller only in the sense that losing an ack costs a duplicate, never a window.
 
-Size bound: when ``max_messages`` is reached the oldest windows are dropped first and the
-drop is counted (persisted), so status can say how much HQ will never see.
+Size bounds: when ``max_messages`` windows or ``max_bytes`` of payload are reached the
+oldest windows are dropped first and the drop is counted (persisted), so status can say how
+much HQ will never see.
 """
 
 from __future__ import annotations
@@ -47,26 +48,33 @@ class Row:
 class OutboxStats:
     depth: int
     dropped: int
-    full: bool
+    full: bool  # the bound was hit and oldest windows were dropped; cleared by the next ack
+    bytes: int = 0
 
 
 class Outbox:
     """Thread-safe: camera threads put, the publisher reads, paho's thread acks."""
 
-    def __init__(self, path: str | Path, max_messages: int = 50_000) -> None:
-        if max_messages < 1:
-            raise ValueError(f"max_messages must be >= 1, got {max_messages}")
+    def __init__(
+        self, path: str | Path, max_messages: int = 50_000, max_bytes: int = 1 << 30,
+    ) -> None:
+        if max_messages < 1 or max_bytes < 1:
+            raise ValueError(f"outbox bounds must be >= 1, got {max_messages}, {max_bytes}")
         self.path = Path(path)
         self.path.parent.mkdir(parents=True, exist_ok=True)
-        self.max_messages = max_messages
+        self.max_messages, self.max_bytes = max_messages, max_bytes
         self._lock = threading.Lock()
         # isolation_level=None: we issue BEGIN/COMMIT ourselves so each put is one transaction.
         self._db = sqlite3.connect(self.path, check_same_thread=False, isolation_level=None)
         self._db.execute("PRAGMA journal_mode=WAL")
         self._db.execute("PRAGMA synchronous=FULL")
         self._db.executescript(_SCHEMA)
-        self._depth = int(self._db.execute("SELECT count(*) FROM outbox").fetchone()[0])
+        n, size = self._db.execute(
+            "SELECT count(*), coalesce(sum(length(payload)), 0) FROM outbox"
+        ).fetchone()
+        self._depth, self._bytes = int(n), int(size)
         self._dropped = self._meta("dropped")
+        self._full = self._depth >= max_messages or self._bytes >= max_bytes
 
     def _meta(self, key: str) -> int:
         row = self._db.execute("SELECT value FROM meta WHERE key = ?", (key,)).fetchone()
@@ -80,36 +88,48 @@ class Outbox:
             self._db.execute("BEGIN IMMEDIATE")
             try:
                 # Same id again (a restarted pipeline re-closing a window): first copy wins;
-                # the gateway upserts on message_id, so nothing is lost either way.
+                # the gateway upserts on message_id, so repeats collapse there anyway.
                 cur = self._db.execute(
                     "INSERT OR IGNORE INTO outbox (message_id, topic, window_start, payload) "
                     "VALUES (?, ?, ?, ?)",
                     (window.message_id, topic, start, payload),
                 )
-                dropped = self._drop_oldest_over_bound() if cur.rowcount else 0
+                added = len(payload) if cur.rowcount else 0
+                dropped, freed = self._drop_oldest_over_bound(cur.rowcount, added)
                 self._db.execute("COMMIT")
             except BaseException:
                 self._db.execute("ROLLBACK")
                 raise
             self._depth += cur.rowcount - dropped
+            self._bytes += added - freed
             self._dropped += dropped
+            self._full = self._full or dropped > 0
             return dropped
 
-    def _drop_oldest_over_bound(self) -> int:
-        excess = self._depth + 1 - self.max_messages
-        if excess <= 0:
-            return 0
-        self._db.execute(
-            "DELETE FROM outbox WHERE seq IN "
-            "(SELECT seq FROM outbox ORDER BY window_start, seq LIMIT ?)",
-            (excess,),
+    def _drop_oldest_over_bound(self, added_rows: int, added_bytes: int) -> tuple[int, int]:
+        """Delete oldest rows until both bounds hold again; (rows, bytes) removed."""
+        over_n = self._depth + added_rows - self.max_messages
+        over_b = self._bytes + added_bytes - self.max_bytes
+        if added_rows == 0 or (over_n <= 0 and over_b <= 0):
+            return 0, 0
+        victims: list[int] = []
+        freed = 0
+        cur = self._db.execute(
+            "SELECT seq, length(payload) FROM outbox ORDER BY window_start, seq"
         )
+        for seq, size in cur:  # lazily: usually one row
+            if len(victims) >= over_n and freed >= over_b:
+                break
+            victims.append(int(seq))
+            freed += int(size)
+        cur.close()
+        self._db.executemany("DELETE FROM outbox WHERE seq = ?", [(v,) for v in victims])
         self._db.execute(
             "INSERT INTO meta (key, value) VALUES ('dropped', ?) "
             "ON CONFLICT (key) DO UPDATE SET value = value + excluded.value",
-            (excess,),
+            (len(victims),),
         )
-        return excess
+        return len(victims), freed
 
     def oldest(self, limit: int, skip: frozenset[int] = frozenset()) -> list[Row]:
         """Up to ``limit`` rows in window-start order, leaving out seqs in ``skip`` (in flight)."""
@@ -125,12 +145,18 @@ class Outbox:
     def ack(self, seq: int) -> None:
         """The broker has the message: forget it. Unknown seqs (dropped meanwhile) are fine."""
         with self._lock:
-            cur = self._db.execute("DELETE FROM outbox WHERE seq = ?", (seq,))
-            self._depth -= cur.rowcount
+            # fetchall: a RETURNING statement commits only once stepped to its end.
+            rows = self._db.execute(
+                "DELETE FROM outbox WHERE seq = ? RETURNING length(payload)", (seq,)
+            ).fetchall()
+            if rows:
+                self._depth -= 1
+                self._bytes -= int(rows[0][0])
+                self._full = False  # room again; set anew by the next put that must drop
 
     def stats(self) -> OutboxStats:
         with self._lock:
-            return OutboxStats(self._depth, self._dropped, self._depth >= self.max_messages)
+            return OutboxStats(self._depth, self._dropped, self._full, self._bytes)
 
     def close(self) -> None:
         with self._lock:

@@ -96,6 +96,34 @@ def bytes_per_window(workdir: Path, make: str, n: int = 2000) -> float:
     return size / n
 
 
+def real_windows(video: Path, models_dir: Path) -> list[WindowAggregate]:
+    """The real pipeline over PETS09 with a line, two zones and 60 s windows."""
+    import cv2
+
+    from edge.detector import load_detector
+    from edge.pipeline import CameraPipeline
+    from storesense.schema import AnalyticsConfig
+
+    cfg = AnalyticsConfig.model_validate({
+        "window_s": 60, "detect_every": 2, "demographics": False,
+        "lines": [{"name": "mid", "points": [0.0, 0.5, 1.0, 0.5]}],
+        "zones": [{"name": "left", "polygon": [[0, 0], [0.5, 0], [0.5, 1], [0, 1]]},
+                  {"name": "right", "polygon": [[0.5, 0], [1, 0], [1, 1], [0.5, 1]]}],
+    })
+    det = load_detector("yolox_nano", models_dir=models_dir)
+    pipe = CameraPipeline("store-0042", "entrance", cfg, det)
+    cap = cv2.VideoCapture(str(video))
+    out: list[WindowAggregate] = []
+    n = 0
+    while True:
+        ok, img = cap.read()
+        if not ok:
+            break
+        out += pipe.process(img, 1_800_000_000 + n / 7.0)
+        n += 1
+    return out + pipe.flush(1_800_000_000 + n / 7.0)
+
+
 def main() -> None:
     with tempfile.TemporaryDirectory() as d:
         work = Path(d)
@@ -107,6 +135,11 @@ def main() -> None:
             per_day = b * 3 * 86_400 / 60
             print(f"outbox {make}: {b:.0f} B/window, 3 cameras x 60 s windows: "
                   f"{per_day / 1e6:.1f} MB/day")
+        from tests.conftest import EVAL_DIR, MODELS_DIR
+
+        wins = real_windows(EVAL_DIR / "PETS09-S2L1" / "video.mp4", MODELS_DIR)
+        sizes = [len(w.model_dump_json()) for w in wins]
+        print(f"real PETS09 60 s windows: JSON {sizes} B, frames {[w.frames for w in wins]}")
 
 
 if __name__ == "__main__":
