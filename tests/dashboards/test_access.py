@@ -5,6 +5,7 @@ from __future__ import annotations
 import pytest
 
 from dashboards.demo import DemoGateway
+from gateway.auth import create_token, revoke_token
 from tests.dashboards.conftest import OpenPage, wait_settled
 
 pytestmark = pytest.mark.browser
@@ -54,3 +55,15 @@ def test_franchisee_sees_only_its_own_stores(open_page: OpenPage, gateway: DemoG
     mine = sorted(own)[0]
     page = open_page(f"/store.html?store={mine}", token=gateway.franchisee_token)
     assert page.evaluate("document.body.dataset.state") == "ready"
+
+
+def test_a_token_revoked_mid_session_brings_back_sign_in(
+        open_page: OpenPage, gateway: DemoGateway) -> None:
+    token = create_token(gateway.storage, "temp-shift", "hq")
+    page = open_page("/", token=token)
+    assert page.evaluate("document.body.dataset.state") == "ready"
+    assert revoke_token(gateway.storage, "temp-shift") == 1
+    page.select_option("#f-range", "7")
+    page.wait_for_selector("form#signin")
+    assert "not recognised" in page.inner_text("form#signin")
+    assert page.evaluate("sessionStorage.getItem('storesense.token')") is None

@@ -53,6 +53,8 @@ async function request(path, params) {
       body = {};
     }
     const detail = typeof body.detail === "string" ? body.detail : JSON.stringify(body.detail || "");
+    // A token revoked or expired mid-session: the shell brings back the sign-in form.
+    if (res.status === 401) window.dispatchEvent(new CustomEvent("storesense:unauthorized"));
     throw new ApiError(res.status, body.error || String(res.status), detail);
   }
   return res;

@@ -85,6 +85,15 @@ export async function boot(page) {
     applyI18n(document);
     if (document.body.dataset.state === "ready") page.render();
   };
+  window.addEventListener("storesense:unauthorized", () => {
+    if (!me) return;
+    me = null;
+    clearToken();
+    signInMessage = t("signin.bad");
+    header.replaceChildren(topBar(null, rerender));
+    main.replaceChildren(signInForm(signInMessage));
+    document.body.dataset.state = "signin";
+  });
   header.replaceChildren(topBar(me, rerender));
   if (!me) {
     document.body.dataset.state = "signin";
@@ -113,6 +122,7 @@ export async function reloading(work) {
     await work();
     body.dataset.state = "ready";
   } catch (err) {
+    if (body.dataset.state === "signin") return; // token refused: the sign-in form is shown
     body.dataset.state = "error";
     throw err;
   } finally {
