@@ -93,17 +93,20 @@ def _spawn(name: str, cmd: list[str], workdir: Path) -> Child:
 
 
 def _stop_children(children: list[Child], timeout: float = 15.0) -> None:
-    for c in children:
-        if c.proc.poll() is None:
-            os.killpg(c.proc.pid, signal.SIGTERM)
-    deadline = time.monotonic() + timeout
-    for c in children:
-        try:
-            c.proc.wait(max(0.1, deadline - time.monotonic()))
-        except subprocess.TimeoutExpired:
-            print(f"{c.name} did not stop in {timeout:.0f}s: killed")
-            os.killpg(c.proc.pid, signal.SIGKILL)
-            c.proc.wait(5)
+    """Edge nodes first, the gateway last, so the nodes' final windows and their offline
+    status are still stored."""
+    for group in (children[1:], children[:1]):
+        for c in group:
+            if c.proc.poll() is None:
+                os.killpg(c.proc.pid, signal.SIGTERM)
+        deadline = time.monotonic() + timeout
+        for c in group:
+            try:
+                c.proc.wait(max(0.1, deadline - time.monotonic()))
+            except subprocess.TimeoutExpired:
+                print(f"{c.name} did not stop in {timeout:.0f}s: killed")
+                os.killpg(c.proc.pid, signal.SIGKILL)
+                c.proc.wait(5)
 
 
 class SimulatedEdges(threading.Thread):

@@ -63,7 +63,9 @@ def write_gateway_config(
         "status_interval_s = 5\n"
         "[mqtt]\n"
         f"host = {_q(mqtt_host)}\nport = {mqtt_port}\n"
-        f"client_id = \"demo-gateway\"\nprotocol = {_q('5' if mqtt5 else '3.1.1')}\n"
+        "client_id = \"demo-gateway\"\n"
+        # the embedded broker speaks MQTT 3.1.1 only
+        + ("" if mqtt5 else "protocol = \"3.1.1\"\n") +
         "[api]\n"
         f"host = {_q(api_host)}\nport = {api_port}\n",
         encoding="utf-8",
