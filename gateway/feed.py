@@ -521,10 +521,10 @@ def bench(days: int = 1, batch_size: int = 500) -> dict[str, float]:
         url = f"http://127.0.0.1:{server.server_address[1]}/ingest"
         cfg = FeedConfig(push_url=url, batch_size=batch_size, export_dir=Path(tmp) / "lake")
         runner = FeedRunner(path, cfg)
-        t0 = time.perf_counter()
+        t0, c0 = time.perf_counter(), time.process_time()
         report = FeedReport()
         runner.push_once(report, threading.Event())
-        t1 = time.perf_counter()
+        t1, c1 = time.perf_counter(), time.process_time()
         runner.export_once(report)
         t2 = time.perf_counter()
         size_mb = path.stat().st_size / 1e6
@@ -534,6 +534,9 @@ def bench(days: int = 1, batch_size: int = 500) -> dict[str, float]:
         raise FeedError(f"benchmark incomplete: {report}, received {len(seen)} of {n}")
     return {"records": n, "batch_size": batch_size, "db_mb": round(size_mb, 1),
             "push_s": round(t1 - t0, 3), "push_records_per_s": round(n / (t1 - t0)),
+            # CPU seconds of sender and receiver together: steadier than wall time on a
+            # shared machine, and what the push costs the gateway at most.
+            "push_cpu_s": round(c1 - c0, 3), "push_records_per_cpu_s": round(n / (c1 - c0)),
             "parquet_export_s": round(t2 - t1, 3),
             "parquet_records_per_s": round(n / (t2 - t1))}
 
