@@ -79,7 +79,7 @@ def evaluate(args: argparse.Namespace) -> dict[str, Any]:
     gt = read_gt(args.seq_dir)
     truth = true_crossings(gt, line.points, (info.width, info.height))
     res: RunResult = run_video(str(info.video), config, args)
-    pred = [(frame, e.direction) for frame, e in res.events]
+    pred: list[tuple[int, str]] = [(frame, e.direction) for frame, e in res.events]
     per_frame = people_per_frame(gt, info.length)
     tracked = np.zeros(info.length, float)
     for frame, n in res.track_counts:

@@ -1,0 +1,167 @@
+"""Counting rules as tables of tiny synthetic tracks: one labelled case per row.
+
+Each track is a list of (frame, track_id, x) foot points walking across the vertical line
+x = 0.5 drawn from top to bottom, where image-left -> image-right is "out" (right-hand rule).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from edge.counting import LineCounter, signed_distance
+from storesense.schema import CountingSettings, LineSpec
+
+LINE = LineSpec(name="door", points=(0.5, 0.0, 0.5, 1.0))
+FPS = 10.0
+
+
+def run(
+    observations: list[tuple[int, int, float]],
+    *,
+    hysteresis: float = 0.01,
+    min_frames: int = 2,
+    spec: LineSpec = LINE,
+) -> list[tuple[str, int]]:
+    """Feed frames in order; returns (direction, track_id) of every event incl. the final flush."""
+    counter = LineCounter(
+        spec, CountingSettings(hysteresis=hysteresis, min_frames_on_side=min_frames)
+    )
+    frames: dict[int, list[tuple[int, float]]] = {}
+    for f, tid, x in observations:
+        frames.setdefault(f, []).append((tid, x))
+    events = []
+    last = max(frames) if frames else 0
+    for f in range(1, last + 1):
+        rows = frames.get(f, [])
+        ids = np.array([r[0] for r in rows], np.int64)
+        feet = np.array([[r[1], 0.6] for r in rows], float).reshape(-1, 2)
+        events += counter.update(ids, feet, f / FPS)
+    events += counter.finish()
+    return [(e.direction, e.track_id) for e in events]
+
+
+def walk(tid: int, xs: list[float], start: int = 1) -> list[tuple[int, int, float]]:
+    return [(start + i, tid, x) for i, x in enumerate(xs)]
+
+
+CASES = [
+    ("left_to_right_is_out", walk(1, [0.3, 0.4, 0.45, 0.55, 0.6, 0.7]), [("out", 1)]),
+    ("right_to_left_is_in", walk(1, [0.7, 0.6, 0.55, 0.45, 0.4]), [("in", 1)]),
+    ("never_crosses", walk(1, [0.1, 0.2, 0.3, 0.4, 0.45]), []),
+    (
+        "jitter_inside_hysteresis_band",
+        walk(1, [0.3, 0.4, 0.495, 0.505, 0.495, 0.505, 0.498, 0.4, 0.3]),
+        [],
+    ),
+    (
+        "jitter_one_frame_over_the_line",
+        walk(1, [0.3, 0.4, 0.48, 0.53, 0.48, 0.45, 0.4]),
+        [],
+    ),
+    (
+        "u_turn_after_crossing_counts_both_ways",
+        walk(1, [0.3, 0.4, 0.6, 0.65, 0.7, 0.65, 0.6, 0.4, 0.35, 0.3]),
+        [("out", 1), ("in", 1)],
+    ),
+    (
+        "u_turn_before_settling_is_nothing",
+        walk(1, [0.3, 0.4, 0.55, 0.4, 0.35, 0.3]),
+        [],
+    ),
+    (
+        "several_people_cross_at_once",
+        walk(1, [0.3, 0.4, 0.6, 0.7])
+        + walk(2, [0.35, 0.45, 0.55, 0.65])
+        + walk(3, [0.7, 0.6, 0.4, 0.3]),
+        [("out", 1), ("out", 2), ("in", 3)],
+    ),
+    ("starts_on_the_line", walk(1, [0.5, 0.5, 0.55, 0.6, 0.7]), []),
+    (
+        "id_switch_at_the_line_counts_once",
+        walk(1, [0.3, 0.4, 0.45, 0.48]) + walk(2, [0.53, 0.6, 0.65, 0.7], start=5),
+        [("out", 2)],
+    ),
+    (
+        "id_switch_after_crossing_does_not_count_again",
+        walk(1, [0.3, 0.4, 0.55, 0.6, 0.62]) + walk(2, [0.63, 0.7, 0.8], start=6),
+        [("out", 1)],
+    ),
+    (
+        "late_count_when_track_ends_on_new_side",
+        walk(1, [0.3, 0.4, 0.45, 0.6]),
+        [("out", 1)],
+    ),
+    (
+        "far_away_new_track_does_not_inherit",
+        walk(1, [0.3, 0.4, 0.45]) + walk(2, [0.9, 0.85, 0.8], start=4),
+        [],
+    ),
+]
+
+
+@pytest.mark.parametrize(("obs", "expected"), [c[1:] for c in CASES], ids=[c[0] for c in CASES])
+def test_counting_rules(obs, expected):
+    assert run(obs) == expected
+
+
+def test_min_frames_on_side_delays_but_late_count_settles():
+    obs = walk(1, [0.3, 0.4, 0.6, 0.7, 0.8])
+    assert run(obs, min_frames=10) == [("out", 1)]  # only the end of the track settles it
+    assert run(obs, min_frames=3) == [("out", 1)]
+
+
+def test_in_direction_flips_the_names():
+    spec = LineSpec(name="door", points=(0.5, 0.0, 0.5, 1.0), in_direction="right_to_left")
+    assert run(walk(1, [0.3, 0.4, 0.6, 0.7]), spec=spec) == [("in", 1)]
+
+
+def test_left_side_of_a_rightward_line_is_the_top():
+    d = signed_distance((0.0, 0.5, 1.0, 0.5), np.array([[0.5, 0.2], [0.5, 0.8]]))
+    assert d[0] < 0 < d[1]
+
+
+def test_event_time_is_the_first_frame_on_the_new_side():
+    counter = LineCounter(LINE, CountingSettings(hysteresis=0.01, min_frames_on_side=3))
+    times = []
+    for f, x in enumerate([0.3, 0.4, 0.6, 0.65, 0.7], start=1):
+        times += [e.t for e in counter.update(np.array([1]), np.array([[x, 0.5]]), f / FPS)]
+    assert times == [pytest.approx(3 / FPS)]
+
+
+def test_update_does_not_change_its_input():
+    ids, feet = np.array([1, 2]), np.array([[0.3, 0.5], [0.7, 0.5]])
+    ids0, feet0 = ids.copy(), feet.copy()
+    LineCounter(LINE).update(ids, feet, 0.0)
+    assert (ids == ids0).all() and (feet == feet0).all()
+
+
+# Closed scene: everyone starts and ends well away from the line; the room is the right side.
+paths = st.lists(
+    st.tuples(
+        st.booleans(),  # starts inside (right side)?
+        st.lists(st.floats(0.05, 0.95), min_size=0, max_size=12),  # wandering in between
+        st.booleans(),  # ends inside?
+    ),
+    min_size=1,
+    max_size=6,
+)
+
+
+@settings(max_examples=60, deadline=None)
+@given(paths)
+def test_ins_minus_outs_equals_change_in_occupancy(people):
+    obs = []
+    start_inside = end_inside = 0
+    for tid, (s_in, middle, e_in) in enumerate(people, start=1):
+        xs = [0.9 if s_in else 0.1] * 3 + middle + [0.9 if e_in else 0.1] * 3
+        obs += walk(tid, xs, start=1 + 40 * tid)  # one person at a time: no handover ambiguity
+        start_inside += s_in
+        end_inside += e_in
+    events = run(obs, min_frames=1)
+    ins = sum(d == "in" for d, _ in events)
+    outs = len(events) - ins
+    # "in" = right -> left with this line, so entering the right-side room is "out".
+    assert outs - ins == end_inside - start_inside
