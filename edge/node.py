@@ -110,6 +110,8 @@ class CameraWorker:
         self._lock = threading.Lock()
         self._stop = threading.Event()
         self._last_t: float | None = None
+        self.frames = 0  # processed by the pipeline
+        self._rate_mark = (time.monotonic(), 0)  # for fps between two status calls
         self.thread = threading.Thread(target=self._run, name=f"camera-{camera_id}", daemon=True)
 
     def start(self) -> None:
@@ -129,13 +131,21 @@ class CameraWorker:
         self.config_error = reason
         self.on_config_event(None)
 
+    def processed_fps(self) -> float:
+        """Frames processed per second since the previous call (status interval)."""
+        now, frames = time.monotonic(), self.frames
+        t0, f0 = self._rate_mark
+        self._rate_mark = (now, frames)
+        return (frames - f0) / (now - t0) if now > t0 else 0.0
+
     def status(self) -> CameraStatus:
         failed_open = self.source is None and self.open_error is not None
         return camera_status(
             self.camera_id, self.source,
             state="failed" if failed_open else None,
             since=self.open_failed_since if failed_open else None,
-            lag_s=self.lag_s, last_error=self.open_error if failed_open else self.process_error,
+            fps=self.processed_fps(), lag_s=self.lag_s,
+            last_error=self.open_error if failed_open else self.process_error,
             config_error=self.config_error, config_version=self.config_version,
         )
 
@@ -180,6 +190,7 @@ class CameraWorker:
             return not self.source.ended
         self._emit(self.pipeline.process(frame.image, frame.t))
         self._last_t = frame.t
+        self.frames += 1
         if self._live:
             self.lag_s = max(0.0, self._clock() - frame.t)
         return True

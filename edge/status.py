@@ -50,17 +50,22 @@ def _finite(x: float, default: float = 0.0) -> float:
 
 def camera_status(
     camera_id: str, source: SourceHealth | None, *, state: str | None = None,
-    since: float | None = None, lag_s: float = 0.0, last_error: str | None = None,
+    since: float | None = None, fps: float | None = None, lag_s: float = 0.0,
+    last_error: str | None = None,
     config_error: str | None = None, config_version: str | None = None,
 ) -> CameraStatus:
-    """One camera's status; ``state``/``since``/``last_error`` override the source's own."""
+    """One camera's status; ``state``/``since``/``fps``/``last_error`` override the source's.
+
+    ``fps`` should be the frames actually processed per second: a source's own figure is
+    the stream's nominal rate, which hides a pipeline that cannot keep up.
+    """
     src_state = source.state if source else "starting"
     src_since = source.since if source else time.time()
     return CameraStatus(
         camera_id=camera_id,
         state=state or src_state,  # pydantic checks the literal
         since=datetime.fromtimestamp(since if since is not None else src_since, UTC),
-        fps=min(_finite(source.fps if source else 0.0), 10_000.0),
+        fps=min(_finite(fps if fps is not None else (source.fps if source else 0.0)), 10_000.0),
         lag_s=_finite(lag_s),
         frames_total=source.frames_total if source else 0,
         dropped_frames=source.dropped_frames if source else 0,

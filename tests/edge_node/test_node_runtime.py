@@ -151,7 +151,7 @@ def test_remote_config_rejected_with_reason_applied_and_kept_across_restart(
             assert (camera(status, "cam1") or {}).get("config_version") is None
         counted = len(aggs.payloads())
         wait_until(lambda: len(aggs.payloads()) >= counted + 2, 60, "windows after rejections")
-        good = {"window_s": 20, "detect_every": 2, "demographics": False,
+        good = {"window_s": 10, "detect_every": 2, "demographics": False,
                 "lines": [{"name": "door", "points": [0.0, 0.6, 1.0, 0.6]}]}
         publish_config(broker, "cam1", config_message("cam1", "v2", good))
         wait_until(lambda: (camera(status, "cam1") or {}).get("config_version") == "v2",
@@ -169,7 +169,7 @@ def test_remote_config_rejected_with_reason_applied_and_kept_across_restart(
     try:
         worker = rebooted.workers["cam1"]
         assert worker.config_version == "v2"
-        assert worker.applied is not None and worker.applied.analytics.window_s == 20
+        assert worker.applied is not None and worker.applied.analytics.lines[0].name == "door"
     finally:
         rebooted.outbox.close()
 
@@ -202,6 +202,7 @@ def test_camera_whose_file_disappears_is_reported_retried_and_others_keep_runnin
         wait_until(lambda: (camera(status, "aisle") or {})["frames_total"] > frames + 7, 30,
                    "the other camera to keep processing")
         assert state("aisle") == "ok"
+        assert (camera(status, "aisle") or {})["fps"] > 0  # frames processed per second
         hidden.rename(files["door"])
         wait_until(lambda: state("door") == "ok", 40, "the camera to recover")
     finally:
