@@ -10,10 +10,16 @@ from __future__ import annotations
 import sqlite3
 from collections.abc import Callable
 
-from storesense.schema import utcnow
+from storesense.schema import AGE_BANDS, GENDERS, utcnow
 
 Migration = tuple[str, Callable[[sqlite3.Connection], None]]
 
+# rollup_day columns per demographic key, in schema order, "unknown" last in each group
+DEMO_KEYS: tuple[tuple[str, str], ...] = (
+    *(("age", b) for b in (*AGE_BANDS, "unknown")),
+    *(("gender", g) for g in (*GENDERS, "unknown")),
+)
+DEMO_COLUMNS: tuple[str, ...] = tuple(f"demo_{i}" for i in range(len(DEMO_KEYS)))
 HIST_COLS = ", ".join(f"h{i} INTEGER NOT NULL DEFAULT 0" for i in range(11))
 
 
@@ -113,9 +119,20 @@ def _m002_rollups(c: sqlite3.Connection) -> None:
     )
 
 
+def _m003_lean_ingest(c: sqlite3.Connection) -> None:
+    # Minutes are served from the raw windows: a per-window rollup row doubled ingest writes.
+    # Demographic keys are fixed by the schema (AGE_BANDS, GENDERS), so they become columns
+    # of the daily rollup instead of ~13 upserted rows per store and batch.
+    c.execute("DROP TABLE IF EXISTS rollup_minute")
+    c.execute("DROP TABLE IF EXISTS demographics_day")
+    for col in DEMO_COLUMNS:
+        c.execute(f"ALTER TABLE rollup_day ADD COLUMN {col} INTEGER NOT NULL DEFAULT 0")
+
+
 MIGRATIONS: list[Migration] = [
     ("001_core", _m001_core),
     ("002_rollups", _m002_rollups),
+    ("003_lean_ingest", _m003_lean_ingest),
 ]
 
 

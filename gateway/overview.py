@@ -52,20 +52,17 @@ def _day_rows(conn: sqlite3.Connection, ids: list[str], day: str) -> dict[str, s
 
 
 def _partial_visitors(conn: sqlite3.Connection, ids: list[str], day: str,
-                      hour: str, minute: str) -> dict[str, int]:
-    """Visitors of ``day`` up to the local time ``minute`` (whole hours, then minutes)."""
+                      hour: str, minute_fraction: float) -> dict[str, int]:
+    """Visitors of ``day`` before the local ``hour``, plus the elapsed fraction of that hour
+    (hour rollups have no minutes; the pro-rated hour keeps a morning comparable)."""
     where, params = store_filter(ids)
-    out: dict[str, int] = defaultdict(int)
-    for sql in (
-        f"SELECT store_id, SUM(visitors) FROM rollup_hour WHERE local_date=? AND "
-        f"local_hour < ? AND {where} GROUP BY store_id",
-        f"SELECT store_id, SUM(visitors) FROM rollup_minute WHERE local_date=? AND "
-        f"local_minute >= ? AND local_minute <= ? AND {where} GROUP BY store_id",
-    ):
-        args = [day, hour, *params] if "rollup_hour" in sql else [day, hour, minute, *params]
-        for s, n in conn.execute(sql, args):
-            out[s] += int(n)
-    return out
+    out: dict[str, float] = defaultdict(float)
+    for s, label, n in conn.execute(
+        f"SELECT store_id, local_hour, SUM(visitors) FROM rollup_hour WHERE local_date=? "
+        f"AND local_hour <= ? AND {where} GROUP BY store_id, local_hour",
+        [day, hour, *params]):
+        out[s] += n * (minute_fraction if label == hour else 1.0)
+    return {s: round(v) for s, v in out.items()}
 
 
 def _scalar_by_store(conn: sqlite3.Connection, sql: str, ids: list[str],
@@ -131,7 +128,7 @@ def _store_figures(
     today = _day_rows(conn, ids, d)
     if is_today:
         hour = week_ago + local_now[10:13] + ":00"
-        last = _partial_visitors(conn, ids, week_ago, hour, week_ago + local_now[10:])
+        last = _partial_visitors(conn, ids, week_ago, hour, int(local_now[14:16]) / 60)
     else:
         last = {s: int(r["visitors"]) for s, r in _day_rows(conn, ids, week_ago).items()}
     tx = _scalar_by_store(conn, "SELECT store_id, SUM(transactions) FROM pos WHERE "

@@ -9,9 +9,13 @@ from __future__ import annotations
 
 import json
 import sqlite3
-from datetime import date
+from collections import defaultdict
+from datetime import UTC, date, datetime, time, timedelta
 from typing import Any, Literal
 
+from gateway.migrations import DEMO_COLUMNS, DEMO_KEYS
+from gateway.rollups import utc_text
+from gateway.storage import Registry
 from storesense.schema import AGE_BANDS, DWELL_BIN_EDGES_S, GENDERS
 
 Granularity = Literal["minute", "hour", "day"]
@@ -19,7 +23,6 @@ StoreIds = list[str] | None
 MIN_CELL = 5
 
 _SOURCES: dict[str, tuple[str, str]] = {  # granularity -> (table, label column)
-    "minute": ("rollup_minute", "local_minute"),
     "hour": ("rollup_hour", "local_hour"),
     "day": ("rollup_day", "local_date"),
 }
@@ -32,9 +35,12 @@ def store_filter(ids: StoreIds, col: str = "store_id") -> tuple[str, list[Any]]:
 
 
 def traffic(conn: sqlite3.Connection, ids: StoreIds, granularity: Granularity,
-            start: date, end: date) -> list[dict[str, Any]]:
+            start: date, end: date, registry: Registry | None = None) -> list[dict[str, Any]]:
     """in/out/visitors per local period. Occupancy: time-weighted people in view per camera,
-    summed over stores; occupancy_max: the most one camera saw in one window, summed."""
+    summed over stores; occupancy_max: the most one camera saw in one window, summed.
+    Minutes come from the raw windows (``registry`` gives zones and camera roles)."""
+    if granularity == "minute":
+        return minute_traffic(conn, registry or Registry(), ids, start, end)
     table, label = _SOURCES[granularity]
     where, params = store_filter(ids)
     rows = conn.execute(
@@ -52,6 +58,49 @@ def traffic(conn: sqlite3.Connection, ids: StoreIds, granularity: Granularity,
          "occupancy_max": int(r[5])}
         for r in rows
     ]
+
+
+def minute_traffic(conn: sqlite3.Connection, registry: Registry, ids: StoreIds, start: date,
+                   end: date) -> list[dict[str, Any]]:
+    """Per local minute of window_start, from the windows themselves (no minute rollup)."""
+    # zones run from UTC-12 to UTC+14: this UTC span covers the local dates in every zone
+    lo = datetime.combine(start, time(), UTC) - timedelta(hours=14)
+    hi = datetime.combine(end + timedelta(days=1), time(), UTC) + timedelta(hours=12)
+    where, params = store_filter(ids)
+    per: dict[tuple[str, str], list[float]] = defaultdict(lambda: [0, 0, 0, 0.0, 0.0, 0])
+    for store_id, camera_id, payload in conn.execute(
+        f"SELECT store_id, camera_id, payload FROM windows WHERE window_start >= ? AND "
+        f"window_start < ? AND {where}", [utc_text(lo), utc_text(hi), *params]):
+        info = registry.stores.get(store_id)
+        if info is None:
+            continue
+        w = json.loads(payload)
+        local = datetime.fromisoformat(w["window_start"]).astimezone(info.tz)
+        if not start <= local.date() <= end:
+            continue
+        acc = per[(store_id, local.strftime("%Y-%m-%dT%H:%M"))]
+        ins = sum(x["in_count"] for x in w["lines"])
+        secs = (datetime.fromisoformat(w["window_end"]) - local).total_seconds()
+        acc[0] += ins
+        acc[1] += sum(x["out_count"] for x in w["lines"])
+        acc[2] += ins if registry.roles.get((store_id, camera_id)) == "entrance" else 0
+        acc[3] += w["occupancy"]["avg"] * secs
+        acc[4] += secs
+        acc[5] = max(acc[5], w["occupancy"]["max"])
+    return _sum_by_label(per)
+
+
+def _sum_by_label(per: dict[tuple[str, str], list[float]]) -> list[dict[str, Any]]:
+    out: dict[str, dict[str, Any]] = {}
+    for (_, label), (i, o, v, occ, secs, mx) in sorted(per.items(), key=lambda kv: kv[0][1]):
+        p = out.setdefault(label, {"period": label, "in": 0, "out": 0, "visitors": 0,
+                                   "occupancy_avg": 0.0, "occupancy_max": 0})
+        p["in"] += int(i)
+        p["out"] += int(o)
+        p["visitors"] += int(v)
+        p["occupancy_avg"] = round(p["occupancy_avg"] + (occ / secs if secs else 0.0), 2)
+        p["occupancy_max"] += int(mx)
+    return list(out.values())
 
 
 def conversion(conn: sqlite3.Connection, ids: StoreIds, granularity: Literal["hour", "day"],
@@ -147,11 +196,11 @@ def heatmap(conn: sqlite3.Connection, store_id: str, start: date, end: date,
 def demographics(conn: sqlite3.Connection, store_id: str, start: date,
                  end: date) -> dict[str, Any]:
     """Counts per age band and gender; cells below MIN_CELL are null and listed."""
-    sums: dict[tuple[str, str], int] = {
-        (r[0], r[1]): int(r[2]) for r in conn.execute(
-            "SELECT dimension, key, SUM(count) FROM demographics_day WHERE store_id=? AND "
-            "local_date BETWEEN ? AND ? GROUP BY dimension, key",
-            (store_id, start.isoformat(), end.isoformat()))}
+    row = conn.execute(
+        f"SELECT {', '.join(f'SUM({c})' for c in DEMO_COLUMNS)} FROM rollup_day "
+        f"WHERE store_id=? AND local_date BETWEEN ? AND ?",
+        (store_id, start.isoformat(), end.isoformat())).fetchone()
+    sums = {key: int(n or 0) for key, n in zip(DEMO_KEYS, row, strict=True)}
     suppressed: list[str] = []
 
     def cells(dim: str, keys: tuple[str, ...], name: str) -> dict[str, int | None]:

@@ -1,6 +1,6 @@
 """Store-local rollups maintained incrementally at ingest.
 
-A window belongs to the local minute, hour and day of its ``window_start`` in the store's time
+A window belongs to the local hour and day of its ``window_start`` in the store's time
 zone. Hour rows are keyed by the UTC instant at which that local hour starts, so a fall-back
 day keeps its repeated hour as two rows (25 rows) and a spring-forward day has 23; half-hour
 zones (Asia/Kolkata) work because the local hour is floored in local time, not in UTC.
@@ -16,8 +16,10 @@ import json
 import sqlite3
 from collections import defaultdict
 from datetime import UTC, datetime
+from functools import lru_cache
 from zoneinfo import ZoneInfo
 
+from gateway.migrations import DEMO_COLUMNS, DEMO_KEYS
 from storesense.schema import WindowAggregate
 
 N_BINS = 11
@@ -25,37 +27,53 @@ N_BINS = 11
 COUNT_FIELDS = ("in_count", "out_count", "visitors", "exits", "occ_sum", "occ_secs", "occ_max",
                 "windows")
 _MAX_AT = COUNT_FIELDS.index("occ_max")
-_DAY_LEN = len(COUNT_FIELDS) + 2  # + zone_visits, dwell_total_s
+DEMO_INDEX = {key: i for i, key in enumerate(DEMO_KEYS)}
+_DAY_EXTRA = ("zone_visits", "dwell_total_s", *DEMO_COLUMNS)
+_ZV = len(COUNT_FIELDS)  # index of zone_visits in a day accumulator
+_DEMO0 = _ZV + 2
+_DAY_LEN = len(COUNT_FIELDS) + len(_DAY_EXTRA)
 
 
+# A batch holds thousands of windows sharing a few window starts, so formatting is cached.
+# Cache keys are UTC datetimes: two local times that differ only by DST fold compare equal
+# and hash alike, so a zone-aware key would mix up the repeated hour.
 def utc_text(t: datetime) -> str:
     """The storage format of instants: 'YYYY-MM-DDTHH:MM:SSZ'."""
-    return t.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+    return _utc_text(t.astimezone(UTC))
 
 
-def local_keys(start: datetime, tz: ZoneInfo) -> tuple[str, str, str, str]:
-    """(local minute label, local hour label, local date, UTC start of the local hour)."""
+@lru_cache(maxsize=65536)
+def _utc_text(t: datetime) -> str:
+    return t.strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def local_keys(start: datetime, tz: ZoneInfo) -> tuple[str, str, str]:
+    """(local hour label, local date, UTC start of the local hour)."""
+    return _local_keys(start.astimezone(UTC), tz)
+
+
+@lru_cache(maxsize=65536)
+def _local_keys(start: datetime, tz: ZoneInfo) -> tuple[str, str, str]:
     local = start.astimezone(tz)
     hour_start = local.replace(minute=0, second=0, microsecond=0)  # keeps the DST fold
-    return (
-        local.strftime("%Y-%m-%dT%H:%M"),
-        local.strftime("%Y-%m-%dT%H:00"),
-        local.strftime("%Y-%m-%d"),
-        utc_text(hour_start),
-    )
+    label = local.strftime("%Y-%m-%dT%H:00")
+    return label, label[:10], utc_text(hour_start)
 
 
-def _counts(w: WindowAggregate, entrance: bool) -> list[float]:
-    ins = sum(x.in_count for x in w.lines)
-    outs = sum(x.out_count for x in w.lines)
+def _counts(w: WindowAggregate, entrance: bool) -> tuple[float, ...]:
+    ins = outs = 0
+    for x in w.lines:
+        ins += x.in_count
+        outs += x.out_count
     secs = (w.window_end - w.window_start).total_seconds()
-    return [ins, outs, ins if entrance else 0, outs if entrance else 0,
-            w.occupancy.avg * secs, secs, w.occupancy.max, 1]
+    return (ins, outs, ins if entrance else 0, outs if entrance else 0,
+            w.occupancy.avg * secs, secs, w.occupancy.max, 1)
 
 
-def _add(acc: list[float], new: list[float]) -> None:
+def _add(acc: list[float], new: tuple[float, ...]) -> None:
     for i, v in enumerate(new):
-        acc[i] = max(acc[i], v) if i == _MAX_AT else acc[i] + v
+        acc[i] += v
+    acc[_MAX_AT] = max(acc[_MAX_AT] - new[_MAX_AT], new[_MAX_AT])  # occ_max is a maximum
 
 
 def _zeros() -> list[float]:
@@ -66,41 +84,35 @@ class RollupBatch:
     """Sums of one batch of new windows, keyed like the rollup tables' primary keys."""
 
     def __init__(self) -> None:
-        self.minute: dict[tuple[str, str, str], list[float]] = defaultdict(_zeros)
-        self.minute_labels: dict[tuple[str, str, str], tuple[str, str]] = {}
         self.hour: dict[tuple[str, str], list[float]] = defaultdict(_zeros)
         self.hour_labels: dict[tuple[str, str], tuple[str, str]] = {}
         self.day: dict[tuple[str, str], list[float]] = defaultdict(lambda: [0.0] * _DAY_LEN)
         self.zone: dict[tuple[str, str, str, str], list[float]] = defaultdict(
             lambda: [0.0] * (4 + N_BINS))
         self.transition: dict[tuple[str, str, str, str], int] = defaultdict(int)
-        self.demo: dict[tuple[str, str, str, str], int] = defaultdict(int)
         self.heat: dict[tuple[str, str, str], tuple[int, int, list[float]]] = {}
 
     def add(self, w: WindowAggregate, tz: ZoneInfo, entrance: bool) -> None:
-        minute, hour, date, hour_utc = local_keys(w.window_start, tz)
+        hour, date, hour_utc = local_keys(w.window_start, tz)
         s = w.store_id
         c = _counts(w, entrance)
-        mkey = (s, w.camera_id, utc_text(w.window_start))
-        _add(self.minute[mkey], c)
-        self.minute_labels[mkey] = (minute, date)
         _add(self.hour[(s, hour_utc)], c)
         self.hour_labels[(s, hour_utc)] = (hour, date)
         day = self.day[(s, date)]
-        _add(day, c)  # the count fields; the two zone totals follow
+        _add(day, c)  # the count fields; zone totals and demographics follow
         for z in w.zones:
-            day[-2] += z.visits
-            day[-1] += z.dwell_total_s
+            day[_ZV] += z.visits
+            day[_ZV + 1] += z.dwell_total_s
             acc = self.zone[(s, date, w.camera_id, z.zone)]
             for i, v in enumerate((z.entries, z.visits, z.stops, z.dwell_total_s,
                                    *z.dwell_histogram)):
                 acc[i] += v
         for t in w.transitions:
             self.transition[(s, date, t.from_zone, t.to_zone)] += t.count
-        for dim, values in (("age", w.demographics.age_bands),
-                            ("gender", w.demographics.genders)):
-            for k, n in values.items():
-                self.demo[(s, date, dim, k)] += n
+        for k, n in w.demographics.age_bands.items():
+            day[_DEMO0 + DEMO_INDEX["age", k]] += n
+        for k, n in w.demographics.genders.items():
+            day[_DEMO0 + DEMO_INDEX["gender", k]] += n
         if w.heatmap is not None:
             self._add_heat((s, date, w.camera_id), w.heatmap.cols, w.heatmap.rows,
                            w.heatmap.cells)
@@ -116,8 +128,6 @@ class RollupBatch:
 
     def flush(self, conn: sqlite3.Connection) -> None:
         """Upsert-add everything into the rollup tables (caller holds the transaction)."""
-        _upsert_counts(conn, "rollup_minute", ("store_id", "camera_id", "start_utc"),
-                       ("local_minute", "local_date"), self.minute, self.minute_labels)
         _upsert_counts(conn, "rollup_hour", ("store_id", "hour_utc"),
                        ("local_hour", "local_date"), self.hour, self.hour_labels)
         self._flush_day(conn)
@@ -126,7 +136,7 @@ class RollupBatch:
 
 
     def _flush_day(self, conn: sqlite3.Connection) -> None:
-        fields = (*COUNT_FIELDS, "zone_visits", "dwell_total_s")
+        fields = (*COUNT_FIELDS, *_DAY_EXTRA)
         conn.executemany(
             f"INSERT INTO rollup_day (store_id, local_date, {', '.join(fields)}) "
             f"VALUES (?, ?, {', '.join('?' * len(fields))}) "
@@ -147,11 +157,6 @@ class RollupBatch:
             "ON CONFLICT DO UPDATE SET count = count + excluded.count",
             [(*k, v) for k, v in self.transition.items()],
         )
-        conn.executemany(
-            "INSERT INTO demographics_day VALUES (?, ?, ?, ?, ?) "
-            "ON CONFLICT DO UPDATE SET count = count + excluded.count",
-            [(*k, v) for k, v in self.demo.items()],
-        )
 
 
 def _add_sets(fields: tuple[str, ...]) -> str:
@@ -163,15 +168,13 @@ def _add_sets(fields: tuple[str, ...]) -> str:
 
 def _upsert_counts(
     conn: sqlite3.Connection, table: str, keys: tuple[str, ...], labels: tuple[str, ...],
-    sums: dict[tuple[str, str, str], list[float]] | dict[tuple[str, str], list[float]],
-    label_values: dict[tuple[str, str, str], tuple[str, str]]
-    | dict[tuple[str, str], tuple[str, str]],
+    sums: dict[tuple[str, str], list[float]], label_values: dict[tuple[str, str], tuple[str, str]],
 ) -> None:
     cols = (*keys, *labels, *COUNT_FIELDS)
     conn.executemany(
         f"INSERT INTO {table} ({', '.join(cols)}) VALUES ({', '.join('?' * len(cols))}) "
         f"ON CONFLICT DO UPDATE SET {_add_sets(COUNT_FIELDS)}",
-        [(*k, *label_values[k], *v) for k, v in sums.items()],  # type: ignore[index]
+        [(*k, *label_values[k], *v) for k, v in sums.items()],
     )
 
 

@@ -178,7 +178,8 @@ def traffic(who: Who, storage: StorageDep, now: NowDep, sel: SelectionDep,
     start, end = _span(start, end, now.date())
     if granularity == "minute" and (end - start).days > 6:
         raise ApiError(400, "bad_request", "minute granularity: at most 7 days")
-    series = queries.traffic(_read(storage), ids, granularity, start, end)
+    series = queries.traffic(_read(storage), ids, granularity, start, end,
+                            storage.registry)
     return {"granularity": granularity, "start": start.isoformat(), "end": end.isoformat(),
             "series": series}
 

@@ -72,7 +72,8 @@ def test_stores_in_different_zones_sum_by_local_label(storage: Storage) -> None:
     days = queries.traffic(conn, None, "day", d, date(2026, 11, 24))
     assert [(p["period"], p["visitors"]) for p in days] == [("2026-11-23", 111),
                                                              ("2026-11-24", 7)]
-    minutes = queries.traffic(conn, ["tyo"], "minute", date(2026, 11, 24), date(2026, 11, 24))
+    minutes = queries.traffic(conn, ["tyo"], "minute", date(2026, 11, 24), date(2026, 11, 24),
+                              storage.registry)
     assert [p["period"] for p in minutes] == ["2026-11-24T08:30"]
 
 

@@ -1,0 +1,177 @@
+"""`storesense bench gateway`: window aggregates through a real Mosquitto into the gateway.
+
+The publisher runs in its own process (QoS 1, as an edge's outbox does); the gateway's
+ingest (paho thread + writer thread + SQLite) runs in this one, as in `gateway run`.
+
+Modes: ``backlog`` publishes everything while the gateway is away (the broker queues it in
+the gateway's persistent session), then measures how fast the gateway drains it, the
+"a chain's hour of backlog after an outage" case. ``live`` publishes while the gateway runs.
+Prints JSON: messages, stored, duplicates, lost, msgs_per_s, payload bytes.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import multiprocessing as mp
+import tempfile
+import threading
+import time
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+from gateway.config import MqttSettings
+from gateway.ingest import Ingestor
+from gateway.storage import Storage
+from storesense.broker import Mosquitto
+from storesense.schema import WindowAggregate, message_id
+from storesense.topics import Topics
+
+T0 = datetime(2026, 11, 23, 9, 0, tzinfo=UTC)
+CHUNK = 2000
+# an entrance camera's minute: a counting line, occupancy and demographics (~450 bytes)
+TEMPLATE = (
+    '{{"schema_version":1,"kind":"window","message_id":"{mid}","store_id":"{store}",'
+    '"camera_id":"entrance","window_start":"{start}","window_end":"{end}","frames":900,'
+    '"simulated":true,"lines":[{{"line":"door","in_count":{ins},"out_count":{outs}}}],'
+    '"occupancy":{{"avg":{avg},"max":{mx}}},"zones":[],"transitions":[],"heatmap":null,'
+    '"demographics":{{"age_bands":{{"<25":1,"25-34":{ins},"35-44":0,"45-54":0,"55-64":0,'
+    '"65+":0,"unknown":0}},"genders":{{"female":{ins},"male":1,"unknown":0}}}},"paths":[]}}'
+)
+
+
+def store_ids(n: int) -> list[str]:
+    return [f"st{i:05d}" for i in range(n)]
+
+
+def payload(i: int, stores: list[str]) -> tuple[str, bytes]:
+    """Message i: store i mod n, window i // n minutes after T0 (so every id is distinct)."""
+    store = stores[i % len(stores)]
+    start = T0 + timedelta(minutes=i // len(stores))
+    ins = i % 7
+    text = TEMPLATE.format(
+        mid=message_id(store, "entrance", start), store=store,
+        start=start.strftime("%Y-%m-%dT%H:%M:%SZ"),
+        end=(start + timedelta(minutes=1)).strftime("%Y-%m-%dT%H:%M:%SZ"),
+        ins=ins, outs=max(0, ins - 1), avg=1.5, mx=3)
+    return Topics().aggregate(store, "entrance"), text.encode()
+
+
+def _publish(host: str, port: int, n: int, n_stores: int, done: Any) -> None:
+    import paho.mqtt.client as mqtt
+    from paho.mqtt.enums import CallbackAPIVersion
+
+    stores = store_ids(n_stores)
+    c = mqtt.Client(CallbackAPIVersion.VERSION2, client_id="bench-publisher",
+                    protocol=mqtt.MQTTv5)
+    # paho walks its whole outgoing queue on every PUBACK, so publish in chunks that fit the
+    # in-flight window instead of queueing everything at once
+    c.max_inflight_messages_set(CHUNK)
+    c.max_queued_messages_set(0)
+    c.connect(host, port)
+    c.loop_start()
+    for first in range(0, n, CHUNK):
+        infos = [c.publish(*payload(i, stores), qos=1)
+                 for i in range(first, min(n, first + CHUNK))]
+        for info in infos:
+            info.wait_for_publish(120)
+    c.disconnect()
+    c.loop_stop()
+    done.set()
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--broker", help="host:port of a running broker (default: start "
+                        "Mosquitto on a free port)")
+    parser.add_argument("--messages", type=int, default=200_000)
+    parser.add_argument("--stores", type=int, default=4000)
+    parser.add_argument("--mode", choices=("backlog", "live"), default="backlog")
+    parser.add_argument("--batch-max", type=int, default=2000)
+    parser.add_argument("--batch-ms", type=float, default=50.0)
+    parser.add_argument("--synchronous", choices=("NORMAL", "FULL"), default="NORMAL")
+    parser.add_argument("--workdir", type=Path, help="keep the database here")
+
+
+def run(args: argparse.Namespace) -> int:
+    with tempfile.TemporaryDirectory(prefix="storesense-bench-") as tmp:
+        work = args.workdir or Path(tmp)
+        work.mkdir(parents=True, exist_ok=True)
+        if args.broker:
+            host, _, port = args.broker.rpartition(":")
+            print(json.dumps(_bench(args, host, int(port), work)))
+        else:
+            # mosquitto's default autosave (30 min) instead of the test helper's 1 s, which
+            # rewrites the whole queue file every second while a backlog is queued
+            with Mosquitto(work / "broker", extra="autosave_interval 1800") as broker:
+                print(json.dumps(_bench(args, broker.host, broker.port, work)))
+    return 0
+
+
+def _register(db: Path, n: int) -> Storage:
+    storage = Storage(db, synchronous="NORMAL")
+    storage.upsert_stores([{"store_id": s, "name": s, "timezone": "Europe/London",
+                            "cameras": [{"camera_id": "entrance", "role": "entrance"}]}
+                           for s in store_ids(n)])
+    return storage
+
+
+def _bench(args: argparse.Namespace, host: str, port: int, work: Path) -> dict[str, Any]:
+    WindowAggregate.model_validate_json(payload(0, store_ids(args.stores))[1])  # realistic
+    db = work / "bench.db"
+    for p in work.glob("bench.db*"):
+        p.unlink()
+    storage = _register(db, args.stores)
+    storage._conn.execute(f"PRAGMA synchronous={args.synchronous}")
+    settings = MqttSettings(host=host, port=port, client_id=f"bench-gw-{time.time_ns()}")
+    ingestor = Ingestor(settings, storage, args.batch_max, args.batch_ms)
+    done = mp.get_context("spawn").Event()
+    publisher = mp.get_context("spawn").Process(
+        target=_publish, args=(host, port, args.messages, args.stores, done))
+    if args.mode == "backlog":
+        _create_session(ingestor)  # so the broker queues for it while it is away
+        publisher.start()
+        publisher.join()
+    t0 = time.monotonic()
+    ingestor.start()
+    if args.mode == "live":
+        publisher.start()
+    deadline = t0 + 600
+    while ingestor.stats.received < args.messages and time.monotonic() < deadline:
+        time.sleep(0.01)
+    elapsed = time.monotonic() - t0
+    ingestor.stop()
+    publisher.join(30)
+    rows = storage.read().execute("SELECT COUNT(*) FROM windows").fetchone()[0]
+    st = ingestor.stats
+    storage.close()
+    return {
+        "mode": args.mode, "messages": args.messages, "stored": rows,
+        "duplicates": st.duplicates, "dead": st.dead, "lost": args.messages - rows,
+        "seconds": round(elapsed, 2), "msgs_per_s": round(st.received / elapsed),
+        "payload_bytes": len(payload(0, store_ids(args.stores))[1]),
+        "batches": st.batches, "synchronous": args.synchronous,
+    }
+
+
+def _create_session(ingestor: Ingestor) -> None:
+    """Connect once with the gateway's client id and subscribe, then leave: the broker now
+    holds a persistent session that queues everything published meanwhile."""
+    import paho.mqtt.client as mqtt
+    from paho.mqtt.enums import CallbackAPIVersion
+    from paho.mqtt.packettypes import PacketTypes
+    from paho.mqtt.properties import Properties
+
+    s = ingestor.settings
+    c = mqtt.Client(CallbackAPIVersion.VERSION2, client_id=s.client_id, protocol=mqtt.MQTTv5)
+    props = Properties(PacketTypes.CONNECT)  # type: ignore[no-untyped-call]
+    props.SessionExpiryInterval = s.session_expiry_s
+    c.connect(s.host, s.port, clean_start=False, properties=props)
+    c.loop_start()
+    subscribed = threading.Event()
+    c.on_subscribe = lambda *_: subscribed.set()
+    c.subscribe([(t, 1) for t in ingestor.subscriptions()])
+    if not subscribed.wait(10):
+        raise RuntimeError("broker did not acknowledge the bench subscription")
+    c.disconnect()
+    c.loop_stop()
