@@ -76,6 +76,7 @@ class Pipeline(Protocol):
 
 
 Sink = Callable[[WindowAggregate], None]
+UNSAVED_MAX = 1000  # windows a camera holds in memory while the outbox cannot be written
 
 
 # --------------------------------------------------------------------------- camera worker
@@ -111,6 +112,8 @@ class CameraWorker:
         self._stop = threading.Event()
         self._last_t: float | None = None
         self.frames = 0  # processed by the pipeline
+        self._unsaved: list[WindowAggregate] = []  # closed windows the sink refused so far
+        self.sink_error: str | None = None
         self._rate_mark = (time.monotonic(), 0)  # for fps between two status calls
         self.thread = threading.Thread(target=self._run, name=f"camera-{camera_id}", daemon=True)
 
@@ -145,7 +148,7 @@ class CameraWorker:
             state="failed" if failed_open else None,
             since=self.open_failed_since if failed_open else None,
             fps=self.processed_fps(), lag_s=self.lag_s,
-            last_error=self.open_error if failed_open else self.process_error,
+            last_error=self.open_error if failed_open else (self.sink_error or self.process_error),
             config_error=self.config_error, config_version=self.config_version,
         )
 
@@ -201,8 +204,21 @@ class CameraWorker:
         return self._last_t
 
     def _emit(self, windows: list[WindowAggregate]) -> None:
-        for w in windows:
-            self._sink(w)
+        """Hand closed windows to the sink; if it fails (disk full), keep them and retry
+        with the next frame rather than lose them. Bounded: a sink failing for hours
+        sheds the oldest (logged), as the outbox itself would."""
+        self._unsaved.extend(windows)
+        del self._unsaved[:-UNSAVED_MAX]
+        while self._unsaved:
+            try:
+                self._sink(self._unsaved[0])
+            except Exception as e:
+                self.sink_error = f"storing window failed: {type(e).__name__}: {e}"
+                log.warning("camera %s: %s (%d held)", self.camera_id, self.sink_error,
+                            len(self._unsaved))
+                return
+            self._unsaved.pop(0)
+            self.sink_error = None
 
     def _apply_pending_config(self) -> None:
         with self._lock:

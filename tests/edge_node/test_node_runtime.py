@@ -207,3 +207,42 @@ def test_camera_whose_file_disappears_is_reported_retried_and_others_keep_runnin
         wait_until(lambda: state("door") == "ok", 40, "the camera to recover")
     finally:
         node.close()
+
+
+def test_windows_the_outbox_refused_are_kept_and_stored_later(
+    tmp_path: Path, eval_dir: Path, models_dir: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """A full disk must not cost windows: the worker holds them and retries."""
+    import sqlite3
+
+    from edge.detector import load_detector
+    from edge.node import CameraWorker
+    from edge.outbox import Outbox
+    from edge.pipeline import CameraPipeline
+    from edge.sources import open_source
+    from storesense.schema import AnalyticsConfig, WindowAggregate
+
+    outbox = Outbox(tmp_path / "outbox.sqlite")
+    failures = {"left": 2}
+
+    def flaky_disk(w: WindowAggregate) -> None:
+        if failures["left"] > 0:
+            failures["left"] -= 1
+            raise sqlite3.OperationalError("database or disk is full")
+        outbox.put("t", w)
+
+    cfg = AnalyticsConfig(window_s=10, detect_every=3, demographics=False)
+    pipeline = CameraPipeline("s1", "cam1", cfg, load_detector("yolox_nano",
+                                                               models_dir=models_dir))
+    video = str(eval_dir / "PETS09-S2L1" / "video.mp4")
+    worker = CameraWorker("cam1", lambda: open_source(video), pipeline, flaky_disk, live=False)
+    worker.start()
+
+    wait_until(lambda: outbox.stats().depth >= 4, 90, "windows stored despite failed writes")
+    worker.stop()
+    assert failures["left"] == 0
+    assert "storing window failed: OperationalError: database or disk is full" in caplog.text
+    starts = sorted(json.loads(r.payload)["window_start"] for r in outbox.oldest(100))
+    assert len(starts) == len(set(starts)) >= 4
+    ids = [json.loads(r.payload)["message_id"] for r in outbox.oldest(100)]
+    assert ids[0].startswith("s1/cam1/19700101T000000Z")  # the first window was not lost
