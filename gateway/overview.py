@@ -44,28 +44,25 @@ def _change(now_v: int, before: int) -> float | None:
     return round(100.0 * (now_v - before) / before, 1) if before else None
 
 
-def _day_rows(conn: sqlite3.Connection, ids: list[str], day: str) -> dict[str, sqlite3.Row]:
+def _day_rows(conn: sqlite3.Connection, ids: StoreIds, day: str) -> dict[str, sqlite3.Row]:
     where, params = store_filter(ids)
     return {r["store_id"]: r for r in conn.execute(
         f"SELECT store_id, visitors, exits, zone_visits, dwell_total_s FROM rollup_day "
         f"WHERE local_date=? AND {where}", [day, *params])}
 
 
-def _partial_visitors(conn: sqlite3.Connection, ids: list[str], day: str,
+def _partial_visitors(conn: sqlite3.Connection, ids: StoreIds, day: str,
                       hour: str, minute_fraction: float) -> dict[str, int]:
     """Visitors of ``day`` before the local ``hour``, plus the elapsed fraction of that hour
     (hour rollups have no minutes; the pro-rated hour keeps a morning comparable)."""
     where, params = store_filter(ids)
-    out: dict[str, float] = defaultdict(float)
-    for s, label, n in conn.execute(
-        f"SELECT store_id, local_hour, SUM(visitors) FROM rollup_hour WHERE local_date=? "
-        f"AND local_hour <= ? AND {where} GROUP BY store_id, local_hour",
-        [day, hour, *params]):
-        out[s] += n * (minute_fraction if label == hour else 1.0)
-    return {s: round(v) for s, v in out.items()}
+    return {s: round(n) for s, n in conn.execute(
+        f"SELECT store_id, SUM(CASE WHEN local_hour = ? THEN visitors * ? ELSE visitors END) "
+        f"FROM rollup_hour WHERE local_date=? AND local_hour <= ? AND {where} "
+        f"GROUP BY store_id", [hour, minute_fraction, day, hour, *params])}
 
 
-def _scalar_by_store(conn: sqlite3.Connection, sql: str, ids: list[str],
+def _scalar_by_store(conn: sqlite3.Connection, sql: str, ids: StoreIds,
                      day: str) -> dict[str, Any]:
     where, params = store_filter(ids)
     return dict(conn.execute(sql.format(where=where), [day, *params]).fetchall())
@@ -85,13 +82,17 @@ def _group(registry: Registry, ids: list[str], day: date | None,
 
 def overview(conn: sqlite3.Connection, registry: Registry, ids: list[str], day: date | None,
              trend_days: int, now: datetime, status_interval_s: float) -> dict[str, Any]:
-    health = _health(conn, ids, now, status_interval_s)
+    all_ids: StoreIds = None if len(ids) == len(registry.stores) else ids
+    health = _health(conn, all_ids, now, status_interval_s)
+    where, params = store_filter(all_ids)
     meta = {r["store_id"]: r for r in conn.execute(
-        "SELECT store_id, name, name_zh, region, franchisee FROM stores WHERE store_id IN "
-        "(SELECT value FROM json_each(?))", [json.dumps(ids)])}
+        f"SELECT store_id, name, name_zh, region, franchisee FROM stores WHERE {where}",
+        params)}
     stores: list[dict[str, Any]] = []
+    everyone = len(ids) == len(registry.stores)
     for (d, is_today, local_now), group in _group(registry, ids, day, now).items():
-        stores += _store_figures(conn, group, d, is_today, local_now, meta, health)
+        sql_ids = None if everyone and len(group) == len(ids) else group
+        stores += _store_figures(conn, group, sql_ids, d, is_today, local_now, meta, health)
     stores.sort(key=lambda s: s["store_id"])
     summary_day = day or max((date.fromisoformat(s["date"]) for s in stores),
                              default=now.date())
@@ -103,11 +104,11 @@ def overview(conn: sqlite3.Connection, registry: Registry, ids: list[str], day: 
         "occupancy_now": sum(s["occupancy_now"] for s in stores),
         "stores_total": len(stores), "stores_online": sum(1 for s in stores if s["online"]),
         "stores": [{k: v for k, v in s.items() if k != "date"} for s in stores],
-        "trend": _trend(conn, ids, summary_day, trend_days),
+        "trend": _trend(conn, all_ids, summary_day, trend_days),
     }
 
 
-def _health(conn: sqlite3.Connection, ids: list[str], now: datetime,
+def _health(conn: sqlite3.Connection, ids: StoreIds, now: datetime,
             status_interval_s: float) -> dict[str, tuple[bool, str | None]]:
     cutoff = (now - timedelta(seconds=OFFLINE_AFTER_INTERVALS * status_interval_s))
     where, params = store_filter(ids)
@@ -121,19 +122,20 @@ def _health(conn: sqlite3.Connection, ids: list[str], now: datetime,
 
 
 def _store_figures(
-    conn: sqlite3.Connection, ids: list[str], d: str, is_today: bool, local_now: str,
+    conn: sqlite3.Connection, ids: list[str], sql_ids: StoreIds, d: str, is_today: bool,
+    local_now: str,
     meta: dict[str, sqlite3.Row], health: dict[str, tuple[bool, str | None]],
 ) -> list[dict[str, Any]]:
     week_ago = (date.fromisoformat(d) - timedelta(days=7)).isoformat()
-    today = _day_rows(conn, ids, d)
+    today = _day_rows(conn, sql_ids, d)
     if is_today:
         hour = week_ago + local_now[10:13] + ":00"
-        last = _partial_visitors(conn, ids, week_ago, hour, int(local_now[14:16]) / 60)
+        last = _partial_visitors(conn, sql_ids, week_ago, hour, int(local_now[14:16]) / 60)
     else:
-        last = {s: int(r["visitors"]) for s, r in _day_rows(conn, ids, week_ago).items()}
+        last = {s: int(r["visitors"]) for s, r in _day_rows(conn, sql_ids, week_ago).items()}
     tx = _scalar_by_store(conn, "SELECT store_id, SUM(transactions) FROM pos WHERE "
-                          "local_date=? AND {where} GROUP BY store_id", ids, d)
-    now_rows = today if is_today else _day_rows(conn, ids, local_now[:10])
+                          "local_date=? AND {where} GROUP BY store_id", sql_ids, d)
+    now_rows = today if is_today else _day_rows(conn, sql_ids, local_now[:10])
     out = []
     for sid in ids:
         r, m = today.get(sid), meta[sid]
@@ -156,7 +158,7 @@ def _store_figures(
     return out
 
 
-def _trend(conn: sqlite3.Connection, ids: list[str], end: date,
+def _trend(conn: sqlite3.Connection, ids: StoreIds, end: date,
            days: int) -> list[dict[str, Any]]:
     start = end - timedelta(days=days - 1)
     where, params = store_filter(ids)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import sqlite3
 from datetime import date, datetime
 from typing import Annotated, Any, Literal
@@ -188,10 +189,12 @@ def traffic(who: Who, storage: StorageDep, now: NowDep, sel: SelectionDep,
 def overview(who: Who, storage: StorageDep, settings: Annotated[
                  GatewaySettings, Depends(get_settings)], now: NowDep, sel: SelectionDep,
              date: date | None = None,
-             trend_days: Annotated[int, Query(ge=1, le=400)] = 28) -> dict[str, Any]:
+             trend_days: Annotated[int, Query(ge=1, le=400)] = 28) -> Response:
     ids = _ids(storage, who, sel)
-    return ov.overview(_read(storage), storage.registry, ids, date, trend_days, now,
+    body = ov.overview(_read(storage), storage.registry, ids, date, trend_days, now,
                        settings.status_interval_s)
+    # thousands of store rows: plain json.dumps, not FastAPI's per-value jsonable_encoder
+    return Response(json.dumps(body, ensure_ascii=False), media_type="application/json")
 
 
 @router.get("/stores/{store_id}/zones")
