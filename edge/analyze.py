@@ -18,7 +18,7 @@ import cv2
 
 from edge.counting import CrossingEvent
 from edge.detector import DEFAULT_MODEL, LAYOUTS, load_detector
-from edge.pipeline import CameraPipeline
+from edge.pipeline import LINE_FOCUS, CameraPipeline
 from edge.sources import file_frames
 from storesense.config import load_toml
 from storesense.errors import ConfigError
@@ -26,7 +26,7 @@ from storesense.schema import AnalyticsConfig, LineSpec
 
 # Detector cadence when --detect-every is not given: aim at about this many detections per
 # second of video (k = round(fps / DETECT_HZ), at least 1); the tracker predicts in between.
-DETECT_HZ = 30.0
+DETECT_HZ = 10.0
 
 
 def parse_line(text: str) -> tuple[float, float, float, float]:
@@ -68,6 +68,13 @@ def add_common(p: argparse.ArgumentParser) -> None:
         type=int,
         default=None,
         help=f"run the detector on every k-th frame (default: ~{DETECT_HZ:g} per video second)",
+    )
+    p.add_argument(
+        "--line-focus",
+        type=float,
+        default=LINE_FOCUS,
+        help="with --detect-every > 1, still detect every frame while a track is this close "
+        "to a line (normalised); 0 = off",
     )
     p.add_argument("--quiet", action="store_true", help="no progress line")
 
@@ -119,7 +126,12 @@ def run_video(video: str, config: AnalyticsConfig, args: argparse.Namespace) -> 
     k = args.detect_every or auto_detect_every(info.fps)
     config = config.model_copy(update={"detect_every": k, "demographics": False})
     pipe = CameraPipeline(
-        "analyze", "video", config, detector, frame_size=(info.width, info.height)
+        "analyze",
+        "video",
+        config,
+        detector,
+        frame_size=(info.width, info.height),
+        line_focus=args.line_focus,
     )
     res.fps_video = info.fps
     progress = Progress(info.frames, not args.quiet)

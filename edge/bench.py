@@ -19,7 +19,7 @@ import psutil
 
 from edge.analyze import auto_detect_every
 from edge.detector import DEFAULT_MODEL, LAYOUTS, load_detector
-from edge.pipeline import CameraPipeline
+from edge.pipeline import LINE_FOCUS, CameraPipeline
 from edge.sources import file_frames
 from storesense.schema import AnalyticsConfig, LineSpec
 
@@ -33,6 +33,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--model", default=DEFAULT_MODEL, help=", ".join(LAYOUTS))
     p.add_argument("--models-dir", default=None)
     p.add_argument("--detect-every", type=int, default=None, help="default: as analyze")
+    p.add_argument("--line-focus", type=float, default=LINE_FOCUS, help="as analyze; 0 = off")
     p.add_argument("--duration", type=float, default=0.0, help="soak: loop the video this long (s)")
     p.add_argument("--rss-every", type=float, default=10.0, help="soak: RSS sample period (s)")
 
@@ -61,7 +62,7 @@ def bench(args: argparse.Namespace) -> dict[str, Any]:
         if pipe is None:
             k = k or auto_detect_every(info.fps)
             config = AnalyticsConfig(lines=[line], detect_every=k, demographics=False)
-            pipe = CameraPipeline("bench", "cam", config, detector)
+            pipe = CameraPipeline("bench", "cam", config, detector, line_focus=args.line_focus)
         offset = t_media
         t0 = time.perf_counter()
         for _, t, image in it:
@@ -79,6 +80,8 @@ def bench(args: argparse.Namespace) -> dict[str, Any]:
         "video": args.video,
         "model": args.model,
         "detect_every": k,
+        "line_focus": args.line_focus,
+        "detector_frames": pipe.detector_frames if pipe else 0,
         "frames": frames,
         "frames_per_second": round(frames / busy, 1),
         "ms_per_frame": round(busy / frames * 1000, 2),

@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 import numpy as np
 import numpy.typing as npt
 
-from edge.counting import CrossingEvent, LineCounter
+from edge.counting import CrossingEvent, LineCounter, signed_distance
 from edge.demographics import DemographicsEstimator, load_demographics
 from edge.detections import Detections
 from edge.detector import Detector
@@ -25,6 +25,10 @@ from edge.zones import Visit, ZoneTracker
 from storesense.schema import AnalyticsConfig, ModelInfo, Trajectory, WindowAggregate
 
 TRACK_TIMEOUT_S = 2.0  # a track unseen this long has ended (> the tracker's lost buffer)
+# With detect_every > 1, frames are still detected while any track (live, lost or tentative)
+# is this close to a counting line (normalised): crossings, often made behind someone else,
+# need every frame; occupancy, dwell and heatmaps do not.
+LINE_FOCUS = 0.1
 
 __all__ = ["Analytics", "AnalyticsOutput", "CameraPipeline", "load_demographics"]
 
@@ -128,6 +132,7 @@ class CameraPipeline:
         demographics: DemographicsEstimator | None = None,
         frame_size: tuple[int, int] | None = None,
         tracker: Tracker | None = None,
+        line_focus: float = LINE_FOCUS,
     ) -> None:
         self.detector = detector
         self.demographics = demographics
@@ -142,6 +147,9 @@ class CameraPipeline:
         self.last_events: list[CrossingEvent] = []
         self.last_tracks: Detections = Detections.empty()
         self.frames = 0
+        self._near_line = False
+        self.detector_frames = 0
+        self.line_focus = line_focus  # 0 turns the line focus off: strictly every k-th frame
 
     def model_infos(self) -> list[ModelInfo]:
         infos = self.detector.model_infos()
@@ -160,7 +168,8 @@ class CameraPipeline:
 
     def detects_next(self) -> bool:
         """Whether the next process() call runs the detector (callers may skip decoding else)."""
-        return self.frames % self.config.detect_every == 0
+        k = self.config.detect_every
+        return k == 1 or self.frames % k == 0 or self._near_line
 
     def process(self, image_bgr: npt.NDArray[np.uint8] | None, t: float) -> list[WindowAggregate]:
         """One frame. ``image_bgr`` may be None on frames where detects_next() was False."""
@@ -171,7 +180,10 @@ class CameraPipeline:
             raise ValueError("process(): this frame runs the detector and needs the image")
         if image_bgr is not None and self.frame_size is None:
             self.frame_size = (image_bgr.shape[1], image_bgr.shape[0])
-        dets = self.detector(image_bgr) if detect and image_bgr is not None else None
+        dets = None
+        if detect and image_bgr is not None:
+            dets = self.detector(image_bgr)
+            self.detector_frames += 1
         tracks = self.tracker.step(dets, t)
         self.last_tracks = tracks
         if self.frame_size is None:
@@ -185,7 +197,21 @@ class CameraPipeline:
         self._record(out, t, len(tracks))
         self.heatmap.add(feet, t)
         self.last_events = out.crossings
+        self._near_line = self._tracks_near_line()
         return closed
+
+    def _tracks_near_line(self) -> bool:
+        if self.config.detect_every == 1 or self.line_focus <= 0 or not self.tracker.tracks:
+            return False
+        if self.frame_size is None:
+            return False
+        w, h = self.frame_size
+        boxes = np.stack([tr.xyxy() for tr in self.tracker.tracks])
+        feet = np.stack([(boxes[:, 0] + boxes[:, 2]) / (2 * w), boxes[:, 3] / h], axis=1)
+        return any(
+            bool((np.abs(signed_distance(line.spec.points, feet)) < self.line_focus).any())
+            for line in self.analytics.lines
+        )
 
     def flush(self, t: float) -> list[WindowAggregate]:
         """Settle pending crossings and visits and close the current window (shutdown)."""

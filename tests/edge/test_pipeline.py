@@ -71,3 +71,21 @@ def test_process_without_image_on_a_detector_frame_is_refused(detector):
     pipe = CameraPipeline("s", "c", config(), detector)
     with pytest.raises(ValueError, match="needs the image"):
         pipe.process(None, 0.0)
+
+
+def test_line_focus_detects_every_frame_near_a_line(detector):
+    from edge.detections import Detections
+
+    black = np.zeros((200, 200, 3), np.uint8)
+    pipe = CameraPipeline("s", "c", config(detect_every=3), detector)
+    pipe.process(black, 0.0)  # frame 0: detector runs, finds nobody
+    assert not pipe.detects_next()  # nobody near the line: frame 1 is skipped
+    for i in range(3):  # someone standing just left of the door line
+        pipe.tracker.step(Detections.from_arrays([[80, 50, 98, 150]], [0.9]), 0.01 * i)
+    pipe.process(None, 0.1)
+    assert pipe.detects_next()
+    off = CameraPipeline("s", "c", config(detect_every=3), detector, line_focus=0)
+    off.process(black, 0.0)
+    off.tracker.step(Detections.from_arrays([[80, 50, 98, 150]], [0.9]), 0.0)
+    off.process(None, 0.1)
+    assert not off.detects_next()
