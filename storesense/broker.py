@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import os
 import shutil
 import socket
 import subprocess
@@ -74,7 +75,11 @@ class Mosquitto:
 
     def write_config(self) -> None:
         anon = "true" if self.allow_anonymous else "false"
+        # Started as root, Mosquitto drops to user "mosquitto", which cannot write a private
+        # work dir: its log and persistence (sessions across a restart) would silently fail.
+        run_as = "user root\n" if os.geteuid() == 0 else ""
         self.conf_path.write_text(
+            run_as +
             "per_listener_settings false\n"
             f"allow_anonymous {anon}\n"
             "persistence true\n"

@@ -19,7 +19,6 @@ from edge.outbox import Outbox
 from edge.transport import MqttTransport, OutboxPublisher
 from storesense.topics import Topics
 from tests.brokers import Mosquitto
-from tests.edge_node.conftest import RUN_AS
 from tests.edge_node.helpers import Collector, wait_until, window
 
 REPO = Path(__file__).resolve().parents[2]
@@ -70,7 +69,7 @@ def _publish_acked(c: mqtt.Client, topic: str, payload: bytes) -> None:
 def secured(tmp_path: Path):
     creds = _make_auth(tmp_path)
     auth = tmp_path / "auth"
-    extra = f"{RUN_AS}password_file {auth / 'passwd'}\nacl_file {auth / 'acl'}\n"
+    extra = f"password_file {auth / 'passwd'}\nacl_file {auth / 'acl'}\n"
     with Mosquitto(tmp_path / "broker", extra=extra, allow_anonymous=False) as b:
         yield b, creds
 
@@ -135,7 +134,7 @@ def test_edge_transport_over_tls_with_a_private_ca(tmp_path: Path) -> None:
         ["sh", str(DEPLOY / "make_tls.sh"), str(tls), "localhost", "127.0.0.1"],
         check=True, capture_output=True,
     )
-    extra = (f"{RUN_AS}cafile {tls / 'ca.crt'}\ncertfile {tls / 'server.crt'}\n"
+    extra = (f"cafile {tls / 'ca.crt'}\ncertfile {tls / 'server.crt'}\n"
              f"keyfile {tls / 'server.key'}\n")
     with Mosquitto(tmp_path / "broker", extra=extra) as broker:
         col = Collector(broker, TOPICS.all_aggregates(), ca_certs=str(tls / "ca.crt"))
