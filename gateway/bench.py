@@ -14,9 +14,11 @@ from __future__ import annotations
 import argparse
 import json
 import multiprocessing as mp
+import sqlite3
 import tempfile
 import threading
 import time
+from dataclasses import asdict
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -90,6 +92,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--batch-max", type=int, default=2000)
     parser.add_argument("--batch-ms", type=float, default=50.0)
     parser.add_argument("--synchronous", choices=("NORMAL", "FULL"), default="NORMAL")
+    parser.add_argument("--workers", type=int, default=1,
+                        help="gateway ingest processes in one shared subscription group, "
+                        "writing one SQLite file")
+    parser.add_argument("--timeout", type=float, default=900.0)
     parser.add_argument("--workdir", type=Path, help="keep the database here")
 
 
@@ -108,12 +114,33 @@ def run(args: argparse.Namespace) -> int:
     return 0
 
 
-def _register(db: Path, n: int) -> Storage:
-    storage = Storage(db, synchronous="NORMAL")
+def _register(db: Path, n: int) -> None:
+    storage = Storage(db)
     storage.upsert_stores([{"store_id": s, "name": s, "timezone": "Europe/London",
                             "cameras": [{"camera_id": "entrance", "role": "entrance"}]}
                            for s in store_ids(n)])
-    return storage
+    storage.close()
+
+
+def _worker(settings: MqttSettings, db: Path, args: argparse.Namespace, go: Any, halt: Any,
+            results: Any) -> None:
+    """One gateway ingest process (what `gateway run --no-api` runs)."""
+    storage = Storage(db, synchronous=args.synchronous)
+    ingestor = Ingestor(settings, storage, args.batch_max, args.batch_ms)
+    go.wait()
+    ingestor.start()
+    halt.wait()
+    ingestor.stop()
+    storage.close()
+    results.put(asdict(ingestor.stats))
+
+
+def _count(db: Path) -> int:
+    conn = sqlite3.connect(str(db), timeout=30)
+    try:
+        return int(conn.execute("SELECT COUNT(*) FROM windows").fetchone()[0])
+    finally:
+        conn.close()
 
 
 def _bench(args: argparse.Namespace, host: str, port: int, work: Path) -> dict[str, Any]:
@@ -121,48 +148,59 @@ def _bench(args: argparse.Namespace, host: str, port: int, work: Path) -> dict[s
     db = work / "bench.db"
     for p in work.glob("bench.db*"):
         p.unlink()
-    storage = _register(db, args.stores)
-    storage._conn.execute(f"PRAGMA synchronous={args.synchronous}")
-    settings = MqttSettings(host=host, port=port, client_id=f"bench-gw-{time.time_ns()}")
-    ingestor = Ingestor(settings, storage, args.batch_max, args.batch_ms)
-    done = mp.get_context("spawn").Event()
-    publisher = mp.get_context("spawn").Process(
-        target=_publish, args=(host, port, args.messages, args.stores, done))
+    _register(db, args.stores)
+    ctx = mp.get_context("spawn")
+    go, halt, done, results = ctx.Event(), ctx.Event(), ctx.Event(), ctx.Queue()
+    group = "bench" if args.workers > 1 else None
+    run_id = time.time_ns()
+    settings = [MqttSettings(host=host, port=port, client_id=f"bench-gw-{run_id}-{i}",
+                             shared_group=group) for i in range(args.workers)]
+    workers = [ctx.Process(target=_worker, args=(s, db, args, go, halt, results))
+               for s in settings]
+    for w in workers:
+        w.start()
+    publisher = ctx.Process(target=_publish, args=(host, port, args.messages, args.stores,
+                                                   done))
     if args.mode == "backlog":
-        _create_session(ingestor)  # so the broker queues for it while it is away
+        for s in settings:
+            _create_session(s)  # so the broker queues for it while it is away
         publisher.start()
         publisher.join()
     t0 = time.monotonic()
-    ingestor.start()
+    go.set()
     if args.mode == "live":
         publisher.start()
-    deadline = t0 + 600
-    while ingestor.stats.received < args.messages and time.monotonic() < deadline:
-        time.sleep(0.01)
+    stored = 0
+    while stored < args.messages and time.monotonic() < t0 + args.timeout:
+        time.sleep(0.05)
+        stored = _count(db)
     elapsed = time.monotonic() - t0
-    ingestor.stop()
+    halt.set()
+    stats = [results.get(timeout=60) for _ in workers]
+    for w in workers:
+        w.join(30)
     publisher.join(30)
-    rows = storage.read().execute("SELECT COUNT(*) FROM windows").fetchone()[0]
-    st = ingestor.stats
-    storage.close()
+    stored = _count(db)
+    received = sum(st["received"] for st in stats)
     return {
-        "mode": args.mode, "messages": args.messages, "stored": rows,
-        "duplicates": st.duplicates, "dead": st.dead, "lost": args.messages - rows,
-        "seconds": round(elapsed, 2), "msgs_per_s": round(st.received / elapsed),
-        "payload_bytes": len(payload(0, store_ids(args.stores))[1]),
-        "batches": st.batches, "synchronous": args.synchronous,
+        "mode": args.mode, "workers": args.workers, "messages": args.messages,
+        "stored": stored, "duplicates": sum(st["duplicates"] for st in stats),
+        "dead": sum(st["dead"] for st in stats), "lost": args.messages - stored,
+        "seconds": round(elapsed, 2), "msgs_per_s": round(stored / elapsed),
+        "received": received, "payload_bytes": len(payload(0, store_ids(args.stores))[1]),
+        "batches": sum(st["batches"] for st in stats), "synchronous": args.synchronous,
+        "write_s": [round(st["write_s"], 2) for st in stats],
     }
 
 
-def _create_session(ingestor: Ingestor) -> None:
-    """Connect once with the gateway's client id and subscribe, then leave: the broker now
+def _create_session(s: MqttSettings) -> None:
+    """Connect once with a gateway's client id and subscribe, then leave: the broker now
     holds a persistent session that queues everything published meanwhile."""
     import paho.mqtt.client as mqtt
     from paho.mqtt.enums import CallbackAPIVersion
     from paho.mqtt.packettypes import PacketTypes
     from paho.mqtt.properties import Properties
 
-    s = ingestor.settings
     c = mqtt.Client(CallbackAPIVersion.VERSION2, client_id=s.client_id, protocol=mqtt.MQTTv5)
     props = Properties(PacketTypes.CONNECT)  # type: ignore[no-untyped-call]
     props.SessionExpiryInterval = s.session_expiry_s
@@ -170,7 +208,9 @@ def _create_session(ingestor: Ingestor) -> None:
     c.loop_start()
     subscribed = threading.Event()
     c.on_subscribe = lambda *_: subscribed.set()
-    c.subscribe([(t, 1) for t in ingestor.subscriptions()])
+    topics = Topics(s.topic_prefix)
+    subs = [topics.all_aggregates(), topics.all_status()]
+    c.subscribe([(topics.shared(s.shared_group, t) if s.shared_group else t, 1) for t in subs])
     if not subscribed.wait(10):
         raise RuntimeError("broker did not acknowledge the bench subscription")
     c.disconnect()

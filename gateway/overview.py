@@ -52,14 +52,22 @@ def _day_rows(conn: sqlite3.Connection, ids: StoreIds, day: str) -> dict[str, sq
 
 
 def _partial_visitors(conn: sqlite3.Connection, ids: StoreIds, day: str,
-                      hour: str, minute_fraction: float) -> dict[str, int]:
-    """Visitors of ``day`` before the local ``hour``, plus the elapsed fraction of that hour
-    (hour rollups have no minutes; the pro-rated hour keeps a morning comparable)."""
+                      hour: str, elapsed_s: float) -> dict[str, int]:
+    """Visitors of ``day`` in windows that had ended by the local time ``hour`` + elapsed_s.
+
+    Whole hours before ``hour`` count fully. Of the hour itself, rollups keep no minutes, so
+    with mean window length L (from the rollup) the share of its windows ended by then is
+    (elapsed - L) / (3600 - L): hourly windows count nothing, minute windows almost exactly
+    the elapsed minutes, matching today, whose unfinished window has not arrived yet.
+    """
     where, params = store_filter(ids)
     return {s: round(n) for s, n in conn.execute(
-        f"SELECT store_id, SUM(CASE WHEN local_hour = ? THEN visitors * ? ELSE visitors END) "
-        f"FROM rollup_hour WHERE local_date=? AND local_hour <= ? AND {where} "
-        f"GROUP BY store_id", [hour, minute_fraction, day, hour, *params])}
+        f"""SELECT store_id, SUM(CASE WHEN local_hour < ? THEN visitors
+                   WHEN occ_secs / windows >= 3600 THEN 0
+                   ELSE visitors * MAX(0.0, (? - occ_secs / windows) /
+                                       (3600.0 - occ_secs / windows)) END)
+            FROM rollup_hour WHERE local_date=? AND local_hour <= ? AND windows > 0
+            AND {where} GROUP BY store_id""", [hour, elapsed_s, day, hour, *params])}
 
 
 def _scalar_by_store(conn: sqlite3.Connection, sql: str, ids: StoreIds,
@@ -130,7 +138,7 @@ def _store_figures(
     today = _day_rows(conn, sql_ids, d)
     if is_today:
         hour = week_ago + local_now[10:13] + ":00"
-        last = _partial_visitors(conn, sql_ids, week_ago, hour, int(local_now[14:16]) / 60)
+        last = _partial_visitors(conn, sql_ids, week_ago, hour, int(local_now[14:16]) * 60)
     else:
         last = {s: int(r["visitors"]) for s, r in _day_rows(conn, sql_ids, week_ago).items()}
     tx = _scalar_by_store(conn, "SELECT store_id, SUM(transactions) FROM pos WHERE "

@@ -167,3 +167,22 @@ def test_dashboards_are_served_after_the_api(api) -> None:
     r = client.get("/")
     assert r.status_code == 200 and "<html" in r.text.lower()
     assert client.get("/static/vendor/echarts.min.js").status_code == 200
+
+
+def test_last_week_today_counts_only_windows_ended_by_now(storage: Storage) -> None:
+    """Seen at 19:45 local: last week's 19:00 hourly window had not ended (not counted),
+    last week's one-minute windows of 19:00-19:44 had."""
+    storage.upsert_stores([store("h1", tz="Asia/Shanghai"), store("m1", tz="Asia/Shanghai")])
+    now = datetime(2026, 11, 23, 11, 45, tzinfo=UTC)  # 19:45 in Shanghai
+    week = now - timedelta(days=7)
+    h18, h19 = week.replace(minute=0) - timedelta(hours=1), week.replace(minute=0)
+    storage.store_windows([window("h1", h18, ins=100, span_s=3600),
+                           window("h1", h19, ins=100, span_s=3600)])
+    storage.store_windows([window("m1", h19 + timedelta(minutes=i), ins=1) for i in range(60)])
+    token = create_token(storage, "hq", "hq")
+    app = create_app(GatewaySettings(), storage, clock=lambda: now)
+    with TestClient(app) as client:
+        ov = client.get("/api/v1/overview", headers={"Authorization": f"Bearer {token}"})
+    last = {s["store_id"]: s["visitors_last_week"] for s in ov.json()["stores"]}
+    assert last["h1"] == 100
+    assert 43 <= last["m1"] <= 45  # the 44 or 45 minute windows ended by 19:45

@@ -115,3 +115,16 @@ def test_import_stores_cli_csv_and_json(tmp_path: Path, capsys: object) -> None:
     assert s.list_stores(["a1"])[0]["name_zh"] == "阿尔法"
     assert s.registry.roles[("c3", "d")] == "entrance"
     s.close()
+
+
+def test_example_config_is_valid_and_documents_every_field() -> None:
+    from gateway.config import GatewaySettings, load
+
+    example = Path(__file__).resolve().parents[2] / "deploy" / "gateway.example.toml"
+    settings = load(example)
+    assert settings == GatewaySettings()  # the example shows the defaults
+    text = example.read_text()
+    for section in (settings, settings.mqtt, settings.ingest, settings.api):
+        for name in type(section).model_fields:
+            if name not in ("mqtt", "ingest", "api"):
+                assert name in text, f"{name} is not documented in the example"
