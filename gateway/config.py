@@ -6,7 +6,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from storesense.config import load_toml
 from storesense.topics import DEFAULT_PREFIX
@@ -43,6 +43,10 @@ class IngestSettings(Section):
     batch_max: int = Field(2000, ge=1, le=100_000, description="messages per transaction")
     batch_ms: float = Field(50.0, ge=1.0, le=5000.0,
                             description="longest wait to fill a batch before committing")
+    workers: int = Field(
+        1, ge=1, le=64,
+        description="ingest processes (validation is CPU-bound, one core each); more than 1 "
+        "needs mqtt.shared_group; worker i uses client id '<client_id>-w<i>'")
 
 
 class ApiSettings(Section):
@@ -62,6 +66,14 @@ class GatewaySettings(Section):
     mqtt: MqttSettings = Field(default_factory=MqttSettings)
     ingest: IngestSettings = Field(default_factory=IngestSettings)
     api: ApiSettings = Field(default_factory=ApiSettings)
+
+
+    @model_validator(mode="after")
+    def _workers_share(self) -> GatewaySettings:
+        if self.ingest.workers > 1 and not self.mqtt.shared_group:
+            raise ValueError("ingest.workers > 1 needs mqtt.shared_group (else every worker "
+                             "would receive every message)")
+        return self
 
 
 def load(path: str | Path) -> GatewaySettings:

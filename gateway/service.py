@@ -8,12 +8,16 @@ from __future__ import annotations
 
 import argparse
 import logging
+import multiprocessing as mp
+import os
+import signal
+import threading
 from pathlib import Path
 
 import uvicorn
 
 from gateway.api import create_app
-from gateway.config import GatewaySettings, load
+from gateway.config import GatewaySettings, MqttSettings, load
 from gateway.ingest import Ingestor
 from gateway.storage import Storage
 from storesense.topics import Topics
@@ -32,11 +36,47 @@ def run(args: argparse.Namespace) -> int:
     return 0
 
 
+def worker_mqtt(settings: GatewaySettings, index: int) -> MqttSettings:
+    """Worker 0 keeps the configured client id; the others get fixed derived ids, so each
+    finds its own persistent session again after a restart."""
+    if settings.ingest.workers == 1:
+        return settings.mqtt
+    return settings.mqtt.model_copy(update={"client_id": f"{settings.mqtt.client_id}-w{index}"})
+
+
+def _ingest_worker(settings: GatewaySettings, index: int) -> None:
+    """An extra ingest process: leaves when told (SIGTERM) or when the parent is gone."""
+    signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C reaches the parent, which stops us
+    parent = os.getppid()
+    done = threading.Event()
+    signal.signal(signal.SIGTERM, lambda *_: done.set())
+    storage = Storage(settings.db, Topics(settings.mqtt.topic_prefix),
+                      synchronous=settings.synchronous)
+    ingestor = Ingestor(worker_mqtt(settings, index), storage, settings.ingest.batch_max,
+                        settings.ingest.batch_ms)
+    ingestor.start()
+    while not done.wait(1.0) and os.getppid() == parent:
+        pass
+    ingestor.stop()
+    storage.close()
+
+
+def _start_workers(settings: GatewaySettings) -> list[mp.process.BaseProcess]:
+    ctx = mp.get_context("spawn")
+    procs: list[mp.process.BaseProcess] = [
+        ctx.Process(target=_ingest_worker, args=(settings, i), name=f"ingest-{i}")
+        for i in range(1, settings.ingest.workers)]
+    for p in procs:
+        p.start()
+    return procs
+
+
 def serve(settings: GatewaySettings, api: bool = True) -> None:
     settings.db.parent.mkdir(parents=True, exist_ok=True)
     storage = Storage(settings.db, Topics(settings.mqtt.topic_prefix),
-                      synchronous=settings.synchronous)
-    ingestor = Ingestor(settings.mqtt, storage, settings.ingest.batch_max,
+                      synchronous=settings.synchronous)  # runs migrations before workers
+    workers = _start_workers(settings)
+    ingestor = Ingestor(worker_mqtt(settings, 0), storage, settings.ingest.batch_max,
                         settings.ingest.batch_ms)
     ingestor.start()
     try:
@@ -47,15 +87,16 @@ def serve(settings: GatewaySettings, api: bool = True) -> None:
         else:
             _wait_for_signal()
     finally:
+        for p in workers:
+            p.terminate()  # SIGTERM: each commits and acks what it holds
         ingestor.stop()
+        for p in workers:
+            p.join(15)
         storage.close()
         log.info("gateway stopped: %s", ingestor.stats)
 
 
 def _wait_for_signal() -> None:
-    import signal
-    import threading
-
     done = threading.Event()
     signal.signal(signal.SIGTERM, lambda *_: done.set())
     signal.signal(signal.SIGINT, lambda *_: done.set())

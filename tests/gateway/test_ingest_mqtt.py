@@ -125,3 +125,23 @@ def _ids(db: Path) -> set[str]:
         return {r[0] for r in conn.execute("SELECT message_id FROM windows")}
     finally:
         conn.close()
+
+
+def test_gateway_run_with_two_ingest_workers_stores_each_message_once(
+    broker: Mosquitto, tmp_path: Path,
+) -> None:
+    db = _registered_db(tmp_path / "g.db")
+    config = write_config(tmp_path / "gw.toml", broker, db, "gw", group="ingest")
+    config.write_text(config.read_text() + "[ingest]\nworkers = 2\n")
+    gw = start_gateway(config, tmp_path / "gw.log")
+    try:
+        wait_until(lambda: all(f"as gw-w{i} " in broker.log_path.read_text()
+                               for i in range(2)), 30, "both workers connected")
+        n = 4000
+        publish_all(broker, _messages(n))
+        wait_until(lambda: count(db, "SELECT COUNT(*) FROM windows") == n, 60, "all stored")
+        stop(gw)
+        assert gw.returncode == 0
+        assert count(db, "SELECT SUM(in_count) FROM rollup_day") == 2 * n
+    finally:
+        stop(gw)
