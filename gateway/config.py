@@ -23,6 +23,9 @@ class MqttSettings(Section):
         "storesense-gateway", min_length=1, max_length=128,
         description="fixed id: the broker keeps this persistent session and its queued "
         "messages while the gateway is down; each gateway process needs its own")
+    protocol: Literal["5", "3.1.1"] = Field(
+        "5", description="MQTT 5 (session expiry, receive maximum) or 3.1.1 for brokers "
+        "without 5, such as the demo's embedded fallback broker")
     username: str | None = None
     password: str | None = None
     topic_prefix: str = Field(DEFAULT_PREFIX, min_length=1)

@@ -58,7 +58,7 @@ class Ingestor:
         self.topics = Topics(mqtt_settings.topic_prefix)
         self.batch_max, self.batch_s = batch_max, batch_ms / 1000.0
         self.stats = IngestStats()
-        self.connected = threading.Event()
+        self.connected = threading.Event()  # set once the broker acknowledged SUBSCRIBE
         self._queue: queue.Queue[Item] = queue.Queue()
         self._generation = 0
         self._stop = threading.Event()
@@ -68,8 +68,12 @@ class Ingestor:
 
     def _make_client(self) -> mqtt.Client:
         s = self.settings
-        c = mqtt.Client(CallbackAPIVersion.VERSION2, client_id=s.client_id,
-                        protocol=mqtt.MQTTv5, manual_ack=True)
+        if s.protocol == "5":
+            c = mqtt.Client(CallbackAPIVersion.VERSION2, client_id=s.client_id,
+                            protocol=mqtt.MQTTv5, manual_ack=True)
+        else:  # 3.1.1: a persistent session is clean_session=False (no expiry to set)
+            c = mqtt.Client(CallbackAPIVersion.VERSION2, client_id=s.client_id,
+                            protocol=mqtt.MQTTv311, clean_session=False, manual_ack=True)
         if s.username:
             c.username_pw_set(s.username, s.password)
         c.max_queued_messages_set(0)
@@ -77,6 +81,7 @@ class Ingestor:
         c.on_connect = self._on_connect
         c.on_disconnect = self._on_disconnect
         c.on_message = self._on_message
+        c.on_subscribe = lambda *_: self.connected.set()
         return c
 
     def subscriptions(self) -> list[str]:
@@ -85,12 +90,15 @@ class Ingestor:
         return [self.topics.shared(group, t) for t in topics] if group else topics
 
     def start(self) -> None:
-        props = Properties(PacketTypes.CONNECT)  # type: ignore[no-untyped-call]
-        props.SessionExpiryInterval = self.settings.session_expiry_s
-        props.ReceiveMaximum = self.settings.receive_maximum
-        self.client.connect_async(self.settings.host, self.settings.port,
-                                  self.settings.keepalive_s, clean_start=False,
-                                  properties=props)
+        s = self.settings
+        if s.protocol == "5":
+            props = Properties(PacketTypes.CONNECT)  # type: ignore[no-untyped-call]
+            props.SessionExpiryInterval = s.session_expiry_s
+            props.ReceiveMaximum = s.receive_maximum
+            self.client.connect_async(s.host, s.port, s.keepalive_s, clean_start=False,
+                                      properties=props)
+        else:
+            self.client.connect_async(s.host, s.port, s.keepalive_s)
         self._writer.start()
         self.client.loop_start()
 
@@ -104,7 +112,7 @@ class Ingestor:
     # ---------------------------------------------------------------- paho thread
 
     def _on_connect(self, client: mqtt.Client, _u: Any, _f: Any, reason: Any,
-                    _p: Any) -> None:
+                    _p: Any = None) -> None:
         if reason.is_failure:
             log.error("broker refused connection: %s", reason)
             return
@@ -112,7 +120,6 @@ class Ingestor:
         client.subscribe([(t, 1) for t in self.subscriptions()])
         log.info("connected to %s:%s, subscribed %s", self.settings.host,
                  self.settings.port, self.subscriptions())
-        self.connected.set()
 
     def _on_disconnect(self, _c: mqtt.Client, _u: Any, _f: Any, reason: Any,
                        _p: Any) -> None:

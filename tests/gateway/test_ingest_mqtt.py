@@ -145,3 +145,30 @@ def test_gateway_run_with_two_ingest_workers_stores_each_message_once(
         assert count(db, "SELECT SUM(in_count) FROM rollup_day") == 2 * n
     finally:
         stop(gw)
+
+
+@pytest.mark.parametrize("protocol", ["5", "3.1.1"])
+def test_messages_published_while_the_gateway_is_away_are_queued_for_it(
+    broker: Mosquitto, tmp_path: Path, protocol: str,
+) -> None:
+    storage = Storage(_registered_db(tmp_path / "g.db"))
+    settings = MqttSettings(port=broker.port, client_id="gw-away", protocol=protocol)
+    msgs = _messages(200)
+    first = Ingestor(settings, storage)
+    first.start()
+    try:
+        assert first.connected.wait(10)
+        wait_until(lambda: "gw-away" in broker.log_path.read_text(), 10, "connected")
+        publish_all(broker, msgs[:100])
+        wait_until(lambda: first.stats.received == 100, 20, "first half")
+    finally:
+        first.stop()
+    publish_all(broker, msgs[100:])  # nobody connected: the broker keeps them in the session
+    second = Ingestor(settings, storage)
+    second.start()
+    try:
+        wait_until(lambda: second.stats.stored == 100, 20, "second half from the session")
+        assert storage.read().execute("SELECT COUNT(*) FROM windows").fetchone()[0] == 200
+    finally:
+        second.stop()
+        storage.close()
