@@ -9,6 +9,7 @@ rollups, all in ONE transaction, so a batch is either wholly stored or not at al
 
 from __future__ import annotations
 
+import fcntl
 import json
 import sqlite3
 import threading
@@ -80,6 +81,7 @@ class Storage:
         self._conn = connect(self.path, synchronous)
         self.db = sqlite_utils.Database(self._conn)
         self._lock = threading.RLock()
+        self._lock_file = open(self.path.with_name(self.path.name + ".writelock"), "a")  # noqa: SIM115
         self._local = threading.local()
         self._readers: list[sqlite3.Connection] = []
         migrations.apply(self._conn)
@@ -95,13 +97,19 @@ class Storage:
             if self._conn.in_transaction:
                 yield self._conn
                 return
-            self._conn.execute("BEGIN IMMEDIATE")
+            # Writers in other processes (ingest workers) queue on a file lock, which wakes
+            # them at once; SQLite's own busy handler polls with sleeps of up to 100 ms.
+            fcntl.flock(self._lock_file, fcntl.LOCK_EX)
             try:
-                yield self._conn
-            except BaseException:
-                self._conn.execute("ROLLBACK")
-                raise
-            self._conn.execute("COMMIT")
+                self._conn.execute("BEGIN IMMEDIATE")
+                try:
+                    yield self._conn
+                except BaseException:
+                    self._conn.execute("ROLLBACK")
+                    raise
+                self._conn.execute("COMMIT")
+            finally:
+                fcntl.flock(self._lock_file, fcntl.LOCK_UN)
 
     def read(self) -> sqlite3.Connection:
         """This thread's read connection (WAL readers do not block the writer)."""
@@ -120,6 +128,7 @@ class Storage:
                 c.close()
             self._readers.clear()
             self._conn.close()
+            self._lock_file.close()
 
     # ------------------------------------------------------------------ registry
 
@@ -223,21 +232,36 @@ class Storage:
     ) -> IngestResult:
         now = utc_text(self.clock())
         self._refresh_for({w.store_id for w, _ in windows} | {s.store_id for s, _ in statuses})
+        fresh, dups = self._unique_known(windows, dead)
+        # Rows and rollup sums are computed before taking the write lock, so other ingest
+        # processes wait only for SQL, not for Python arithmetic.
+        rows, batch, cams = self._prepare(list(fresh.values()), now)
         with self.transaction() as conn:
-            stored, dups = self._insert_windows(conn, windows, now, dead)
+            seen = self._already_stored(conn, list(fresh)) if fresh else set()
+            if seen:  # redeliveries of committed windows: rare, so simply recompute
+                fresh = {k: v for k, v in fresh.items() if k not in seen}
+                rows, batch, cams = self._prepare(list(fresh.values()), now)
+            for store_id, cam in cams:
+                _insert_camera(conn, store_id, cam, auto=True)
+            conn.executemany(
+                "INSERT INTO windows (message_id, store_id, camera_id, window_start, "
+                "window_end, received_at, simulated, payload) VALUES (?,?,?,?,?,?,?,?)", rows)
+            batch.flush(conn)
             self._upsert_statuses(conn, statuses, now, dead)
             _insert_dead(conn, dead, now)
-        return IngestResult(stored, dups, len(dead))
+        for store_id, cam in cams:
+            self.registry.roles[(store_id, cam.camera_id)] = cam.role
+        return IngestResult(len(fresh), dups + len(seen), len(dead))
 
     def _refresh_for(self, store_ids: set[str]) -> None:
         stale = time.monotonic() - self.registry.loaded_at > REGISTRY_RELOAD_S
         if stale and not store_ids <= self.registry.stores.keys():
             self.reload_registry()
 
-    def _insert_windows(
-        self, conn: sqlite3.Connection, windows: list[tuple[WindowAggregate, str]], now: str,
-        dead: list[tuple[str, bytes, str]],
-    ) -> tuple[int, int]:
+    def _unique_known(
+        self, windows: list[tuple[WindowAggregate, str]], dead: list[tuple[str, bytes, str]],
+    ) -> tuple[dict[str, tuple[WindowAggregate, str]], int]:
+        """Windows of known stores, one per message_id; unknown stores are dead-lettered."""
         fresh: dict[str, tuple[WindowAggregate, str]] = {}
         dups = 0
         for w, raw in windows:
@@ -248,38 +272,34 @@ class Storage:
                 dups += 1
             else:
                 fresh[w.message_id] = (w, raw)
-        if not fresh:
-            return 0, dups
-        seen = {r[0] for r in conn.execute(
+        return fresh, dups
+
+    @staticmethod
+    def _already_stored(conn: sqlite3.Connection, ids: list[str]) -> set[str]:
+        return {r[0] for r in conn.execute(
             "SELECT message_id FROM windows WHERE message_id IN "
-            "(SELECT value FROM json_each(?))", (json.dumps(list(fresh)),))}
-        new = [v for k, v in fresh.items() if k not in seen]
-        conn.executemany(
-            "INSERT INTO windows (message_id, store_id, camera_id, window_start, window_end, "
-            "received_at, simulated, payload) VALUES (?,?,?,?,?,?,?,?)",
-            [(w.message_id, w.store_id, w.camera_id, utc_text(w.window_start),
-              utc_text(w.window_end), now, int(w.simulated), raw) for w, raw in new],
-        )
-        self._add_rollups(conn, [w for w, _ in new])
-        return len(new), dups + len(seen)
+            "(SELECT value FROM json_each(?))", (json.dumps(ids),))}
 
-    def _add_rollups(self, conn: sqlite3.Connection, windows: list[WindowAggregate]) -> None:
+    def _prepare(
+        self, windows: list[tuple[WindowAggregate, str]], now: str,
+    ) -> tuple[list[tuple[Any, ...]], RollupBatch, list[tuple[str, CameraRecord]]]:
+        """Insert rows, rollup sums and cameras to auto-register, for new windows."""
         batch = RollupBatch()
-        for w in windows:
-            role = self._camera_role(conn, w)
+        new_cams: dict[tuple[str, str], CameraRecord] = {}
+        rows = []
+        for w, raw in windows:
+            key = (w.store_id, w.camera_id)
+            role = self.registry.roles.get(key)
+            if role is None:
+                # an unregistered camera of a known store registers itself: lines mean a door
+                cam = new_cams.get(key) or CameraRecord(
+                    camera_id=w.camera_id, role="entrance" if w.lines else "floor")
+                new_cams[key] = cam
+                role = cam.role
             batch.add(w, self.registry.stores[w.store_id].tz, role == "entrance")
-        batch.flush(conn)
-
-    def _camera_role(self, conn: sqlite3.Connection, w: WindowAggregate) -> str:
-        key = (w.store_id, w.camera_id)
-        role = self.registry.roles.get(key)
-        if role is None:
-            # an unregistered camera of a known store registers itself: lines mean a door
-            role = "entrance" if w.lines else "floor"
-            _insert_camera(conn, w.store_id, CameraRecord(camera_id=w.camera_id, role=role),
-                           auto=True)
-            self.registry.roles[key] = role
-        return role
+            rows.append((w.message_id, w.store_id, w.camera_id, utc_text(w.window_start),
+                         utc_text(w.window_end), now, int(w.simulated), raw))
+        return rows, batch, [(k[0], c) for k, c in new_cams.items()]
 
     def _upsert_statuses(
         self, conn: sqlite3.Connection, statuses: list[tuple[DeviceStatus, str]], now: str,
