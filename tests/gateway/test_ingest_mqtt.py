@@ -172,3 +172,52 @@ def test_messages_published_while_the_gateway_is_away_are_queued_for_it(
     finally:
         second.stop()
         storage.close()
+
+
+DEVICE = """
+import sys, time
+import paho.mqtt.client as mqtt
+from paho.mqtt.enums import CallbackAPIVersion
+from storesense.schema import DeviceStatus, utcnow
+from storesense.topics import Topics
+port, topic = int(sys.argv[1]), Topics().status("s1", "box")
+def status(state):
+    return DeviceStatus(store_id="s1", device_id="box", state=state,
+                        sent_at=utcnow()).model_dump_json()
+c = mqtt.Client(CallbackAPIVersion.VERSION2, client_id="box")
+c.will_set(topic, status("offline"), qos=1, retain=True)
+c.connect("127.0.0.1", port, keepalive=60)
+c.loop_start()
+c.publish(topic, status("online"), qos=1, retain=True).wait_for_publish(10)
+print("online", flush=True)
+time.sleep(60)
+"""
+
+
+def test_device_vanishing_is_shown_offline_by_its_last_will(
+    broker: Mosquitto, tmp_path: Path,
+) -> None:
+    import subprocess
+    import sys
+
+    storage = Storage(_registered_db(tmp_path / "g.db"))
+    ing = Ingestor(MqttSettings(port=broker.port, client_id="gw-will"), storage)
+    ing.start()
+    device = subprocess.Popen([sys.executable, "-c", DEVICE, str(broker.port)],
+                              stdout=subprocess.PIPE)
+    try:
+        assert ing.connected.wait(10)
+        assert device.stdout is not None and device.stdout.readline().strip() == b"online"
+
+        def state() -> str | None:
+            row = storage.read().execute("SELECT state FROM device_status").fetchone()
+            return None if row is None else str(row[0])
+
+        wait_until(lambda: state() == "online", 10, "online status")
+        device.kill()  # no goodbye: the broker publishes the will
+        wait_until(lambda: state() == "offline", 15, "last will offline")
+    finally:
+        device.kill()
+        device.wait(5)
+        ing.stop()
+        storage.close()

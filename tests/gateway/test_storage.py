@@ -128,3 +128,26 @@ def test_example_config_is_valid_and_documents_every_field() -> None:
         for name in type(section).model_fields:
             if name not in ("mqtt", "ingest", "api"):
                 assert name in text, f"{name} is not documented in the example"
+
+
+def test_token_cli_create_list_revoke(tmp_path: Path, capsys) -> None:
+    from gateway.auth import authenticate, hash_token
+
+    db = tmp_path / "g.db"
+    args = ["gateway", "token", "create", "--db", str(db), "--name", "fr", "--scope",
+            "franchisee:f1"]
+    assert cli(args) == 0
+    token = capsys.readouterr().out.strip()
+    assert cli([*args[:-1], "planet:mars"]) == 2  # a bad scope names the field
+    s = Storage(db)
+    who = authenticate(s, token)
+    assert who is not None and (who.kind, who.value) == ("franchisee", "f1")
+    stored = [r[0] for r in s.read().execute("SELECT token_sha256 FROM tokens")]
+    assert stored == [hash_token(token)]
+    s.close()
+    assert cli(["gateway", "token", "list", "--db", str(db)]) == 0
+    assert '"scope": "franchisee:f1"' in capsys.readouterr().out
+    assert cli(["gateway", "token", "revoke", "--db", str(db), "--name", "fr"]) == 0
+    s = Storage(db)
+    assert authenticate(s, token) is None
+    s.close()
