@@ -129,10 +129,26 @@ def _m003_lean_ingest(c: sqlite3.Connection) -> None:
         c.execute(f"ALTER TABLE rollup_day ADD COLUMN {col} INTEGER NOT NULL DEFAULT 0")
 
 
+def _m004_covering_indexes(c: sqlite3.Connection) -> None:
+    # The overview reads one day of thousands of stores (daily figures, POS, and for "today"
+    # last week's hours) and a 28-day trend: with the figures in the index those are
+    # index-only scans instead of a row lookup per store and hour.
+    for name, table, cols in (
+        ("rollup_day_date", "rollup_day",
+         "local_date, store_id, visitors, exits, zone_visits, dwell_total_s"),
+        ("rollup_hour_date", "rollup_hour",
+         "local_date, store_id, local_hour, visitors, occ_secs, windows"),
+        ("pos_date", "pos", "local_date, store_id, transactions"),
+    ):
+        c.execute(f"DROP INDEX IF EXISTS {name}")
+        c.execute(f"CREATE INDEX {name} ON {table}({cols})")
+
+
 MIGRATIONS: list[Migration] = [
     ("001_core", _m001_core),
     ("002_rollups", _m002_rollups),
     ("003_lean_ingest", _m003_lean_ingest),
+    ("004_covering_indexes", _m004_covering_indexes),
 ]
 
 

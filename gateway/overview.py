@@ -83,8 +83,10 @@ def _group(registry: Registry, ids: list[str], day: date | None,
     for sid in ids:
         local_now = now.astimezone(registry.stores[sid].tz)
         d = day or local_now.date()
-        groups[(d.isoformat(), d == local_now.date(),
-                local_now.strftime("%Y-%m-%dT%H:%M"))].append(sid)
+        is_today = d == local_now.date()
+        # the minute matters only for today's comparison; otherwise group by local date
+        stamp = local_now.strftime("%Y-%m-%dT%H:%M" if is_today else "%Y-%m-%d")
+        groups[(d.isoformat(), is_today, stamp)].append(sid)
     return groups
 
 
@@ -98,11 +100,12 @@ def overview(conn: sqlite3.Connection, registry: Registry, ids: list[str], day: 
         params)}
     stores: list[dict[str, Any]] = []
     everyone = len(ids) == len(registry.stores)
-    for (d, is_today, local_now), group in _group(registry, ids, day, now).items():
+    groups = _group(registry, ids, day, now)
+    for (d, is_today, local_now), group in groups.items():
         sql_ids = None if everyone and len(group) == len(ids) else group
         stores += _store_figures(conn, group, sql_ids, d, is_today, local_now, meta, health)
     stores.sort(key=lambda s: s["store_id"])
-    summary_day = day or max((date.fromisoformat(s["date"]) for s in stores),
+    summary_day = day or max((date.fromisoformat(d) for d, _, _ in groups),
                              default=now.date())
     visitors = sum(s["visitors"] for s in stores)
     last_week = sum(s["visitors_last_week"] for s in stores)
@@ -111,7 +114,7 @@ def overview(conn: sqlite3.Connection, registry: Registry, ids: list[str], day: 
         "visitors_last_week": last_week, "change_pct": _change(visitors, last_week),
         "occupancy_now": sum(s["occupancy_now"] for s in stores),
         "stores_total": len(stores), "stores_online": sum(1 for s in stores if s["online"]),
-        "stores": [{k: v for k, v in s.items() if k != "date"} for s in stores],
+        "stores": stores,
         "trend": _trend(conn, all_ids, summary_day, trend_days),
     }
 
@@ -152,7 +155,7 @@ def _store_figures(
         t = tx.get(sid)
         out.append({
             "store_id": sid, "name": m["name"], "name_zh": m["name_zh"],
-            "region": m["region"], "franchisee": m["franchisee"], "date": d,
+            "region": m["region"], "franchisee": m["franchisee"],
             "visitors": v, "visitors_last_week": last.get(sid, 0),
             "change_pct": _change(v, last.get(sid, 0)),
             "transactions": int(t) if t is not None else None,
