@@ -11,9 +11,10 @@ import sqlite3
 from collections import defaultdict
 from datetime import date, datetime, timedelta
 from typing import Any
+from zoneinfo import ZoneInfo
 
 from gateway.queries import StoreIds, store_filter
-from gateway.storage import Registry
+from gateway.storage import Registry, StoreInfo
 
 OFFLINE_AFTER_INTERVALS = 3
 
@@ -44,9 +45,14 @@ def _change(now_v: int, before: int) -> float | None:
     return round(100.0 * (now_v - before) / before, 1) if before else None
 
 
-def _day_rows(conn: sqlite3.Connection, ids: StoreIds, day: str) -> dict[str, sqlite3.Row]:
+DayRow = tuple[int, int, int, float]  # visitors, exits, zone_visits, dwell_total_s
+
+
+def _day_rows(conn: sqlite3.Connection, ids: StoreIds, day: str) -> dict[str, DayRow]:
     where, params = store_filter(ids)
-    return {r["store_id"]: r for r in conn.execute(
+    cur = conn.cursor()
+    cur.row_factory = None  # plain tuples: thousands of rows
+    return {r[0]: r[1:] for r in cur.execute(
         f"SELECT store_id, visitors, exits, zone_visits, dwell_total_s FROM rollup_day "
         f"WHERE local_date=? AND {where}", [day, *params])}
 
@@ -80,8 +86,10 @@ def _group(registry: Registry, ids: list[str], day: date | None,
            now: datetime) -> dict[tuple[str, bool, str], list[str]]:
     """Stores grouped by (local day, is that day today, local now 'YYYY-MM-DDTHH:MM')."""
     groups: dict[tuple[str, bool, str], list[str]] = defaultdict(list)
+    local_nows: dict[ZoneInfo, datetime] = {}
     for sid in ids:
-        local_now = now.astimezone(registry.stores[sid].tz)
+        tz = registry.stores[sid].tz
+        local_now = local_nows.get(tz) or local_nows.setdefault(tz, now.astimezone(tz))
         d = day or local_now.date()
         is_today = d == local_now.date()
         # the minute matters only for today's comparison; otherwise group by local date
@@ -94,16 +102,16 @@ def overview(conn: sqlite3.Connection, registry: Registry, ids: list[str], day: 
              trend_days: int, now: datetime, status_interval_s: float) -> dict[str, Any]:
     all_ids: StoreIds = None if len(ids) == len(registry.stores) else ids
     health = _health(conn, all_ids, now, status_interval_s)
-    where, params = store_filter(all_ids)
-    meta = {r["store_id"]: r for r in conn.execute(
-        f"SELECT store_id, name, name_zh, region, franchisee FROM stores WHERE {where}",
-        params)}
+    meta = registry.stores
     stores: list[dict[str, Any]] = []
     everyone = len(ids) == len(registry.stores)
     groups = _group(registry, ids, day, now)
+    # For the whole chain, per-date reads run once unfiltered and serve every zone group
+    cache: dict[tuple[str, str], dict[str, Any]] = {}
     for (d, is_today, local_now), group in groups.items():
-        sql_ids = None if everyone and len(group) == len(ids) else group
-        stores += _store_figures(conn, group, sql_ids, d, is_today, local_now, meta, health)
+        sql_ids = None if everyone else group
+        stores += _store_figures(conn, group, sql_ids, d, is_today, local_now, meta, health,
+                                 cache if everyone else {})
     stores.sort(key=lambda s: s["store_id"])
     summary_day = day or max((date.fromisoformat(d) for d, _, _ in groups),
                              default=now.date())
@@ -135,36 +143,45 @@ def _health(conn: sqlite3.Connection, ids: StoreIds, now: datetime,
 def _store_figures(
     conn: sqlite3.Connection, ids: list[str], sql_ids: StoreIds, d: str, is_today: bool,
     local_now: str,
-    meta: dict[str, sqlite3.Row], health: dict[str, tuple[bool, str | None]],
+    meta: dict[str, StoreInfo], health: dict[str, tuple[bool, str | None]],
+    cache: dict[tuple[str, str], dict[str, Any]],
 ) -> list[dict[str, Any]]:
+    def day_rows(day: str) -> dict[str, DayRow]:
+        if ("day", day) not in cache:
+            cache["day", day] = _day_rows(conn, sql_ids, day)
+        return cache["day", day]
+
     week_ago = (date.fromisoformat(d) - timedelta(days=7)).isoformat()
-    today = _day_rows(conn, sql_ids, d)
+    today = day_rows(d)
     if is_today:
         hour = week_ago + local_now[10:13] + ":00"
-        last = _partial_visitors(conn, sql_ids, week_ago, hour, int(local_now[14:16]) * 60)
+        # per zone group: the cut-off hour differs, so this one is filtered to the group
+        last = _partial_visitors(conn, ids if sql_ids is None else sql_ids, week_ago, hour,
+                                 int(local_now[14:16]) * 60)
     else:
-        last = {s: int(r["visitors"]) for s, r in _day_rows(conn, sql_ids, week_ago).items()}
-    tx = _scalar_by_store(conn, "SELECT store_id, SUM(transactions) FROM pos WHERE "
-                          "local_date=? AND {where} GROUP BY store_id", sql_ids, d)
-    now_rows = today if is_today else _day_rows(conn, sql_ids, local_now[:10])
+        last = {s: r[0] for s, r in day_rows(week_ago).items()}
+    if ("tx", d) not in cache:
+        cache["tx", d] = _scalar_by_store(
+            conn, "SELECT store_id, SUM(transactions) FROM pos WHERE local_date=? AND {where} "
+            "GROUP BY store_id", sql_ids, d)
+    tx = cache["tx", d]
+    now_rows = today if is_today else day_rows(local_now[:10])
     out = []
+    unseen = (False, None)
     for sid in ids:
-        r, m = today.get(sid), meta[sid]
-        v = int(r["visitors"]) if r else 0
-        n = now_rows.get(sid)
-        t = tx.get(sid)
+        r, m, n, t = today.get(sid), meta[sid], now_rows.get(sid), tx.get(sid)
+        v = int(r[0]) if r else 0
+        lw = last.get(sid, 0)
+        online, seen = health.get(sid, unseen)
         out.append({
-            "store_id": sid, "name": m["name"], "name_zh": m["name_zh"],
-            "region": m["region"], "franchisee": m["franchisee"],
-            "visitors": v, "visitors_last_week": last.get(sid, 0),
-            "change_pct": _change(v, last.get(sid, 0)),
+            "store_id": sid, "name": m.name, "name_zh": m.name_zh, "region": m.region,
+            "franchisee": m.franchisee, "visitors": v, "visitors_last_week": lw,
+            "change_pct": _change(v, lw),
             "transactions": int(t) if t is not None else None,
             "conversion": round(t / v, 4) if t is not None and v else None,
-            "avg_dwell_s": round(r["dwell_total_s"] / r["zone_visits"], 1)
-            if r and r["zone_visits"] else None,
-            "occupancy_now": max(0, int(n["visitors"]) - int(n["exits"])) if n else 0,
-            "online": health.get(sid, (False, None))[0],
-            "last_seen": health.get(sid, (False, None))[1],
+            "avg_dwell_s": round(r[3] / r[2], 1) if r and r[2] else None,
+            "occupancy_now": max(0, int(n[0]) - int(n[1])) if n else 0,
+            "online": online, "last_seen": seen,
         })
     return out
 

@@ -48,6 +48,8 @@ class StoreInfo:
     tz: ZoneInfo
     region: str
     franchisee: str
+    name: str = ""
+    name_zh: str = ""
 
 
 @dataclass
@@ -134,9 +136,9 @@ class Storage:
 
     def reload_registry(self) -> Registry:
         stores = {
-            r[0]: StoreInfo(r[0], ZoneInfo(r[1]), r[2], r[3])
+            r[0]: StoreInfo(r[0], ZoneInfo(r[1]), r[2], r[3], r[4], r[5])
             for r in self._conn.execute(
-                "SELECT store_id, timezone, region, franchisee FROM stores")
+                "SELECT store_id, timezone, region, franchisee, name, name_zh FROM stores")
         }
         roles = {(r[0], r[1]): r[2] for r in self._conn.execute(
             "SELECT store_id, camera_id, role FROM cameras")}
