@@ -217,13 +217,12 @@ class CameraPipeline:
         """Settle pending crossings and visits and close the current window (shutdown)."""
         out = self.analytics.finish()
         self.last_events = out.crossings
-        if self.windows._acc is not None:
+        if self.windows.is_open:
             self._record(out, t, None)
         return self.windows.close(self.heatmap.take())
 
     def _roll(self, t: float) -> list[WindowAggregate]:
-        acc = self.windows._acc
-        if acc is not None and t >= acc.start + self.windows.window_s:
+        if self.windows.due(t):
             return self.windows.close(self.heatmap.take())
         return []
 

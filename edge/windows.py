@@ -77,11 +77,17 @@ class WindowAccumulator:
     stop_threshold_s: float = 5.0
     _acc: _Acc | None = None
 
-    def roll(self, t: float) -> list[WindowAggregate]:
+    @property
+    def is_open(self) -> bool:
+        return self._acc is not None
+
+    def due(self, t: float) -> bool:
+        """Whether a frame at ``t`` belongs past the open window (so it must close first)."""
+        return self._acc is not None and t >= self._acc.start + self.window_s
+
+    def roll(self, t: float, heatmap: np.ndarray | None = None) -> list[WindowAggregate]:
         """Call before adding a frame at ``t``: closes the window ``t`` is past, if any."""
-        if self._acc is not None and t >= self._acc.start + self.window_s:
-            return self.close()
-        return []
+        return self.close(heatmap) if self.due(t) else []
 
     def close(self, heatmap: np.ndarray | None = None) -> list[WindowAggregate]:
         acc, self._acc = self._acc, None

@@ -89,3 +89,24 @@ def test_line_focus_detects_every_frame_near_a_line(detector):
     off.tracker.step(Detections.from_arrays([[80, 50, 98, 150]], [0.9]), 0.0)
     off.process(None, 0.1)
     assert not off.detects_next()
+
+
+def test_demographics_count_every_finished_visitor_once(detector, models_dir, pets_clip: Path):
+    from edge.demographics import load_demographics
+
+    demo = load_demographics(models_dir)
+    pipe = CameraPipeline("s", "c", config(window_s=3600), detector, demographics=demo)
+    src = open_source(str(pets_clip))
+    ids: set[int] = set()
+    while (f := src.read(timeout=5)) is not None:
+        pipe.process(f.image, f.t)
+        assert pipe.last_tracks.tracker_id is not None
+        ids |= set(pipe.last_tracks.tracker_id.tolist())
+    [w] = pipe.flush(60 / 7)
+    assert sum(w.demographics.age_bands.values()) == len(ids)
+    assert sum(w.demographics.genders.values()) == len(ids)
+    assert [m.name for m in pipe.model_infos()] == [
+        "yolox_nano",
+        "yunet_dynamic",
+        "age_gender_retail_0013",
+    ]
