@@ -88,8 +88,7 @@ class ZoneTracker:
                 continue
             if st.visit_start is not None:
                 ended.append(Visit(self.spec.name, tid, st.visit_start, st.last_inside_t))
-            if force or st.inside_n == 0:
-                del self._states[tid]  # forget people who left: memory stays bounded
-            else:
-                st.visit_start = None
+            # Not inside for longer than the grace (or gone): forget the track, so memory stays
+            # bounded by the people in view; if it comes back it starts afresh.
+            del self._states[tid]
         return ended

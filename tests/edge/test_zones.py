@@ -55,3 +55,10 @@ def test_finish_closes_open_visits_and_forgets_tracks():
     feed(z, [0.3, 0.3, 0.3])
     assert [v.dwell_s for v in z.finish()] == [pytest.approx(2.0)]
     assert z.occupancy() == 0
+
+
+def test_people_who_vanish_inside_are_forgotten():
+    z = ZoneTracker(SQUARE, ZoneSettings(inertia_frames=5, exit_grace_s=1.0))
+    for i in range(200):  # a new person every frame, each seen once inside, then gone
+        z.update(np.array([i]), np.array([[0.4, 0.4]]), float(i))
+    assert len(z._states) <= 2
