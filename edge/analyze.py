@@ -170,25 +170,27 @@ def summary(res: RunResult) -> dict[str, object]:
     }
 
 
+def write_events(path: Path, res: RunResult, *, named: bool) -> None:
+    """One JSON line per crossing, in frame order; the line's name only when there are several."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with path.open("w", encoding="utf-8") as f:
+        for frame, e in sorted(res.events, key=lambda x: x[0]):
+            row: dict[str, object] = {
+                "frame": frame,
+                "direction": e.direction,
+                "track_id": e.track_id,
+            }
+            if named:
+                row["line"] = e.line
+            f.write(json.dumps(row) + "\n")
+
+
 def run(args: argparse.Namespace) -> int:
     config = build_config(args)
     if not config.lines:
         raise ConfigError("no counting line: give --line X1,Y1,X2,Y2 or lines in --config")
     res = run_video(args.video, config, args)
     if args.events:
-        Path(args.events).parent.mkdir(parents=True, exist_ok=True)
-        with open(args.events, "w", encoding="utf-8") as f:
-            for frame, e in sorted(res.events, key=lambda x: x[0]):
-                f.write(
-                    json.dumps(
-                        {
-                            "frame": frame,
-                            "direction": e.direction,
-                            "track_id": e.track_id,
-                            "line": e.line,
-                        }
-                    )
-                    + "\n"
-                )
+        write_events(Path(args.events), res, named=len(config.lines) > 1)
     print(json.dumps(summary(res)))
     return 0

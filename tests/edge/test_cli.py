@@ -46,3 +46,22 @@ def test_analyze_config_errors_name_the_problem(pets_clip: Path, tmp_path: Path,
     assert main(["analyze", str(pets_clip), "--config", str(bad)]) == 2
     assert "window_s" in capsys.readouterr().err
     assert main(["analyze", str(pets_clip), "--line", "0.5,0,0.5"]) == 2
+
+
+def test_events_rows_have_exactly_the_documented_keys(tmp_path: Path):
+    from edge.analyze import RunResult, write_events
+    from edge.counting import CrossingEvent
+
+    res = RunResult(
+        events=[(3, CrossingEvent("a", 7, "in", 0.3)), (1, CrossingEvent("b", 2, "out", 0.1))]
+    )
+    one = tmp_path / "one.jsonl"
+    write_events(one, res, named=False)
+    rows = [json.loads(x) for x in one.read_text().splitlines()]
+    assert rows == [
+        {"frame": 1, "direction": "out", "track_id": 2},
+        {"frame": 3, "direction": "in", "track_id": 7},
+    ]
+    two = tmp_path / "two.jsonl"
+    write_events(two, res, named=True)
+    assert [json.loads(x)["line"] for x in two.read_text().splitlines()] == ["b", "a"]
