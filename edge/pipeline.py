@@ -219,7 +219,7 @@ class CameraPipeline:
         self.last_events = out.crossings
         if self.windows.is_open:
             self._record(out, t, None)
-        return self.windows.close(self.heatmap.take())
+        return self.windows.close(self.heatmap.take(), early_at=t)
 
     def _roll(self, t: float) -> list[WindowAggregate]:
         if self.windows.due(t):

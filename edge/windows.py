@@ -1,7 +1,11 @@
 """Window aggregates: everything a camera saw in one window, as a schema.WindowAggregate.
 
 Windows are aligned to multiples of ``window_s`` on the timestamp axis (12:00:00, 12:01:00,
-...), so two nodes, or one node after a restart, agree on window boundaries and message ids.
+...), so every camera's windows line up for the rollups. Two windows are partial: the first one
+after a start begins at its first frame (whole second), and one closed early (shutdown) ends at
+its last frame. That keeps message ids unique across a restart in the middle of a window: the
+window flushed at shutdown and the one opened after the restart have different starts, so the
+gateway, which keeps the first copy of an id, stores both halves.
 Pure: fed with timestamps and analytics outputs, never reads the clock.
 """
 
@@ -59,6 +63,7 @@ class _ZoneAcc:
 @dataclass
 class _Acc:
     start: float
+    end: float  # nominal end: the next multiple of window_s
     frames: int = 0
     occupancy: list[int] = field(default_factory=list)
     lines: dict[str, list[int]] = field(default_factory=dict)
@@ -76,6 +81,7 @@ class WindowAccumulator:
     window_s: int
     stop_threshold_s: float = 5.0
     _acc: _Acc | None = None
+    _opened_before: bool = False
 
     @property
     def is_open(self) -> bool:
@@ -83,21 +89,29 @@ class WindowAccumulator:
 
     def due(self, t: float) -> bool:
         """Whether a frame at ``t`` belongs past the open window (so it must close first)."""
-        return self._acc is not None and t >= self._acc.start + self.window_s
+        return self._acc is not None and t >= self._acc.end
 
     def roll(self, t: float, heatmap: np.ndarray | None = None) -> list[WindowAggregate]:
         """Call before adding a frame at ``t``: closes the window ``t`` is past, if any."""
         return self.close(heatmap) if self.due(t) else []
 
-    def close(self, heatmap: np.ndarray | None = None) -> list[WindowAggregate]:
+    def close(
+        self, heatmap: np.ndarray | None = None, early_at: float | None = None
+    ) -> list[WindowAggregate]:
+        """Close the open window; ``early_at`` (shutdown) ends it there instead of its end."""
         acc, self._acc = self._acc, None
         if acc is None or acc.frames == 0:
             return []
+        if early_at is not None:
+            acc.end = min(acc.end, max(float(math.ceil(early_at)), acc.start + 1.0))
         return [self._build(acc, heatmap)]
 
     def current(self, t: float) -> _Acc:
         if self._acc is None:
-            self._acc = _Acc(window_start(t, self.window_s))
+            aligned = window_start(t, self.window_s)
+            start = aligned if self._opened_before else float(math.floor(t))
+            self._acc = _Acc(start=start, end=aligned + self.window_s)
+            self._opened_before = True
         return self._acc
 
     def add_frame(self, t: float, occupancy: int, zone_occupancy: dict[str, int]) -> None:
@@ -136,7 +150,7 @@ class WindowAccumulator:
 
     def _build(self, acc: _Acc, heatmap: np.ndarray | None) -> WindowAggregate:
         start = datetime.fromtimestamp(acc.start, UTC)
-        end = datetime.fromtimestamp(acc.start + self.window_s, UTC)
+        end = datetime.fromtimestamp(acc.end, UTC)
         hm = None
         if heatmap is not None:
             rows, cols = heatmap.shape

@@ -56,3 +56,25 @@ def test_a_window_aggregate_from_plain_inputs():
 def test_no_frames_no_window():
     w = WindowAccumulator("s", "c", 60)
     assert w.close() == []
+
+
+def test_restart_mid_window_gives_two_distinct_partial_windows():
+    """A node stopped and restarted inside one window must not reuse the window's message id:
+    the gateway keeps the first copy of an id, so a reused id would lose the second half."""
+    t0 = 1_700_000_040.0  # a multiple of 60
+    before = WindowAccumulator("s", "c", 60)
+    for t in (t0 + 5.2, t0 + 20.0):
+        before.add_frame(t, 1, {})
+    [first] = before.close(early_at=t0 + 20.4)
+    after = WindowAccumulator("s", "c", 60)
+    for t in (t0 + 31.7, t0 + 50.0):
+        after.add_frame(t, 2, {})
+    [second] = after.roll(t0 + 61.0)
+    assert first.window_start == datetime.fromtimestamp(t0 + 5, UTC)
+    assert first.window_end == datetime.fromtimestamp(t0 + 21, UTC)
+    assert second.window_start == datetime.fromtimestamp(t0 + 31, UTC)
+    assert second.window_end == datetime.fromtimestamp(t0 + 60, UTC)
+    assert first.message_id != second.message_id
+    after.add_frame(t0 + 61.0, 0, {})
+    [third] = after.roll(t0 + 121.0)
+    assert third.window_start == datetime.fromtimestamp(t0 + 60, UTC)  # aligned again
