@@ -161,9 +161,11 @@ def _bench(args: argparse.Namespace, host: str, port: int, work: Path) -> dict[s
         w.start()
     publisher = ctx.Process(target=_publish, args=(host, port, args.messages, args.stores,
                                                    done))
+    for s in settings:
+        # the session must exist before the first publish, or the broker drops what it
+        # has no subscriber for (in live mode too: workers connect after the start signal)
+        _create_session(s)
     if args.mode == "backlog":
-        for s in settings:
-            _create_session(s)  # so the broker queues for it while it is away
         publisher.start()
         publisher.join()
     t0 = time.monotonic()
