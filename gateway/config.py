@@ -8,6 +8,7 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
+from gateway.feed import FeedConfig
 from storesense.config import load_toml
 from storesense.topics import DEFAULT_PREFIX
 
@@ -69,7 +70,10 @@ class GatewaySettings(Section):
     mqtt: MqttSettings = Field(default_factory=MqttSettings)
     ingest: IngestSettings = Field(default_factory=IngestSettings)
     api: ApiSettings = Field(default_factory=ApiSettings)
-
+    feed: FeedConfig = Field(
+        default_factory=FeedConfig,
+        description="push to the central data platform and/or lake export; off when neither "
+        "push_url nor export_dir is set")
 
     @model_validator(mode="after")
     def _workers_share(self) -> GatewaySettings:

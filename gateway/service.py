@@ -18,6 +18,7 @@ import uvicorn
 
 from gateway.api import create_app
 from gateway.config import GatewaySettings, MqttSettings, load
+from gateway.feed import FeedRunner
 from gateway.ingest import Ingestor
 from gateway.storage import Storage
 from storesense.topics import Topics
@@ -79,6 +80,10 @@ def serve(settings: GatewaySettings, api: bool = True) -> None:
     ingestor = Ingestor(worker_mqtt(settings, 0), storage, settings.ingest.batch_max,
                         settings.ingest.batch_ms)
     ingestor.start()
+    feed_stop = threading.Event()
+    # Only the API process runs the feed: two runners on one database would both send the
+    # pending batch.
+    feed_thread = _start_feed(settings, feed_stop) if api else None
     try:
         if api:
             app = create_app(settings, storage)
@@ -87,6 +92,9 @@ def serve(settings: GatewaySettings, api: bool = True) -> None:
         else:
             _wait_for_signal()
     finally:
+        feed_stop.set()
+        if feed_thread is not None:
+            feed_thread.join(timeout=settings.feed.timeout_s + 5)
         for p in workers:
             p.terminate()  # SIGTERM: each commits and acks what it holds
         ingestor.stop()
@@ -94,6 +102,17 @@ def serve(settings: GatewaySettings, api: bool = True) -> None:
             p.join(15)
         storage.close()
         log.info("gateway stopped: %s", ingestor.stats)
+
+
+def _start_feed(settings: GatewaySettings, stop: threading.Event) -> threading.Thread | None:
+    if not (settings.feed.push_url or settings.feed.export_dir):
+        return None
+    runner = FeedRunner(settings.db, settings.feed)
+    thread = threading.Thread(target=runner.run_forever, args=(stop,), name="feed", daemon=True)
+    thread.start()
+    log.info("feed started: push %s, export %s", settings.feed.push_url or "off",
+             settings.feed.export_dir or "off")
+    return thread
 
 
 def _wait_for_signal() -> None:

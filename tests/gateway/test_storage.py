@@ -124,9 +124,9 @@ def test_example_config_is_valid_and_documents_every_field() -> None:
     settings = load(example)
     assert settings == GatewaySettings()  # the example shows the defaults
     text = example.read_text()
-    for section in (settings, settings.mqtt, settings.ingest, settings.api):
+    for section in (settings, settings.mqtt, settings.ingest, settings.api, settings.feed):
         for name in type(section).model_fields:
-            if name not in ("mqtt", "ingest", "api"):
+            if name not in ("mqtt", "ingest", "api", "feed"):
                 assert name in text, f"{name} is not documented in the example"
 
 
