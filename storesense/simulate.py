@@ -141,14 +141,15 @@ def simulated_window(
     ]
     demo = Demographics()
     if visitors:
-        ages = rng.multinomial(visitors, [0.22, 0.3, 0.2, 0.13, 0.09, 0.06])
-        female = int(rng.binomial(visitors, 0.56))
+        # a visitor whose face was never seen is unknown in both age and gender
         unknown = int(rng.binomial(visitors, 0.15))
+        seen = visitors - unknown
+        ages = rng.multinomial(seen, [0.22, 0.3, 0.2, 0.13, 0.09, 0.06])
+        female = int(rng.binomial(seen, 0.56))
         demo = Demographics(
-            age_bands={b: int(n) for b, n in zip(AGE_BANDS, ages, strict=True)},
-            genders={"female": max(0, female - unknown // 2),
-                     "male": max(0, visitors - female - (unknown - unknown // 2)),
-                     "unknown": unknown},
+            age_bands={**{b: int(n) for b, n in zip(AGE_BANDS, ages, strict=True)},
+                       "unknown": unknown},
+            genders={"female": female, "male": seen - female, "unknown": unknown},
         )
     return WindowAggregate(
         message_id=message_id(store.store_id, camera.camera_id, start),
