@@ -26,12 +26,13 @@ N_BINS = 11
 # exits: out_count on entrance cameras, so occupancy_now = visitors - exits
 COUNT_FIELDS = ("in_count", "out_count", "visitors", "exits", "occ_sum", "occ_secs", "occ_max",
                 "windows")
-_MAX_AT = COUNT_FIELDS.index("occ_max")
 DEMO_INDEX = {key: i for i, key in enumerate(DEMO_KEYS)}
 _DAY_EXTRA = ("zone_visits", "dwell_total_s", *DEMO_COLUMNS)
 _ZV = len(COUNT_FIELDS)  # index of zone_visits in a day accumulator
 _DEMO0 = _ZV + 2
 _DAY_LEN = len(COUNT_FIELDS) + len(_DAY_EXTRA)
+_AGE_AT = {k: _DEMO0 + i for (dim, k), i in DEMO_INDEX.items() if dim == "age"}
+_GENDER_AT = {k: _DEMO0 + i for (dim, k), i in DEMO_INDEX.items() if dim == "gender"}
 
 
 # A batch holds thousands of windows sharing a few window starts, so formatting is cached.
@@ -60,31 +61,11 @@ def _local_keys(start: datetime, tz: ZoneInfo) -> tuple[str, str, str]:
     return label, label[:10], utc_text(hour_start)
 
 
-def _counts(w: WindowAggregate, entrance: bool) -> tuple[float, ...]:
-    ins = outs = 0
-    for x in w.lines:
-        ins += x.in_count
-        outs += x.out_count
-    secs = (w.window_end - w.window_start).total_seconds()
-    return (ins, outs, ins if entrance else 0, outs if entrance else 0,
-            w.occupancy.avg * secs, secs, w.occupancy.max, 1)
-
-
-def _add(acc: list[float], new: tuple[float, ...]) -> None:
-    for i, v in enumerate(new):
-        acc[i] += v
-    acc[_MAX_AT] = max(acc[_MAX_AT] - new[_MAX_AT], new[_MAX_AT])  # occ_max is a maximum
-
-
-def _zeros() -> list[float]:
-    return [0.0] * len(COUNT_FIELDS)
-
-
 class RollupBatch:
     """Sums of one batch of new windows, keyed like the rollup tables' primary keys."""
 
     def __init__(self) -> None:
-        self.hour: dict[tuple[str, str], list[float]] = defaultdict(_zeros)
+        self.hour: dict[tuple[str, str], list[float]] = {}
         self.hour_labels: dict[tuple[str, str], tuple[str, str]] = {}
         self.day: dict[tuple[str, str], list[float]] = defaultdict(lambda: [0.0] * _DAY_LEN)
         self.zone: dict[tuple[str, str, str, str], list[float]] = defaultdict(
@@ -93,13 +74,42 @@ class RollupBatch:
         self.heat: dict[tuple[str, str, str], tuple[int, int, list[float]]] = {}
 
     def add(self, w: WindowAggregate, tz: ZoneInfo, entrance: bool) -> None:
+        # Inlined (no helper calls, no per-field loops): this runs once per ingested window.
         hour, date, hour_utc = local_keys(w.window_start, tz)
         s = w.store_id
-        c = _counts(w, entrance)
-        _add(self.hour[(s, hour_utc)], c)
-        self.hour_labels[(s, hour_utc)] = (hour, date)
+        ins = outs = 0
+        for x in w.lines:
+            ins += x.in_count
+            outs += x.out_count
+        secs = (w.window_end - w.window_start).total_seconds()
+        occ_sum, mx = w.occupancy.avg * secs, w.occupancy.max
+        vis, ex = (ins, outs) if entrance else (0, 0)
+        key = (s, hour_utc)
+        acc = self.hour.get(key)
+        if acc is None:
+            self.hour[key] = [ins, outs, vis, ex, occ_sum, secs, mx, 1]
+            self.hour_labels[key] = (hour, date)
+        else:
+            acc[0] += ins
+            acc[1] += outs
+            acc[2] += vis
+            acc[3] += ex
+            acc[4] += occ_sum
+            acc[5] += secs
+            if mx > acc[6]:
+                acc[6] = mx
+            acc[7] += 1
         day = self.day[(s, date)]
-        _add(day, c)  # the count fields; zone totals and demographics follow
+        day[0] += ins
+        day[1] += outs
+        day[2] += vis
+        day[3] += ex
+        day[4] += occ_sum
+        day[5] += secs
+        if mx > day[6]:
+            day[6] = mx
+        day[7] += 1
+        # zone totals and demographics follow
         for z in w.zones:
             day[_ZV] += z.visits
             day[_ZV + 1] += z.dwell_total_s
@@ -110,9 +120,9 @@ class RollupBatch:
         for t in w.transitions:
             self.transition[(s, date, t.from_zone, t.to_zone)] += t.count
         for k, n in w.demographics.age_bands.items():
-            day[_DEMO0 + DEMO_INDEX["age", k]] += n
+            day[_AGE_AT[k]] += n
         for k, n in w.demographics.genders.items():
-            day[_DEMO0 + DEMO_INDEX["gender", k]] += n
+            day[_GENDER_AT[k]] += n
         if w.heatmap is not None:
             self._add_heat((s, date, w.camera_id), w.heatmap.cols, w.heatmap.rows,
                            w.heatmap.cells)
