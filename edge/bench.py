@@ -1,8 +1,11 @@
 """`storesense bench edge`: end-to-end frames per second on one core, and memory over time.
 
-One core: onnxruntime with one intra-op thread, OpenCV (and its FFmpeg decoder) limited to
-one thread. End to end = decode, detect, track, analytics, windows. ``--duration`` loops the
-video for that many seconds and samples RSS, to show memory stays flat.
+One core: onnxruntime with one intra-op thread, OpenCV and the FFmpeg decoder (PyAV, or
+OpenCV's without it) limited to one thread. End to end = open, decode, detect, track,
+analytics, windows; non-reference frames the detector will not see are not decoded, and
+frames it sees are converted straight to its input size (see ``edge.sources.file_frames``).
+``--duration`` loops the video for that many seconds and samples RSS, to show memory stays
+flat.
 """
 
 from __future__ import annotations
@@ -20,7 +23,7 @@ import psutil
 from edge.analyze import auto_detect_every
 from edge.detector import DEFAULT_MODEL, LAYOUTS, load_detector
 from edge.pipeline import LINE_FOCUS, CameraPipeline
-from edge.sources import file_frames
+from edge.sources import av_available, file_frames
 from storesense.schema import AnalyticsConfig, LineSpec
 
 DEFAULT_VIDEO = (
@@ -34,6 +37,11 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--models-dir", default=None)
     p.add_argument("--detect-every", type=int, default=None, help="default: as analyze")
     p.add_argument("--line-focus", type=float, default=LINE_FOCUS, help="as analyze; 0 = off")
+    p.add_argument(
+        "--prescale",
+        action="store_true",
+        help="as analyze: scale frames to the detector size before the colour conversion",
+    )
     p.add_argument("--duration", type=float, default=0.0, help="soak: loop the video this long (s)")
     p.add_argument("--rss-every", type=float, default=10.0, help="soak: RSS sample period (s)")
 
@@ -47,6 +55,7 @@ def bench(args: argparse.Namespace) -> dict[str, Any]:
     detector = load_detector(args.model, models_dir=args.models_dir, threads=1)
     line = LineSpec(name="line1", points=(0.5, 0.0, 0.5, 1.0))
     frames = 0
+    not_decoded = 0
     busy = 0.0
     rss: list[tuple[float, float]] = []
     t_media = 0.0
@@ -54,25 +63,41 @@ def bench(args: argparse.Namespace) -> dict[str, Any]:
     pipe: CameraPipeline | None = None
     k = args.detect_every
 
-    def wants_image() -> bool:  # decode to BGR only for frames the detector will see
+    def wants_image() -> bool:  # convert to BGR only for frames the detector will see
         return pipe is None or pipe.detects_next()
 
+    def wants_ahead(n: int) -> bool:  # decode non-reference frames only if they may be seen
+        return pipe is None or pipe.needs_frame(n)
+
     while True:
-        info, it = file_frames(args.video, wants_image)
+        t0 = time.perf_counter()
+        info, it = file_frames(
+            args.video,
+            wants_image,
+            wants_ahead=wants_ahead,
+            scale_to=detector.input_size if args.prescale else None,
+        )
         if pipe is None:
             k = k or auto_detect_every(info.fps)
             config = AnalyticsConfig(lines=[line], detect_every=k, demographics=False)
-            pipe = CameraPipeline("bench", "cam", config, detector, line_focus=args.line_focus)
+            pipe = CameraPipeline(
+                "bench",
+                "cam",
+                config,
+                detector,
+                frame_size=(info.width, info.height),
+                line_focus=args.line_focus,
+            )
         offset = t_media
-        t0 = time.perf_counter()
         for _, t, image in it:
             t_media = offset + t
-            pipe.process(image, t_media)
+            pipe.process(image, t_media, decoded=image is not None)
             frames += 1
             now = time.perf_counter()
             if args.duration and (not rss or now - start - rss[-1][0] >= args.rss_every):
                 rss.append((round(now - start, 1), _rss_mb()))
         busy += time.perf_counter() - t0
+        not_decoded += info.not_decoded
         t_media += 1.0 / info.fps
         if time.perf_counter() - start >= args.duration:
             break
@@ -82,7 +107,10 @@ def bench(args: argparse.Namespace) -> dict[str, Any]:
         "detect_every": k,
         "line_focus": args.line_focus,
         "detector_frames": pipe.detector_frames if pipe else 0,
+        "decoder": "pyav" if av_available() else "opencv",
+        "prescale": bool(args.prescale),
         "frames": frames,
+        "frames_not_decoded": not_decoded,
         "frames_per_second": round(frames / busy, 1),
         "ms_per_frame": round(busy / frames * 1000, 2),
         "peak_rss_mb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1),

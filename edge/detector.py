@@ -143,18 +143,41 @@ class Detector:
             x = self._canvas.astype(np.float32)
         return np.ascontiguousarray(x.transpose(2, 0, 1)[None]), r
 
-    def __call__(self, image_bgr: npt.NDArray[np.uint8]) -> Detections:
+    def input_size(self, width: int, height: int) -> tuple[int, int]:
+        """(width, height) a frame of this size is scaled to inside the letterbox.
+
+        A source that can scale while it converts colour (FFmpeg's swscale) hands the detector
+        frames of this size, with ``frame_hw`` giving the original size (see ``__call__``).
+        """
+        ih, iw = self.layout.input_hw
+        r = min(ih / height, iw / width)
+        return round(width * r), round(height * r)
+
+    def __call__(
+        self, image_bgr: npt.NDArray[np.uint8], frame_hw: tuple[int, int] | None = None
+    ) -> Detections:
+        """Person boxes in frame pixels.
+
+        ``frame_hw``: the (height, width) of the frame when ``image_bgr`` is a scaled-down copy
+        of it (pre-resized input); boxes are mapped back to the frame's pixels.
+        """
         tensor, r = self.preprocess(image_bgr)
         raw = self.session.run(None, {self._input: tensor})[0][0]
-        return decode_yolox(
+        ih, iw = image_bgr.shape[:2]
+        dets = decode_yolox(
             raw,
             self._grid,
             self.layout.person_column,
             r,
-            image_bgr.shape[:2],
+            (ih, iw),
             self.score_threshold,
             self.nms_iou,
         )
+        if frame_hw is None or frame_hw == (ih, iw) or len(dets) == 0:
+            return dets
+        fh, fw = frame_hw
+        scale = np.array([fw / iw, fh / ih, fw / iw, fh / ih], np.float32)
+        return Detections(dets.xyxy * scale, dets.confidence, dets.class_id)
 
     def model_infos(self) -> list[ModelInfo]:
         return [ModelInfo(name=self.name, sha256=self.sha256)]

@@ -168,21 +168,43 @@ class CameraPipeline:
 
     def detects_next(self) -> bool:
         """Whether the next process() call runs the detector (callers may skip decoding else)."""
-        k = self.config.detect_every
-        return k == 1 or self.frames % k == 0 or self._near_line
+        return self.needs_frame(0)
 
-    def process(self, image_bgr: npt.NDArray[np.uint8] | None, t: float) -> list[WindowAggregate]:
-        """One frame. ``image_bgr`` may be None on frames where detects_next() was False."""
+    def needs_frame(self, ahead: int) -> bool:
+        """Whether the frame ``ahead`` frames after the next one may run the detector.
+
+        Judged by what is known now (the cadence, and the line focus as it stands), for sources
+        that decide before the frame is due whether to decode it at all (B-frames are decoded
+        ahead of display). A frame the source then did not decode goes in with
+        ``process(None, t, decoded=False)``.
+        """
+        k = self.config.detect_every
+        return k == 1 or (self.frames + ahead) % k == 0 or self._near_line
+
+    def process(
+        self, image_bgr: npt.NDArray[np.uint8] | None, t: float, *, decoded: bool = True
+    ) -> list[WindowAggregate]:
+        """One frame. ``image_bgr`` may be None on frames where detects_next() was False.
+
+        ``decoded=False``: the source did not decode this frame (a non-reference frame skipped
+        because needs_frame() said no when it was decoded ahead); the tracker predicts across
+        it even if the detector was due. ``image_bgr`` may be a copy scaled down to
+        ``detector.input_size()``: the frame's size must then be given as ``frame_size``.
+        """
         closed = self._roll(t)
-        detect = self.detects_next()
+        detect = self.detects_next() and decoded
         self.frames += 1
         if detect and image_bgr is None:
             raise ValueError("process(): this frame runs the detector and needs the image")
         if image_bgr is not None and self.frame_size is None:
             self.frame_size = (image_bgr.shape[1], image_bgr.shape[0])
+        full = image_bgr is not None and (image_bgr.shape[1], image_bgr.shape[0]) == self.frame_size
         dets = None
         if detect and image_bgr is not None:
-            dets = self.detector(image_bgr)
+            if full or self.frame_size is None:
+                dets = self.detector(image_bgr)
+            else:
+                dets = self.detector(image_bgr, (self.frame_size[1], self.frame_size[0]))
             self.detector_frames += 1
         tracks = self.tracker.step(dets, t)
         self.last_tracks = tracks
@@ -192,7 +214,8 @@ class CameraPipeline:
         ids = tracks.tracker_id if tracks.tracker_id is not None else np.zeros(0, np.int64)
         feet = normalised_feet(tracks, (h, w))
         out = self.analytics.update(ids, feet, t)
-        if self.config.demographics and self.demographics is not None and image_bgr is not None:
+        if self.config.demographics and self.demographics is not None and full:
+            assert image_bgr is not None
             self.demographics.observe(image_bgr, tracks)
         self._record(out, t, len(tracks))
         self.heatmap.add(feet, t)

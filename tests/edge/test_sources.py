@@ -6,9 +6,10 @@ import threading
 import time
 from pathlib import Path
 
+import numpy as np
 import pytest
 
-from edge.sources import file_frames, open_source, parse_spec
+from edge.sources import av_available, file_frames, open_source, parse_spec
 from storesense.errors import SourceError
 
 
@@ -73,3 +74,69 @@ def test_file_frames_skips_colour_conversion_when_not_wanted(pets_clip: Path):
     assert all(img is None for _, _, img in got)
     with pytest.raises(SourceError):
         file_frames(str(pets_clip) + ".missing", lambda: True)
+
+
+MOT17 = "MOT17-09/video.mp4"  # 1080p H.264 with B-frames (x264 preset slow)
+
+
+def _read_all(path: str, **kw) -> tuple[list[tuple[int, float, bool]], int]:
+    info, it = file_frames(path, lambda: True, **kw)
+    got = [(i, t, img is not None) for i, t, img in it]
+    return got, info.not_decoded
+
+
+def test_pyav_is_the_offline_decoder():
+    assert av_available()  # a dependency: without it the B-frame skipping silently disappears
+
+
+def test_skipped_b_frames_are_still_handed_out_in_order_with_their_own_time(eval_dir: Path):
+    path = str(eval_dir / MOT17)
+    every, skipped_none = _read_all(path)
+    assert skipped_none == 0 and len(every) == 525 and all(ok for _, _, ok in every)
+    assert [t for _, t, _ in every[:3]] == pytest.approx([0.0, 1 / 30, 2 / 30])
+    # Nothing but frame 0 of each 3 is wanted: non-reference frames are not decoded at all.
+    wanted = lambda n: False  # noqa: E731
+    info, it = file_frames(path, lambda: True, wants_ahead=wanted)
+    got = list(it)
+    assert [i for i, _, _ in got] == list(range(1, 526))
+    assert [t for _, t, _ in got] == pytest.approx([t for _, t, _ in every])
+    skipped = [i for i, _, img in got if img is None]
+    assert info.not_decoded == len(skipped) > 100  # the x264 slow file has many B-frames
+    assert 1 not in skipped  # the first frame is a key frame
+
+
+def test_frames_wanted_ahead_are_decoded(eval_dir: Path):
+    path = str(eval_dir / MOT17)
+    handed = [0]
+
+    def wants_ahead(n: int) -> bool:  # frames with an even index (0-based) are wanted
+        return (handed[0] + n) % 2 == 0
+
+    def wants_image() -> bool:
+        handed[0] += 1
+        return True
+
+    info, it = file_frames(path, wants_image, wants_ahead=wants_ahead)
+    got = list(it)
+    missing = [i - 1 for i, _, img in got if img is None]
+    assert missing and all(i % 2 == 1 for i in missing)
+    assert info.not_decoded == len(missing)
+
+
+def test_decoded_frames_match_opencv_and_scaling_is_close(eval_dir: Path):
+    import cv2
+
+    path = str(eval_dir / MOT17)
+    cap = cv2.VideoCapture(path)
+    refs = [cap.read()[1] for _ in range(3)]
+    cap.release()
+    _, it = file_frames(path, lambda: True)
+    mine = [next(it)[2] for _ in range(3)]
+    for a, b in zip(mine, refs, strict=True):  # same FFmpeg conversion: bit-exact BGR
+        assert a is not None and b is not None and np.array_equal(a, b)
+    _, small_it = file_frames(path, lambda: True, scale_to=lambda w, h: (416, 234))
+    small = [next(small_it)[2] for _ in range(3)]
+    for a, b in zip(small, refs, strict=True):
+        assert a is not None and a.shape == (234, 416, 3)
+        expected = cv2.resize(b, (416, 234), interpolation=cv2.INTER_LINEAR)
+        assert np.abs(a.astype(int) - expected).mean() < 4  # another resampling, same picture
