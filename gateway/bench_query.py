@@ -59,6 +59,9 @@ def _generate(conn: Any, stores: int, days: int) -> None:
         "SELECT store_id, local_date, SUM(in_count), SUM(out_count), SUM(visitors), "
         "SUM(exits), SUM(occ_sum), SUM(occ_secs), MAX(occ_max), SUM(windows), "
         "SUM(visitors) / 2, SUM(visitors) * 20.0 FROM rollup_hour GROUP BY store_id, local_date")
+    conn.execute(  # what ingest maintains alongside rollup_day
+        "INSERT INTO rollup_chain_day SELECT local_date, SUM(visitors) FROM rollup_day "
+        "GROUP BY local_date")
     conn.execute(
         "INSERT INTO pos SELECT store_id, local_hour, local_date, visitors / 4, visitors * 9.5 "
         "FROM rollup_hour")

@@ -144,11 +144,27 @@ def _m004_covering_indexes(c: sqlite3.Connection) -> None:
         c.execute(f"CREATE INDEX {name} ON {table}({cols})")
 
 
+def _m005_chain_day(c: sqlite3.Connection) -> None:
+    # The HQ overview's trend is the whole chain's visitors per local date: one row per date
+    # maintained at ingest instead of summing ~4,000 store rows a day for 28 days per request.
+    # The device-health read (online flag and last seen per store) becomes index-only.
+    _script(c,
+        """
+        CREATE TABLE rollup_chain_day (
+            local_date TEXT PRIMARY KEY, visitors INTEGER NOT NULL DEFAULT 0);
+        INSERT INTO rollup_chain_day (local_date, visitors)
+            SELECT local_date, SUM(visitors) FROM rollup_day GROUP BY local_date;
+        CREATE INDEX device_status_health ON device_status(store_id, state, received_at)
+        """
+    )
+
+
 MIGRATIONS: list[Migration] = [
     ("001_core", _m001_core),
     ("002_rollups", _m002_rollups),
     ("003_lean_ingest", _m003_lean_ingest),
     ("004_covering_indexes", _m004_covering_indexes),
+    ("005_chain_day", _m005_chain_day),
 ]
 
 

@@ -86,15 +86,19 @@ def _group(registry: Registry, ids: list[str], day: date | None,
            now: datetime) -> dict[tuple[str, bool, str], list[str]]:
     """Stores grouped by (local day, is that day today, local now 'YYYY-MM-DDTHH:MM')."""
     groups: dict[tuple[str, bool, str], list[str]] = defaultdict(list)
-    local_nows: dict[ZoneInfo, datetime] = {}
+    keys: dict[ZoneInfo, tuple[str, bool, str]] = {}  # a handful of zones, thousands of stores
+    stores = registry.stores
     for sid in ids:
-        tz = registry.stores[sid].tz
-        local_now = local_nows.get(tz) or local_nows.setdefault(tz, now.astimezone(tz))
-        d = day or local_now.date()
-        is_today = d == local_now.date()
-        # the minute matters only for today's comparison; otherwise group by local date
-        stamp = local_now.strftime("%Y-%m-%dT%H:%M" if is_today else "%Y-%m-%d")
-        groups[(d.isoformat(), is_today, stamp)].append(sid)
+        tz = stores[sid].tz
+        key = keys.get(tz)
+        if key is None:
+            local_now = now.astimezone(tz)
+            d = day or local_now.date()
+            is_today = d == local_now.date()
+            # the minute matters only for today's comparison; otherwise group by local date
+            stamp = local_now.strftime("%Y-%m-%dT%H:%M" if is_today else "%Y-%m-%d")
+            key = keys[tz] = (d.isoformat(), is_today, stamp)
+        groups[key].append(sid)
     return groups
 
 
@@ -166,17 +170,18 @@ def _store_figures(
             "GROUP BY store_id", sql_ids, d)
     tx = cache["tx", d]
     now_rows = today if is_today else day_rows(local_now[:10])
-    out = []
+    out: list[dict[str, Any]] = []
     unseen = (False, None)
-    for sid in ids:
+    append = out.append
+    for sid in ids:  # thousands of stores: no helper calls per store
         r, m, n, t = today.get(sid), meta[sid], now_rows.get(sid), tx.get(sid)
         v = int(r[0]) if r else 0
         lw = last.get(sid, 0)
         online, seen = health.get(sid, unseen)
-        out.append({
+        append({
             "store_id": sid, "name": m.name, "name_zh": m.name_zh, "region": m.region,
             "franchisee": m.franchisee, "visitors": v, "visitors_last_week": lw,
-            "change_pct": _change(v, lw),
+            "change_pct": round(100.0 * (v - lw) / lw, 1) if lw else None,
             "transactions": int(t) if t is not None else None,
             "conversion": round(t / v, 4) if t is not None and v else None,
             "avg_dwell_s": round(r[3] / r[2], 1) if r and r[2] else None,
@@ -189,10 +194,16 @@ def _store_figures(
 def _trend(conn: sqlite3.Connection, ids: StoreIds, end: date,
            days: int) -> list[dict[str, Any]]:
     start = end - timedelta(days=days - 1)
-    where, params = store_filter(ids)
-    got = dict(conn.execute(
-        f"SELECT local_date, SUM(visitors) FROM rollup_day WHERE local_date BETWEEN ? AND ? "
-        f"AND {where} GROUP BY local_date", [start.isoformat(), end.isoformat(), *params]))
+    span = [start.isoformat(), end.isoformat()]
+    if ids is None:  # the whole chain: one maintained row per date (rollup_chain_day)
+        got = dict(conn.execute(
+            "SELECT local_date, visitors FROM rollup_chain_day "
+            "WHERE local_date BETWEEN ? AND ?", span))
+    else:
+        where, params = store_filter(ids)
+        got = dict(conn.execute(
+            f"SELECT local_date, SUM(visitors) FROM rollup_day WHERE local_date BETWEEN ? AND ? "
+            f"AND {where} GROUP BY local_date", [*span, *params]))
     return [{"date": (start + timedelta(days=i)).isoformat(),
              "visitors": int(got.get((start + timedelta(days=i)).isoformat(), 0))}
             for i in range(days)]

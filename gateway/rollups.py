@@ -28,6 +28,7 @@ COUNT_FIELDS = ("in_count", "out_count", "visitors", "exits", "occ_sum", "occ_se
                 "windows")
 DEMO_INDEX = {key: i for i, key in enumerate(DEMO_KEYS)}
 _DAY_EXTRA = ("zone_visits", "dwell_total_s", *DEMO_COLUMNS)
+_VISITORS = COUNT_FIELDS.index("visitors")
 _ZV = len(COUNT_FIELDS)  # index of zone_visits in a day accumulator
 _DEMO0 = _ZV + 2
 _DAY_LEN = len(COUNT_FIELDS) + len(_DAY_EXTRA)
@@ -152,6 +153,14 @@ class RollupBatch:
             f"VALUES (?, ?, {', '.join('?' * len(fields))}) "
             f"ON CONFLICT DO UPDATE SET {_add_sets(fields)}",
             [(*k, *v) for k, v in self.day.items()],
+        )
+        chain: dict[str, float] = defaultdict(float)  # rollup_chain_day: the chain's visitors
+        for (_, date), v in self.day.items():
+            chain[date] += v[_VISITORS]
+        conn.executemany(
+            "INSERT INTO rollup_chain_day (local_date, visitors) VALUES (?, ?) "
+            "ON CONFLICT DO UPDATE SET visitors = visitors + excluded.visitors",
+            list(chain.items()),
         )
 
     def _flush_details(self, conn: sqlite3.Connection) -> None:

@@ -86,3 +86,27 @@ def test_zone_dwell_percentiles_come_from_the_merged_histogram(storage: Storage)
     assert (z["visits"], z["stops"], z["dwell_mean_s"]) == (12, 12, 15.0)
     assert 10.0 <= z["dwell_p50_s"] <= z["dwell_p90_s"] <= 20.0
     assert queries.dwell_percentile([0, 0, 10] + [0] * 8, 0.5) == pytest.approx(7.5)  # 5..10 s bin
+
+
+def test_chain_day_totals_match_the_store_rollups_and_feed_the_hq_trend(
+    storage: Storage,
+) -> None:
+    from gateway import overview as ov
+    from tests.gateway.helpers import message
+
+    storage.upsert_stores([store("ldn", tz="Europe/London"), store("tyo", tz="Asia/Tokyo")])
+    t0 = datetime(2026, 11, 20, 12, tzinfo=UTC)
+    windows = [window(s, t0 + timedelta(hours=h), ins=h % 5 + 1, outs=0)
+               for s in ("ldn", "tyo") for h in range(0, 72, 5)]
+    storage.ingest([message(w) for w in windows])
+    storage.ingest([message(w) for w in windows[:7]])  # redelivered: must not count twice
+    conn = storage.read()
+    per_store = dict(conn.execute(
+        "SELECT local_date, SUM(visitors) FROM rollup_day GROUP BY local_date").fetchall())
+    chain = dict(conn.execute("SELECT local_date, visitors FROM rollup_chain_day").fetchall())
+    assert chain == per_store and sum(chain.values()) == sum(w.lines[0].in_count
+                                                             for w in windows)
+    end = date(2026, 11, 23)
+    everyone = ov._trend(conn, None, end, 5)  # hq: the maintained chain rows
+    scoped = ov._trend(conn, ["ldn", "tyo"], end, 5)  # a scope: summed from rollup_day
+    assert everyone == scoped and sum(p["visitors"] for p in everyone) > 0
