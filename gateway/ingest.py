@@ -80,6 +80,17 @@ class _BufferedClient(mqtt.Client):
         self._rpos = min(start + bufsize, len(self._rbuf))
         return self._rbuf[start:self._rpos]
 
+    def message_callback_add(self, sub: str, callback: Any) -> None:
+        raise NotImplementedError("the ingestor takes every message through on_message")
+
+    def _handle_on_message(self, message: mqtt.MQTTMessage) -> None:
+        # no per-topic callbacks exist (see message_callback_add): skip paho's walk of its
+        # topic matcher for every message and call on_message directly
+        on_message = self.on_message
+        if on_message is not None:
+            with self._in_callback_mutex:
+                on_message(self, self._userdata, message)
+
     def loop_read(self, max_packets: int = 1) -> MQTTErrorCode:
         for _ in range(READ_PACKETS):
             if self._sock is None:
