@@ -141,15 +141,13 @@ def simulated_window(
     ]
     demo = Demographics()
     if visitors:
-        # a visitor whose face was never seen is unknown in both age and gender
-        unknown = int(rng.binomial(visitors, 0.15))
-        seen = visitors - unknown
-        ages = rng.multinomial(seen, [0.22, 0.3, 0.2, 0.13, 0.09, 0.06])
-        female = int(rng.binomial(seen, 0.56))
+        # Simulated visitors always show their face, so "unknown" is 0 in both splits (and
+        # both add up to the visitors); real windows have unknowns where no face was seen.
+        ages = rng.multinomial(visitors, [0.22, 0.3, 0.2, 0.13, 0.09, 0.06])
+        female = int(rng.binomial(visitors, 0.56))
         demo = Demographics(
-            age_bands={**{b: int(n) for b, n in zip(AGE_BANDS, ages, strict=True)},
-                       "unknown": unknown},
-            genders={"female": female, "male": seen - female, "unknown": unknown},
+            age_bands={b: int(n) for b, n in zip(AGE_BANDS, ages, strict=True)},
+            genders={"female": female, "male": visitors - female},
         )
     return WindowAggregate(
         message_id=message_id(store.store_id, camera.camera_id, start),

@@ -22,7 +22,6 @@ def test_history_is_simulated_consistent_and_respects_opening_hours() -> None:
         d = w.demographics
         if d.genders:
             assert sum(d.genders.values()) == sum(d.age_bands.values())
-            assert d.genders["unknown"] == d.age_bands["unknown"]
 
 
 def test_closed_hours_have_no_traffic() -> None:
