@@ -127,36 +127,52 @@ def verify_dir(models_dir: str | Path) -> list[tuple[str, str]]:
 
 
 def fetch(models_dir: str | Path, names: list[str] | None = None, timeout: float = 60.0) -> None:
-    """Download pinned URLs into ``models_dir``; a file is kept only if its sha256 matches."""
+    """Download pinned URLs into ``models_dir``; a file is kept only if its sha256 matches.
+
+    Every model is tried even when an earlier one fails, so a user without one model (the
+    age/gender model has no public download) still gets the detector; the failures are then
+    raised together in one ModelError.
+    """
     d = Path(models_dir)
     d.mkdir(parents=True, exist_ok=True)
+    failures = []
     for s in manifest().values():
         if names and s.name not in names:
             continue
-        target = d / s.file
-        if target.is_file() and sha256_of(target) == s.sha256:
-            print(f"{s.file}: already present and verified")
-            continue
-        if not s.url:
-            raise ModelError(
-                f"model {s.name} has no public download ({s.source}); copy {s.file} "
-                f"(sha256 {s.sha256}) into {d}"
-            )
-        tmp = target.with_suffix(target.suffix + ".part")
-        print(f"{s.file}: downloading {s.url}")
         try:
-            with urllib.request.urlopen(s.url, timeout=timeout) as r, tmp.open("wb") as f:
-                while block := r.read(1 << 20):
-                    f.write(block)
-        except OSError as e:
-            tmp.unlink(missing_ok=True)
-            raise ModelError(f"model {s.name}: download from {s.url} failed: {e}") from e
-        got = sha256_of(tmp)
-        if got != s.sha256:
-            tmp.unlink(missing_ok=True)
-            raise ModelError(f"model {s.name}: downloaded sha256 {got}, expected {s.sha256}")
-        tmp.replace(target)
-        print(f"{s.file}: verified")
+            _fetch_one(s, d, timeout)
+        except ModelError as e:
+            print(f"{s.file}: {e}", file=sys.stderr)
+            failures.append(str(e))
+    if failures:
+        raise ModelError("; ".join(failures))
+
+
+def _fetch_one(s: ModelSpec, d: Path, timeout: float) -> None:
+    target = d / s.file
+    if target.is_file() and sha256_of(target) == s.sha256:
+        print(f"{s.file}: already present and verified")
+        return
+    if not s.url:
+        raise ModelError(
+            f"model {s.name} has no public download ({s.source}); copy {s.file} "
+            f"(sha256 {s.sha256}) into {d}"
+        )
+    tmp = target.with_suffix(target.suffix + ".part")
+    print(f"{s.file}: downloading {s.url}")
+    try:
+        with urllib.request.urlopen(s.url, timeout=timeout) as r, tmp.open("wb") as f:
+            while block := r.read(1 << 20):
+                f.write(block)
+    except OSError as e:
+        tmp.unlink(missing_ok=True)
+        raise ModelError(f"model {s.name}: download from {s.url} failed: {e}") from e
+    got = sha256_of(tmp)
+    if got != s.sha256:
+        tmp.unlink(missing_ok=True)
+        raise ModelError(f"model {s.name}: downloaded sha256 {got}, expected {s.sha256}")
+    tmp.replace(target)
+    print(f"{s.file}: verified")
 
 
 # --------------------------------------------------------------------------- CLI

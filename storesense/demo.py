@@ -24,10 +24,11 @@ from pathlib import Path
 
 import paho.mqtt.client as mqtt
 from paho.mqtt.enums import CallbackAPIVersion
+from pydantic import ValidationError
 
 from storesense import demo_setup
 from storesense.broker import EmbeddedBroker, Mosquitto, find_mosquitto
-from storesense.schema import DeviceStatus, utcnow
+from storesense.schema import AnalyticsConfig, DeviceStatus, utcnow
 from storesense.simulate import DEMO_STORES, DemoStore, simulated_window
 from storesense.topics import Topics
 
@@ -53,14 +54,23 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--host", default="127.0.0.1", help="address the dashboards listen on")
     p.add_argument("--port", type=int, default=8080, help="dashboard/API port")
     p.add_argument("--weeks", type=int, default=4, help="weeks of simulated history to seed")
-    p.add_argument("--window-s", type=int, default=15,
-                   help="window length of the live edge nodes (short so counts show quickly)")
+    p.add_argument("--window-s", type=_window_s, default=15,
+                   help="window length of the live edge nodes, 10-3600 s (short so counts "
+                        "show quickly)")
     p.add_argument("--workdir", default="var/demo", help="database, configs and logs")
     p.add_argument("--fresh", action="store_true", help="delete the workdir first")
     p.add_argument("--embedded-broker", action="store_true",
                    help="use the embedded Python broker even when Mosquitto is installed")
     p.add_argument("--duration", type=float, default=0.0,
                    help="stop after this many seconds (0: run until Ctrl-C)")
+
+
+def _window_s(text: str) -> int:
+    """Checked against the edge's own bounds before anything starts."""
+    try:
+        return AnalyticsConfig.model_validate({"window_s": text}).window_s
+    except ValidationError as e:
+        raise argparse.ArgumentTypeError(e.errors()[0]["msg"]) from None
 
 
 def _start_broker(workdir: Path, embedded: bool) -> Mosquitto | EmbeddedBroker:
@@ -75,11 +85,21 @@ def _start_broker(workdir: Path, embedded: bool) -> Mosquitto | EmbeddedBroker:
 def _videos(args: argparse.Namespace) -> list[str]:
     if args.no_video:
         return []
+    if (missing := demo_setup.missing_models(["yolox_nano"])):
+        print(f"no real pipeline: {missing[0]}")
+        return []
     if args.video:
         return list(args.video)
     found = sorted(str(p) for p in DEFAULT_EVAL.glob("*/video.mp4"))
     # The shopping-street sequence first: it is the most store-like entrance view.
     return sorted(found, key=lambda v: "MOT17" not in v)
+
+
+def _missing_demographics() -> bool:
+    missing = demo_setup.missing_models(["yunet_dynamic", "age_gender_retail_0013"])
+    for reason in missing:
+        print(f"edge nodes run without demographics: {reason}")
+    return bool(missing)
 
 
 def _spawn(name: str, cmd: list[str], workdir: Path) -> Child:
@@ -188,9 +208,10 @@ def run(args: argparse.Namespace) -> int:
                                workdir))
         videos = _videos(args)
         live: list[tuple[DemoStore, str]] = []
+        demographics = bool(videos) and not _missing_demographics()
         for store, video in zip(DEMO_STORES, videos, strict=False):
             conf = demo_setup.write_edge_config(
-                workdir, store, video, broker.host, broker.port, args.window_s)
+                workdir, store, video, broker.host, broker.port, args.window_s, demographics)
             children.append(_spawn(f"edge-{store.store_id}",
                                    [*exe, "edge", "run", "--config", str(conf)], workdir))
             live.append((store, "entrance"))

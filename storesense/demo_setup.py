@@ -10,7 +10,8 @@ import urllib.request
 from datetime import timedelta
 from pathlib import Path
 
-from models.registry import default_models_dir
+from models.registry import default_models_dir, resolve
+from storesense.errors import ModelError
 from storesense.progress import Progress
 from storesense.schema import utcnow
 from storesense.simulate import DEMO_STORES, DemoStore
@@ -75,6 +76,7 @@ def write_gateway_config(
 
 def write_edge_config(
     workdir: Path, store: DemoStore, video: str, mqtt_host: str, mqtt_port: int, window_s: int,
+    demographics: bool = True,
 ) -> Path:
     node_dir = workdir / f"edge-{store.store_id}"
     node_dir.mkdir(parents=True, exist_ok=True)
@@ -85,6 +87,7 @@ def write_edge_config(
         f"state_dir = {_q(node_dir)}\n"
         f"models_dir = {_q(default_models_dir())}\n"
         "status_interval_s = 5\n"
+        f"demographics = {str(demographics).lower()}\n"
         "[broker]\n"
         f"host = {_q(mqtt_host)}\nport = {mqtt_port}\n"
         "[outbox]\nreplay_rate = 200\n"
@@ -99,6 +102,17 @@ def write_edge_config(
         encoding="utf-8",
     )
     return path
+
+
+def missing_models(names: list[str]) -> list[str]:
+    """Why each of these models cannot be loaded from the default directory (empty: all can)."""
+    reasons = []
+    for name in names:
+        try:
+            resolve(name)
+        except ModelError as e:
+            reasons.append(str(e))
+    return reasons
 
 
 def wait_http(url: str, timeout: float, proc: subprocess.Popen[bytes] | None = None) -> None:

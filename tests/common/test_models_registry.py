@@ -50,3 +50,16 @@ def test_cli_verify_exit_codes(tmp_path: Path, models_dir: Path) -> None:
 
     assert main(["models", "verify", str(models_dir)]) == 0
     assert main(["models", "verify", str(tmp_path)]) == 1
+
+
+def test_fetch_reports_every_failure_and_keeps_what_verifies(
+    tmp_path: Path, models_dir: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    yolox = registry.spec("yolox_nano").file
+    (tmp_path / yolox).write_bytes((models_dir / yolox).read_bytes())
+    with pytest.raises(ModelError) as err:
+        registry.fetch(tmp_path, ["yolox_nano", "age_gender_retail_0013"])
+    assert "age_gender_retail_0013" in str(err.value)
+    assert "yolox_nano" not in str(err.value)
+    assert f"{yolox}: already present and verified" in capsys.readouterr().out
+    assert registry.resolve("yolox_nano", tmp_path) == tmp_path / yolox
