@@ -135,7 +135,7 @@ def fetch(models_dir: str | Path, names: list[str] | None = None, timeout: float
     """
     d = Path(models_dir)
     d.mkdir(parents=True, exist_ok=True)
-    failures = []
+    failed = []
     for s in manifest().values():
         if names and s.name not in names:
             continue
@@ -143,9 +143,9 @@ def fetch(models_dir: str | Path, names: list[str] | None = None, timeout: float
             _fetch_one(s, d, timeout)
         except ModelError as e:
             print(f"{s.file}: {e}", file=sys.stderr)
-            failures.append(str(e))
-    if failures:
-        raise ModelError("; ".join(failures))
+            failed.append(s.name)
+    if failed:
+        raise ModelError(f"not fetched into {d} (reasons above): {', '.join(failed)}")
 
 
 def _fetch_one(s: ModelSpec, d: Path, timeout: float) -> None:

@@ -40,9 +40,13 @@ def test_unpinned_model_file_is_refused(tmp_path: Path) -> None:
         registry.resolve_path(str(rogue))
 
 
-def test_fetch_without_url_says_to_copy(tmp_path: Path) -> None:
-    with pytest.raises(ModelError, match="no public download"):
+def test_fetch_without_url_says_to_copy(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    with pytest.raises(ModelError, match="age_gender_retail_0013"):
         registry.fetch(tmp_path, ["age_gender_retail_0013"])
+    err = capsys.readouterr().err
+    assert "no public download" in err and registry.spec("age_gender_retail_0013").sha256 in err
 
 
 def test_cli_verify_exit_codes(tmp_path: Path, models_dir: Path) -> None:
