@@ -4,7 +4,8 @@ Generates the rollup rows directly in SQLite (recursive CTEs, no Python loop): `
 stores in four zones, ``--days`` of hourly rollups (12 open hours a day), the per-store daily
 rollup derived from them, POS hours and a device status per store. Then times
 ``GET /api/v1/overview`` with an hq token through the real FastAPI app (in-process HTTP),
-for a past date and for "today". Prints JSON with p50/p95 in ms and row counts.
+for a past date, for "today", for one region, and for "today" over 7 and 28 days. Prints
+JSON with p50/p95 in ms and row counts.
 """
 
 from __future__ import annotations
@@ -119,7 +120,9 @@ def run(args: argparse.Namespace) -> int:
             past = (NOW - timedelta(days=2)).date().isoformat()
             results = [_time(client, f"/api/v1/overview?date={past}", h, args.runs),
                        _time(client, "/api/v1/overview", h, args.runs),
-                       _time(client, "/api/v1/overview?region=region-3", h, args.runs)]
+                       _time(client, "/api/v1/overview?region=region-3", h, args.runs),
+                       _time(client, "/api/v1/overview?days=7", h, args.runs),
+                       _time(client, "/api/v1/overview?days=28", h, args.runs)]
         storage.close()
     print(json.dumps({"rows": rows, "generate_s": round(gen_s, 1), "queries": results}))
     return 0

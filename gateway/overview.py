@@ -1,4 +1,5 @@
-"""The HQ overview and device health: per-store figures for a local day plus a trend.
+"""The HQ overview and device health: per-store figures for a period of local days (one day,
+7 or 28) against a comparison period, plus a trend.
 
 Built to answer for thousands of stores from the per-store daily rollup: a handful of
 queries per distinct (local date, local hour) group of stores, never a scan of hours.
@@ -9,14 +10,17 @@ from __future__ import annotations
 import json
 import sqlite3
 from collections import defaultdict
+from collections.abc import Callable
 from datetime import date, datetime, timedelta
-from typing import Any
+from typing import Any, TypeVar
 from zoneinfo import ZoneInfo
 
 from gateway.queries import StoreIds, store_filter
 from gateway.storage import Registry, StoreInfo
 
 OFFLINE_AFTER_INTERVALS = 3
+PERIODS = (1, 7, 28)  # overview period lengths in local days
+T = TypeVar("T")
 
 
 def devices(conn: sqlite3.Connection, ids: StoreIds, now: datetime,
@@ -76,12 +80,6 @@ def _partial_visitors(conn: sqlite3.Connection, ids: StoreIds, day: str,
             AND {where} GROUP BY store_id""", [hour, elapsed_s, day, hour, *params])}
 
 
-def _scalar_by_store(conn: sqlite3.Connection, sql: str, ids: StoreIds,
-                     day: str) -> dict[str, Any]:
-    where, params = store_filter(ids)
-    return dict(conn.execute(sql.format(where=where), [day, *params]).fetchall())
-
-
 def _group(registry: Registry, ids: list[str], day: date | None,
            now: datetime) -> dict[tuple[str, bool, str], list[str]]:
     """Stores grouped by (local day, is that day today, local now 'YYYY-MM-DDTHH:MM')."""
@@ -103,7 +101,9 @@ def _group(registry: Registry, ids: list[str], day: date | None,
 
 
 def overview(conn: sqlite3.Connection, registry: Registry, ids: list[str], day: date | None,
-             trend_days: int, now: datetime, status_interval_s: float) -> dict[str, Any]:
+             trend_days: int, now: datetime, status_interval_s: float,
+             days: int = 1) -> dict[str, Any]:
+    """Figures over the ``days`` local days ending on ``day`` (each store's today when None)."""
     all_ids: StoreIds = None if len(ids) == len(registry.stores) else ids
     health = _health(conn, all_ids, now, status_interval_s)
     meta = registry.stores
@@ -111,18 +111,20 @@ def overview(conn: sqlite3.Connection, registry: Registry, ids: list[str], day: 
     everyone = len(ids) == len(registry.stores)
     groups = _group(registry, ids, day, now)
     # For the whole chain, per-date reads run once unfiltered and serve every zone group
-    cache: dict[tuple[str, str], dict[str, Any]] = {}
+    cache: dict[tuple[str, ...], Any] = {}
     for (d, is_today, local_now), group in groups.items():
-        sql_ids = None if everyone else group
-        stores += _store_figures(conn, group, sql_ids, d, is_today, local_now, meta, health,
-                                 cache if everyone else {})
+        reads = _Reads(conn, None if everyone else group, cache if everyone else {})
+        stores += _store_figures(conn, group, reads, date.fromisoformat(d), days, is_today,
+                                 local_now, meta, health)
     stores.sort(key=lambda s: s["store_id"])
     summary_day = day or max((date.fromisoformat(d) for d, _, _ in groups),
                              default=now.date())
     visitors = sum(s["visitors"] for s in stores)
     last_week = sum(s["visitors_last_week"] for s in stores)
     return {
-        "date": summary_day.isoformat(), "visitors": visitors,
+        "date": summary_day.isoformat(), "days": days,
+        "period_start": (summary_day - timedelta(days=days - 1)).isoformat(),
+        "visitors": visitors,
         "visitors_last_week": last_week, "change_pct": _change(visitors, last_week),
         "occupancy_now": sum(s["occupancy_now"] for s in stores),
         "stores_total": len(stores), "stores_online": sum(1 for s in stores if s["online"]),
@@ -144,37 +146,124 @@ def _health(conn: sqlite3.Connection, ids: StoreIds, now: datetime,
     return out
 
 
-def _store_figures(
-    conn: sqlite3.Connection, ids: list[str], sql_ids: StoreIds, d: str, is_today: bool,
-    local_now: str,
-    meta: dict[str, StoreInfo], health: dict[str, tuple[bool, str | None]],
-    cache: dict[tuple[str, str], dict[str, Any]],
-) -> list[dict[str, Any]]:
-    def day_rows(day: str) -> dict[str, DayRow]:
-        if ("day", day) not in cache:
-            cache["day", day] = _day_rows(conn, sql_ids, day)
-        return cache["day", day]
+def _span_rows(conn: sqlite3.Connection, ids: StoreIds, first: str,
+               last: str) -> dict[str, DayRow]:
+    """Daily rows summed over [first, last] in the DayRow shape (exits, meaningless summed
+    over days, are 0: occupancy reads today's row)."""
+    where, params = store_filter(ids)
+    cur = conn.cursor()
+    cur.row_factory = None
+    return {r[0]: r[1:] for r in cur.execute(
+        f"SELECT store_id, SUM(visitors), 0, SUM(zone_visits), SUM(dwell_total_s) "
+        f"FROM rollup_day WHERE local_date BETWEEN ? AND ? AND {where} GROUP BY store_id",
+        [first, last, *params])}
 
-    week_ago = (date.fromisoformat(d) - timedelta(days=7)).isoformat()
-    today = day_rows(d)
-    if is_today:
-        hour = week_ago + local_now[10:13] + ":00"
-        # per zone group: the cut-off hour differs, so this one is filtered to the group
-        last = _partial_visitors(conn, ids if sql_ids is None else sql_ids, week_ago, hour,
-                                 int(local_now[14:16]) * 60)
-    else:
-        last = {s: r[0] for s, r in day_rows(week_ago).items()}
-    if ("tx", d) not in cache:
-        cache["tx", d] = _scalar_by_store(
-            conn, "SELECT store_id, SUM(transactions) FROM pos WHERE local_date=? AND {where} "
-            "GROUP BY store_id", sql_ids, d)
-    tx = cache["tx", d]
-    now_rows = today if is_today else day_rows(local_now[:10])
+
+def _day_tx(conn: sqlite3.Connection, ids: StoreIds, day: str) -> dict[str, Any]:
+    where, params = store_filter(ids)
+    return dict(conn.execute(
+        f"SELECT store_id, SUM(transactions) FROM pos WHERE local_date=? AND {where} "
+        f"GROUP BY store_id", [day, *params]).fetchall())
+
+
+def _span_tx(conn: sqlite3.Connection, ids: StoreIds, first: date,
+             last: date) -> dict[str, Any]:
+    if ids is None:
+        # POS rows are hourly: grouping by (date, store) first follows the covering index,
+        # so only one row per store and day reaches the sort of the outer GROUP BY
+        return dict(conn.execute(
+            "SELECT store_id, SUM(n) FROM (SELECT local_date, store_id, SUM(transactions) n "
+            "FROM pos WHERE local_date BETWEEN ? AND ? GROUP BY local_date, store_id) "
+            "GROUP BY store_id", [first.isoformat(), last.isoformat()]).fetchall())
+    # A selection of stores: a local_hour range lets SQLite read just their period from the
+    # (store_id, local_hour) key; by local_date it would read every hour of those stores
+    where, params = store_filter(ids)
+    return dict(conn.execute(
+        f"SELECT store_id, SUM(transactions) FROM pos WHERE local_hour >= ? AND local_hour < ? "
+        f"AND {where} GROUP BY store_id",
+        [first.isoformat(), (last + timedelta(days=1)).isoformat(), *params]).fetchall())
+
+
+class _Reads:
+    """Per-store reads of one zone group, memoised in ``cache``. For the whole chain ``ids``
+    is None and the cache is shared, so zone groups on the same local dates read once."""
+
+    def __init__(self, conn: sqlite3.Connection, ids: StoreIds,
+                 cache: dict[tuple[str, ...], Any]) -> None:
+        self.conn, self.ids, self.cache = conn, ids, cache
+
+    def _memo(self, key: tuple[str, ...], read: Callable[[], T]) -> T:
+        if key not in self.cache:
+            self.cache[key] = read()
+        got: T = self.cache[key]
+        return got
+
+    def day(self, day: str) -> dict[str, DayRow]:
+        return self._memo(("day", day), lambda: _day_rows(self.conn, self.ids, day))
+
+    def span(self, first: date, last: date) -> dict[str, DayRow]:
+        a, b = first.isoformat(), last.isoformat()
+        if a == b:
+            return self.day(a)
+        return self._memo(("span", a, b), lambda: _span_rows(self.conn, self.ids, a, b))
+
+    def tx(self, first: date, last: date) -> dict[str, Any]:
+        a, b = first.isoformat(), last.isoformat()
+        if a == b:
+            return self._memo(("tx", a), lambda: _day_tx(self.conn, self.ids, a))
+        return self._memo(("tx", a, b), lambda: _span_tx(self.conn, self.ids, first, last))
+
+
+def _comparison_span(end: date, days: int) -> tuple[date, date]:
+    """A single day compares with the same weekday a week earlier; N days with the N days
+    before them, which for 7 and 28 also ends on the same weekday."""
+    if days == 1:
+        return end - timedelta(days=7), end - timedelta(days=7)
+    return end - timedelta(days=2 * days - 1), end - timedelta(days=days)
+
+
+def _comparison(conn: sqlite3.Connection, ids: list[str], reads: _Reads, first: date,
+                last: date, local_now: str | None) -> dict[str, int]:
+    """Visitors per store over [first, last]. When the period ends today (``local_now`` is
+    the local 'YYYY-MM-DDTHH:MM'), the last day counts only what had ended by that time of
+    day, so a morning compares with a morning."""
+    if local_now is None:
+        return {s: r[0] for s, r in reads.span(first, last).items()}
+    hour = last.isoformat() + local_now[10:13] + ":00"
+    # the cut-off hour differs per zone group, so this read is always filtered to the group
+    cut = _partial_visitors(conn, ids, last.isoformat(), hour, int(local_now[14:16]) * 60)
+    if first == last:
+        return cut
+    out = {s: r[0] for s, r in reads.span(first, last - timedelta(days=1)).items()}
+    for s, n in cut.items():
+        out[s] = out.get(s, 0) + n
+    return out
+
+
+def _store_figures(
+    conn: sqlite3.Connection, ids: list[str], reads: _Reads, end: date, days: int,
+    is_today: bool, local_now: str,
+    meta: dict[str, StoreInfo], health: dict[str, tuple[bool, str | None]],
+) -> list[dict[str, Any]]:
+    """Store rows of one zone group, whose local now is ``local_now`` (see _group)."""
+    first = end - timedelta(days=days - 1)
+    period = reads.span(first, end)
+    last = _comparison(conn, ids, reads, *_comparison_span(end, days),
+                       local_now if is_today else None)
+    tx = reads.tx(first, end)
+    now_rows = reads.day(local_now[:10])  # occupancy is today's, whatever the period
+    return _rows(ids, meta, health, period, last, tx, now_rows)
+
+
+def _rows(ids: list[str], meta: dict[str, StoreInfo],
+          health: dict[str, tuple[bool, str | None]], period: dict[str, DayRow],
+          last: dict[str, int], tx: dict[str, Any],
+          now_rows: dict[str, DayRow]) -> list[dict[str, Any]]:
     out: list[dict[str, Any]] = []
     unseen = (False, None)
     append = out.append
     for sid in ids:  # thousands of stores: no helper calls per store
-        r, m, n, t = today.get(sid), meta[sid], now_rows.get(sid), tx.get(sid)
+        r, m, n, t = period.get(sid), meta[sid], now_rows.get(sid), tx.get(sid)
         v = int(r[0]) if r else 0
         lw = last.get(sid, 0)
         online, seen = health.get(sid, unseen)

@@ -8,7 +8,7 @@ from datetime import date, datetime
 from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Depends, File, Query, Request, Response, UploadFile
-from pydantic import ValidationError
+from pydantic import AfterValidator, ValidationError
 
 from gateway import overview as ov
 from gateway import pos, queries
@@ -185,14 +185,27 @@ def traffic(who: Who, storage: StorageDep, now: NowDep, sel: SelectionDep,
             "series": series}
 
 
+def _overview_days(n: int) -> int:
+    if n not in ov.PERIODS:
+        raise ValueError(f"days must be one of {', '.join(map(str, ov.PERIODS))}")
+    return n
+
+
+# a Literal[1, 7, 28] would refuse "7": query values arrive as text
+OverviewDays = Annotated[int, AfterValidator(_overview_days), Query(
+    description="period length in store-local days, ending on date",
+    json_schema_extra={"enum": list(ov.PERIODS)})]
+
+
 @router.get("/overview")
 def overview(who: Who, storage: StorageDep, settings: Annotated[
                  GatewaySettings, Depends(get_settings)], now: NowDep, sel: SelectionDep,
              date: date | None = None,
-             trend_days: Annotated[int, Query(ge=1, le=400)] = 28) -> Response:
+             trend_days: Annotated[int, Query(ge=1, le=400)] = 28,
+             days: OverviewDays = 1) -> Response:
     ids = _ids(storage, who, sel)
     body = ov.overview(_read(storage), storage.registry, ids, date, trend_days, now,
-                       settings.status_interval_s)
+                       settings.status_interval_s, days)
     # thousands of store rows: plain json.dumps, not FastAPI's per-value jsonable_encoder
     return Response(json.dumps(body, ensure_ascii=False), media_type="application/json")
 

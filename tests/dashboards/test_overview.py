@@ -82,3 +82,54 @@ def test_filters_change_the_numbers(open_page: OpenPage, gateway: DemoGateway) -
         assert number(rows[s["store_id"]]["visitors"]) == s["visitors"]
     # The filter is kept in the address, so a reload shows the same selection.
     assert "region=East+China" in page.url or "region=East%20China" in page.url
+
+
+def _kpis(page) -> tuple[float, float]:
+    return (number(page.inner_text("#kpi-visitors")),
+            number(page.inner_text("#kpi-lastweek").split(":")[-1]))
+
+
+def _kpis_of(ov) -> tuple[int, int]:
+    return ov["visitors"], ov["visitors_last_week"]
+
+
+def test_period_shows_the_api_period_figures(open_page: OpenPage,
+                                             gateway: DemoGateway) -> None:
+    page = open_page("/", token=gateway.hq_token)
+    assert page.input_value("#f-days") == "1"
+    with gateway.client(gateway.hq_token) as api:
+        before = api.get("/overview", params={"days": 7}).json()
+        loads = page.evaluate("document.body.dataset.loads")
+        page.select_option("#f-days", "7")
+        page.wait_for_function(f"document.body.dataset.loads !== '{loads}' && "
+                               "document.body.dataset.state === 'ready'")
+        after = api.get("/overview", params={"days": 7}).json()
+    # The comparison's last day is cut at the current local time: an hour may turn between
+    # the page's request and ours, so the page must match one of the two reads.
+    shown = _kpis(page)
+    assert shown in (_kpis_of(before), _kpis_of(after))
+    week = after if shown == _kpis_of(after) else before
+    assert week["days"] == 7 and week["visitors"] > 0
+    assert "7 days to" in page.inner_text("#kpi-visitors-label")
+    assert page.inner_text("#ranking th[data-col=visitors_last_week]").startswith(
+        "Previous 7 days")
+    assert page.inner_text("#ranking th[data-col=visitors]").startswith("Visitors, 7 days")
+    rows = ranking(page)
+    for s in week["stores"]:
+        row = rows[s["store_id"]]
+        assert number(row["visitors"]) == s["visitors"], s["store_id"]
+        assert number(row["visitors_last_week"]) == s["visitors_last_week"], s["store_id"]
+        if s["conversion"] is not None:
+            assert number(row["conversion"]) == pytest.approx(100 * s["conversion"], abs=0.051)
+
+    # Kept in the address: a reload shows the same period.
+    assert "days=7" in page.url
+    page.reload()
+    page.wait_for_selector("body[data-state=ready]")
+    assert page.input_value("#f-days") == "7"
+    assert number(page.inner_text("#kpi-visitors")) == week["visitors"]
+
+    page.select_option("#lang-select", "zh-CN")
+    assert page.inner_text("#ranking th[data-col=visitors_last_week]").startswith("此前 7 天")
+    assert "7 天客流" in page.inner_text("#kpi-visitors-label")
+

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Iterator
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta
 
 import pytest
 from fastapi.testclient import TestClient
@@ -186,3 +186,143 @@ def test_last_week_today_counts_only_windows_ended_by_now(storage: Storage) -> N
     last = {s["store_id"]: s["visitors_last_week"] for s in ov.json()["stores"]}
     assert last["h1"] == 100
     assert 43 <= last["m1"] <= 45  # the 44 or 45 minute windows ended by 19:45
+
+
+PERIOD_END = date(2026, 11, 22)
+
+
+@pytest.fixture
+def history_api(storage: Storage) -> Iterator[tuple[TestClient, dict[str, dict[str, str]]]]:
+    """60 days of one door window a day per store (a different count each day), zone visits
+    every third day and POS on some days, in two zones; 10:00 UTC is the same local date in
+    London and Tokyo."""
+    storage.clock = lambda: NOW
+    storage.upsert_stores([store("a1", franchisee="fa"),
+                           store("a2", franchisee="fa", tz="Asia/Tokyo"),
+                           store("b1", franchisee="fb")])
+    windows = []
+    for k in range(60):
+        t = datetime(2026, 11, 23, 10, tzinfo=UTC) - timedelta(days=k)
+        for i, sid in enumerate(("a1", "a2", "b1")):
+            windows.append(window(sid, t, ins=(7 * k + 5 * i) % 23 + 1))
+            if k % 3 == i:
+                windows.append(window(sid, t, camera_id="floor", ins=0, outs=0,
+                                      zone_visits=k % 5 + 1))
+    storage.store_windows(windows)
+    tokens = {name: {"Authorization": f"Bearer {create_token(storage, name, scope)}"}
+              for name, scope in (("hq", "hq"), ("fa", "franchisee:fa"))}
+    app = create_app(GatewaySettings(), storage, clock=lambda: NOW)
+    with TestClient(app) as client:
+        pos = [{"store_id": sid, "hour_start": f"{PERIOD_END - timedelta(days=k)}T10:00",
+                "transactions": k + 2}
+               for k in range(0, 40, 2) for sid in ("a1", "a2")]
+        assert client.post("/api/v1/pos", headers=tokens["hq"], json=pos).status_code == 200
+        yield client, tokens
+
+
+def _daily_sum(client: TestClient, h: dict[str, str], path: str, key: str, start: date,
+               end: date, **sel: str) -> int | None:
+    """Sum of ``key`` over the day series of ``path`` (None when every day is null)."""
+    series = client.get(path, headers=h, params={
+        "granularity": "day", "start": start.isoformat(), "end": end.isoformat(),
+        **sel}).json()["series"]
+    values = [p[key] for p in series if p[key] is not None]
+    return sum(values) if values else None
+
+
+@pytest.mark.parametrize("days", [7, 28])
+def test_overview_period_sums_the_daily_figures(history_api, days: int) -> None:
+    client, tok = history_api
+    h = tok["hq"]
+    start = PERIOD_END - timedelta(days=days - 1)
+    before = (PERIOD_END - timedelta(days=2 * days - 1), PERIOD_END - timedelta(days=days))
+    ov = client.get("/api/v1/overview", headers=h,
+                    params={"date": PERIOD_END.isoformat(), "days": days}).json()
+    assert (ov["date"], ov["days"], ov["period_start"]) == (
+        PERIOD_END.isoformat(), days, start.isoformat())
+    assert ov["visitors"] == _daily_sum(client, h, "/api/v1/traffic", "visitors", start,
+                                        PERIOD_END)
+    assert ov["visitors_last_week"] == _daily_sum(client, h, "/api/v1/traffic", "visitors",
+                                                  *before)
+    assert ov["change_pct"] == round(
+        100 * (ov["visitors"] - ov["visitors_last_week"]) / ov["visitors_last_week"], 1)
+    for s in ov["stores"]:
+        sid = s["store_id"]
+        visitors = _daily_sum(client, h, "/api/v1/traffic", "visitors", start, PERIOD_END,
+                              store_id=sid)
+        assert visitors and s["visitors"] == visitors, sid
+        assert s["visitors_last_week"] == _daily_sum(
+            client, h, "/api/v1/traffic", "visitors", *before, store_id=sid), sid
+        tx = _daily_sum(client, h, "/api/v1/conversion", "transactions", start, PERIOD_END,
+                        store_id=sid)
+        assert s["transactions"] == tx, sid
+        assert s["conversion"] == (round(tx / visitors, 4) if tx is not None else None), sid
+        zones = client.get(f"/api/v1/stores/{sid}/zones", headers=h, params={
+            "start": start.isoformat(), "end": PERIOD_END.isoformat()}).json()["zones"]
+        visits = sum(z["visits"] for z in zones)
+        assert visits > 0
+        assert s["avg_dwell_s"] == round(sum(z["dwell_total_s"] for z in zones) / visits, 1)
+    assert ov["stores"][2]["transactions"] is None  # b1 has no POS data
+
+
+def test_overview_day_period_is_the_default(history_api) -> None:
+    client, tok = history_api
+    h = tok["hq"]
+    for q in ("", f"date={PERIOD_END}"):
+        default = client.get(f"/api/v1/overview?{q}", headers=h).json()
+        assert client.get(f"/api/v1/overview?{q}&days=1", headers=h).json() == default
+        assert default["days"] == 1 and default["period_start"] == default["date"]
+    week_ago = PERIOD_END - timedelta(days=7)
+    a1 = next(s for s in default["stores"] if s["store_id"] == "a1")
+    assert (a1["visitors"], a1["visitors_last_week"]) == (
+        _daily_sum(client, h, "/api/v1/traffic", "visitors", PERIOD_END, PERIOD_END,
+                   store_id="a1"),
+        _daily_sum(client, h, "/api/v1/traffic", "visitors", week_ago, week_ago,
+                   store_id="a1"))
+
+
+@pytest.mark.parametrize("value", ["5", "0", "-7", "30", "x", "7.5"])
+def test_overview_refuses_other_periods(history_api, value: str) -> None:
+    client, tok = history_api
+    r = client.get(f"/api/v1/overview?days={value}", headers=tok["hq"])
+    assert r.status_code == 422, r.text
+    assert r.json()["error"] == "invalid_request" and "days" in r.json()["detail"]
+
+
+def test_overview_period_keeps_the_franchisee_scope(history_api) -> None:
+    client, tok = history_api
+    h = tok["fa"]
+    q = {"date": PERIOD_END.isoformat(), "days": 7}
+    ov = client.get("/api/v1/overview", headers=h, params=q).json()
+    assert [s["store_id"] for s in ov["stores"]] == ["a1", "a2"]
+    start = PERIOD_END - timedelta(days=6)
+    assert ov["visitors"] == _daily_sum(client, h, "/api/v1/traffic", "visitors", start,
+                                        PERIOD_END)
+    hq = client.get("/api/v1/overview", headers=tok["hq"], params=q).json()
+    assert ov["visitors"] == sum(s["visitors"] for s in hq["stores"]
+                                 if s["store_id"] in ("a1", "a2"))
+    assert client.get("/api/v1/overview", headers=h,
+                      params={**q, "store_id": "b1"}).status_code == 403
+
+
+def test_period_ending_today_cuts_the_comparisons_last_day(storage: Storage) -> None:
+    """Seen at 19:45 local on the 23rd, 7 days: the 10th-15th count in full, the 16th (the
+    comparison's last day, same weekday) only windows ended by 19:45."""
+    storage.upsert_stores([store("h1", tz="Asia/Shanghai")])
+    now = datetime(2026, 11, 23, 11, 45, tzinfo=UTC)  # 19:45 in Shanghai
+    day = timedelta(days=1)
+    storage.store_windows([
+        window("h1", now - 14 * day, ins=1000, span_s=3600),  # the 9th: before both periods
+        window("h1", now - 11 * day + timedelta(minutes=75), ins=7, span_s=3600),  # 21:00
+        window("h1", now - 7 * day - timedelta(minutes=105), ins=100, span_s=3600),  # 18:00
+        window("h1", now - 7 * day - timedelta(minutes=45), ins=100, span_s=3600),  # 19:00
+        window("h1", now - timedelta(hours=9), ins=5, span_s=3600),  # today 10:45
+    ])
+    token = create_token(storage, "hq", "hq")
+    app = create_app(GatewaySettings(), storage, clock=lambda: now)
+    with TestClient(app) as client:
+        ov = client.get("/api/v1/overview?days=7",
+                        headers={"Authorization": f"Bearer {token}"}).json()
+    assert (ov["date"], ov["period_start"]) == ("2026-11-23", "2026-11-17")
+    assert (ov["visitors"], ov["visitors_last_week"]) == (5, 107)
+    assert ov["stores"][0]["visitors_last_week"] == 107

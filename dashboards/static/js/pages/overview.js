@@ -1,5 +1,6 @@
-// HQ overview: today against the same weekday last week, trend, store ranking, occupancy now,
-// device health; filters by region, franchisee, day and trend range (all store-local days).
+// HQ overview: a day against the same weekday last week, or 7/28 days against the 7/28 before
+// them; trend, store ranking, occupancy now, device health; filters by region, franchisee,
+// day, period and trend range (all store-local days).
 import { apiGet } from "../api.js";
 import { baseGrid, drawChart } from "../charts.js";
 import { $, el, errorText, fillSelect, showEmpty } from "../dom.js";
@@ -17,8 +18,14 @@ function filters() {
     region: $("#f-region").value,
     franchisee: $("#f-franchisee").value,
     date: $("#f-date").value,
+    days: $("#f-days").value,
     trend_days: $("#f-range").value,
   };
+}
+
+/** Select `value` when the select offers it, else `fallback` (a hand-edited address). */
+function choose(select, value, fallback) {
+  select.value = [...select.options].some((o) => o.value === value) ? value : fallback;
 }
 
 function remember(f) {
@@ -32,7 +39,7 @@ async function fetchData() {
   remember(f);
   const sel = { region: f.region, franchisee: f.franchisee };
   const [overview, devices] = await Promise.all([
-    apiGet("/overview", { ...sel, date: f.date, trend_days: f.trend_days }),
+    apiGet("/overview", { ...sel, date: f.date, days: f.days, trend_days: f.trend_days }),
     apiGet("/devices", sel),
   ]);
   state.overview = overview;
@@ -50,8 +57,9 @@ async function load(me) {
   $("#f-region").value = q.get("region") || "";
   $("#f-franchisee").value = q.get("franchisee") || "";
   $("#f-date").value = q.get("date") || "";
+  choose($("#f-days"), q.get("days"), "1");
   $("#f-range").value = q.get("trend_days") || "28";
-  for (const id of ["#f-region", "#f-franchisee", "#f-date", "#f-range"]) {
+  for (const id of ["#f-region", "#f-franchisee", "#f-date", "#f-days", "#f-range"]) {
     $(id).addEventListener("change", () => {
       reloading(async () => {
         await fetchData();
@@ -62,10 +70,27 @@ async function load(me) {
   await fetchData();
 }
 
+/** What the figures cover and what they are compared with; a day keeps its own wording. */
+function periodText(ov) {
+  const days = ov.days || 1;
+  const n = fmtInt(days);
+  const date = fmtDay(ov.date, true);
+  const before = fmtInt(ov.visitors_last_week);
+  if (days === 1) {
+    return { kpi: t("kpi.visitors", { date }), kpiBefore: t("kpi.lastWeek", { n: before }),
+      visitors: t("col.visitors"), before: t("col.lastWeek"), span: "" };
+  }
+  return { kpi: t("kpi.visitorsPeriod", { n, date }), kpiBefore: t("kpi.previous", { n, v: before }),
+    visitors: t("col.visitorsPeriod", { n }), before: t("col.previous", { n }),
+    span: `${fmtDay(ov.period_start, true)} – ${date}` };
+}
+
 function renderKpis(ov) {
-  $("#kpi-visitors-label").textContent = t("kpi.visitors", { date: fmtDay(ov.date, true) });
+  const period = periodText(ov);
+  $("#kpi-visitors-label").textContent = period.kpi;
+  $("#kpi-visitors-label").title = period.span;
   $("#kpi-visitors").textContent = fmtInt(ov.visitors);
-  $("#kpi-lastweek").textContent = t("kpi.lastWeek", { n: fmtInt(ov.visitors_last_week) });
+  $("#kpi-lastweek").textContent = period.kpiBefore;
   const change = $("#kpi-change");
   change.textContent = fmtChangePct(ov.change_pct);
   change.className = `kpi-value ${ov.change_pct > 0 ? "up" : ov.change_pct < 0 ? "down" : ""}`;
@@ -124,11 +149,13 @@ function statusCell(s) {
 
 function renderRanking(ov) {
   const table = $("#ranking");
+  const period = periodText(ov);
+  const titles = { visitors: period.visitors, visitors_last_week: period.before };
   const head = el("tr", {}, COLUMNS.map(([key, label]) => {
     const active = state.sort.key === key;
     const th = el("th", { "data-col": key, class: key === "rank" ? "" : "sortable",
       "aria-sort": active ? (state.sort.dir < 0 ? "descending" : "ascending") : null },
-    t(label), active ? (state.sort.dir < 0 ? " ▾" : " ▴") : "");
+    titles[key] ?? t(label), active ? (state.sort.dir < 0 ? " ▾" : " ▴") : "");
     if (key !== "rank") {
       th.addEventListener("click", () => {
         state.sort = { key, dir: active ? -state.sort.dir : (key === "name" ? 1 : -1) };
@@ -196,6 +223,9 @@ function render() {
   fillSelect($("#f-franchisee"), [...new Set(state.stores.map((s) => s.franchisee))].sort(),
     t("filter.all"));
   for (const opt of $("#f-range").options) opt.textContent = t("range.days", { n: fmtInt(Number(opt.value)) });
+  for (const opt of $("#f-days").options) {
+    opt.textContent = opt.value === "1" ? t("period.day") : t("range.days", { n: fmtInt(Number(opt.value)) });
+  }
   renderKpis(ov);
   renderTrend(ov);
   renderRanking(ov);
