@@ -8,7 +8,7 @@ relative paths are kept as written and resolved by the node against the working 
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
@@ -40,6 +40,10 @@ class TlsConfig(_Section):
 class BrokerConfig(_Section):
     host: str = Field(min_length=1, description="broker host name or address")
     port: int = Field(8883, ge=1, le=65535)
+    protocol: Literal["5", "3.1.1"] = Field(
+        "5", description="MQTT 5, whose PUBACK says when the broker refuses a window (it is "
+        "then kept); 3.1.1 only for brokers without 5, such as the demo's embedded fallback "
+        "broker: a refused window then looks delivered and is lost")
     username: str | None = Field(None, min_length=1, max_length=128)
     password: str | None = Field(None, max_length=256, description="prefer password_file")
     password_file: Path | None = Field(

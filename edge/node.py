@@ -141,14 +141,16 @@ class CameraWorker:
         self._rate_mark = (now, frames)
         return (frames - f0) / (now - t0) if now > t0 else 0.0
 
-    def status(self) -> CameraStatus:
+    def status(self, publish_error: str | None = None) -> CameraStatus:
+        """``publish_error``: why the broker refused this camera's windows, if it does."""
         failed_open = self.source is None and self.open_error is not None
         return camera_status(
             self.camera_id, self.source,
             state="failed" if failed_open else None,
             since=self.open_failed_since if failed_open else None,
             fps=self.processed_fps(), lag_s=self.lag_s,
-            last_error=self.open_error if failed_open else (self.sink_error or self.process_error),
+            last_error=self.open_error if failed_open else (
+                self.sink_error or publish_error or self.process_error),
             config_error=self.config_error, config_version=self.config_version,
         )
 
@@ -414,18 +416,32 @@ class EdgeNode:
         models: dict[str, ModelInfo] = {}
         for w in self.workers.values():
             models.update({m.name: m for m in w.pipeline.model_infos()})
+        # A window the broker refused stays in the outbox; the reason is the camera's error
+        # (DeviceStatus has no error field of its own).
+        cameras = [
+            w.status(self.transport.refusal(self.topics.aggregate(self.cfg.store_id, cam)))
+            for cam, w in self.workers.items()
+        ]
         st = device_status(
             self.cfg.store_id, self.cfg.device_id, probe=self.probe,
-            outbox=self.outbox.stats(), cameras=[w.status() for w in self.workers.values()],
-            models=list(models.values()),
+            outbox=self.outbox.stats(), cameras=cameras, models=list(models.values()),
         )
         return st.model_dump_json().encode()
 
-    def _publish_status(self) -> None:
+    def _publish_status(self) -> bool:
+        """False if the transport said not now (see MqttTransport.may_publish): retry soon."""
         # Only while connected: paho would queue every heartbeat of a long outage in memory.
-        if self.transport.connected.is_set():
-            topic = self.topics.status(self.cfg.store_id, self.cfg.device_id)
-            self.transport.publish(topic, self.status_payload(), retain=True)
+        # Not while the broker refuses the status topic (store id and broker user do not
+        # match) and its retry time has not come: Mosquitto closes the connection after a
+        # refusal and each reconnect asks for a status, which would make a reconnect loop.
+        topic = self.topics.status(self.cfg.store_id, self.cfg.device_id)
+        if not self.transport.connected.is_set() or self.transport.held(topic):
+            return True
+        return self.transport.publish(
+            topic, self.status_payload(), retain=True, what="status",
+            # the publisher may be waiting for this one to be answered
+            on_ack=self.publisher.notify, on_refused=lambda error: self.publisher.notify(),
+        )
 
     def healthy(self) -> bool:
         now = time.monotonic()
@@ -456,8 +472,8 @@ class EdgeNode:
         while not stop.is_set():
             if self._status_now.is_set() or time.monotonic() >= next_status:
                 self._status_now.clear()
-                self._publish_status()
-                next_status = time.monotonic() + interval
+                sent = self._publish_status()
+                next_status = time.monotonic() + (interval if sent else min(interval, 0.2))
             if wd is not None and self.healthy():
                 sd_notify("WATCHDOG=1")
             if all(not w.thread.is_alive() for w in self.workers.values()):
@@ -475,7 +491,8 @@ class EdgeNode:
             self.publisher.drain(5.0)
         self.publisher.stop()
         topic = self.topics.status(self.cfg.store_id, self.cfg.device_id)
-        self.transport.stop(last=Will(topic, self._offline_payload()))
+        refused = self.transport.refusal(topic) is not None  # no goodbye the broker refuses
+        self.transport.stop(last=None if refused else Will(topic, self._offline_payload()))
         self.outbox.close()
 
 

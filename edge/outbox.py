@@ -2,7 +2,8 @@
 
 paho keeps unacknowledged QoS 1 messages in memory only, so a reboot, a crash or kill -9
 would lose them. The outbox is a SQLite file on the device; a row is deleted only after the
-broker acknowledged the publish (PUBACK). Rows are sent oldest window first.
+broker acknowledged the publish (PUBACK with a success reason code; a refused row stays and
+is retried). Rows are sent oldest window first.
 
 Durability: WAL with ``synchronous=FULL``. NORMAL in WAL mode survives a process crash but
 may lose the last commits on a power cut, and a store's power is cut every night in some
@@ -131,13 +132,18 @@ class Outbox:
         )
         return len(victims), freed
 
-    def oldest(self, limit: int, skip: frozenset[int] = frozenset()) -> list[Row]:
-        """Up to ``limit`` rows in window-start order, leaving out seqs in ``skip`` (in flight)."""
+    def oldest(
+        self, limit: int, skip: frozenset[int] = frozenset(),
+        skip_topics: frozenset[str] = frozenset(),
+    ) -> list[Row]:
+        """Up to ``limit`` rows in window-start order, leaving out seqs in ``skip`` (in flight)
+        and rows of ``skip_topics`` (topics the publisher holds back, e.g. refused ones)."""
+        marks = ",".join("?" * len(skip_topics))
         with self._lock:
             cur = self._db.execute(
                 "SELECT seq, message_id, topic, payload FROM outbox "
-                "ORDER BY window_start, seq LIMIT ?",
-                (limit + len(skip),),
+                f"WHERE topic NOT IN ({marks}) ORDER BY window_start, seq LIMIT ?",
+                (*sorted(skip_topics), limit + len(skip)),
             )
             rows = [Row(int(s), str(m), str(t), bytes(p)) for s, m, t, p in cur]
         return [r for r in rows if r.seq not in skip][:limit]

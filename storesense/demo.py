@@ -211,7 +211,8 @@ def run(args: argparse.Namespace) -> int:
         demographics = bool(videos) and not _missing_demographics()
         for store, video in zip(DEMO_STORES, videos, strict=False):
             conf = demo_setup.write_edge_config(
-                workdir, store, video, broker.host, broker.port, args.window_s, demographics)
+                workdir, store, video, broker.host, broker.port, args.window_s, demographics,
+                mqtt5=isinstance(broker, Mosquitto))
             children.append(_spawn(f"edge-{store.store_id}",
                                    [*exe, "edge", "run", "--config", str(conf)], workdir))
             live.append((store, "entrance"))

@@ -76,7 +76,7 @@ def write_gateway_config(
 
 def write_edge_config(
     workdir: Path, store: DemoStore, video: str, mqtt_host: str, mqtt_port: int, window_s: int,
-    demographics: bool = True,
+    demographics: bool = True, mqtt5: bool = True,
 ) -> Path:
     node_dir = workdir / f"edge-{store.store_id}"
     node_dir.mkdir(parents=True, exist_ok=True)
@@ -90,6 +90,8 @@ def write_edge_config(
         f"demographics = {str(demographics).lower()}\n"
         "[broker]\n"
         f"host = {_q(mqtt_host)}\nport = {mqtt_port}\n"
+        # the embedded broker speaks MQTT 3.1.1 only
+        + ("" if mqtt5 else "protocol = \"3.1.1\"\n") +
         "[outbox]\nreplay_rate = 200\n"
         "[[cameras]]\n"
         "camera_id = \"entrance\"\n"

@@ -21,6 +21,14 @@ def test_rows_come_out_in_window_order_and_leave_only_on_ack(tmp_path: Path) -> 
     assert [r.seq for r in ob.oldest(10)] == [rows[1].seq, rows[2].seq]
 
 
+def test_rows_of_held_back_topics_are_left_out_in_order(tmp_path: Path) -> None:
+    ob = Outbox(tmp_path / "o.sqlite")
+    for i, topic in enumerate(["refused", "ok", "refused", "ok"]):
+        ob.put(topic, window("s1", topic, i))
+    assert [r.topic for r in ob.oldest(10, skip_topics=frozenset({"refused"}))] == ["ok", "ok"]
+    assert [r.topic for r in ob.oldest(1)] == ["refused"]  # still the oldest once retried
+
+
 def test_same_message_id_is_stored_once(tmp_path: Path) -> None:
     ob = Outbox(tmp_path / "o.sqlite")
     ob.put("t", window("s1", "c1", 1))

@@ -5,18 +5,23 @@ from __future__ import annotations
 
 import csv
 import json
+import signal
 import subprocess
 import sys
 import threading
+import time
 from pathlib import Path
+from typing import Any
 
 import paho.mqtt.client as mqtt
 import pytest
 from paho.mqtt.enums import CallbackAPIVersion
 
-from edge.config import BrokerConfig, TlsConfig
+from edge.config import BrokerConfig, EdgeConfig, TlsConfig
+from edge.node import EdgeNode
 from edge.outbox import Outbox
 from edge.transport import MqttTransport, OutboxPublisher
+from storesense.schema import AnalyticsConfig, WindowAggregate
 from storesense.topics import Topics
 from tests.brokers import Mosquitto
 from tests.edge_node.helpers import Collector, wait_until, window
@@ -26,22 +31,24 @@ DEPLOY = REPO / "deploy" / "mosquitto"
 TOPICS = Topics()
 
 
+def _run_make_auth(tmp_path: Path) -> None:
+    subprocess.run(
+        [sys.executable, str(DEPLOY / "make_auth.py"), str(tmp_path / "devices.csv"),
+         str(tmp_path / "auth")],
+        check=True, capture_output=True,
+    )
+
+
 def _make_auth(tmp_path: Path) -> dict[str, str]:
     devices = tmp_path / "devices.csv"
     devices.write_text("store_id,device_id,cameras\ns1,edge1,cam1;cam2\ns2,edge1,\n")
     out = tmp_path / "auth"
-    subprocess.run(
-        [sys.executable, str(DEPLOY / "make_auth.py"), str(devices), str(out)],
-        check=True, capture_output=True,
-    )
+    _run_make_auth(tmp_path)
     with open(out / "secrets.csv") as f:
         creds = {r["user"]: r["password"] for r in csv.DictReader(f)}
     # Rerunning to add a device keeps every existing password.
     devices.write_text(devices.read_text() + "s3,edge7,\n")
-    subprocess.run(
-        [sys.executable, str(DEPLOY / "make_auth.py"), str(devices), str(out)],
-        check=True, capture_output=True,
-    )
+    _run_make_auth(tmp_path)
     with open(out / "secrets.csv") as f:
         again = {r["user"]: r["password"] for r in csv.DictReader(f)}
     assert set(again) == {*creds, "s3.edge7"} and creds.items() <= again.items()
@@ -81,8 +88,8 @@ def test_device_cannot_publish_under_another_store(secured) -> None:
     intruder = _client(broker, "s2.edge1", creds["s2.edge1"])
     clients = [intruder]
     try:
-        # Mosquitto 2.0 drops a denied MQTT 3.1.1 publish: it either PUBACKs it or closes
-        # the connection. Either way it has decided once one of the two happened.
+        # Mosquitto 2.0 drops a denied MQTT 3.1.1 publish: 2.0.11 PUBACKs it (3.1.1 has no
+        # reason codes) and closes the connection. It has decided once either happened.
         info = intruder.publish(TOPICS.aggregate("s1", "cam1"), b"forged", qos=1)
         wait_until(lambda: info.is_published() or not intruder.is_connected(), 10,
                    "the broker to handle the forged publish")
@@ -156,3 +163,147 @@ def test_edge_transport_over_tls_with_a_private_ca(tmp_path: Path) -> None:
             pub.stop()
             transport.stop()
             col.close()
+
+
+# --------------------------------------------------------------------------- refused publishes
+
+
+class _NoFrames:
+    """A camera that delivers nothing: these tests put their windows in the outbox."""
+
+    state, since, last_error = "ok", time.time(), None
+    dropped_frames = frames_total = 0
+    fps, ended = 0.0, False
+
+    def read(self, timeout: float | None = None) -> None:
+        time.sleep(timeout or 0.0)
+
+    def close(self) -> None:
+        pass
+
+
+class _NoAnalytics:
+    def process(self, image: Any, t: float) -> list[WindowAggregate]:
+        return []
+
+    def reconfigure(self, config: AnalyticsConfig) -> None:
+        pass
+
+    def flush(self, t: float) -> list[WindowAggregate]:
+        return []
+
+    def model_infos(self) -> list[Any]:
+        return []
+
+
+def _node(tmp_path: Path, broker: Mosquitto, store: str, cameras: list[str], user: str,
+          password: str) -> EdgeNode:
+    cfg = EdgeConfig.model_validate({
+        "store_id": store, "device_id": "edge1", "state_dir": str(tmp_path / "state"),
+        "status_interval_s": 0.5, "demographics": False,
+        "broker": {"host": broker.host, "port": broker.port, "username": user,
+                   "password": password, "keepalive_s": 5, "reconnect_min_s": 0.5,
+                   "reconnect_max_s": 1.0},
+        "cameras": [{"camera_id": c, "source": "unused.mp4"} for c in cameras],
+    })
+    return EdgeNode(cfg, lambda cam: _NoFrames(), lambda cam, analytics: _NoAnalytics())
+
+
+def _camera_error(col: Collector, camera_id: str) -> str | None:
+    """The camera's last_error in the latest "online" status the collector received."""
+    with col.lock:
+        statuses = [json.loads(p) for t, p in col.messages if t.endswith("/status")]
+    online = [st for st in statuses if st["state"] == "online"]
+    if not online:
+        return "no status yet"
+    cam = next(c for c in online[-1]["cameras"] if c["camera_id"] == camera_id)
+    return cam["last_error"]  # type: ignore[no-any-return]
+
+
+def test_window_the_acl_refuses_stays_in_the_outbox_and_goes_once_allowed(
+    secured, tmp_path: Path,
+) -> None:
+    """cam3 is missing from the device's ACL (cameras column cam1;cam2): its window is
+    refused (MQTT 5 PUBACK 135), kept, reported in the camera's status, retried with
+    backoff, and delivered once the operator adds the camera and reloads Mosquitto."""
+    broker, creds = secured
+    node = _node(tmp_path, broker, "s1", ["cam1", "cam3"], "s1.edge1", creds["s1.edge1"])
+    node.transport.retry_min_s, node.transport.retry_max_s = 0.2, 0.4  # seconds, not minutes
+    allowed, refused = window("s1", "cam1", 0), window("s1", "cam3", 0)
+    for w in (allowed, refused):
+        node.outbox.put(TOPICS.aggregate("s1", w.camera_id), w)
+    gw = Collector(broker, "storesense/v1/#", client_id="gw", username="gateway",
+                   password=creds["gateway"])
+    stop = threading.Event()
+    run = threading.Thread(target=node.run, args=(stop,))
+    run.start()
+
+    def delivered() -> list[str]:
+        with gw.lock:
+            return [json.loads(p)["message_id"] for t, p in gw.messages if t.endswith("/agg")]
+
+    try:
+        wait_until(lambda: delivered() == [allowed.message_id], 10, "cam1's window")
+        wait_until(lambda: "Not authorized" in (_camera_error(gw, "cam3") or ""), 10,
+                   "cam3's refusal in the status")
+        assert _camera_error(gw, "cam3") == (
+            f"publish of {refused.message_id} to {TOPICS.aggregate('s1', 'cam3')} "
+            "refused by broker: Not authorized"
+        )
+        assert _camera_error(gw, "cam1") is None
+        assert [r.message_id for r in node.outbox.oldest(10)] == [refused.message_id]
+        # The operator adds cam3 to the device's row and reloads (SIGHUP re-reads the ACL).
+        devices = tmp_path / "devices.csv"
+        devices.write_text(devices.read_text().replace("cam1;cam2", "cam1;cam2;cam3"))
+        _run_make_auth(tmp_path)
+        assert broker.proc is not None
+        broker.proc.send_signal(signal.SIGHUP)
+        wait_until(lambda: delivered() == [allowed.message_id, refused.message_id], 10,
+                   "cam3's window after the ACL was fixed")
+        wait_until(lambda: node.outbox.stats().depth == 0, 5, "the outbox to empty")
+        wait_until(lambda: _camera_error(gw, "cam3") is None, 5, "the error to clear")
+    finally:
+        stop.set()
+        run.join(15)
+        gw.close()
+    assert not run.is_alive()
+
+
+def test_store_id_the_credentials_do_not_allow_keeps_windows_without_reconnect_loop(
+    secured, tmp_path: Path,
+) -> None:
+    """A store id typo in edge.toml: every topic of the node is refused, status included, so
+    HQ cannot be told; the node keeps its windows, says why in its own status, and does not
+    reconnect in a loop (each refusal closes the connection in Mosquitto 2.0.11)."""
+    broker, creds = secured
+    node = _node(tmp_path, broker, "s9", ["cam1"], "s1.edge1", creds["s1.edge1"])
+    w = window("s9", "cam1", 0)
+    node.outbox.put(TOPICS.aggregate("s9", "cam1"), w)
+    connects: list[float] = []
+    on_connected = node.transport._on_connected
+    assert on_connected is not None
+    node.transport._on_connected = lambda: (connects.append(time.monotonic()), on_connected())
+    stop = threading.Event()
+    run = threading.Thread(target=node.run, args=(stop,))
+    run.start()
+    try:
+        status_topic = TOPICS.status("s9", "edge1")
+        wait_until(lambda: node.transport.refusal(status_topic) is not None
+                   and node.transport.refusal(TOPICS.aggregate("s9", "cam1")) is not None,
+                   10, "the status and the window to be refused")
+        wait_until(node.transport.connected.is_set, 10, "the reconnect after the refusals")
+        before = len(connects)
+        # paho reconnects 1 s after each refusal: a status sent at every reconnect would
+        # give 2 or 3 connections here; only the one after the last refusal may come.
+        time.sleep(3.0)
+        assert len(connects) <= before + 1
+        cam = json.loads(node.status_payload())["cameras"][0]
+        assert cam["last_error"] == (
+            f"publish of {w.message_id} to {TOPICS.aggregate('s9', 'cam1')} "
+            "refused by broker: Not authorized"
+        )
+        assert node.outbox.stats().depth == 1
+    finally:
+        stop.set()
+        run.join(15)
+    assert not run.is_alive()

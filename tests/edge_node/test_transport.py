@@ -1,4 +1,4 @@
-"""Outbox -> MQTT through a real Mosquitto: outages, ordering, throttling."""
+"""Outbox -> MQTT through a real Mosquitto: outages, ordering, throttling; 3.1.1 to amqtt."""
 
 from __future__ import annotations
 
@@ -10,6 +10,7 @@ from pathlib import Path
 from edge.config import BrokerConfig
 from edge.outbox import Outbox
 from edge.transport import PACING_BURST, MqttTransport, OutboxPublisher
+from storesense.broker import EmbeddedBroker
 from storesense.topics import Topics
 from tests.brokers import Mosquitto
 from tests.edge_node.helpers import Collector, wait_until, window
@@ -101,3 +102,23 @@ def test_backlog_replay_is_throttled_to_the_configured_rate(
     # 60 messages at 40/s: 59 intervals of 25 ms, of which PACING_BURST may be made up.
     assert elapsed >= (59 - PACING_BURST) / 40.0
     assert _first_arrival_ids(col) == [w.message_id for w in wins]
+
+
+def test_mqtt_3_1_1_for_a_broker_without_5(tmp_path: Path) -> None:
+    """The demo's embedded broker (amqtt) refuses MQTT 5 connections; protocol = "3.1.1"."""
+    broker = EmbeddedBroker().start()
+    try:
+        outbox = Outbox(tmp_path / "outbox.sqlite")
+        cfg = BrokerConfig(host=broker.host, port=broker.port, protocol="3.1.1")
+        transport = MqttTransport(cfg, "edge-311")
+        pub = OutboxPublisher(outbox, transport, rate=0)
+        outbox.put(TOPICS.aggregate("s1", "cam1"), window("s1", "cam1", 0))
+        transport.start()
+        pub.start()
+        try:
+            wait_until(lambda: outbox.stats().depth == 0, 10, "the window acknowledged")
+        finally:
+            pub.stop()
+            transport.stop()
+    finally:
+        broker.stop()
