@@ -93,6 +93,8 @@ class CameraConfig(_Section):
     camera_id: Ident
     source: str | int = Field(description="RTSP URL, video file path or USB camera index")
     loop: bool = Field(False, description="restart a video file at its end (demo, tests)")
+    # A file not read in real time is dated from its recording start (modification time
+    # minus duration), see edge/sources.py.
     realtime: bool = Field(False, description="pace a video file at its frame rate")
     analytics: AnalyticsConfig = Field(default_factory=AnalyticsConfig)
 

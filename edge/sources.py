@@ -6,8 +6,11 @@ with exponential backoff (0.5 s doubling to 30 s) for ever, so the pipeline behi
 its tracks, counters and windows across the outage. ``read(timeout)`` returns None on
 timeout so the caller can check its stop flag; ``ended`` tells a finished file from a timeout.
 
-Timestamps: media time for files (frame position / fps, continuing across loops), the
-injected clock for live sources and for files read in real time.
+Timestamps: the injected clock for live sources and for files read in real time; for a file
+read as fast as it decodes, media time (frame position / fps, continuing across loops) counted
+from ``origin``, the file's modification time minus its duration: about when a recording
+began, and the same on every run over the same file, so a node restarted over it produces the
+same message ids (media time alone would date its windows in 1970).
 """
 
 from __future__ import annotations
@@ -89,6 +92,7 @@ class FrameSource:
         self._next_attempt = 0.0
         self._pos = 0  # frames read from the current open file
         self._offset = 0.0  # media time carried over loops and reopenings
+        self.origin: float | None = None  # wall time of a file's first frame, set at open
         self._pace_start = 0.0
         self._paced = 0
 
@@ -150,6 +154,8 @@ class FrameSource:
         self.fps = fps if 0 < fps < 1000 else (self.fps or 0.0)
         self._pos = 0
         self._pace_start, self._paced = self.clock(), 0
+        if self.kind == "file" and self.origin is None:
+            self.origin = _recording_start(str(self.target), cap, self.fps)
         self._set_state("ok")
         return True
 
@@ -190,7 +196,7 @@ class FrameSource:
     def _timestamp(self) -> float:
         if self.kind != "file" or self.realtime:
             return self.clock()
-        return self._offset + (self._pos - 1) / (self.fps or 25.0)
+        return (self.origin or 0.0) + self._offset + (self._pos - 1) / (self.fps or 25.0)
 
     def _skip_to_schedule(self) -> None:
         """Real-time replay: wait for the frame's due time, or drop frames we are late for."""
@@ -222,6 +228,12 @@ class FrameSource:
         if not self.loop:
             self.ended = True
             self._set_state("stopped")
+
+
+def _recording_start(path: str, cap: cv2.VideoCapture, fps: float) -> float:
+    frames = float(cap.get(cv2.CAP_PROP_FRAME_COUNT) or 0.0)
+    duration = frames / fps if fps > 0 and frames > 0 else 0.0
+    return os.path.getmtime(path) - duration
 
 
 def open_source(

@@ -22,14 +22,16 @@ def test_parse_spec():
         parse_spec("usb:x")
 
 
-def test_file_frames_have_media_time_and_end(pets_clip: Path):
+def test_file_frames_have_media_time_from_the_recording_start_and_end(pets_clip: Path):
     src = open_source(str(pets_clip))
     frames = []
     while (f := src.read(timeout=5)) is not None:
         frames.append(f)
     assert src.ended and src.state == "stopped"
     assert [f.index for f in frames] == list(range(1, 61))
-    assert frames[7].t == pytest.approx(7 / 7.0)
+    # 60 frames at 7 fps, so the recording began 60/7 s before the file was last written
+    assert src.origin == pytest.approx(pets_clip.stat().st_mtime - 60 / 7.0)
+    assert frames[7].t == pytest.approx(src.origin + 7 / 7.0)
     assert frames[0].image.shape == (576, 768, 3) and frames[0].image.dtype.name == "uint8"
     assert src.frames_total == 60 and src.fps == pytest.approx(7.0)
 

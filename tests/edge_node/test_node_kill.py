@@ -14,11 +14,12 @@ import signal
 import sqlite3
 import subprocess
 import sys
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
 
+from edge.sources import open_source
 from storesense.topics import Topics
 from tests.brokers import Mosquitto
 from tests.edge_node.helpers import Collector, wait_until
@@ -78,9 +79,16 @@ def received_ids(col: Collector) -> set[str]:
     return {json.loads(p)["message_id"] for p in col.payloads()}
 
 
-def window_id(i: int) -> str:
-    start = datetime(1970, 1, 1, tzinfo=UTC) + timedelta(seconds=i * WINDOW_S)
-    return f"s1/cam1/{start:%Y%m%dT%H%M%SZ}/v1"
+def window_ids(video: Path, n: int) -> set[str]:
+    """The first n windows of a file read faster than real time, dated from its recording
+    start (edge.sources: modification time minus duration)."""
+    src = open_source(str(video))
+    assert src.read(timeout=10) is not None and src.origin is not None
+    src.close()
+    # the first window starts at the first frame (whole second), the next ones on the grid
+    starts = [src.origin // 1] + [src.origin // WINDOW_S * WINDOW_S + i * WINDOW_S
+                                   for i in range(1, n)]
+    return {f"s1/cam1/{datetime.fromtimestamp(t, UTC):%Y%m%dT%H%M%SZ}/v1" for t in starts}
 
 
 def test_sigkill_mid_run_loses_no_completed_window(
@@ -102,7 +110,8 @@ def test_sigkill_mid_run_loses_no_completed_window(
         node.wait(10)
         delivered, pending = received_ids(col), outbox_ids(outbox)
         completed = delivered | pending
-        video.unlink()  # the restarted node cannot redo the windows: only the outbox can
+        video_kept = video.rename(tmp_path / "kept.mp4")  # keeps its modification time
+        # the restarted node cannot redo the windows: only the outbox can
         subs = col.subscriptions
         broker.start()
         col.wait_resubscribed(subs)
@@ -116,7 +125,7 @@ def test_sigkill_mid_run_loses_no_completed_window(
     n = len(got)
     assert n >= 3
     # No completed window lost: the ids are exactly windows 0..n-1 of the video, no gap.
-    assert got == {window_id(i) for i in range(n)}
+    assert got == window_ids(video_kept, n)
     assert got == completed
     # SIGKILL with the broker up: the broker publishes the retained last will.
     wait_until(
@@ -145,8 +154,8 @@ def test_sigterm_flushes_the_open_window_and_says_offline(
     wait_until(lambda: json.loads(status.payloads()[-1])["state"] == "offline", 10,
                "the goodbye status")
     windows = {json.loads(p)["message_id"]: json.loads(p) for p in col.payloads()}
-    assert set(windows) == {window_id(i) for i in range(len(windows))}
-    last = windows[window_id(len(windows) - 1)]
+    assert set(windows) == window_ids(video, len(windows))
+    last = windows[max(windows)]
     # Complete windows hold 10 s x 7 fps = 70 frames; the last one was cut short by the
     # stop, so only the flush can have published it (the video had ~113 s left).
     assert 0 < last["frames"] < WINDOW_S * 7
