@@ -30,6 +30,8 @@ def test_switch_to_chinese_and_back(open_page: OpenPage, gateway: DemoGateway) -
     dwell = page.locator("#ranking td[data-col=avg_dwell_s]").all_inner_texts()
     assert all(("秒" in d or "分钟" in d) for d in dwell if d != "—"), dwell
     assert page.inner_text("#kpi-visitors") == visitors  # same figure, zh-CN grouping
+    # the offline demo store's cameras: their state is translated too
+    assert "已停止" in page.locator("#devices .badge.warn").all_inner_texts()
 
     # The choice survives a reload (localStorage), then switch back.
     page.reload()

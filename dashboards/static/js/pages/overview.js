@@ -209,7 +209,7 @@ function renderDevices(ov) {
   if (problems.length) {
     parts.push(el("h3", {}, t("dev.cameraProblems")));
     parts.push(el("ul", { class: "offline-list" }, problems.slice(0, 50).map(({ d, c }) => el("li", {},
-      el("span", { class: "badge warn" }, c.state), " ",
+      el("span", { class: "badge warn" }, t(`camState.${c.state}`)), " ",
       `${storeName(state.byId.get(d.store_id)) || d.store_id} / ${c.camera_id}`,
       c.last_error ? el("span", { class: "muted" }, ` · ${c.last_error}`) : null))));
   }

@@ -235,7 +235,7 @@ function renderCameras() {
       el("td", {}, d.device_id, " ", el("span", { class: `badge ${d.online ? "ok" : "bad"}` },
         t(d.online ? "dev.online" : "dev.offline"))),
       el("td", {}, c ? c.camera_id : "—"),
-      el("td", {}, c ? c.state : d.state),
+      el("td", {}, t(`camState.${c ? c.state : d.state}`)),
       el("td", { class: "num" }, c ? fmtNum(c.fps) : "—"),
       el("td", { class: "num" }, c ? fmtDuration(c.lag_s) : "—"),
       el("td", {}, fmtInstant(d.last_seen, tz)),
