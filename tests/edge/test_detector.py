@@ -21,7 +21,9 @@ def expected(models_dir: Path, model_file: str, image: str) -> list[dict[str, ob
 
 @pytest.fixture(scope="module", params=["yolox_nano", "bytetrack_nano_mot17"])
 def detector(request, models_dir):
-    return load_detector(request.param, models_dir=models_dir, score_threshold=0.3)
+    # the export's fixed input size: the manifest's sample outputs were measured with it
+    return load_detector(request.param, models_dir=models_dir, score_threshold=0.3,
+                         fit_canvas=False)
 
 
 @pytest.mark.parametrize("image", ["family5_faces.jpg", "street_crossing.jpg"])
@@ -71,3 +73,19 @@ def test_unknown_or_wrong_model_is_a_model_error(models_dir):
         load_detector("no_such_model", models_dir=models_dir)
     with pytest.raises(ModelError, match="not a person detector"):
         load_detector("yunet_dynamic", models_dir=models_dir)
+
+
+@pytest.mark.parametrize("model", ["yolox_nano", "bytetrack_nano_mot17"])
+@pytest.mark.parametrize("image", ["family5_faces.jpg", "street_crossing.jpg"])
+def test_fitted_canvas_finds_the_same_people_on_less_input(models_dir, model, image):
+    img = cv2.imread(str(models_dir / "samples" / image))
+    square = load_detector(model, models_dir=models_dir, score_threshold=0.3, fit_canvas=False)
+    fitted = load_detector(model, models_dir=models_dir, score_threshold=0.3)
+    a, b = square(img), fitted(img)
+    tensor, _ = fitted.preprocess(img)
+    assert tensor.shape[2] * tensor.shape[3] < np.prod(square.layout.input_hw)
+    assert tensor.shape[2] % 32 == 0 and tensor.shape[3] % 32 == 0
+    assert len(a) == len(b) > 0
+    iou = iou_matrix(a.xyxy.astype(float), b.xyxy.astype(float))
+    assert (iou.max(axis=1) > 0.9).all(), iou.max(axis=1)
+    assert b.confidence[iou.argmax(axis=1)] == pytest.approx(a.confidence, abs=0.05)
