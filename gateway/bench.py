@@ -93,6 +93,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--batch-max", type=int, default=2000)
     parser.add_argument("--batch-ms", type=float, default=50.0)
     parser.add_argument("--synchronous", choices=("NORMAL", "FULL"), default="NORMAL")
+    parser.add_argument("--protocol", choices=("5", "3.1.1"), default="5",
+                        help="the gateway's MQTT version (3.1.1 parses no properties)")
     parser.add_argument("--workers", type=int, default=1,
                         help="gateway ingest processes in one shared subscription group, "
                         "writing one SQLite file")
@@ -158,7 +160,8 @@ def _bench(args: argparse.Namespace, host: str, port: int, work: Path) -> dict[s
     group = "bench" if args.workers > 1 else None
     run_id = time.time_ns()
     settings = [MqttSettings(host=host, port=port, client_id=f"bench-gw-{run_id}-{i}",
-                             shared_group=group) for i in range(args.workers)]
+                             shared_group=group, protocol=args.protocol)
+                for i in range(args.workers)]
     workers = [ctx.Process(target=_worker, args=(s, db, args, go, halt, results))
                for s in settings]
     for w in workers:
@@ -195,6 +198,7 @@ def _bench(args: argparse.Namespace, host: str, port: int, work: Path) -> dict[s
         "seconds": round(elapsed, 2), "msgs_per_s": round(stored / elapsed),
         "received": received, "payload_bytes": len(payload(0, store_ids(args.stores))[1]),
         "batches": sum(st["batches"] for st in stats), "synchronous": args.synchronous,
+        "protocol": args.protocol,
         "write_s": [round(st["write_s"], 2) for st in stats],
         "gateway_cpu_us_per_msg": round(1e6 * sum(st["cpu_s"] for st in stats)
                                         / max(1, received), 1),
@@ -209,10 +213,16 @@ def _create_session(s: MqttSettings) -> None:
     from paho.mqtt.packettypes import PacketTypes
     from paho.mqtt.properties import Properties
 
-    c = mqtt.Client(CallbackAPIVersion.VERSION2, client_id=s.client_id, protocol=mqtt.MQTTv5)
-    props = Properties(PacketTypes.CONNECT)  # type: ignore[no-untyped-call]
-    props.SessionExpiryInterval = s.session_expiry_s
-    c.connect(s.host, s.port, clean_start=False, properties=props)
+    if s.protocol == "5":
+        c = mqtt.Client(CallbackAPIVersion.VERSION2, client_id=s.client_id,
+                        protocol=mqtt.MQTTv5)
+        props = Properties(PacketTypes.CONNECT)  # type: ignore[no-untyped-call]
+        props.SessionExpiryInterval = s.session_expiry_s
+        c.connect(s.host, s.port, clean_start=False, properties=props)
+    else:
+        c = mqtt.Client(CallbackAPIVersion.VERSION2, client_id=s.client_id,
+                        protocol=mqtt.MQTTv311, clean_session=False)
+        c.connect(s.host, s.port)
     c.loop_start()
     subscribed = threading.Event()
     c.on_subscribe = lambda *_: subscribed.set()
