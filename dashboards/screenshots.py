@@ -2,7 +2,8 @@
 
     python -m dashboards.screenshots docs/screenshots
 
-Writes overview-en.png, overview-zh.png, store-en.png, ... heatmap-zh.png and signin-en.png.
+Writes overview-en.png, overview-zh.png, store-en.png, ... heatmap-zh.png, signin-en.png and
+signin-zh.png.
 Chinese text needs a CJK font installed (Debian: fonts-noto-cjk).
 """
 
@@ -36,14 +37,15 @@ def take(out: Path, days: int = 21) -> list[Path]:
                 page.screenshot(path=str(target), full_page=True)
                 written.append(target)
             ctx.close()
-        ctx = signed_in_context(browser, None, "en", height=700)
-        page = ctx.new_page()
-        page.goto(gw.base_url + "/")
-        page.wait_for_selector(READY)
-        target = out / "signin-en.png"
-        page.screenshot(path=str(target))
-        written.append(target)
-        ctx.close()
+        for suffix, lang in LANGS:
+            ctx = signed_in_context(browser, None, lang, height=700)
+            page = ctx.new_page()
+            page.goto(gw.base_url + "/")
+            page.wait_for_selector(READY)
+            target = out / f"signin-{suffix}.png"
+            page.screenshot(path=str(target))
+            written.append(target)
+            ctx.close()
     return written
 
 
