@@ -92,7 +92,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--mode", choices=("backlog", "live"), default="backlog")
     parser.add_argument("--batch-max", type=int, default=2000)
     parser.add_argument("--batch-ms", type=float, default=50.0)
-    parser.add_argument("--synchronous", choices=("NORMAL", "FULL"), default="NORMAL")
+    parser.add_argument("--synchronous", choices=("NORMAL", "FULL"), default="FULL",
+                        help="as the gateway's setting (default FULL, like the gateway)")
     parser.add_argument("--protocol", choices=("5", "3.1.1"), default="5",
                         help="the gateway's MQTT version (3.1.1 parses no properties)")
     parser.add_argument("--workers", type=int, default=1,

@@ -62,8 +62,9 @@ class ApiSettings(Section):
 class GatewaySettings(Section):
     db: Path = Field(Path("var/gateway.db"), description="SQLite database file")
     synchronous: Literal["NORMAL", "FULL"] = Field(
-        "NORMAL", description="NORMAL in WAL mode: a power cut may lose the last commits "
-        "(already acked); a process crash loses nothing. FULL syncs every commit.")
+        "FULL", description="FULL syncs every commit (one fsync per batch) before the batch "
+        "is acknowledged to the broker. NORMAL in WAL mode: a power cut may lose the last "
+        "commits, already acknowledged, so never redelivered; a process crash loses nothing.")
     status_interval_s: float = Field(
         30.0, ge=0.2, le=3600.0,
         description="the edge status interval; a device silent for 3 intervals is offline")
