@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import threading
-import time
-from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -13,6 +11,7 @@ from paho.mqtt.enums import CallbackAPIVersion
 
 from storesense.schema import OccupancyStats, WindowAggregate, message_id
 from tests.brokers import Mosquitto
+from tests.waiting import wait_until
 
 T0 = datetime(2026, 11, 23, 9, 0, 0, tzinfo=UTC)
 
@@ -25,16 +24,6 @@ def window(store: str, camera: str, i: int, window_s: int = 10) -> WindowAggrega
         window_start=start, window_end=start + timedelta(seconds=window_s), frames=i,
         occupancy=OccupancyStats(avg=0.5, max=1),
     )
-
-
-def wait_until(cond: Callable[[], bool], timeout: float, what: str) -> None:
-    """Poll ``cond`` until true; fail naming ``what`` (bounded, no fixed sleeps)."""
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if cond():
-            return
-        time.sleep(0.05)
-    raise AssertionError(f"timed out after {timeout}s waiting for {what}")
 
 
 class Collector:

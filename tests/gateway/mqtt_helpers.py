@@ -6,7 +6,7 @@ import sqlite3
 import subprocess
 import sys
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Iterable
 from pathlib import Path
 
 import paho.mqtt.client as mqtt
@@ -31,15 +31,6 @@ def publish_all(broker: Mosquitto, messages: Iterable[tuple[str, bytes]],
     c.disconnect()
     c.loop_stop()
     return len(infos)
-
-
-def wait_until(cond: Callable[[], bool], timeout: float, what: str) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if cond():
-            return
-        time.sleep(0.05)
-    raise AssertionError(f"timed out after {timeout}s waiting for {what}")
 
 
 def count(db: Path, sql: str) -> int:

@@ -26,9 +26,9 @@ from tests.gateway.mqtt_helpers import (
     publish_all,
     start_gateway,
     stop,
-    wait_until,
     write_config,
 )
+from tests.waiting import wait_until
 
 T0 = datetime(2026, 11, 23, 10, tzinfo=UTC)
 GOOD_TOPIC, GOOD_RAW = message(window("s1", T0))

@@ -19,9 +19,9 @@ from tests.gateway.mqtt_helpers import (
     publish_all,
     start_gateway,
     stop,
-    wait_until,
     write_config,
 )
+from tests.waiting import wait_until
 
 pytestmark = pytest.mark.broker
 T0 = datetime(2026, 11, 23, 0, 0, tzinfo=UTC)

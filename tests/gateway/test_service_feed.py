@@ -12,7 +12,8 @@ import pytest
 from gateway.storage import Storage
 from storesense.broker import Mosquitto
 from tests.gateway.helpers import message, store, window
-from tests.gateway.mqtt_helpers import publish_all, start_gateway, stop, wait_until, write_config
+from tests.gateway.mqtt_helpers import publish_all, start_gateway, stop, write_config
+from tests.waiting import wait_until
 
 pytestmark = pytest.mark.broker
 T0 = datetime(2026, 11, 23, 8, 0, tzinfo=UTC)
