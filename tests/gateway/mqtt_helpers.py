@@ -46,9 +46,12 @@ def count(db: Path, sql: str) -> int:
 
 
 def write_config(path: Path, broker: Mosquitto, db: Path, client_id: str,
-                 group: str | None = None, api_port: int | None = None) -> Path:
+                 group: str | None = None, api_port: int | None = None,
+                 protocol: str | None = None) -> Path:
     lines = [f'db = "{db}"', "[mqtt]", f'host = "{broker.host}"', f"port = {broker.port}",
              f'client_id = "{client_id}"']
+    if protocol:
+        lines.append(f'protocol = "{protocol}"')
     if group:
         lines.append(f'shared_group = "{group}"')
     lines += ["[api]", f"port = {api_port or free_port()}"]

@@ -63,9 +63,12 @@ def test_redeliveries_and_duplicates_store_once(broker: Mosquitto, tmp_path: Pat
         storage.close()
 
 
-def test_sigkill_under_load_loses_nothing(broker: Mosquitto, tmp_path: Path) -> None:
+@pytest.mark.parametrize("protocol", ["5", "3.1.1"])
+def test_sigkill_under_load_loses_nothing(
+    broker: Mosquitto, tmp_path: Path, protocol: str
+) -> None:
     db = _registered_db(tmp_path / "g.db")
-    config = write_config(tmp_path / "gw.toml", broker, db, "gw-kill")
+    config = write_config(tmp_path / "gw.toml", broker, db, "gw-kill", protocol=protocol)
     n = 20_000
     msgs = _messages(n)
     gw = start_gateway(config, tmp_path / "gw.log")
@@ -89,14 +92,16 @@ def test_sigkill_under_load_loses_nothing(broker: Mosquitto, tmp_path: Path) -> 
         stop(gw)
 
 
+@pytest.mark.parametrize("protocol", ["5", "3.1.1"])
 def test_two_gateways_on_a_shared_subscription_split_and_store_once(
-    broker: Mosquitto, tmp_path: Path,
+    broker: Mosquitto, tmp_path: Path, protocol: str,
 ) -> None:
     """Two processes, two database files: each got a share, no message in both, union is
     everything (a disjoint split is what a shared group promises)."""
     dbs = [_registered_db(tmp_path / f"g{i}.db") for i in range(2)]
     procs = [start_gateway(write_config(tmp_path / f"gw{i}.toml", broker, db, f"gw-{i}",
-                                        group="ingest"), tmp_path / f"gw{i}.log")
+                                        group="ingest", protocol=protocol),
+                           tmp_path / f"gw{i}.log")
              for i, db in enumerate(dbs)]
     try:
         for i in range(2):
