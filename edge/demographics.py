@@ -23,6 +23,8 @@ from edge.detector import nms, open_session
 from storesense.schema import AGE_BANDS, ModelInfo
 
 F32 = npt.NDArray[np.float32]
+FACE_MODEL = "yunet_dynamic"
+AGE_GENDER_MODEL = "age_gender_retail_0013"
 _BAND_LOWER = (0, 25, 35, 45, 55, 65)
 
 
@@ -77,10 +79,10 @@ class FaceModels:
 
     def __init__(self, models_dir: str | Path | None = None, threads: int = 1) -> None:
         self.face, self._face_name, self._face_sha = open_session(
-            "yunet_dynamic", models_dir, threads
+            FACE_MODEL, models_dir, threads
         )
         self.age, self._age_name, self._age_sha = open_session(
-            "age_gender_retail_0013", models_dir, threads
+            AGE_GENDER_MODEL, models_dir, threads
         )
 
     def model_infos(self) -> list[ModelInfo]:

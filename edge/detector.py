@@ -6,9 +6,10 @@ colour order, normalisation and which class column is "person" (see models/MANIF
 The graphs are exported with a fixed square-ish input, but they are fully convolutional (their
 only reshapes are [1, C, -1] and their upsampling is by scale), so the input's height and width
 are freed when the session is built and a frame is letterboxed into the smallest canvas, in
-multiples of the largest stride, that holds it at the trained scale: a 16:9 frame runs at
-416x256 instead of 416x416, about a third less work, and the padding rows it skips carried no
-image. The verified file on disk is what is loaded; only the in-memory copy is changed.
+multiples of the largest stride, that holds it at the trained scale plus ``TRIM_MARGIN`` of
+padding: a 1080p frame runs at 416x320 instead of 416x416, and the padding rows it skips
+carried no image. The verified file on disk is what is loaded; only the in-memory copy is
+changed.
 """
 
 from __future__ import annotations

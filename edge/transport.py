@@ -236,7 +236,9 @@ class MqttTransport:
 
     def held(self, topic: str) -> bool:
         """The broker refused ``topic`` and its retry time has not come yet."""
-        return topic in self.held_topics()
+        with self._lock:
+            hold = self._holds.get(topic)
+            return hold is not None and hold.until > time.monotonic()
 
     def held_topics(self) -> frozenset[str]:
         now = time.monotonic()

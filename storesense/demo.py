@@ -26,6 +26,7 @@ import paho.mqtt.client as mqtt
 from paho.mqtt.enums import CallbackAPIVersion
 from pydantic import ValidationError
 
+from edge.config import DetectorConfig
 from storesense import demo_setup
 from storesense.broker import EmbeddedBroker, Mosquitto, find_mosquitto
 from storesense.schema import AnalyticsConfig, DeviceStatus, utcnow
@@ -85,7 +86,7 @@ def _start_broker(workdir: Path, embedded: bool) -> Mosquitto | EmbeddedBroker:
 def _videos(args: argparse.Namespace) -> list[str]:
     if args.no_video:
         return []
-    if (missing := demo_setup.missing_models(["yolox_nano"])):
+    if (missing := demo_setup.missing_models([DetectorConfig().model])):
         print(f"no real pipeline: {missing[0]}")
         return []
     if args.video:
@@ -96,7 +97,10 @@ def _videos(args: argparse.Namespace) -> list[str]:
 
 
 def _missing_demographics() -> bool:
-    missing = demo_setup.missing_models(["yunet_dynamic", "age_gender_retail_0013"])
+    # imported here: it loads onnxruntime, which the demo process needs only for this
+    from edge.demographics import AGE_GENDER_MODEL, FACE_MODEL
+
+    missing = demo_setup.missing_models([FACE_MODEL, AGE_GENDER_MODEL])
     for reason in missing:
         print(f"edge nodes run without demographics: {reason}")
     return bool(missing)

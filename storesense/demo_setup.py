@@ -55,6 +55,11 @@ def prepare_database(workdir: Path, weeks: int) -> dict[str, str]:
         storage.close()
 
 
+def _protocol(mqtt5: bool) -> str:
+    """The [mqtt]/[broker] protocol line: the embedded broker speaks MQTT 3.1.1 only."""
+    return "" if mqtt5 else 'protocol = "3.1.1"\n'
+
+
 def write_gateway_config(
     workdir: Path, mqtt_host: str, mqtt_port: int, api_host: str, api_port: int, mqtt5: bool,
 ) -> Path:
@@ -65,8 +70,7 @@ def write_gateway_config(
         "[mqtt]\n"
         f"host = {_q(mqtt_host)}\nport = {mqtt_port}\n"
         "client_id = \"demo-gateway\"\n"
-        # the embedded broker speaks MQTT 3.1.1 only
-        + ("" if mqtt5 else "protocol = \"3.1.1\"\n") +
+        + _protocol(mqtt5) +
         "[api]\n"
         f"host = {_q(api_host)}\nport = {api_port}\n",
         encoding="utf-8",
@@ -90,8 +94,7 @@ def write_edge_config(
         f"demographics = {str(demographics).lower()}\n"
         "[broker]\n"
         f"host = {_q(mqtt_host)}\nport = {mqtt_port}\n"
-        # the embedded broker speaks MQTT 3.1.1 only
-        + ("" if mqtt5 else "protocol = \"3.1.1\"\n") +
+        + _protocol(mqtt5) +
         "[outbox]\nreplay_rate = 200\n"
         "[[cameras]]\n"
         "camera_id = \"entrance\"\n"
