@@ -99,7 +99,7 @@ def seed_status(storage: Storage, stores: tuple[DemoStore, ...], now: datetime,
                                   last_error="connection lost" if down else None)
                      for c in s.cameras])
         items.append((storage.topics.status(s.store_id, "edge-1"),
-                      status.model_dump_json().encode()))
+                      status.to_json()))
     storage.ingest(items)
 
 

@@ -35,6 +35,7 @@ from storesense.errors import ConfigError
 from storesense.schema import (
     AnalyticsConfig,
     CameraConfigMessage,
+    CameraState,
     CameraStatus,
     ModelInfo,
     WindowAggregate,
@@ -54,7 +55,7 @@ class Frame(Protocol):
 class Source(Protocol):
     """edge.sources.FrameSource as the node uses it."""
 
-    state: str
+    state: CameraState
     since: float
     last_error: str | None
     dropped_frames: int
@@ -376,7 +377,7 @@ class EdgeNode:
         )
 
     def _offline_payload(self) -> bytes:
-        return offline_status(self.cfg.store_id, self.cfg.device_id).model_dump_json().encode()
+        return offline_status(self.cfg.store_id, self.cfg.device_id).to_json()
 
     # ---------------------------------------------------------------- callbacks
 
@@ -426,7 +427,7 @@ class EdgeNode:
             self.cfg.store_id, self.cfg.device_id, probe=self.probe,
             outbox=self.outbox.stats(), cameras=cameras, models=list(models.values()),
         )
-        return st.model_dump_json().encode()
+        return st.to_json()
 
     def _publish_status(self) -> bool:
         """False if the transport said not now (see MqttTransport.may_publish): retry soon."""

@@ -83,7 +83,7 @@ class Outbox:
 
     def put(self, topic: str, window: WindowAggregate) -> int:
         """Commit one window; returns how many oldest windows were dropped to make room."""
-        payload = window.model_dump_json().encode()
+        payload = window.to_json()
         start = window.window_start.timestamp()
         with self._lock:
             self._db.execute("BEGIN IMMEDIATE")

@@ -29,6 +29,7 @@ import numpy as np
 import numpy.typing as npt
 
 from storesense.errors import SourceError
+from storesense.schema import CameraState
 
 _av: ModuleType | None
 try:  # PyAV: FFmpeg with control over frame skipping and scaling; OpenCV is the fallback
@@ -80,7 +81,7 @@ class FrameSource:
         self.kind, self.target = parse_spec(spec)
         self.loop, self.clock = loop, clock
         self.realtime = realtime and self.kind == "file"
-        self.state = "starting"
+        self.state: CameraState = "starting"
         self.since = clock()
         self.last_error: str | None = None
         self.dropped_frames = 0
@@ -98,7 +99,7 @@ class FrameSource:
 
     # ------------------------------------------------------------------ state
 
-    def _set_state(self, state: str, error: str | None = None) -> None:
+    def _set_state(self, state: CameraState, error: str | None = None) -> None:
         if state != self.state:
             log.info(
                 "source %s: %s -> %s%s",

@@ -15,7 +15,7 @@ import psutil
 
 from edge.outbox import OutboxStats
 from storesense import __version__
-from storesense.schema import CameraStatus, DeviceStatus, ModelInfo, utcnow
+from storesense.schema import CameraState, CameraStatus, DeviceStatus, ModelInfo, utcnow
 
 _ERROR_MAX = 500
 _CONFIG_ERROR_MAX = 2000
@@ -25,7 +25,7 @@ class SourceHealth(Protocol):
     """What status reads from a frame source (edge.sources.FrameSource has these)."""
 
     @property
-    def state(self) -> str: ...
+    def state(self) -> CameraState: ...
     @property
     def since(self) -> float: ...
     @property
@@ -49,7 +49,7 @@ def _finite(x: float, default: float = 0.0) -> float:
 
 
 def camera_status(
-    camera_id: str, source: SourceHealth | None, *, state: str | None = None,
+    camera_id: str, source: SourceHealth | None, *, state: CameraState | None = None,
     since: float | None = None, fps: float | None = None, lag_s: float = 0.0,
     last_error: str | None = None,
     config_error: str | None = None, config_version: str | None = None,
@@ -63,7 +63,7 @@ def camera_status(
     src_since = source.since if source else time.time()
     return CameraStatus(
         camera_id=camera_id,
-        state=state or src_state,  # pydantic checks the literal
+        state=state or src_state,
         since=datetime.fromtimestamp(since if since is not None else src_since, UTC),
         fps=min(_finite(fps if fps is not None else (source.fps if source else 0.0)), 10_000.0),
         lag_s=_finite(lag_s),

@@ -151,7 +151,7 @@ def _count(db: Path) -> int:
 
 
 def _bench(args: argparse.Namespace, host: str, port: int, work: Path) -> dict[str, Any]:
-    WindowAggregate.model_validate_json(payload(0, store_ids(args.stores))[1])  # realistic
+    WindowAggregate.from_json(payload(0, store_ids(args.stores))[1])  # realistic
     db = work / "bench.db"
     for p in work.glob("bench.db*"):
         p.unlink()

@@ -222,7 +222,7 @@ class Storage:
 
     def store_windows(self, windows: Iterable[WindowAggregate]) -> IngestResult:
         """Store already-validated windows (seeding, tests), same rules as ``ingest``."""
-        return self._write_batch([(w, w.model_dump_json()) for w in windows], [], [])
+        return self._write_batch([(w, w.to_json().decode()) for w in windows], [], [])
 
     def dead_letter(self, topic: str, payload: bytes | str, reason: str) -> None:
         with self.transaction() as conn:

@@ -8,10 +8,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from pydantic import ValidationError
-
-from storesense.config import describe_validation_error
-from storesense.schema import DeviceStatus, WindowAggregate
+from storesense.schema import DeviceStatus, MessageError, WindowAggregate
 from storesense.topics import Topics
 
 MAX_REASON = 1000
@@ -29,8 +26,8 @@ def _reason(text: str) -> Rejected:
     return Rejected(text if len(text) <= MAX_REASON else text[: MAX_REASON - 3] + "...")
 
 
-def _model_error(kind: str, err: ValidationError) -> Rejected:
-    return _reason(f"invalid {kind}: {describe_validation_error(err)}")
+def _model_error(kind: str, err: MessageError) -> Rejected:
+    return _reason(f"invalid {kind}: {err}")
 
 
 def parse_message(topics: Topics, topic: str, payload: bytes) -> Parsed:
@@ -41,7 +38,7 @@ def parse_message(topics: Topics, topic: str, payload: bytes) -> Parsed:
     store, ident, kind = parts
     try:
         if kind == "agg":
-            window = WindowAggregate.model_validate_json(payload)
+            window = WindowAggregate.from_json(payload)
             if (window.store_id, window.camera_id) != (store, ident):
                 return _reason(
                     f"topic says store/camera {store}/{ident}, payload says "
@@ -49,14 +46,14 @@ def parse_message(topics: Topics, topic: str, payload: bytes) -> Parsed:
                 )
             return window
         if kind == "status":
-            status = DeviceStatus.model_validate_json(payload)
+            status = DeviceStatus.from_json(payload)
             if (status.store_id, status.device_id) != (store, ident):
                 return _reason(
                     f"topic says store/device {store}/{ident}, payload says "
                     f"{status.store_id}/{status.device_id}"
                 )
             return status
-    except ValidationError as e:
+    except MessageError as e:
         return _model_error("window aggregate" if kind == "agg" else "device status", e)
     except Exception as e:  # no input may stop the gateway
         return _reason(f"unreadable payload: {type(e).__name__}: {e}")

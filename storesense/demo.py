@@ -29,7 +29,7 @@ from pydantic import ValidationError
 from edge.config import DetectorConfig
 from storesense import demo_setup
 from storesense.broker import EmbeddedBroker, Mosquitto, find_mosquitto
-from storesense.schema import AnalyticsConfig, DeviceStatus, utcnow
+from storesense.schema import AnalyticsConfig, DeviceState, DeviceStatus, utcnow
 from storesense.simulate import DEMO_STORES, DemoStore, simulated_window
 from storesense.topics import Topics
 
@@ -157,11 +157,11 @@ class SimulatedEdges(threading.Thread):
         for store in DEMO_STORES:
             if store.store_id not in seen:
                 continue
-            state = "offline" if store.store_id in self.offline else "online"
+            state: DeviceState = "offline" if store.store_id in self.offline else "online"
             st = DeviceStatus(store_id=store.store_id, device_id="sim-edge", state=state,
                               sent_at=utcnow(), software_version="simulated")
             self.client.publish(self.topics.status(store.store_id, "sim-edge"),
-                                st.model_dump_json(), qos=1, retain=True)
+                                st.to_json(), qos=1, retain=True)
 
     def run(self) -> None:
         import numpy as np
@@ -183,7 +183,7 @@ class SimulatedEdges(threading.Thread):
                 cam = next(c for c in store.cameras if c.camera_id == cam_id)
                 w = simulated_window(store, cam, start, end, rng)
                 self.client.publish(self.topics.aggregate(store.store_id, cam_id),
-                                    w.model_dump_json(), qos=1)
+                                    w.to_json(), qos=1)
                 self.published += 1
             start = end
 

@@ -10,6 +10,8 @@ from pydantic import ValidationError
 from storesense.schema import (
     DWELL_BIN_EDGES_S,
     AnalyticsConfig,
+    DeviceStatus,
+    MessageError,
     OccupancyStats,
     WindowAggregate,
     ZoneStats,
@@ -35,9 +37,10 @@ def window(**over: object) -> dict[str, object]:
 
 
 def test_round_trip_through_json() -> None:
-    w = WindowAggregate.model_validate(window())
-    again = WindowAggregate.model_validate_json(w.model_dump_json())
+    w = WindowAggregate.from_dict(window())
+    again = WindowAggregate.from_json(w.to_json())
     assert again == w
+    assert again.window_start == T0
     assert w.message_id == "s1/cam1/20260329T005900Z/v1"
 
 
@@ -52,12 +55,26 @@ def test_round_trip_through_json() -> None:
         ({"message_id": "other"}, "message_id"),
         ({"window_start": "2026-03-29T00:59:00"}, "window_start"),
         ({"frames": -1}, "frames"),
+        ({"demographics": {"age_bands": {"kid": 1}}}, "unknown age bands"),
+        ({"occupancy": {"avg": float("nan"), "max": 3}}, "occupancy.avg"),
+        ({"lines": [{"line": "door", "in_count": 1}]}, "out_count"),
     ],
 )
 def test_invalid_windows_name_the_problem(change: dict[str, object], fragment: str) -> None:
-    with pytest.raises(ValidationError) as e:
-        WindowAggregate.model_validate(window(**change))
+    with pytest.raises(MessageError) as e:
+        WindowAggregate.from_dict(window(**change))
     assert fragment in str(e.value)
+
+
+def test_to_json_refuses_what_the_gateway_would_refuse() -> None:
+    # constructing a message does not validate; encoding it for sending does
+    bad = DeviceStatus(store_id="s1", device_id="d1", state="online", sent_at=T0, rss_mb=-1.0)
+    with pytest.raises(MessageError, match="rss_mb"):
+        bad.to_json()
+    naive = DeviceStatus(store_id="s1", device_id="d1", state="online",
+                         sent_at=T0.replace(tzinfo=None))
+    with pytest.raises(MessageError, match="sent_at"):
+        naive.to_json()
 
 
 def test_zone_histogram_must_match_visits() -> None:
@@ -69,8 +86,8 @@ def test_zone_histogram_must_match_visits() -> None:
         occupancy=OccupancyStats(avg=0.2, max=1),
     )
     assert ok.visits == 2
-    with pytest.raises(ValidationError, match="sum to visits"):
-        ZoneStats.model_validate({**ok.model_dump(), "visits": 3, "stops": 1})
+    with pytest.raises(MessageError, match="sum to visits"):
+        ZoneStats.from_dict({**ok.to_dict(), "visits": 3, "stops": 1})
 
 
 def test_analytics_config_rejects_unknown_keys_and_duplicates() -> None:

@@ -16,7 +16,7 @@ def test_trajectory_is_short_anonymous_and_normalised():
     assert 2 <= len(tr.points) <= MAX_POINTS
     assert all(0 <= x <= 1 and 0 <= y <= 1 for x, y in tr.points)
     assert tr.duration_s == pytest.approx(29.9)
-    assert "track_id" not in tr.model_dump()
+    assert "track_id" not in tr.to_dict()
 
 
 def test_a_standing_track_has_no_path():

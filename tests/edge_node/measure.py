@@ -138,7 +138,7 @@ def main() -> None:
         from tests.conftest import EVAL_DIR, MODELS_DIR
 
         wins = real_windows(EVAL_DIR / "PETS09-S2L1" / "video.mp4", MODELS_DIR)
-        sizes = [len(w.model_dump_json()) for w in wins]
+        sizes = [len(w.to_json()) for w in wins]
         print(f"real PETS09 60 s windows: JSON {sizes} B, frames {[w.frames for w in wins]}")
 
 

@@ -61,7 +61,7 @@ def test_committed_rows_survive_without_close(tmp_path: Path) -> None:
 
 
 def test_byte_bound_drops_oldest_until_the_new_window_fits(tmp_path: Path) -> None:
-    one = len(window("s1", "c1", 0).model_dump_json())
+    one = len(window("s1", "c1", 0).to_json())
     ob = Outbox(tmp_path / "o.sqlite", max_bytes=int(one * 3.5))
     dropped = [ob.put("t", window("s1", "c1", i)) for i in range(6)]
     assert dropped == [0, 0, 0, 1, 1, 1]

@@ -49,4 +49,4 @@ def window(store_id: str, start: datetime, camera_id: str = "door", ins: int = 3
 
 
 def message(w: WindowAggregate) -> tuple[str, bytes]:
-    return TOPICS.aggregate(w.store_id, w.camera_id), w.model_dump_json().encode()
+    return TOPICS.aggregate(w.store_id, w.camera_id), w.to_json()

@@ -34,7 +34,7 @@ def api(storage: Storage) -> Iterator[tuple[TestClient, dict[str, dict[str, str]
                                   ages={"<25": 7, "65+": 2})])
     status = DeviceStatus(store_id="a1", device_id="box", state="online",
                           sent_at=NOW - timedelta(seconds=5))
-    storage.ingest([(TOPICS.status("a1", "box"), status.model_dump_json().encode())])
+    storage.ingest([(TOPICS.status("a1", "box"), status.to_json())])
     tokens = {name: {"Authorization": f"Bearer {create_token(storage, name, scope)}"}
               for name, scope in (("hq", "hq"), ("fa", "franchisee:fa"),
                                   ("fb", "franchisee:fb"), ("eu", "region:Europe"))}

@@ -55,7 +55,7 @@ def test_redeliveries_and_duplicates_store_once(broker: Mosquitto, tmp_path: Pat
         assert conn.execute("SELECT COUNT(*) FROM windows").fetchone()[0] == 300
         assert conn.execute("SELECT SUM(visitors) FROM rollup_day").fetchone()[0] == 600
         on = DeviceStatus(store_id="s1", device_id="box", state="online", sent_at=T0)
-        publish_all(broker, [(TOPICS.status("s1", "box"), on.model_dump_json().encode())])
+        publish_all(broker, [(TOPICS.status("s1", "box"), on.to_json())])
         wait_until(lambda: conn.execute("SELECT COUNT(*) FROM device_status").fetchone()[0]
                    == 1, 10, "device status")
     finally:
@@ -188,7 +188,7 @@ from storesense.topics import Topics
 port, topic = int(sys.argv[1]), Topics().status("s1", "box")
 def status(state):
     return DeviceStatus(store_id="s1", device_id="box", state=state,
-                        sent_at=utcnow()).model_dump_json()
+                        sent_at=utcnow()).to_json()
 c = mqtt.Client(CallbackAPIVersion.VERSION2, client_id="box")
 c.will_set(topic, status("offline"), qos=1, retain=True)
 c.connect("127.0.0.1", port, keepalive=60)

@@ -75,9 +75,9 @@ def test_status_upserts_latest_and_unknown_store_dead_letters(storage: Storage) 
     on = DeviceStatus(store_id="s1", device_id="d1", state="online", sent_at=T0)
     off = DeviceStatus(store_id="s1", device_id="d1", state="offline", sent_at=T0)
     stranger = DeviceStatus(store_id="zz", device_id="d1", state="online", sent_at=T0)
-    r = storage.ingest([(TOPICS.status("s1", "d1"), on.model_dump_json().encode()),
-                        (TOPICS.status("s1", "d1"), off.model_dump_json().encode()),
-                        (TOPICS.status("zz", "d1"), stranger.model_dump_json().encode())])
+    r = storage.ingest([(TOPICS.status("s1", "d1"), on.to_json()),
+                        (TOPICS.status("s1", "d1"), off.to_json()),
+                        (TOPICS.status("zz", "d1"), stranger.to_json())])
     assert r.dead == 1
     states = storage.read().execute("SELECT state FROM device_status").fetchall()
     assert [s[0] for s in states] == ["offline"]
