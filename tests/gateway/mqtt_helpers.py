@@ -11,19 +11,21 @@ from pathlib import Path
 
 import paho.mqtt.client as mqtt
 from paho.mqtt.enums import CallbackAPIVersion
+from paho.mqtt.properties import Properties
 
 from storesense.broker import Mosquitto, free_port
 
 
 def publish_all(broker: Mosquitto, messages: Iterable[tuple[str, bytes]],
-                timeout: float = 60.0, client_id: str = "test-publisher") -> int:
+                timeout: float = 60.0, client_id: str = "test-publisher",
+                properties: Properties | None = None) -> int:
     """Publish at QoS 1 and wait until the broker acknowledged every message."""
     c = mqtt.Client(CallbackAPIVersion.VERSION2, client_id=client_id, protocol=mqtt.MQTTv5)
     c.max_inflight_messages_set(1000)
     c.max_queued_messages_set(0)
     c.connect(broker.host, broker.port)
     c.loop_start()
-    infos = [c.publish(t, p, qos=1) for t, p in messages]
+    infos = [c.publish(t, p, qos=1, properties=properties) for t, p in messages]
     deadline = time.monotonic() + timeout
     for info in infos:
         info.wait_for_publish(max(0.1, deadline - time.monotonic()))

@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import json
 import signal
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
+from paho.mqtt.packettypes import PacketTypes
+from paho.mqtt.properties import Properties
 
 from gateway.config import MqttSettings
 from gateway.ingest import Ingestor
@@ -39,6 +42,33 @@ def _registered_db(path: Path) -> Path:
     s.upsert_stores([store(sid) for sid in STORES])
     s.close()
     return path
+
+
+def test_publish_properties_are_skipped_and_payloads_kept(broker: Mosquitto,
+                                                          tmp_path: Path) -> None:
+    # the MQTT 5 fast path skips PUBLISH properties by their length: with properties long
+    # enough for a two-byte length, every payload must still arrive byte for byte
+    props = Properties(PacketTypes.PUBLISH)  # type: ignore[no-untyped-call]
+    props.MessageExpiryInterval = 3600
+    props.ContentType = "application/json"
+    props.UserProperty = [("edge-build", "x" * 150), ("site", "s1")]
+    storage = Storage(_registered_db(tmp_path / "g.db"))
+    ing = Ingestor(MqttSettings(port=broker.port, client_id="gw-props"), storage)
+    ing.start()
+    try:
+        assert ing.connected.wait(10)
+        msgs = _messages(40)
+        publish_all(broker, msgs, properties=props)
+        wait_until(lambda: ing.stats.received == 40, 30, "all 40 deliveries")
+        assert (ing.stats.stored, ing.stats.dead) == (40, 0)
+        stored = {r[0]: r[1] for r in storage.read().execute(
+            "SELECT message_id, payload FROM windows")}
+        for _, raw in msgs:
+            mid = json.loads(raw)["message_id"]
+            assert stored[mid] == raw.decode()
+    finally:
+        ing.stop()
+        storage.close()
 
 
 def test_redeliveries_and_duplicates_store_once(broker: Mosquitto, tmp_path: Path) -> None:
