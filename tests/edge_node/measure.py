@@ -16,7 +16,8 @@ from pathlib import Path
 
 from edge.config import BrokerConfig, OutboxConfig
 from edge.outbox import Outbox
-from edge.transport import MqttTransport, OutboxPublisher
+from edge.outbox_publisher import OutboxPublisher
+from edge.transport import MqttTransport
 from storesense.schema import (
     DWELL_BIN_EDGES_S,
     Demographics,

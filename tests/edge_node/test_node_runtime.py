@@ -216,8 +216,8 @@ def test_windows_the_outbox_refused_are_kept_and_stored_later(
     """A full disk must not cost windows: the worker holds them and retries."""
     import sqlite3
 
+    from edge.camera_worker import CameraWorker
     from edge.detector import load_detector
-    from edge.node import CameraWorker
     from edge.outbox import Outbox
     from edge.pipeline import CameraPipeline
     from edge.sources import open_source

@@ -20,7 +20,8 @@ from paho.mqtt.enums import CallbackAPIVersion
 from edge.config import BrokerConfig, EdgeConfig, TlsConfig
 from edge.node import EdgeNode
 from edge.outbox import Outbox
-from edge.transport import MqttTransport, OutboxPublisher
+from edge.outbox_publisher import OutboxPublisher
+from edge.transport import MqttTransport
 from storesense.schema import AnalyticsConfig, WindowAggregate
 from storesense.topics import Topics
 from tests.brokers import Mosquitto

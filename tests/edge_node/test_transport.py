@@ -9,7 +9,8 @@ from pathlib import Path
 
 from edge.config import BrokerConfig
 from edge.outbox import Outbox
-from edge.transport import PACING_BURST, MqttTransport, OutboxPublisher
+from edge.outbox_publisher import PACING_BURST, OutboxPublisher
+from edge.transport import MqttTransport
 from storesense.broker import EmbeddedBroker
 from storesense.topics import Topics
 from tests.brokers import Mosquitto

@@ -1,0 +1,216 @@
+"""One camera's thread: source.read -> pipeline.process -> closed windows to a sink.
+
+The worker is handed its parts (a source factory and a pipeline), so tests drive it with
+the real pipeline on a real video file without the rest of the node.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections.abc import Callable
+from typing import Any, Protocol
+
+from edge.status import camera_status
+from storesense.schema import (
+    AnalyticsConfig,
+    CameraConfigMessage,
+    CameraState,
+    CameraStatus,
+    ModelInfo,
+    WindowAggregate,
+)
+
+log = logging.getLogger(__name__)
+
+
+class Frame(Protocol):
+    @property
+    def image(self) -> Any: ...
+    @property
+    def t(self) -> float: ...
+
+
+class Source(Protocol):
+    """edge.sources.FrameSource as the node uses it."""
+
+    state: CameraState
+    since: float
+    last_error: str | None
+    dropped_frames: int
+    frames_total: int
+    fps: float
+    ended: bool
+
+    def read(self, timeout: float | None = None) -> Frame | None: ...
+    def close(self) -> None: ...
+
+
+class Pipeline(Protocol):
+    """edge.pipeline.CameraPipeline as the node uses it."""
+
+    def process(self, image: Any, t: float) -> list[WindowAggregate]: ...
+    def reconfigure(self, config: AnalyticsConfig) -> None: ...
+    def flush(self, t: float) -> list[WindowAggregate]: ...
+    def model_infos(self) -> list[ModelInfo]: ...
+
+
+Sink = Callable[[WindowAggregate], None]
+UNSAVED_MAX = 1000  # windows a camera holds in memory while the outbox cannot be written
+
+
+class CameraWorker:
+    """One camera: read, analyse, hand closed windows to the sink; survives source failures."""
+
+    def __init__(
+        self, camera_id: str, open_source: Callable[[], Source], pipeline: Pipeline,
+        sink: Sink, *, live: bool, clock: Callable[[], float] = time.time,
+        config_version: str | None = None,
+    ) -> None:
+        self.camera_id = camera_id
+        self._open_source = open_source
+        self.pipeline = pipeline
+        self._sink = sink
+        self._live = live  # frame times are wall clock, so lag behind the source is meaningful
+        self._clock = clock
+        self.source: Source | None = None
+        self.open_error: str | None = None
+        self.open_failed_since: float | None = None
+        self.process_error: str | None = None
+        self.lag_s = 0.0
+        self.heartbeat = time.monotonic()
+        self.config_version = config_version
+        self.config_error: str | None = None
+        self.applied: CameraConfigMessage | None = None
+        # Called on the camera thread with the applied message, or None after a rejection.
+        self.on_config_event: Callable[[CameraConfigMessage | None], None] = lambda m: None
+        self._pending: CameraConfigMessage | None = None
+        self._lock = threading.Lock()
+        self._stop = threading.Event()
+        self._last_t: float | None = None
+        self.frames = 0  # processed by the pipeline
+        self._unsaved: list[WindowAggregate] = []  # closed windows the sink refused so far
+        self.sink_error: str | None = None
+        self._rate_mark = (time.monotonic(), 0)  # for fps between two status calls
+        self.thread = threading.Thread(target=self._run, name=f"camera-{camera_id}", daemon=True)
+
+    def start(self) -> None:
+        self.thread.start()
+
+    def stop(self, timeout: float = 10.0) -> None:
+        self._stop.set()
+        self.thread.join(timeout)
+
+    def reconfigure(self, msg: CameraConfigMessage) -> None:
+        """Queue a validated remote config; applied between frames on the camera thread."""
+        with self._lock:
+            self._pending = msg
+
+    def reject_config(self, reason: str) -> None:
+        log.warning("camera %s: %s", self.camera_id, reason)
+        self.config_error = reason
+        self.on_config_event(None)
+
+    def processed_fps(self) -> float:
+        """Frames processed per second since the previous call (status interval)."""
+        now, frames = time.monotonic(), self.frames
+        t0, f0 = self._rate_mark
+        self._rate_mark = (now, frames)
+        return (frames - f0) / (now - t0) if now > t0 else 0.0
+
+    def status(self, publish_error: str | None = None) -> CameraStatus:
+        """``publish_error``: why the broker refused this camera's windows, if it does."""
+        failed_open = self.source is None and self.open_error is not None
+        return camera_status(
+            self.camera_id, self.source,
+            state="failed" if failed_open else None,
+            since=self.open_failed_since if failed_open else None,
+            fps=self.processed_fps(), lag_s=self.lag_s,
+            last_error=self.open_error if failed_open else (
+                self.sink_error or publish_error or self.process_error),
+            config_error=self.config_error, config_version=self.config_version,
+        )
+
+    def _run(self) -> None:
+        try:
+            while not self._stop.is_set():
+                self.heartbeat = time.monotonic()
+                self._apply_pending_config()
+                if self.source is None and not self._open():
+                    self._stop.wait(2.0)  # the source factory failed: retry the open later
+                    continue
+                try:
+                    if not self._step():
+                        break
+                except Exception as e:  # one bad frame must not end the camera for good
+                    self.process_error = f"{type(e).__name__}: {e}"
+                    log.exception("camera %s: processing failed", self.camera_id)
+                    self._stop.wait(1.0)
+            self._emit(self.pipeline.flush(self._flush_time()))
+        finally:
+            if self.source is not None:
+                self.source.close()
+            self.heartbeat = time.monotonic()
+
+    def _open(self) -> bool:
+        try:
+            self.source = self._open_source()
+        except Exception as e:  # a missing file or bad URL: report, keep retrying
+            if self.open_error is None:
+                self.open_failed_since = time.time()
+            self.open_error = f"{type(e).__name__}: {e}"
+            log.warning("camera %s: cannot open source: %s", self.camera_id, self.open_error)
+            return False
+        self.open_error = self.open_failed_since = None
+        return True
+
+    def _step(self) -> bool:
+        """One frame (or a read timeout). False when a non-looping file has ended."""
+        assert self.source is not None
+        frame = self.source.read(timeout=0.5)
+        if frame is None:
+            return not self.source.ended
+        self._emit(self.pipeline.process(frame.image, frame.t))
+        self._last_t = frame.t
+        self.frames += 1
+        if self._live:
+            self.lag_s = max(0.0, self._clock() - frame.t)
+        return True
+
+    def _flush_time(self) -> float:
+        if self._live or self._last_t is None:
+            return self._clock()
+        return self._last_t
+
+    def _emit(self, windows: list[WindowAggregate]) -> None:
+        """Hand closed windows to the sink; if it fails (disk full), keep them and retry
+        with the next frame rather than lose them. Bounded: a sink failing for hours
+        sheds the oldest (logged), as the outbox itself would."""
+        self._unsaved.extend(windows)
+        del self._unsaved[:-UNSAVED_MAX]
+        while self._unsaved:
+            try:
+                self._sink(self._unsaved[0])
+            except Exception as e:
+                self.sink_error = f"storing window failed: {type(e).__name__}: {e}"
+                log.warning("camera %s: %s (%d held)", self.camera_id, self.sink_error,
+                            len(self._unsaved))
+                return
+            self._unsaved.pop(0)
+            self.sink_error = None
+
+    def _apply_pending_config(self) -> None:
+        with self._lock:
+            msg, self._pending = self._pending, None
+        if msg is None:
+            return
+        try:
+            self.pipeline.reconfigure(msg.analytics)
+        except Exception as e:  # the pipeline refused it: keep running the old config
+            self.reject_config(f"config {msg.config_version!r} not applied: {e}")
+            return
+        self.config_version, self.config_error = msg.config_version, None
+        self.applied = msg
+        log.info("camera %s: applied remote config %s", self.camera_id, msg.config_version)
+        self.on_config_event(msg)
