@@ -16,6 +16,7 @@ import json
 import multiprocessing as mp
 import resource
 import sqlite3
+import sys
 import tempfile
 import threading
 import time
@@ -24,7 +25,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-from gateway.config import MqttSettings
+from gateway.config import IngestSettings, MqttSettings
 from gateway.ingest import Ingestor
 from gateway.storage import Storage
 from storesense.broker import Mosquitto
@@ -99,6 +100,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--workers", type=int, default=1,
                         help="gateway ingest processes in one shared subscription group, "
                         "writing one SQLite file")
+    parser.add_argument("--gil-switch-ms", type=float,
+                        default=IngestSettings.model_fields["gil_switch_ms"].default,
+                        help="as the gateway's ingest.gil_switch_ms")
     parser.add_argument("--timeout", type=float, default=900.0)
     parser.add_argument("--workdir", type=Path, help="keep the database here")
 
@@ -129,6 +133,7 @@ def _register(db: Path, n: int) -> None:
 def _worker(settings: MqttSettings, db: Path, args: argparse.Namespace, go: Any, halt: Any,
             results: Any) -> None:
     """One gateway ingest process (what `gateway run --no-api` runs)."""
+    sys.setswitchinterval(args.gil_switch_ms / 1000.0)
     storage = Storage(db, synchronous=args.synchronous)
     ingestor = Ingestor(settings, storage, args.batch_max, args.batch_ms)
     go.wait()
@@ -199,7 +204,7 @@ def _bench(args: argparse.Namespace, host: str, port: int, work: Path) -> dict[s
         "seconds": round(elapsed, 2), "msgs_per_s": round(stored / elapsed),
         "received": received, "payload_bytes": len(payload(0, store_ids(args.stores))[1]),
         "batches": sum(st["batches"] for st in stats), "synchronous": args.synchronous,
-        "protocol": args.protocol,
+        "protocol": args.protocol, "gil_switch_ms": args.gil_switch_ms,
         "write_s": [round(st["write_s"], 2) for st in stats],
         "gateway_cpu_us_per_msg": round(1e6 * sum(st["cpu_s"] for st in stats)
                                         / max(1, received), 1),

@@ -11,6 +11,7 @@ import logging
 import multiprocessing as mp
 import os
 import signal
+import sys
 import threading
 from pathlib import Path
 
@@ -51,6 +52,7 @@ def _ingest_worker(settings: GatewaySettings, index: int) -> None:
     parent = os.getppid()
     done = threading.Event()
     signal.signal(signal.SIGTERM, lambda *_: done.set())
+    sys.setswitchinterval(settings.ingest.gil_switch_ms / 1000.0)
     storage = Storage(settings.db, Topics(settings.mqtt.topic_prefix),
                       synchronous=settings.synchronous)
     ingestor = Ingestor(worker_mqtt(settings, index), storage, settings.ingest.batch_max,
@@ -77,6 +79,7 @@ def serve(settings: GatewaySettings, api: bool = True) -> None:
     storage = Storage(settings.db, Topics(settings.mqtt.topic_prefix),
                       synchronous=settings.synchronous)  # runs migrations before workers
     workers = _start_workers(settings)
+    sys.setswitchinterval(settings.ingest.gil_switch_ms / 1000.0)
     ingestor = Ingestor(worker_mqtt(settings, 0), storage, settings.ingest.batch_max,
                         settings.ingest.batch_ms)
     ingestor.start()
