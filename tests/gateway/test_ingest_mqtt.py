@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import json
 import signal
+from collections.abc import Iterator
+from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -44,6 +46,21 @@ def _registered_db(path: Path) -> Path:
     return path
 
 
+@contextmanager
+def _running_ingestor(broker: Mosquitto, tmp_path: Path,
+                      client_id: str) -> Iterator[tuple[Storage, Ingestor]]:
+    """An ingestor subscribed to ``broker`` over a registered database; stopped after."""
+    storage = Storage(_registered_db(tmp_path / "g.db"))
+    ing = Ingestor(MqttSettings(port=broker.port, client_id=client_id), storage)
+    ing.start()
+    try:
+        assert ing.connected.wait(10)
+        yield storage, ing
+    finally:
+        ing.stop()
+        storage.close()
+
+
 def test_publish_properties_are_skipped_and_payloads_kept(broker: Mosquitto,
                                                           tmp_path: Path) -> None:
     # the MQTT 5 fast path skips PUBLISH properties by their length: with properties long
@@ -52,11 +69,7 @@ def test_publish_properties_are_skipped_and_payloads_kept(broker: Mosquitto,
     props.MessageExpiryInterval = 3600
     props.ContentType = "application/json"
     props.UserProperty = [("edge-build", "x" * 150), ("site", "s1")]
-    storage = Storage(_registered_db(tmp_path / "g.db"))
-    ing = Ingestor(MqttSettings(port=broker.port, client_id="gw-props"), storage)
-    ing.start()
-    try:
-        assert ing.connected.wait(10)
+    with _running_ingestor(broker, tmp_path, "gw-props") as (storage, ing):
         msgs = _messages(40)
         publish_all(broker, msgs, properties=props)
         wait_until(lambda: ing.stats.received == 40, 30, "all 40 deliveries")
@@ -66,17 +79,10 @@ def test_publish_properties_are_skipped_and_payloads_kept(broker: Mosquitto,
         for _, raw in msgs:
             mid = json.loads(raw)["message_id"]
             assert stored[mid] == raw.decode()
-    finally:
-        ing.stop()
-        storage.close()
 
 
 def test_redeliveries_and_duplicates_store_once(broker: Mosquitto, tmp_path: Path) -> None:
-    storage = Storage(_registered_db(tmp_path / "g.db"))
-    ing = Ingestor(MqttSettings(port=broker.port, client_id="gw-dup"), storage)
-    ing.start()
-    try:
-        assert ing.connected.wait(10)
+    with _running_ingestor(broker, tmp_path, "gw-dup") as (storage, ing):
         msgs = _messages(300)
         publish_all(broker, msgs + msgs[:100] + msgs[50:60])  # edge redeliveries
         wait_until(lambda: ing.stats.received == 410, 30, "all 410 deliveries")
@@ -88,9 +94,6 @@ def test_redeliveries_and_duplicates_store_once(broker: Mosquitto, tmp_path: Pat
         publish_all(broker, [(TOPICS.status("s1", "box"), on.to_json())])
         wait_until(lambda: conn.execute("SELECT COUNT(*) FROM device_status").fetchone()[0]
                    == 1, 10, "device status")
-    finally:
-        ing.stop()
-        storage.close()
 
 
 @pytest.mark.parametrize("protocol", ["5", "3.1.1"])
