@@ -18,6 +18,7 @@ from storesense.schema import (
     CameraConfigMessage,
     CameraState,
     CameraStatus,
+    MessageError,
     ModelInfo,
     WindowAggregate,
 )
@@ -192,6 +193,11 @@ class CameraWorker:
         while self._unsaved:
             try:
                 self._sink(self._unsaved[0])
+            except MessageError as e:
+                # the window itself breaks the schema: a retry cannot help, and holding it
+                # would hold back every later window of this camera
+                self.process_error = f"window dropped, invalid: {e}"
+                log.error("camera %s: %s", self.camera_id, self.process_error)
             except Exception as e:
                 self.sink_error = f"storing window failed: {type(e).__name__}: {e}"
                 log.warning("camera %s: %s (%d held)", self.camera_id, self.sink_error,

@@ -250,3 +250,39 @@ def test_windows_the_outbox_refused_are_kept_and_stored_later(
     origin = Path(video).stat().st_mtime - 795 / 7  # PETS09-S2L1: 795 frames at 7 fps
     # the first window, the one holding the video's first frame, was not lost
     assert datetime.fromisoformat(first).timestamp() == origin // 1, ids[:2]
+
+
+def test_an_invalid_window_is_dropped_and_does_not_hold_back_the_next(
+    tmp_path: Path, eval_dir: Path, models_dir: Path,
+) -> None:
+    """A window that breaks the schema cannot be fixed by retrying, unlike a full disk."""
+    import msgspec
+
+    from edge.camera_worker import CameraWorker
+    from edge.detector import load_detector
+    from edge.outbox import Outbox
+    from edge.pipeline import CameraPipeline
+    from edge.sources import open_source
+    from storesense.schema import AnalyticsConfig, WindowAggregate
+
+    outbox = Outbox(tmp_path / "outbox.sqlite")
+    spoiled: list[str] = []
+
+    def sink(w: WindowAggregate) -> None:
+        if not spoiled:  # the first window gets an impossible value, as a bug would give it
+            spoiled.append(w.message_id)
+            w = msgspec.structs.replace(w, frames=-1)
+        outbox.put("t", w)
+
+    cfg = AnalyticsConfig(window_s=10, detect_every=3, demographics=False)
+    pipeline = CameraPipeline("s1", "cam1", cfg, load_detector("yolox_nano",
+                                                               models_dir=models_dir))
+    video = str(eval_dir / "PETS09-S2L1" / "video.mp4")
+    worker = CameraWorker("cam1", lambda: open_source(video), pipeline, sink, live=False)
+    worker.start()
+    wait_until(lambda: outbox.stats().depth >= 3, 90, "later windows stored")
+    worker.stop()
+    ids = [json.loads(r.payload)["message_id"] for r in outbox.oldest(100)]
+    assert spoiled and spoiled[0] not in ids
+    assert "window dropped, invalid" in (worker.process_error or "")
+    assert "frames" in (worker.process_error or "")
