@@ -2,11 +2,16 @@
 
 from __future__ import annotations
 
+from datetime import date, timedelta
+
 import pytest
 
 from dashboards.demo import DemoGateway
 from storesense.simulate import DEMO_STORES
 from tests.dashboards.conftest import OpenPage
+
+# just after a store's local midnight its day holds minutes of data: read the last week
+WEEK_AGO = (date.today() - timedelta(days=7)).isoformat()
 
 pytestmark = pytest.mark.browser
 
@@ -54,7 +59,8 @@ def test_default_language_follows_the_browser(open_page: OpenPage, gateway: Demo
 
 def test_store_and_heatmap_pages_in_chinese(open_page: OpenPage, gateway: DemoGateway) -> None:
     store = DEMO_STORES[0]
-    page = open_page(f"/store.html?store={store.store_id}", token=gateway.hq_token, lang="zh-CN")
+    page = open_page(f"/store.html?store={store.store_id}&start={WEEK_AGO}",
+                     token=gateway.hq_token, lang="zh-CN")
     assert page.inner_text("#store-name") == store.name_zh
     assert "各区域停留时长" in page.inner_text("body")
     genders = page.locator("#demo table[data-dim='genders'] td:first-child").all_inner_texts()
