@@ -4,12 +4,17 @@ from __future__ import annotations
 
 import re
 from collections.abc import Callable, Iterator
+from datetime import date, timedelta
 
 import pytest
 from playwright.sync_api import Browser, Page
 
 from dashboards.browser import CHROMIUM, READY, chromium, signed_in_context
 from dashboards.demo import DemoGateway, demo_gateway
+
+# Just after a store's local midnight its today holds minutes of data (no demographics yet):
+# store-page tests read from yesterday, which keeps the page at hourly granularity.
+YESTERDAY = (date.today() - timedelta(days=1)).isoformat()
 
 
 @pytest.fixture(scope="session")

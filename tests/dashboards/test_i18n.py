@@ -2,16 +2,11 @@
 
 from __future__ import annotations
 
-from datetime import date, timedelta
-
 import pytest
 
 from dashboards.demo import DemoGateway
 from storesense.simulate import DEMO_STORES
-from tests.dashboards.conftest import OpenPage
-
-# just after a store's local midnight its day holds minutes of data: read the last week
-WEEK_AGO = (date.today() - timedelta(days=7)).isoformat()
+from tests.dashboards.conftest import YESTERDAY, OpenPage
 
 pytestmark = pytest.mark.browser
 
@@ -59,7 +54,7 @@ def test_default_language_follows_the_browser(open_page: OpenPage, gateway: Demo
 
 def test_store_and_heatmap_pages_in_chinese(open_page: OpenPage, gateway: DemoGateway) -> None:
     store = DEMO_STORES[0]
-    page = open_page(f"/store.html?store={store.store_id}&start={WEEK_AGO}",
+    page = open_page(f"/store.html?store={store.store_id}&start={YESTERDAY}",
                      token=gateway.hq_token, lang="zh-CN")
     assert page.inner_text("#store-name") == store.name_zh
     assert "各区域停留时长" in page.inner_text("body")

@@ -4,15 +4,12 @@ from __future__ import annotations
 
 import csv
 import io
-from datetime import date, timedelta
+from datetime import date
 
 import pytest
 
 from dashboards.demo import FLOORPLAN_STORE, NO_POS_STORE, OFFLINE_STORE, DemoGateway
-from tests.dashboards.conftest import OpenPage, number
-
-# just after a store's local midnight its day holds minutes of data: read the last week
-WEEK_AGO = (date.today() - timedelta(days=7)).isoformat()
+from tests.dashboards.conftest import YESTERDAY, OpenPage, number
 
 pytestmark = pytest.mark.browser
 
@@ -29,7 +26,7 @@ NON_WHITE_PIXELS = """(sel) => {
 def test_store_page_shows_zones_demographics_and_conversion(
         open_page: OpenPage, gateway: DemoGateway) -> None:
     store = FLOORPLAN_STORE
-    page = open_page(f"/store.html?store={store}&start={WEEK_AGO}", token=gateway.hq_token)
+    page = open_page(f"/store.html?store={store}&start={YESTERDAY}", token=gateway.hq_token)
     start, end = page.input_value("#f-start"), page.input_value("#f-end")
     with gateway.client(gateway.hq_token) as api:
         zones = api.get(f"/stores/{store}/zones", params={"start": start, "end": end}).json()
