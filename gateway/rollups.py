@@ -86,11 +86,12 @@ class RollupBatch:
         occ_sum, mx = w.occupancy.avg * secs, w.occupancy.max
         vis, ex = (ins, outs) if entrance else (0, 0)
         key = (s, hour_utc)
-        acc = self.hour.get(key)
-        if acc is None:
-            self.hour[key] = [ins, outs, vis, ex, occ_sum, secs, mx, 1]
+        hour_acc = self.hour.get(key)
+        if hour_acc is None:
+            hour_acc = self.hour[key] = [0.0] * len(COUNT_FIELDS)
             self.hour_labels[key] = (hour, date)
-        else:
+        day = self.day[(s, date)]
+        for acc in (hour_acc, day):  # the count fields, alike in both
             acc[0] += ins
             acc[1] += outs
             acc[2] += vis
@@ -100,16 +101,6 @@ class RollupBatch:
             if mx > acc[6]:
                 acc[6] = mx
             acc[7] += 1
-        day = self.day[(s, date)]
-        day[0] += ins
-        day[1] += outs
-        day[2] += vis
-        day[3] += ex
-        day[4] += occ_sum
-        day[5] += secs
-        if mx > day[6]:
-            day[6] = mx
-        day[7] += 1
         # zone totals and demographics follow
         for z in w.zones:
             day[_ZV] += z.visits
