@@ -17,9 +17,9 @@ from typing import TextIO
 import cv2
 
 from edge.counting import CrossingEvent
-from edge.detector import DEFAULT_MODEL, LAYOUTS, load_detector
+from edge.detector import DEFAULT_MODEL, LAYOUTS, Detector, load_detector
 from edge.pipeline import LINE_FOCUS, CameraPipeline
-from edge.sources import file_frames
+from edge.sources import FileInfo, file_frames
 from storesense.config import load_toml
 from storesense.errors import ConfigError
 from storesense.schema import AnalyticsConfig, LineSpec
@@ -52,6 +52,16 @@ def build_config(args: argparse.Namespace) -> AnalyticsConfig:
 
 def auto_detect_every(fps: float) -> int:
     return max(1, min(30, round(fps / DETECT_HZ)))
+
+
+def file_pipeline(store_id: str, camera_id: str, config: AnalyticsConfig, detector: Detector,
+                  info: FileInfo, args: argparse.Namespace) -> CameraPipeline:
+    """The pipeline `analyze`, `eval` and `bench edge` run over a file: the cadence from
+    --detect-every or the video's frame rate, --line-focus, and no demographics."""
+    k = args.detect_every or auto_detect_every(info.fps)
+    config = config.model_copy(update={"detect_every": k, "demographics": False})
+    return CameraPipeline(store_id, camera_id, config, detector,
+                          frame_size=(info.width, info.height), line_focus=args.line_focus)
 
 
 def add_common(p: argparse.ArgumentParser) -> None:
@@ -134,16 +144,7 @@ def run_video(video: str, config: AnalyticsConfig, args: argparse.Namespace) -> 
         wants_ahead=lambda n: pipe is None or pipe.needs_frame(n),
         scale_to=detector.input_size if args.prescale else None,
     )
-    k = args.detect_every or auto_detect_every(info.fps)
-    config = config.model_copy(update={"detect_every": k, "demographics": False})
-    pipe = CameraPipeline(
-        "analyze",
-        "video",
-        config,
-        detector,
-        frame_size=(info.width, info.height),
-        line_focus=args.line_focus,
-    )
+    pipe = file_pipeline("analyze", "video", config, detector, info, args)
     res.fps_video = info.fps
     progress = Progress(info.frames, not args.quiet)
     t0 = time.perf_counter()

@@ -20,7 +20,7 @@ from typing import Any
 import cv2
 import psutil
 
-from edge.analyze import auto_detect_every
+from edge.analyze import file_pipeline
 from edge.detector import DEFAULT_MODEL, LAYOUTS, load_detector
 from edge.pipeline import LINE_FOCUS, CameraPipeline
 from edge.sources import av_available, file_frames
@@ -61,7 +61,6 @@ def bench(args: argparse.Namespace) -> dict[str, Any]:
     t_media = 0.0
     start = time.perf_counter()
     pipe: CameraPipeline | None = None
-    k = args.detect_every
 
     def wants_image() -> bool:  # convert to BGR only for frames the detector will see
         return pipe is None or pipe.detects_next()
@@ -78,16 +77,8 @@ def bench(args: argparse.Namespace) -> dict[str, Any]:
             scale_to=detector.input_size if args.prescale else None,
         )
         if pipe is None:
-            k = k or auto_detect_every(info.fps)
-            config = AnalyticsConfig(lines=[line], detect_every=k, demographics=False)
-            pipe = CameraPipeline(
-                "bench",
-                "cam",
-                config,
-                detector,
-                frame_size=(info.width, info.height),
-                line_focus=args.line_focus,
-            )
+            pipe = file_pipeline("bench", "cam", AnalyticsConfig(lines=[line]), detector, info,
+                                 args)
         offset = t_media
         for _, t, image in it:
             t_media = offset + t
@@ -104,7 +95,7 @@ def bench(args: argparse.Namespace) -> dict[str, Any]:
     return {
         "video": args.video,
         "model": args.model,
-        "detect_every": k,
+        "detect_every": pipe.config.detect_every if pipe else args.detect_every,
         "line_focus": args.line_focus,
         "detector_frames": pipe.detector_frames if pipe else 0,
         "decoder": "pyav" if av_available() else "opencv",
