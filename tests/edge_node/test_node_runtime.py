@@ -18,6 +18,7 @@ import paho.mqtt.client as mqtt
 import pytest
 from paho.mqtt.enums import CallbackAPIVersion
 
+from edge.camera_worker import CameraWorker, Sink
 from edge.config import EdgeConfig
 from edge.node import EdgeNode, real_parts
 from storesense.topics import Topics
@@ -210,18 +211,29 @@ def test_camera_whose_file_disappears_is_reported_retried_and_others_keep_runnin
         node.close()
 
 
+def _pets09_worker(video: str, models_dir: Path, sink: Sink) -> CameraWorker:
+    """A started camera worker running the real pipeline over ``video`` into ``sink``."""
+    from edge.detector import load_detector
+    from edge.pipeline import CameraPipeline
+    from edge.sources import open_source
+    from storesense.schema import AnalyticsConfig
+
+    cfg = AnalyticsConfig(window_s=10, detect_every=3, demographics=False)
+    pipeline = CameraPipeline("s1", "cam1", cfg, load_detector("yolox_nano",
+                                                               models_dir=models_dir))
+    worker = CameraWorker("cam1", lambda: open_source(video), pipeline, sink, live=False)
+    worker.start()
+    return worker
+
+
 def test_windows_the_outbox_refused_are_kept_and_stored_later(
     tmp_path: Path, eval_dir: Path, models_dir: Path, caplog: pytest.LogCaptureFixture
 ) -> None:
     """A full disk must not cost windows: the worker holds them and retries."""
     import sqlite3
 
-    from edge.camera_worker import CameraWorker
-    from edge.detector import load_detector
     from edge.outbox import Outbox
-    from edge.pipeline import CameraPipeline
-    from edge.sources import open_source
-    from storesense.schema import AnalyticsConfig, WindowAggregate
+    from storesense.schema import WindowAggregate
 
     outbox = Outbox(tmp_path / "outbox.sqlite")
     failures = {"left": 2}
@@ -232,12 +244,8 @@ def test_windows_the_outbox_refused_are_kept_and_stored_later(
             raise sqlite3.OperationalError("database or disk is full")
         outbox.put("t", w)
 
-    cfg = AnalyticsConfig(window_s=10, detect_every=3, demographics=False)
-    pipeline = CameraPipeline("s1", "cam1", cfg, load_detector("yolox_nano",
-                                                               models_dir=models_dir))
     video = str(eval_dir / "PETS09-S2L1" / "video.mp4")
-    worker = CameraWorker("cam1", lambda: open_source(video), pipeline, flaky_disk, live=False)
-    worker.start()
+    worker = _pets09_worker(video, models_dir, flaky_disk)
 
     wait_until(lambda: outbox.stats().depth >= 4, 90, "windows stored despite failed writes")
     worker.stop()
@@ -258,12 +266,8 @@ def test_an_invalid_window_is_dropped_and_does_not_hold_back_the_next(
     """A window that breaks the schema cannot be fixed by retrying, unlike a full disk."""
     import msgspec
 
-    from edge.camera_worker import CameraWorker
-    from edge.detector import load_detector
     from edge.outbox import Outbox
-    from edge.pipeline import CameraPipeline
-    from edge.sources import open_source
-    from storesense.schema import AnalyticsConfig, WindowAggregate
+    from storesense.schema import WindowAggregate
 
     outbox = Outbox(tmp_path / "outbox.sqlite")
     spoiled: list[str] = []
@@ -274,12 +278,7 @@ def test_an_invalid_window_is_dropped_and_does_not_hold_back_the_next(
             w = msgspec.structs.replace(w, frames=-1)
         outbox.put("t", w)
 
-    cfg = AnalyticsConfig(window_s=10, detect_every=3, demographics=False)
-    pipeline = CameraPipeline("s1", "cam1", cfg, load_detector("yolox_nano",
-                                                               models_dir=models_dir))
-    video = str(eval_dir / "PETS09-S2L1" / "video.mp4")
-    worker = CameraWorker("cam1", lambda: open_source(video), pipeline, sink, live=False)
-    worker.start()
+    worker = _pets09_worker(str(eval_dir / "PETS09-S2L1" / "video.mp4"), models_dir, sink)
     wait_until(lambda: outbox.stats().depth >= 3, 90, "later windows stored")
     worker.stop()
     ids = [json.loads(r.payload)["message_id"] for r in outbox.oldest(100)]
