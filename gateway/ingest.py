@@ -73,8 +73,9 @@ class _BufferedClient(mqtt.Client):
     Stock paho reads each packet's header with one ``recv(1)`` per byte and handles one
     packet per ``select()``, which at thousands of messages a second costs as much CPU as
     validating them. This reads up to READ_CHUNK bytes per syscall and handles every complete
-    packet in the buffer before selecting again. The bytes are the same; paho's packet
-    parsing, acks and reconnects are untouched (a reconnect starts with an empty buffer).
+    packet in the buffer before selecting again. The bytes are the same; paho's acks and
+    reconnects are untouched (a reconnect starts with an empty buffer), and so is its parsing
+    of every packet but MQTT 5 QoS 1 PUBLISH (see ``_handle_publish``).
     """
 
     _rbuf: bytes = b""

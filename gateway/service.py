@@ -46,18 +46,28 @@ def worker_mqtt(settings: GatewaySettings, index: int) -> MqttSettings:
     return settings.mqtt.model_copy(update={"client_id": f"{settings.mqtt.client_id}-w{index}"})
 
 
+def _open_storage(settings: GatewaySettings) -> Storage:
+    return Storage(settings.db, Topics(settings.mqtt.topic_prefix),
+                   synchronous=settings.synchronous)
+
+
+def _start_ingestor(settings: GatewaySettings, storage: Storage, index: int) -> Ingestor:
+    """Ingest process ``index``'s subscriber, started (its switch interval set first)."""
+    sys.setswitchinterval(settings.ingest.gil_switch_ms / 1000.0)
+    ingestor = Ingestor(worker_mqtt(settings, index), storage, settings.ingest.batch_max,
+                        settings.ingest.batch_ms)
+    ingestor.start()
+    return ingestor
+
+
 def _ingest_worker(settings: GatewaySettings, index: int) -> None:
     """An extra ingest process: leaves when told (SIGTERM) or when the parent is gone."""
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C reaches the parent, which stops us
     parent = os.getppid()
     done = threading.Event()
     signal.signal(signal.SIGTERM, lambda *_: done.set())
-    sys.setswitchinterval(settings.ingest.gil_switch_ms / 1000.0)
-    storage = Storage(settings.db, Topics(settings.mqtt.topic_prefix),
-                      synchronous=settings.synchronous)
-    ingestor = Ingestor(worker_mqtt(settings, index), storage, settings.ingest.batch_max,
-                        settings.ingest.batch_ms)
-    ingestor.start()
+    storage = _open_storage(settings)
+    ingestor = _start_ingestor(settings, storage, index)
     while not done.wait(1.0) and os.getppid() == parent:
         pass
     ingestor.stop()
@@ -76,13 +86,9 @@ def _start_workers(settings: GatewaySettings) -> list[mp.process.BaseProcess]:
 
 def serve(settings: GatewaySettings, api: bool = True) -> None:
     settings.db.parent.mkdir(parents=True, exist_ok=True)
-    storage = Storage(settings.db, Topics(settings.mqtt.topic_prefix),
-                      synchronous=settings.synchronous)  # runs migrations before workers
+    storage = _open_storage(settings)  # runs migrations before the workers start
     workers = _start_workers(settings)
-    sys.setswitchinterval(settings.ingest.gil_switch_ms / 1000.0)
-    ingestor = Ingestor(worker_mqtt(settings, 0), storage, settings.ingest.batch_max,
-                        settings.ingest.batch_ms)
-    ingestor.start()
+    ingestor = _start_ingestor(settings, storage, 0)
     feed_stop = threading.Event()
     # Only the API process runs the feed: two runners on one database would both send the
     # pending batch.
