@@ -159,7 +159,10 @@ MessageError = msgspec.DecodeError  # bad JSON, or JSON that breaks a rule (its 
 
 
 class Message(msgspec.Struct, frozen=True, forbid_unknown_fields=True, kw_only=True):
-    """Base of every published message: unknown keys are an error, instances are immutable."""
+    """Base of every published message: unknown keys are an error, instances are immutable.
+
+    Each subclass repeats kw_only (per class in msgspec: required fields may then follow
+    ones with defaults) and frozen (inherited at run time, but mypy wants it said)."""
 
     def to_json(self) -> bytes:
         data = _ENCODER.encode(self)
@@ -178,8 +181,7 @@ class Message(msgspec.Struct, frozen=True, forbid_unknown_fields=True, kw_only=T
     @classmethod
     def from_dict(cls: type[M], data: Any) -> M:
         """Validate builtins (dicts, lists, ISO strings) as if they had come as JSON."""
-        decoded: M = _decoder(cls).decode(_ENCODER.encode(data))
-        return decoded
+        return cls.from_json(_ENCODER.encode(data))
 
 
 _ENCODER = msgspec.json.Encoder()
