@@ -1,10 +1,11 @@
 """MQTT subscriber: QoS 1, a persistent session, and acks only after the SQLite commit.
 
-paho's network thread only queues (mid, topic, payload); a writer thread takes batches (up to
-``batch_max`` messages or ``batch_ms``), commits them in one transaction, then acknowledges
-each message. A gateway killed at any moment has acknowledged only what is committed, so the
-broker redelivers the rest to the persistent session (fixed client id, clean_start False,
-session expiry). Redeliveries of committed-but-unacked messages collapse on message_id.
+paho's network thread only queues (mid, topic, payload), a read's worth at a time
+(gateway/mqtt_reader.py); a writer thread takes batches (up to ``batch_max`` messages or
+``batch_ms``), commits them in one transaction, then acknowledges them in one write.
+A gateway killed at any moment has acknowledged only what is committed, so the broker
+redelivers the rest to the persistent session (fixed client id, clean_start False, session
+expiry). Redeliveries of committed-but-unacked messages collapse on message_id.
 
 Acks carry the connection generation they were received on: after a reconnect the broker
 resends un-acked messages with fresh packet ids, and an old id must not ack a new message.
@@ -12,26 +13,24 @@ resends un-acked messages with fresh packet ids, and an old id must not ack a ne
 
 from __future__ import annotations
 
-import contextlib
 import logging
-import queue
 import threading
 import time
+from collections import deque
 from dataclasses import dataclass
 from typing import Any
 
 import paho.mqtt.client as mqtt
-from paho.mqtt.enums import CallbackAPIVersion, MQTTErrorCode
+from paho.mqtt.enums import CallbackAPIVersion
 from paho.mqtt.packettypes import PacketTypes
 from paho.mqtt.properties import Properties
 
 from gateway.config import MqttSettings
+from gateway.mqtt_reader import BatchReadingClient, Publish
 from gateway.storage import Storage
 from storesense.topics import Topics
 
 log = logging.getLogger(__name__)
-READ_CHUNK = 256 * 1024  # bytes per recv(): ~500 aggregates of a backlog in one syscall
-READ_PACKETS = 4096  # packets handled per select() before paho gets to write (acks)
 Item = tuple[int, int, int, str, bytes]  # generation, mid, qos, topic, payload
 
 
@@ -46,133 +45,47 @@ class IngestStats:
     write_s: float = 0.0  # time spent validating and committing, for the benchmark
 
 
-def _topic_of(msg: mqtt.MQTTMessage) -> str:
+def _topic_text(topic: bytes) -> str:
     try:
-        return msg.topic
+        return topic.decode("utf-8")
     except UnicodeDecodeError:  # a topic that is not UTF-8 still gets dead-lettered
-        return bytes(msg._topic).decode("utf-8", "replace")
-
-
-def _varint(data: bytes | bytearray, pos: int) -> tuple[int, int]:
-    """An MQTT variable byte integer at ``pos``: (value, position after it)."""
-    value = shift = 0
-    while True:
-        byte = data[pos]
-        pos += 1
-        value |= (byte & 0x7F) << shift
-        if not byte & 0x80:
-            return value, pos
-        shift += 7
-        if shift > 21:
-            raise ValueError("malformed variable byte integer")
-
-
-class _BufferedClient(mqtt.Client):
-    """paho with buffered socket reads and a lean MQTT 5 QoS 1 PUBLISH decoder.
-
-    Stock paho reads each packet's header with one ``recv(1)`` per byte and handles one
-    packet per ``select()``, which at thousands of messages a second costs as much CPU as
-    validating them. This reads up to READ_CHUNK bytes per syscall and handles every complete
-    packet in the buffer before selecting again. The bytes are the same; paho's acks and
-    reconnects are untouched (a reconnect starts with an empty buffer), and so is its parsing
-    of every packet but MQTT 5 QoS 1 PUBLISH (see ``_handle_publish``).
-    """
-
-    _rbuf: bytes = b""
-    _rpos: int = 0
-
-    def reconnect(self) -> MQTTErrorCode:
-        self._rbuf, self._rpos = b"", 0  # never parse a dead connection's leftovers
-        return super().reconnect()
-
-    def _sock_recv(self, bufsize: int) -> bytes:
-        if self._rpos >= len(self._rbuf):
-            data = super()._sock_recv(READ_CHUNK)  # BlockingIOError when nothing is there
-            if not data:
-                return data  # EOF: paho reports the connection lost
-            self._rbuf, self._rpos = data, 0
-        start = self._rpos
-        self._rpos = min(start + bufsize, len(self._rbuf))
-        return self._rbuf[start:self._rpos]
-
-    def message_callback_add(self, sub: str, callback: Any) -> None:
-        raise NotImplementedError("the ingestor takes every message through on_message")
-
-    def _handle_on_message(self, message: mqtt.MQTTMessage) -> None:
-        # no per-topic callbacks exist (see message_callback_add): skip paho's walk of its
-        # topic matcher for every message and call on_message directly
-        on_message = self.on_message
-        if on_message is not None:
-            with self._in_callback_mutex:
-                on_message(self, self._userdata, message)
-
-    def _handle_publish(self) -> MQTTErrorCode:
-        header, packet = self._in_packet["command"], self._in_packet["packet"]
-        if self._protocol != mqtt.MQTTv5 or (header & 0x06) != 0x02 or not self._manual_ack:
-            return super()._handle_publish()
-        # Stock paho builds a Properties object for every MQTT 5 PUBLISH, ~27 us here: more
-        # than decoding and validating the window. The gateway reads no publish property
-        # (it allows no topic aliases), so this skips their bytes: topic, packet id,
-        # properties length, payload.
-        end = 2 + int.from_bytes(packet[:2], "big")
-        topic = bytes(packet[2:end])
-        mid = int.from_bytes(packet[end:end + 2], "big")
-        props_len, start = _varint(packet, end + 2)
-        message = mqtt.MQTTMessage(mid=mid, topic=topic)
-        message.qos, message.dup, message.retain = 1, bool(header & 0x08), bool(header & 0x01)
-        message.payload = bytes(packet[start + props_len:])
-        message.timestamp = time.monotonic()
-        self._handle_on_message(message)
-        return MQTTErrorCode.MQTT_ERR_SUCCESS  # manual ack: acked after the commit
-
-    def loop_read(self, max_packets: int = 1) -> MQTTErrorCode:
-        for _ in range(READ_PACKETS):
-            if self._sock is None:
-                return MQTTErrorCode.MQTT_ERR_NO_CONN
-            rc = self._packet_read()
-            if rc > 0:
-                return self._loop_rc_handle(rc)
-            if rc == MQTTErrorCode.MQTT_ERR_AGAIN:  # buffer and socket both empty
-                return MQTTErrorCode.MQTT_ERR_SUCCESS
-        if self._rpos < len(self._rbuf) and self._sockpairW is not None:
-            # packets are left in our buffer, which select() cannot see: wake it at once
-            with contextlib.suppress(BlockingIOError):
-                self._sockpairW.send(b"0")
-        return MQTTErrorCode.MQTT_ERR_SUCCESS
+        return topic.decode("utf-8", "replace")
 
 
 class Ingestor:
     def __init__(self, mqtt_settings: MqttSettings, storage: Storage,
-                 batch_max: int = 2000, batch_ms: float = 50.0) -> None:
+                 batch_max: int = 20_000, batch_ms: float = 50.0) -> None:
         self.settings = mqtt_settings
         self.storage = storage
         self.topics = Topics(mqtt_settings.topic_prefix)
         self.batch_max, self.batch_s = batch_max, batch_ms / 1000.0
         self.stats = IngestStats()
         self.connected = threading.Event()  # set once the broker acknowledged SUBSCRIBE
-        self._queue: queue.Queue[Item] = queue.Queue()
+        self._items: deque[Item] = deque()  # received, not yet committed
+        self._arrived = threading.Condition()  # guards _items
         self._generation = 0
         self._stop = threading.Event()
         self._writer = threading.Thread(target=self._write_loop, name="ingest-writer",
                                         daemon=True)
         self.client = self._make_client()
 
-    def _make_client(self) -> mqtt.Client:
+    def _make_client(self) -> BatchReadingClient:
         s = self.settings
         if s.protocol == "5":
-            c = _BufferedClient(CallbackAPIVersion.VERSION2, client_id=s.client_id,
-                                protocol=mqtt.MQTTv5, manual_ack=True)
+            c = BatchReadingClient(CallbackAPIVersion.VERSION2, client_id=s.client_id,
+                                   protocol=mqtt.MQTTv5, manual_ack=True)
         else:  # 3.1.1: a persistent session is clean_session=False (no expiry to set)
-            c = _BufferedClient(CallbackAPIVersion.VERSION2, client_id=s.client_id,
-                                protocol=mqtt.MQTTv311, clean_session=False,
-                                manual_ack=True)
+            c = BatchReadingClient(CallbackAPIVersion.VERSION2, client_id=s.client_id,
+                                   protocol=mqtt.MQTTv311, clean_session=False,
+                                   manual_ack=True)
         if s.username:
             c.username_pw_set(s.username, s.password)
         c.max_queued_messages_set(0)
         c.reconnect_delay_set(1, 5)
         c.on_connect = self._on_connect
         c.on_disconnect = self._on_disconnect
-        c.on_message = self._on_message
+        c.on_message = self._on_message  # QoS 0 publishes (an edge's choice; not acked)
+        c.on_publishes = self._on_publishes
         c.on_subscribe = lambda *_: self.connected.set()
         return c
 
@@ -220,27 +133,35 @@ class Ingestor:
             log.warning("disconnected from broker (%s); reconnecting", reason)
 
     def _on_message(self, _c: mqtt.Client, _u: Any, msg: mqtt.MQTTMessage) -> None:
-        self._queue.put((self._generation, msg.mid, msg.qos, _topic_of(msg), bytes(msg.payload)))
+        topic = _topic_text(bytes(msg._topic))
+        self._put([(self._generation, msg.mid, msg.qos, topic, bytes(msg.payload))])
+
+    def _on_publishes(self, publishes: list[Publish]) -> None:
+        g = self._generation
+        self._put([(g, mid, 1, _topic_text(topic), payload) for mid, topic, payload in publishes])
+
+    def _put(self, items: list[Item]) -> None:
+        with self._arrived:
+            self._items.extend(items)
+            self._arrived.notify()
 
     # ---------------------------------------------------------------- writer thread
 
     def _next_batch(self) -> list[Item]:
-        try:
-            batch = [self._queue.get(timeout=0.1)]
-        except queue.Empty:
-            return []
-        deadline = time.monotonic() + self.batch_s
-        while len(batch) < self.batch_max:
-            left = deadline - time.monotonic()
-            try:
-                batch.append(self._queue.get_nowait() if left <= 0 else
-                             self._queue.get(timeout=left))
-            except queue.Empty:
-                break
-        return batch
+        """Up to batch_max items: wait 0.1 s for a first one, then up to batch_ms for more."""
+        with self._arrived:
+            if not self._items and not self._arrived.wait(0.1):
+                return []
+            deadline = time.monotonic() + self.batch_s
+            while len(self._items) < self.batch_max:
+                left = deadline - time.monotonic()
+                if left <= 0 or not self._arrived.wait(left):
+                    break
+            items = self._items
+            return [items.popleft() for _ in range(min(self.batch_max, len(items)))]
 
     def _write_loop(self) -> None:
-        while not (self._stop.is_set() and self._queue.empty()):
+        while not (self._stop.is_set() and not self._items):
             batch = self._next_batch()
             if batch:
                 self._commit_then_ack(batch)
@@ -264,6 +185,5 @@ class Ingestor:
         s.dead += result.dead
         s.batches += 1
         generation = self._generation
-        for gen, mid, qos, _, _ in batch:
-            if qos > 0 and gen == generation:
-                self.client.ack(mid, qos)
+        self.client.ack_many([mid for gen, mid, qos, _, _ in batch
+                              if qos == 1 and gen == generation])

@@ -97,6 +97,35 @@ def test_redeliveries_and_duplicates_store_once(broker: Mosquitto, tmp_path: Pat
 
 
 @pytest.mark.parametrize("protocol", ["5", "3.1.1"])
+def test_committed_messages_are_acked_so_a_restart_gets_no_redeliveries(
+    broker: Mosquitto, tmp_path: Path, protocol: str
+) -> None:
+    storage = Storage(_registered_db(tmp_path / "g.db"))
+    settings = MqttSettings(port=broker.port, client_id=f"gw-ack-{protocol}", protocol=protocol)
+    msgs = _messages(1500)  # more than one read and one ack write
+    first = Ingestor(settings, storage)
+    first.start()
+    try:
+        assert first.connected.wait(10)
+        publish_all(broker, msgs[:1000])
+        wait_until(lambda: first.stats.stored == 1000, 30, "the first 1000 windows")
+    finally:
+        first.stop()
+    again = Ingestor(settings, storage)  # same persistent session
+    again.start()
+    try:
+        assert again.connected.wait(10)
+        # the broker resends un-acked messages before new ones: when the new ones are all
+        # in, any redelivery would have been received first
+        publish_all(broker, msgs[1000:])
+        wait_until(lambda: again.stats.stored == 500, 30, "the next 500 windows")
+        assert (again.stats.received, again.stats.duplicates) == (500, 0)
+    finally:
+        again.stop()
+        storage.close()
+
+
+@pytest.mark.parametrize("protocol", ["5", "3.1.1"])
 def test_sigkill_under_load_loses_nothing(
     broker: Mosquitto, tmp_path: Path, protocol: str
 ) -> None:
