@@ -91,8 +91,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--messages", type=int, default=200_000)
     parser.add_argument("--stores", type=int, default=4000)
     parser.add_argument("--mode", choices=("backlog", "live"), default="backlog")
-    parser.add_argument("--batch-max", type=int, default=2000)
-    parser.add_argument("--batch-ms", type=float, default=50.0)
+    defaults = IngestSettings.model_fields
+    parser.add_argument("--batch-max", type=int, default=defaults["batch_max"].default)
+    parser.add_argument("--batch-ms", type=float, default=defaults["batch_ms"].default)
     parser.add_argument("--synchronous", choices=("NORMAL", "FULL"), default="FULL",
                         help="as the gateway's setting (default FULL, like the gateway)")
     parser.add_argument("--protocol", choices=("5", "3.1.1"), default="5",
@@ -101,7 +102,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="gateway ingest processes in one shared subscription group, "
                         "writing one SQLite file")
     parser.add_argument("--gil-switch-ms", type=float,
-                        default=IngestSettings.model_fields["gil_switch_ms"].default,
+                        default=defaults["gil_switch_ms"].default,
                         help="as the gateway's ingest.gil_switch_ms")
     parser.add_argument("--timeout", type=float, default=900.0)
     parser.add_argument("--workdir", type=Path, help="keep the database here")

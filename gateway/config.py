@@ -44,7 +44,11 @@ class MqttSettings(Section):
 
 
 class IngestSettings(Section):
-    batch_max: int = Field(2000, ge=1, le=100_000, description="messages per transaction")
+    batch_max: int = Field(
+        20_000, ge=1, le=100_000,
+        description="messages per transaction at most; a backlog fills it, a trickle commits "
+        "every batch_ms. Big batches touch each store's index and rollup pages once for many "
+        "windows (docs/gateway.md)")
     batch_ms: float = Field(50.0, ge=1.0, le=5000.0,
                             description="longest wait to fill a batch before committing")
     workers: int = Field(
