@@ -16,7 +16,6 @@ import json
 import multiprocessing as mp
 import resource
 import sqlite3
-import sys
 import tempfile
 import threading
 import time
@@ -26,7 +25,7 @@ from pathlib import Path
 from typing import Any
 
 from gateway.config import IngestSettings, MqttSettings
-from gateway.ingest import Ingestor
+from gateway.ingest import Ingestor, tune_interpreter
 from gateway.storage import Storage
 from storesense.broker import Mosquitto
 from storesense.schema import WindowAggregate, message_id
@@ -134,7 +133,7 @@ def _register(db: Path, n: int) -> None:
 def _worker(settings: MqttSettings, db: Path, args: argparse.Namespace, go: Any, halt: Any,
             results: Any) -> None:
     """One gateway ingest process (what `gateway run --no-api` runs)."""
-    sys.setswitchinterval(args.gil_switch_ms / 1000.0)
+    tune_interpreter(args.gil_switch_ms)
     storage = Storage(db, synchronous=args.synchronous)
     ingestor = Ingestor(settings, storage, args.batch_max, args.batch_ms)
     go.wait()

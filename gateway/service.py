@@ -11,7 +11,6 @@ import logging
 import multiprocessing as mp
 import os
 import signal
-import sys
 import threading
 from pathlib import Path
 
@@ -20,7 +19,7 @@ import uvicorn
 from gateway.api import create_app
 from gateway.config import GatewaySettings, MqttSettings, load
 from gateway.feed import FeedRunner
-from gateway.ingest import Ingestor
+from gateway.ingest import Ingestor, tune_interpreter
 from gateway.storage import Storage
 from storesense.topics import Topics
 
@@ -53,7 +52,7 @@ def _open_storage(settings: GatewaySettings) -> Storage:
 
 def _start_ingestor(settings: GatewaySettings, storage: Storage, index: int) -> Ingestor:
     """Ingest process ``index``'s subscriber, started (its switch interval set first)."""
-    sys.setswitchinterval(settings.ingest.gil_switch_ms / 1000.0)
+    tune_interpreter(settings.ingest.gil_switch_ms)
     ingestor = Ingestor(worker_mqtt(settings, index), storage, settings.ingest.batch_max,
                         settings.ingest.batch_ms)
     ingestor.start()

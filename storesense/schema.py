@@ -158,7 +158,7 @@ M = TypeVar("M", bound="Message")
 MessageError = msgspec.DecodeError  # bad JSON, or JSON that breaks a rule (its ValidationError)
 
 
-class Message(msgspec.Struct, frozen=True, forbid_unknown_fields=True, kw_only=True):
+class Message(msgspec.Struct, frozen=True, forbid_unknown_fields=True, kw_only=True, gc=False):
     """Base of every published message: unknown keys are an error, instances are immutable.
 
     Each subclass repeats kw_only (per class in msgspec: required fields may then follow
