@@ -36,6 +36,8 @@ from edge.topic_verdicts import RETRY_MAX_S, RETRY_MIN_S, TopicVerdicts
 log = logging.getLogger(__name__)
 
 MessageHandler = Callable[[str, bytes], None]
+# MQTT 5: a CONNACK without Receive Maximum allows 65,535 unacknowledged QoS 1 publishes.
+DEFAULT_RECEIVE_MAXIMUM = 65_535
 
 
 @dataclass
@@ -80,6 +82,10 @@ class MqttTransport:
         self._pending: dict[int, _Sent] = {}
         self._early: dict[int, ReasonCode] = {}
         self._verdicts = TopicVerdicts()
+        # The broker's Receive Maximum (CONNACK): more publishes awaiting PUBACK than that is
+        # a protocol error, which a broker may answer by closing the connection (MQTT 5
+        # 3.3.4). Mosquitto announces its max_inflight_messages here (20 by default).
+        self.send_quota = DEFAULT_RECEIVE_MAXIMUM
         self.client = self._make_client(client_id, will)
 
     def _make_client(self, client_id: str, will: Will | None) -> mqtt.Client:
@@ -148,6 +154,7 @@ class MqttTransport:
     def may_publish(self, topic: str) -> bool:
         """Whether a publish to ``topic`` may be sent now.
 
+        Not while the broker's Receive Maximum (``send_quota``) publishes await their PUBACK.
         A topic the broker has not accepted yet goes alone: only when nothing else awaits
         its PUBACK, and nothing else is sent until it is answered. Mosquitto 2.0.11 closes
         the connection right after refusing a publish; if the client had sent more that
@@ -159,6 +166,8 @@ class MqttTransport:
             return self._may_publish(topic)
 
     def _may_publish(self, topic: str) -> bool:  # with self._lock held
+        if len(self._pending) >= self.send_quota:
+            return False
         if any(s.alone for s in self._pending.values()):
             return False
         return self._verdicts.accepted(topic) or not self._pending
@@ -217,6 +226,7 @@ class MqttTransport:
         self.last_error = None
         with self._lock:
             self._verdicts.after_connect()
+            self.send_quota = getattr(properties, "ReceiveMaximum", DEFAULT_RECEIVE_MAXIMUM)
         for topic in self._subscriptions:
             client.subscribe(topic, qos=1)
         self.connected.set()

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import signal
 import threading
 import time
 from pathlib import Path
@@ -103,6 +104,31 @@ def test_backlog_replay_is_throttled_to_the_configured_rate(
     # 60 messages at 40/s: 59 intervals of 25 ms, of which PACING_BURST may be made up.
     assert elapsed >= (59 - PACING_BURST) / 40.0
     assert _first_arrival_ids(col) == [w.message_id for w in wins]
+
+
+def test_never_more_in_flight_than_the_brokers_receive_maximum(tmp_path: Path) -> None:
+    # Mosquitto announces max_inflight_messages as Receive Maximum in its CONNACK
+    with Mosquitto(tmp_path / "broker", extra="max_inflight_messages 3") as broker:
+        assert broker.proc is not None
+        transport = MqttTransport(_plain(broker), "edge-quota")
+        transport.start()
+        try:
+            wait_until(transport.connected.is_set, 10, "connected")
+            assert transport.send_quota == 3
+            topic = TOPICS.aggregate("s1", "cam1")
+            acked = threading.Event()
+            assert transport.publish(topic, b"first", on_ack=acked.set)  # a new topic: alone
+            assert acked.wait(10)
+            broker.proc.send_signal(signal.SIGSTOP)  # no PUBACK comes back meanwhile
+            try:
+                sent = [transport.publish(topic, b"%d" % i) for i in range(5)]
+                assert (sent, transport.inflight()) == ([True] * 3 + [False] * 2, 3)
+            finally:
+                broker.proc.send_signal(signal.SIGCONT)
+            wait_until(lambda: transport.inflight() == 0, 10, "the three answered")
+            assert transport.publish(topic, b"after")
+        finally:
+            transport.stop()
 
 
 def test_mqtt_3_1_1_for_a_broker_without_5(tmp_path: Path) -> None:
