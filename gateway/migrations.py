@@ -159,12 +159,20 @@ def _m005_chain_day(c: sqlite3.Connection) -> None:
     )
 
 
+def _m006_no_windows_store_start(c: sqlite3.Connection) -> None:
+    # Every window insert wrote this index at a random place (one leaf per store in a batch),
+    # as it does the unique message_id index, which is ordered the same way
+    # ('<store>/<camera>/<start>'): minute queries now read ranges of that one instead.
+    c.execute("DROP INDEX IF EXISTS windows_store_start")
+
+
 MIGRATIONS: list[Migration] = [
     ("001_core", _m001_core),
     ("002_rollups", _m002_rollups),
     ("003_lean_ingest", _m003_lean_ingest),
     ("004_covering_indexes", _m004_covering_indexes),
     ("005_chain_day", _m005_chain_day),
+    ("006_no_windows_store_start", _m006_no_windows_store_start),
 ]
 
 

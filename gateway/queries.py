@@ -14,9 +14,8 @@ from datetime import UTC, date, datetime, time, timedelta
 from typing import Any, Literal
 
 from gateway.migrations import DEMO_COLUMNS, DEMO_KEYS
-from gateway.rollups import utc_text
 from gateway.storage import Registry
-from storesense.schema import AGE_BANDS, DWELL_BIN_EDGES_S, GENDERS
+from storesense.schema import AGE_BANDS, DWELL_BIN_EDGES_S, GENDERS, window_key
 
 Granularity = Literal["minute", "hour", "day"]
 StoreIds = list[str] | None
@@ -66,11 +65,15 @@ def minute_traffic(conn: sqlite3.Connection, registry: Registry, ids: StoreIds, 
     # zones run from UTC-12 to UTC+14: this UTC span covers the local dates in every zone
     lo = datetime.combine(start, time(), UTC) - timedelta(hours=14)
     hi = datetime.combine(end + timedelta(days=1), time(), UTC) + timedelta(hours=12)
-    where, params = store_filter(ids)
+    where, params = store_filter(ids, "c.store_id")
     per: dict[tuple[str, str], list[float]] = defaultdict(lambda: [0, 0, 0, 0.0, 0.0, 0])
+    # one range of the message_id index per camera (every stored window's camera is in
+    # `cameras`, registered in the same transaction): windows has no (store, start) index
     for store_id, camera_id, payload in conn.execute(
-        f"SELECT store_id, camera_id, payload FROM windows WHERE window_start >= ? AND "
-        f"window_start < ? AND {where}", [utc_text(lo), utc_text(hi), *params]):
+        "SELECT w.store_id, w.camera_id, w.payload FROM cameras AS c JOIN windows AS w "
+        "ON w.message_id >= c.store_id || '/' || c.camera_id || '/' || ? "
+        "AND w.message_id < c.store_id || '/' || c.camera_id || '/' || ? "
+        f"WHERE {where}", [window_key(lo), window_key(hi), *params]):
         info = registry.stores.get(store_id)
         if info is None:
             continue

@@ -282,7 +282,13 @@ class Trajectory(Message, frozen=True, kw_only=True):
 
 def message_id(store_id: str, camera_id: str, window_start: datetime) -> str:
     """Stable id of a window: the gateway upserts on it, so redeliveries collapse."""
-    return f"{store_id}/{camera_id}/{_compact_utc(window_start)}/v{SCHEMA_VERSION}"
+    return f"{store_id}/{camera_id}/{window_key(window_start)}"
+
+
+def window_key(window_start: datetime) -> str:
+    """The part of a message id after '<store>/<camera>/'. Keys sort as their window starts
+    do, so one camera's windows over a time span are one range of message ids."""
+    return f"{_compact_utc(window_start)}/v{SCHEMA_VERSION}"
 
 
 @lru_cache(maxsize=4096)  # the windows of a batch share a few starts

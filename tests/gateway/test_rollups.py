@@ -77,6 +77,26 @@ def test_stores_in_different_zones_sum_by_local_label(storage: Storage) -> None:
     assert [p["period"] for p in minutes] == ["2026-11-24T08:30"]
 
 
+def test_minutes_read_every_camera_of_the_asked_stores_and_only_that_day(
+    storage: Storage,
+) -> None:
+    # minute traffic reads one range of message ids per camera: check the day's edges, a
+    # second camera, a camera that registered itself, and that another store stays out
+    storage.upsert_stores([store("s1"), store("s10"), store("s2")])
+    day = datetime(2026, 11, 23, tzinfo=UTC)  # London: UTC in November
+    minute = timedelta(minutes=1)
+    storage.store_windows(
+        [window("s1", t, ins=1) for t in (day - minute, day, day + 12 * 60 * minute,
+                                           day + 24 * 60 * minute - minute, day + 24 * 60 * minute)]
+        + [window("s1", day, camera_id="floor", ins=10),
+           window("s1", day, camera_id="new", ins=100)]  # has a line: registers as entrance
+        + [window(s, day, ins=1000) for s in ("s10", "s2")])
+    minutes = queries.traffic(storage.read(), ["s1"], "minute", day.date(), day.date(),
+                              storage.reload_registry())
+    assert [(p["period"], p["in"], p["visitors"]) for p in minutes] == [
+        ("2026-11-23T00:00", 111, 101), ("2026-11-23T12:00", 1, 1), ("2026-11-23T23:59", 1, 1)]
+
+
 def test_zone_dwell_percentiles_come_from_the_merged_histogram(storage: Storage) -> None:
     storage.upsert_stores([store("s1")])
     t0 = datetime(2026, 11, 23, 10, tzinfo=UTC)
