@@ -59,21 +59,38 @@ def traffic(conn: sqlite3.Connection, ids: StoreIds, granularity: Granularity,
     ]
 
 
+# windows has one index, the unique message_id '<store>/<camera>/<window key>': the cameras
+# that have windows are found in it by skipping from one camera's ids to the next ('0' is the
+# character after '/', so '<store>/<camera>0' is past all of that camera's ids, and
+# '<store>0' past the store's), then each camera's windows in the span are one range of it.
+# The `cameras` registry is not used: a store re-imported without a camera keeps its windows.
+_MINUTE_WINDOWS = """
+WITH RECURSIVE cams(store_id, camera_id) AS (
+    SELECT s.store_id, (SELECT w.camera_id FROM windows AS w
+                        WHERE w.message_id > s.store_id || '/'
+                        AND w.message_id < s.store_id || '0' ORDER BY w.message_id LIMIT 1)
+    FROM stores AS s WHERE {where}
+    UNION ALL
+    SELECT c.store_id, (SELECT w.camera_id FROM windows AS w
+                        WHERE w.message_id >= c.store_id || '/' || c.camera_id || '0'
+                        AND w.message_id < c.store_id || '0' ORDER BY w.message_id LIMIT 1)
+    FROM cams AS c WHERE c.camera_id IS NOT NULL)
+SELECT w.store_id, w.camera_id, w.payload FROM cams AS c JOIN windows AS w
+    ON w.message_id >= c.store_id || '/' || c.camera_id || '/' || ?
+    AND w.message_id < c.store_id || '/' || c.camera_id || '/' || ?
+"""
+
+
 def minute_traffic(conn: sqlite3.Connection, registry: Registry, ids: StoreIds, start: date,
                    end: date) -> list[dict[str, Any]]:
     """Per local minute of window_start, from the windows themselves (no minute rollup)."""
     # zones run from UTC-12 to UTC+14: this UTC span covers the local dates in every zone
     lo = datetime.combine(start, time(), UTC) - timedelta(hours=14)
     hi = datetime.combine(end + timedelta(days=1), time(), UTC) + timedelta(hours=12)
-    where, params = store_filter(ids, "c.store_id")
+    where, params = store_filter(ids, "s.store_id")
     per: dict[tuple[str, str], list[float]] = defaultdict(lambda: [0, 0, 0, 0.0, 0.0, 0])
-    # one range of the message_id index per camera (every stored window's camera is in
-    # `cameras`, registered in the same transaction): windows has no (store, start) index
     for store_id, camera_id, payload in conn.execute(
-        "SELECT w.store_id, w.camera_id, w.payload FROM cameras AS c JOIN windows AS w "
-        "ON w.message_id >= c.store_id || '/' || c.camera_id || '/' || ? "
-        "AND w.message_id < c.store_id || '/' || c.camera_id || '/' || ? "
-        f"WHERE {where}", [window_key(lo), window_key(hi), *params]):
+        _MINUTE_WINDOWS.format(where=where), [*params, window_key(lo), window_key(hi)]):
         info = registry.stores.get(store_id)
         if info is None:
             continue

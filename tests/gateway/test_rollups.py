@@ -81,7 +81,8 @@ def test_minutes_read_every_camera_of_the_asked_stores_and_only_that_day(
     storage: Storage,
 ) -> None:
     # minute traffic reads one range of message ids per camera: check the day's edges, a
-    # second camera, a camera that registered itself, and that another store stays out
+    # second camera, a camera that registered itself (and then left the registry), and that
+    # another store whose id shares a prefix stays out
     storage.upsert_stores([store("s1"), store("s10"), store("s2")])
     day = datetime(2026, 11, 23, tzinfo=UTC)  # London: UTC in November
     minute = timedelta(minutes=1)
@@ -95,6 +96,13 @@ def test_minutes_read_every_camera_of_the_asked_stores_and_only_that_day(
                               storage.reload_registry())
     assert [(p["period"], p["in"], p["visitors"]) for p in minutes] == [
         ("2026-11-23T00:00", 111, 101), ("2026-11-23T12:00", 1, 1), ("2026-11-23T23:59", 1, 1)]
+    # re-imported without that camera: its windows still count (not as visitors, it has
+    # no role now), as the hour and day rollups count them
+    storage.upsert_stores([store("s1")])
+    minutes = queries.traffic(storage.read(), ["s1"], "minute", day.date(), day.date(),
+                              storage.reload_registry())
+    assert [(p["period"], p["in"], p["visitors"]) for p in minutes][0] == (
+        "2026-11-23T00:00", 111, 1)
 
 
 def test_zone_dwell_percentiles_come_from_the_merged_histogram(storage: Storage) -> None:
