@@ -101,8 +101,8 @@ def test_minutes_read_every_camera_of_the_asked_stores_and_only_that_day(
     storage.upsert_stores([store("s1")])
     minutes = queries.traffic(storage.read(), ["s1"], "minute", day.date(), day.date(),
                               storage.reload_registry())
-    assert [(p["period"], p["in"], p["visitors"]) for p in minutes][0] == (
-        "2026-11-23T00:00", 111, 1)
+    assert [(p["period"], p["in"], p["visitors"]) for p in minutes] == [
+        ("2026-11-23T00:00", 111, 1), ("2026-11-23T12:00", 1, 1), ("2026-11-23T23:59", 1, 1)]
 
 
 def test_zone_dwell_percentiles_come_from_the_merged_histogram(storage: Storage) -> None:
