@@ -77,6 +77,7 @@ class Track:
     hits: int = 1
     last_matched_t: float = 0.0
     lost: bool = False
+    first_t: float = 0.0
 
     def xyxy(self) -> F64:
         out: F64 = xyah_to_xyxy(self.mean[None, :4])[0]
@@ -148,6 +149,8 @@ class TrackerSettings:
     unconfirmed_cost: float = 0.7
     min_hits: int = 2
     max_lost_s: float = 1.5
+    # A lost track is kept as long as it had been followed, within these bounds.
+    min_lost_s: float = 0.5
 
     def __post_init__(self) -> None:
         if not 0.0 <= self.low_score <= self.high_score <= 1.0:
@@ -156,8 +159,10 @@ class TrackerSettings:
             )
         if self.min_hits < 1:
             raise ValueError(f"min_hits must be >= 1, got {self.min_hits}")
-        if self.max_lost_s <= 0:
-            raise ValueError(f"max_lost_s must be > 0, got {self.max_lost_s}")
+        if not 0 < self.min_lost_s <= self.max_lost_s:
+            raise ValueError(
+                f"need 0 < min_lost_s <= max_lost_s, got {self.min_lost_s}, {self.max_lost_s}"
+            )
 
 
 @dataclass
@@ -172,9 +177,7 @@ class Tracker:
         if detections is not None:
             self._associate(detections, t)
         self.tracks = [
-            tr
-            for tr in self.tracks
-            if not (tr.lost and t - tr.last_matched_t > self.settings.max_lost_s)
+            tr for tr in self.tracks if not (tr.lost and t - tr.last_matched_t > self._buffer(tr))
         ]
         return self.active()
 
@@ -207,24 +210,35 @@ class Tracker:
 
         # Stage 2: low-score boxes keep live tracks alive through partial occlusion.
         live_free = [confirmed[r] for r in free_tr if not confirmed[r].lost]
-        pairs, free_tr2, _ = assign(1.0 - self._ious(live_free, boxes[low]), s.low_match_cost)
+        pairs, free_tr2, free_low = assign(
+            1.0 - self._ious(live_free, boxes[low]), s.low_match_cost
+        )
         for r, c in pairs:
             self._match(live_free[r], boxes[low[c]], scores[low[c]], t)
+        low_left = low[free_low]
         for r in free_tr2:
             live_free[r].lost = True
 
-        # Tentative tracks need a second confident match, or they are dropped.
+        # Tentative tracks need a second match, or they are dropped.
         cost = 1.0 - self._ious(pending, boxes[left_high]) * scores[left_high][None, :]
         pairs, free_p, free_det = assign(cost, s.unconfirmed_cost)
         for r, c in pairs:
             self._match(pending[r], boxes[left_high[c]], scores[left_high[c]], t)
-        dropped = {id(pending[r]) for r in free_p}
+        still = [pending[r] for r in free_p]
+        pairs, free_p2, _ = assign(1.0 - self._ious(still, boxes[low_left]), s.low_match_cost)
+        for r, c in pairs:
+            self._match(still[r], boxes[low_left[c]], scores[low_left[c]], t)
+        dropped = {id(still[r]) for r in free_p2}
         self.tracks = [tr for tr in self.tracks if id(tr) not in dropped]
 
         for c in free_det:
             i = left_high[c]
             if scores[i] >= s.new_track_score:
                 self._start(boxes[i], scores[i], t)
+
+    def _buffer(self, tr: Track) -> float:
+        s = self.settings
+        return min(s.max_lost_s, max(s.min_lost_s, tr.last_matched_t - tr.first_t))
 
     @staticmethod
     def _ious(tracks: list[Track], boxes: F64) -> F64:
@@ -238,6 +252,6 @@ class Tracker:
 
     def _start(self, box: F64, score: float, t: float) -> None:
         mean, cov = kf_initiate(xyxy_to_xyah(box[None, :])[0])
-        tr = Track(self._next_id, mean, cov, float(score), 1, t)
+        tr = Track(self._next_id, mean, cov, float(score), 1, t, first_t=t)
         self._next_id += 1
         self.tracks.append(tr)

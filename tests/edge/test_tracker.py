@@ -52,6 +52,30 @@ def test_low_score_box_keeps_a_live_track():
     assert ids(out) == [1]
 
 
+def test_low_score_box_confirms_a_tentative_track():
+    # At ~10 detections a second the second sighting of someone walking into a crowd is
+    # often already half hidden; it still confirms the track (it cannot start one).
+    tr = Tracker()
+    tr.step(dets([box(100)]), 0.0)
+    assert ids(tr.step(dets([box(104)], [0.3]), DT)) == [1]
+
+
+def test_a_briefly_seen_track_is_forgotten_sooner_than_an_established_one():
+    # A track seen for a moment (often a duplicate box on someone already tracked) must not
+    # drift blind for the whole lost buffer and then take over a stranger it runs into.
+    s = TrackerSettings(min_lost_s=0.3, max_lost_s=1.0)
+    young, old = Tracker(s), Tracker(s)
+    young.step(dets([box(100)]), 0.0)
+    young.step(dets([box(100)]), DT)
+    for i in range(20):
+        old.step(dets([box(100)]), i * DT)
+    for i in range(1, 6):  # 0.5 s unseen
+        young.step(Detections.empty(), DT + i * DT)
+        old.step(Detections.empty(), 19 * DT + i * DT)
+    assert young.tracks == []
+    assert [t.track_id for t in old.tracks] == [1]
+
+
 def test_low_score_box_does_not_start_a_track():
     tr = Tracker()
     for i in range(4):
@@ -96,5 +120,7 @@ def test_iou_matrix():
 
 
 def test_settings_are_range_checked():
+    with pytest.raises(ValueError, match="min_lost_s"):
+        TrackerSettings(min_lost_s=2.0, max_lost_s=1.0)
     with pytest.raises(ValueError, match="min_hits"):
         TrackerSettings(min_hits=0)
