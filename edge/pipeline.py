@@ -19,15 +19,15 @@ from edge.detections import Detections
 from edge.detector import Detector
 from edge.heatmap import HeatmapGrid
 from edge.paths import PathRecorder, TransitionCounter
-from edge.tracker import Tracker
+from edge.tracker import Tracker, iou_matrix
 from edge.windows import WindowAccumulator
 from edge.zones import Visit, ZoneTracker
 from storesense.schema import AnalyticsConfig, ModelInfo, Trajectory, WindowAggregate
 
 TRACK_TIMEOUT_S = 2.0  # a track unseen this long has ended (> the tracker's lost buffer)
-# With detect_every > 1, frames are still detected while any track (live, lost or tentative)
-# is this close to a counting line (normalised): crossings, often made behind someone else,
-# need every frame; occupancy, dwell and heatmaps do not.
+# With detect_every > 1, frames are still detected while a track whose identity is at risk
+# (see identity_at_risk) is this close to a counting line (normalised): crossings, often made
+# behind someone else, need every frame; occupancy, dwell and heatmaps do not.
 LINE_FOCUS = 0.1
 
 __all__ = ["Analytics", "AnalyticsOutput", "CameraPipeline", "load_demographics"]
@@ -111,6 +111,35 @@ class Analytics:
 
     def zone_occupancy(self) -> dict[str, int]:
         return {z.spec.name: z.occupancy() for z in self.zones}
+
+
+def identity_at_risk(
+    boxes: npt.NDArray[np.float64],
+    unsure: npt.NDArray[np.bool_],
+    lines: list[tuple[float, float, float, float]],
+    frame_size: tuple[int, int],
+    focus: float,
+) -> bool:
+    """Whether a track within ``focus`` of a line may lose or swap its identity before the next
+    detection: it is lost or tentative, or its box touches another track's box.
+
+    Tracks alone near a line are followed well enough by the motion model between detections;
+    the ones that overlap someone are where occlusions and id switches happen, and a crossing
+    made then is lost or counted twice.
+    """
+    w, h = frame_size
+    feet = np.stack([(boxes[:, 0] + boxes[:, 2]) / (2 * w), boxes[:, 3] / h], axis=1)
+    near = np.zeros(len(boxes), bool)
+    for points in lines:
+        near |= np.abs(signed_distance(points, feet)) < focus
+    idx = np.flatnonzero(near)
+    if idx.size == 0:
+        return False
+    if unsure[idx].any():
+        return True
+    iou = iou_matrix(boxes[idx], boxes)
+    iou[np.arange(idx.size), idx] = 0.0  # a box always overlaps itself
+    return bool((iou > 0.0).any())
 
 
 def normalised_feet(tracks: Detections, frame_hw: tuple[int, int]) -> npt.NDArray[np.float64]:
@@ -228,12 +257,14 @@ class CameraPipeline:
             return False
         if self.frame_size is None:
             return False
-        w, h = self.frame_size
-        boxes = np.stack([tr.xyxy() for tr in self.tracker.tracks])
-        feet = np.stack([(boxes[:, 0] + boxes[:, 2]) / (2 * w), boxes[:, 3] / h], axis=1)
-        return any(
-            bool((np.abs(signed_distance(line.spec.points, feet)) < self.line_focus).any())
-            for line in self.analytics.lines
+        trs = self.tracker.tracks
+        unsure = np.array([tr.lost or tr.hits < self.tracker.settings.min_hits for tr in trs])
+        return identity_at_risk(
+            np.stack([tr.xyxy() for tr in trs]),
+            unsure,
+            [line.spec.points for line in self.analytics.lines],
+            self.frame_size,
+            self.line_focus,
         )
 
     def flush(self, t: float) -> list[WindowAggregate]:

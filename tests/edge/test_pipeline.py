@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from edge.detector import load_detector
-from edge.pipeline import Analytics, CameraPipeline
+from edge.pipeline import Analytics, CameraPipeline, identity_at_risk
 from edge.sources import open_source
 from storesense.schema import AnalyticsConfig, LineSpec, ZoneSettings, ZoneSpec
 
@@ -75,22 +75,44 @@ def test_process_without_image_on_a_detector_frame_is_refused(detector):
         pipe.process(None, 0.0)
 
 
-def test_line_focus_detects_every_frame_near_a_line(detector):
+def test_line_focus_detects_every_frame_while_people_overlap_near_a_line(detector):
     from edge.detections import Detections
 
     black = np.zeros((200, 200, 3), np.uint8)
-    pipe = CameraPipeline("s", "c", config(detect_every=3), detector)
-    pipe.process(black, 0.0)  # frame 0: detector runs, finds nobody
-    assert not pipe.detects_next()  # nobody near the line: frame 1 is skipped
-    for i in range(3):  # someone standing just left of the door line
-        pipe.tracker.step(Detections.from_arrays([[80, 50, 98, 150]], [0.9]), 0.01 * i)
-    pipe.process(None, 0.1)
-    assert pipe.detects_next()
-    off = CameraPipeline("s", "c", config(detect_every=3), detector, line_focus=0)
-    off.process(black, 0.0)
-    off.tracker.step(Detections.from_arrays([[80, 50, 98, 150]], [0.9]), 0.0)
-    off.process(None, 0.1)
-    assert not off.detects_next()
+
+    def pipeline_after(boxes: list[list[float]], line_focus: float = 0.1) -> CameraPipeline:
+        pipe = CameraPipeline("s", "c", config(detect_every=3), detector, line_focus=line_focus)
+        pipe.process(black, 0.0)  # frame 0: detector runs, finds nobody
+        assert not pipe.detects_next()  # nobody near the line: frame 1 is skipped
+        for i in range(3):  # people standing just left of the door line
+            pipe.tracker.step(Detections.from_arrays(boxes, [0.9] * len(boxes)), 0.01 * i)
+        pipe.process(None, 0.1)
+        return pipe
+
+    two = [[80, 50, 98, 150], [90, 60, 108, 160]]
+    assert pipeline_after(two).detects_next()
+    assert not pipeline_after(two[:1]).detects_next()  # alone: the motion model is enough
+    assert not pipeline_after(two, line_focus=0).detects_next()
+
+
+def test_identity_at_risk_near_a_line():
+    lines = [(0.5, 0.0, 0.5, 1.0)]
+    size = (200, 200)
+    near_a = [80.0, 50, 98, 150]  # foot at x = 0.445
+    near_b = [90.0, 60, 108, 160]  # overlaps near_a
+    apart = [101.0, 50, 119, 150]  # near the line, touching nobody
+    far_a, far_b = [0.0, 50, 20, 150], [10.0, 60, 30, 160]  # overlapping, far from the line
+
+    def risk(boxes: list[list[float]], unsure: list[bool] | None = None) -> bool:
+        flags = np.array(unsure or [False] * len(boxes))
+        return identity_at_risk(np.array(boxes), flags, lines, size, 0.1)
+
+    assert risk([near_a, near_b])
+    assert not risk([near_a, apart])
+    assert not risk([far_a, far_b, apart])
+    assert risk([near_a], [True])  # lost or tentative next to the line
+    assert not risk([far_a], [True])
+    assert not identity_at_risk(np.array([near_a, near_b]), np.zeros(2, bool), [], size, 0.1)
 
 
 def test_demographics_count_every_finished_visitor_once(detector, models_dir, pets_clip: Path):
