@@ -13,7 +13,11 @@ Rules against double counting:
 - ``min_frames_on_side`` consecutive observations on the new side before a crossing counts;
 - late count: a track that ends while seen on the new side for fewer frames still counts;
 - id switch at the line: a new track that appears where a track was just lost inherits that
-  track's side, so the person's one crossing is counted once, not zero or two times.
+  track's side, so the person's one crossing is counted once, not zero or two times. "Where"
+  is the lost track's foot point walked on at its last velocity; the radius grows with the
+  time it was unseen, since a hidden person does not walk a perfectly straight line;
+- parting after the line: a new track that appears beside a track that crossed to its side
+  less than a second ago came across with it (two people seen as one box until they part).
 """
 
 from __future__ import annotations
@@ -47,6 +51,7 @@ class _Side:
     candidate_t: float = 0.0
     seen: bool = True
     velocity: tuple[float, float] = (0.0, 0.0)  # normalised units per second, smoothed
+    crossed_t: float = -np.inf  # when this track's last crossing was counted
 
 
 def signed_distance(
@@ -65,6 +70,13 @@ class LineCounter:
     settings: CountingSettings = field(default_factory=CountingSettings)
     track_timeout_s: float = 2.0  # a track unseen this long has ended
     handover_radius: float = 0.05  # normalised distance for an id switch handover
+    # How far (normalised, per second hidden) a hidden person may stray from walking on in a
+    # straight line: the handover radius grows by this over the gap, up to the track timeout.
+    handover_growth: float = 0.03
+    split_window_s: float = 1.0  # see _companion
+    # Two people do not stand on one spot: a new track whose foot point is this close to a
+    # track in view is a second box on the same person (they survive NMS), not a companion.
+    same_spot: float = 0.01
     _tracks: dict[int, _Side] = field(default_factory=dict)
 
     def direction(self, from_side: int) -> Direction:
@@ -87,7 +99,9 @@ class LineCounter:
             obs = 0 if abs(d) <= self.settings.hysteresis else (-1 if d < 0 else 1)
             known = self._tracks.get(tid)
             st = (
-                known if known is not None else self._new_track(tid, (foot[0], foot[1]), t, present)
+                known
+                if known is not None
+                else self._new_track(tid, (foot[0], foot[1]), obs, t, present)
             )
             self._move(st, (foot[0], foot[1]), t)
             ev = self._observe(tid, st, obs, t)
@@ -111,10 +125,14 @@ class LineCounter:
         self._tracks.clear()
         return events
 
-    def _new_track(self, tid: int, foot: tuple[float, float], t: float, present: set[int]) -> _Side:
+    def _new_track(
+        self, tid: int, foot: tuple[float, float], obs: int, t: float, present: set[int]
+    ) -> _Side:
         st = _Side(0, foot, t)
         donor = self._handover_donor(foot, t, present)
-        if donor is not None:
+        if donor is None and self._companion(foot, obs, t, present) is not None:
+            st.side = -obs  # it came from where its companion came from
+        elif donor is not None:
             old = self._tracks.pop(donor)
             st.side = old.side if old.side else old.candidate
             if old.candidate and old.candidate != old.side:
@@ -127,18 +145,37 @@ class LineCounter:
         return st
 
     def _handover_donor(self, foot: tuple[float, float], t: float, present: set[int]) -> int | None:
-        """The lost track whose extrapolated foot point is nearest, within handover_radius."""
-        best, best_d = None, self.handover_radius
+        """The lost track nearest to the new one, measured from where it would be had it walked
+        on, within handover_radius grown by handover_growth per second it has been unseen."""
+        best, best_d = None, 1.0
         for tid, st in self._tracks.items():
             if tid in present or (st.side == 0 and st.candidate == 0):
                 continue
-            gap = min(t - st.last_t, 1.0)  # walking on while hidden, for a second at most
+            gap = min(t - st.last_t, self.track_timeout_s)
             x = st.last_foot[0] + st.velocity[0] * gap
             y = st.last_foot[1] + st.velocity[1] * gap
             d = float(np.hypot(x - foot[0], y - foot[1]))
+            d /= self.handover_radius + self.handover_growth * gap
             if d < best_d:
                 best, best_d = tid, d
         return best
+
+    def _companion(
+        self, foot: tuple[float, float], obs: int, t: float, present: set[int]
+    ) -> _Side | None:
+        """A track in view, where the new one appears, that crossed to the new one's side less
+        than split_window_s ago. Two people who cross side by side are often one box until
+        they part just beyond the line; the one that appears then crossed too."""
+        if obs == 0:
+            return None
+        for tid in present:
+            st = self._tracks.get(tid)
+            if st is None or st.side != obs or t - st.crossed_t > self.split_window_s:
+                continue
+            d = np.hypot(st.last_foot[0] - foot[0], st.last_foot[1] - foot[1])
+            if self.same_spot < d <= self.handover_radius:
+                return st
+        return None
 
     def _observe(self, tid: int, st: _Side, obs: int, t: float) -> CrossingEvent | None:
         if obs == 0:
@@ -160,6 +197,7 @@ class LineCounter:
         ev = None
         if st.side != 0:
             ev = CrossingEvent(self.spec.name, tid, self.direction(st.side), st.candidate_t)
+            st.crossed_t = st.last_t
         st.side, st.candidate, st.candidate_n = st.candidate, 0, 0
         return ev
 

@@ -95,6 +95,39 @@ CASES = [
         [("out", 1)],
     ),
     (
+        # walked on a little faster while hidden for 1.5 s: the handover radius grows with
+        # the time unseen (a fixed 0.05 around the extrapolated point missed it)
+        "hidden_for_1_5_s_while_crossing_counts_once",
+        walk(1, [0.38 + 0.006 * i for i in range(10)]) + walk(2, [0.56, 0.57, 0.58], start=26),
+        [("out", 2)],
+    ),
+    (
+        "stranger_across_the_line_after_a_long_gap_does_not_inherit",
+        walk(1, [0.45] * 10) + walk(2, [0.6, 0.61, 0.62], start=29),
+        [],
+    ),
+    (
+        "two_as_one_box_part_just_beyond_the_line_count_twice",
+        walk(1, [0.3, 0.4, 0.45, 0.55, 0.6, 0.65, 0.7]) + walk(2, [0.62, 0.66, 0.7], start=6),
+        [("out", 1), ("out", 2)],
+    ),
+    (
+        # a second box on the same person (both survived NMS) stands on the same spot
+        "a_second_box_on_someone_who_just_crossed_is_not_a_crossing",
+        walk(1, [0.3, 0.4, 0.45, 0.55, 0.6, 0.65, 0.7]) + walk(2, [0.653, 0.702], start=6),
+        [("out", 1)],
+    ),
+    (
+        "appearing_beside_someone_who_crossed_long_ago_is_not_a_crossing",
+        walk(1, [0.3, 0.4, 0.55, 0.6] + [0.62] * 20) + walk(2, [0.64, 0.66, 0.68], start=20),
+        [("out", 1)],
+    ),
+    (
+        "appearing_beside_someone_who_did_not_cross_is_not_a_crossing",
+        walk(1, [0.6, 0.62, 0.64, 0.66, 0.68]) + walk(2, [0.66, 0.68, 0.7], start=4),
+        [],
+    ),
+    (
         "far_away_new_track_does_not_inherit",
         walk(1, [0.3, 0.4, 0.45]) + walk(2, [0.9, 0.85, 0.8], start=4),
         [],
