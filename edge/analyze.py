@@ -83,8 +83,8 @@ def add_common(p: argparse.ArgumentParser) -> None:
         "--line-focus",
         type=float,
         default=LINE_FOCUS,
-        help="with --detect-every > 1, still detect every frame while a track is this close "
-        "to a line (normalised); 0 = off",
+        help="with --detect-every > 1, still detect every frame while a track this close to a "
+        "line (normalised) is lost, tentative or overlaps someone; 0 = off",
     )
     p.add_argument(
         "--prescale",
