@@ -19,7 +19,7 @@ from edge.detections import Detections
 from edge.detector import Detector
 from edge.heatmap import HeatmapGrid
 from edge.paths import PathRecorder, TransitionCounter
-from edge.tracker import Tracker, iou_matrix
+from edge.tracker import Tracker, boxes_of, iou_matrix
 from edge.windows import WindowAccumulator
 from edge.zones import Visit, ZoneTracker
 from storesense.schema import AnalyticsConfig, ModelInfo, Trajectory, WindowAggregate
@@ -260,7 +260,7 @@ class CameraPipeline:
         trs = self.tracker.tracks
         unsure = np.array([tr.lost or tr.hits < self.tracker.settings.min_hits for tr in trs])
         return identity_at_risk(
-            np.stack([tr.xyxy() for tr in trs]),
+            boxes_of(trs),
             unsure,
             [line.spec.points for line in self.analytics.lines],
             self.frame_size,

@@ -84,6 +84,11 @@ class Track:
         return out
 
 
+def boxes_of(tracks: list[Track]) -> F64:
+    """(x1, y1, x2, y2) of every track, in one conversion."""
+    return xyah_to_xyxy(np.stack([t.mean[:4] for t in tracks]))
+
+
 def kf_initiate(z: F64) -> tuple[F64, F64]:
     h = z[3]
     std = np.array(
@@ -186,7 +191,7 @@ class Tracker:
         if not live:
             return Detections.empty().with_tracker_id(np.zeros(0, np.int64))
         return Detections(
-            np.stack([tr.xyxy() for tr in live]).astype(np.float32),
+            boxes_of(live).astype(np.float32),
             np.array([tr.score for tr in live], np.float32),
             np.zeros(len(live), np.int64),
             np.array([tr.track_id for tr in live], np.int64),
@@ -244,7 +249,7 @@ class Tracker:
     def _ious(tracks: list[Track], boxes: F64) -> F64:
         if not tracks:
             return np.zeros((0, len(boxes)))
-        return iou_matrix(np.stack([tr.xyxy() for tr in tracks]), boxes)
+        return iou_matrix(boxes_of(tracks), boxes)
 
     def _match(self, tr: Track, box: F64, score: float, t: float) -> None:
         kf_update(tr, xyxy_to_xyah(box[None, :])[0])
