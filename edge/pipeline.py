@@ -208,7 +208,9 @@ class CameraPipeline:
         ``process(None, t, decoded=False)``.
         """
         k = self.config.detect_every
-        return k == 1 or (self.frames + ahead) % k == 0 or self._near_line
+        # The focus judges the next frame only: a frame further ahead (a B-frame decoded before
+        # its turn) is not decoded for it; if it is decoded anyway, it is detected when due.
+        return k == 1 or (self.frames + ahead) % k == 0 or (self._near_line and ahead <= 0)
 
     def process(
         self, image_bgr: npt.NDArray[np.uint8] | None, t: float, *, decoded: bool = True

@@ -90,7 +90,11 @@ def test_line_focus_detects_every_frame_while_people_overlap_near_a_line(detecto
         return pipe
 
     two = [[80, 50, 98, 150], [90, 60, 108, 160]]
-    assert pipeline_after(two).detects_next()
+    pipe = pipeline_after(two)
+    assert pipe.detects_next()
+    # Frames decoded ahead of their turn are not decoded for the focus, only for the cadence:
+    # the next frame (focus), the one after (cadence, frame 3), not the third (frame 4).
+    assert [pipe.needs_frame(n) for n in range(3)] == [True, True, False]
     assert not pipeline_after(two[:1]).detects_next()  # alone: the motion model is enough
     assert not pipeline_after(two, line_focus=0).detects_next()
 
