@@ -56,6 +56,10 @@ _MEAN = np.array([0.485, 0.456, 0.406], np.float32) * 255.0
 _STD = np.array([0.229, 0.224, 0.225], np.float32) * 255.0
 
 
+def _ceil_to(x: float, step: int) -> int:
+    return int(-(-round(x) // step) * step)
+
+
 def make_grid(input_hw: tuple[int, int]) -> Grid:
     """Cell offsets (n, 2) and strides (n, 1) in the output's row order (level, y, x)."""
     cells, strides = [], []
@@ -145,22 +149,32 @@ class Detector:
         self._grids: dict[tuple[int, int], Grid] = {}
         self._canvases: dict[tuple[int, int], npt.NDArray[np.uint8]] = {}
 
-    def canvas_hw(self, nh: int, nw: int) -> tuple[int, int]:
-        """The letterbox canvas for a frame scaled to (nh, nw)."""
+    def canvas_hw(self, nh: int, nw: int, zoom: float = 1.0) -> tuple[int, int]:
+        """The letterbox canvas for a frame scaled to (nh, nw) at this zoom."""
         ih, iw = self.layout.input_hw
         if not self._trim:
             return ih, iw
         s = _STRIDES[-1]
-        return (min(ih, -(-(nh + TRIM_MARGIN) // s) * s),
-                min(iw, -(-(nw + TRIM_MARGIN) // s) * s))
+        return (min(_ceil_to(ih * zoom, s), _ceil_to(nh + TRIM_MARGIN, s)),
+                min(_ceil_to(iw * zoom, s), _ceil_to(nw + TRIM_MARGIN, s)))
 
-    def preprocess(self, image_bgr: npt.NDArray[np.uint8]) -> tuple[npt.NDArray[np.float32], float]:
-        """Top-left letterbox into a reused canvas; returns the NCHW tensor and the scale."""
+    def ratio(self, height: int, width: int, zoom: float = 1.0) -> float:
+        """Scale from frame to canvas: the trained scale times the zoom, but a zoom never
+        enlarges a frame past its own pixels (that adds cost, not detail)."""
         ih, iw = self.layout.input_hw
+        base = min(ih / height, iw / width)
+        return min(base * zoom, max(base, 1.0))
+
+    def preprocess(
+        self, image_bgr: npt.NDArray[np.uint8], zoom: float = 1.0
+    ) -> tuple[npt.NDArray[np.float32], float]:
+        """Top-left letterbox into a reused canvas; returns the NCHW tensor and the scale."""
+        if zoom != 1.0 and not self._trim:
+            raise ValueError(f"zoom {zoom}: this detector's input size is fixed (fit_canvas off)")
         h, w = image_bgr.shape[:2]
-        r = min(ih / h, iw / w)
+        r = self.ratio(h, w, zoom)
         nh, nw = round(h * r), round(w * r)
-        hw = self.canvas_hw(nh, nw)
+        hw = self.canvas_hw(nh, nw, zoom)
         canvas = self._canvases.get(hw)
         if canvas is None:
             canvas = self._canvases[hw] = np.full((*hw, 3), _PAD, np.uint8)
@@ -188,14 +202,19 @@ class Detector:
         return round(width * r), round(height * r)
 
     def __call__(
-        self, image_bgr: npt.NDArray[np.uint8], frame_hw: tuple[int, int] | None = None
+        self,
+        image_bgr: npt.NDArray[np.uint8],
+        frame_hw: tuple[int, int] | None = None,
+        *,
+        zoom: float = 1.0,
     ) -> Detections:
         """Person boxes in frame pixels.
 
         ``frame_hw``: the (height, width) of the frame when ``image_bgr`` is a scaled-down copy
-        of it (pre-resized input); boxes are mapped back to the frame's pixels.
+        of it (pre-resized input); boxes are mapped back to the frame's pixels. ``zoom``: how
+        much larger than the trained scale the image is seen (see ``ratio``).
         """
-        tensor, r = self.preprocess(image_bgr)
+        tensor, r = self.preprocess(image_bgr, zoom)
         raw = self.session.run(None, {self._input: tensor})[0][0]
         ih, iw = image_bgr.shape[:2]
         dets = decode_yolox(

@@ -8,6 +8,8 @@ loop around it that the edge node and ``analyze`` use: it runs the detector on e
 
 from __future__ import annotations
 
+import logging
+from collections import Counter
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -22,7 +24,10 @@ from edge.paths import PathRecorder, TransitionCounter
 from edge.tracker import Tracker, boxes_of, iou_matrix
 from edge.windows import WindowAccumulator
 from edge.zones import Visit, ZoneTracker
+from edge.zoom import CONFIDENT, ZoomPolicy
 from storesense.schema import AnalyticsConfig, ModelInfo, Trajectory, WindowAggregate
+
+log = logging.getLogger(__name__)
 
 TRACK_TIMEOUT_S = 2.0  # a track unseen this long has ended (> the tracker's lost buffer)
 # With detect_every > 1, frames are still detected while a track whose identity is at risk
@@ -164,6 +169,7 @@ class CameraPipeline:
         line_focus: float = LINE_FOCUS,
     ) -> None:
         self.detector = detector
+        self.camera_id = camera_id
         self.demographics = demographics
         self.tracker = tracker or Tracker()
         self.frame_size = frame_size  # (width, height); taken from the first frame if None
@@ -179,6 +185,8 @@ class CameraPipeline:
         self._near_line = False
         self.detector_frames = 0
         self.line_focus = line_focus  # 0 turns the line focus off: strictly every k-th frame
+        self.zoom = ZoomPolicy(config.zoom)
+        self.zoom_frames: Counter[float] = Counter()  # detector frames run at each zoom
 
     def model_infos(self) -> list[ModelInfo]:
         infos = self.detector.model_infos()
@@ -191,6 +199,8 @@ class CameraPipeline:
         if (config.heatmap_cols, config.heatmap_rows) != (self.heatmap.cols, self.heatmap.rows):
             self.heatmap = HeatmapGrid(config.heatmap_cols, config.heatmap_rows)
         self.windows.stop_threshold_s = config.zone.stop_threshold_s
+        if config.zoom != self.config.zoom:
+            self.zoom = ZoomPolicy(config.zoom)
         if config.window_s != self.windows.window_s:
             self.windows.window_s = config.window_s  # takes effect from the next window
         self.config = config
@@ -233,8 +243,9 @@ class CameraPipeline:
         dets = None
         if detect and image_bgr is not None:
             if full or self.frame_size is None:
-                dets = self.detector(image_bgr)
-            else:
+                dets = self.detector(image_bgr, zoom=self.zoom.zoom)
+                self._observe_zoom(dets, image_bgr.shape[0], image_bgr.shape[1])
+            else:  # a pre-scaled image has no more pixels to zoom into
                 dets = self.detector(image_bgr, (self.frame_size[1], self.frame_size[0]))
             self.detector_frames += 1
         tracks = self.tracker.step(dets, t)
@@ -253,6 +264,18 @@ class CameraPipeline:
         self.last_events = out.crossings
         self._near_line = self._tracks_near_line()
         return closed
+
+    def _observe_zoom(self, dets: Detections, height: int, width: int) -> None:
+        self.zoom_frames[self.zoom.zoom] += 1
+        box = dets.xyxy[dets.confidence >= CONFIDENT]
+        at_unit = (box[:, 3] - box[:, 1]) * self.detector.ratio(height, width)
+        before = self.zoom.zoom
+        after = self.zoom.observe(at_unit)
+        if after != before:
+            log.info(
+                "camera %s: detector zoom %.2f -> %.2f (median person %.0f px at zoom 1)",
+                self.camera_id, before, after, self.zoom.median_px,
+            )
 
     def _tracks_near_line(self) -> bool:
         if self.config.detect_every == 1 or self.line_focus <= 0 or not self.tracker.tracks:

@@ -111,6 +111,48 @@ class ZoneSettings(Strict):
     )
 
 
+class DetectorZoom(Strict):
+    """How much larger than its trained scale the detector sees a frame.
+
+    At the trained scale (416 px across for yolox_nano) a person far from an elevated camera
+    is a few dozen pixels tall, and a small model misses most of them. ``auto`` watches the
+    heights of the people the detector finds and zooms in while most are short; the
+    detector's cost grows with the square of the zoom, so it zooms out again when they grow.
+    Heights are in pixels of the trained-scale canvas, whatever the zoom, so the rule reads
+    the same for every camera and resolution.
+    """
+
+    mode: Literal["auto", "fixed"] = Field(
+        "auto", description="auto: chosen from the people found; fixed: always `zoom`"
+    )
+    zoom: float = Field(
+        1.0, ge=1.0, le=3.0, description="fixed: the zoom; auto: the zoom to start at"
+    )
+    max_zoom: float = Field(
+        2.0, ge=1.0, le=3.0, description="auto: the largest zoom it may choose"
+    )
+    small_px: float = Field(
+        32.0, ge=8.0, le=256.0,
+        description="auto: zoom in when the median person found is shorter than this at zoom 1 "
+        "(four cells of the model's finest 8 px stride)",
+    )
+    target_px: float = Field(
+        48.0, ge=8.0, le=256.0,
+        description="auto: zoom so that the median person is this tall; at zoom 1 people this "
+        "tall need no zoom, and it returns to 1",
+    )
+
+    @model_validator(mode="after")
+    def _ordered(self) -> DetectorZoom:
+        if self.small_px > self.target_px:
+            raise ValueError(
+                f"small_px must be <= target_px, got {self.small_px} > {self.target_px}"
+            )
+        if self.mode == "auto" and self.zoom > self.max_zoom:
+            raise ValueError(f"zoom must be <= max_zoom, got {self.zoom} > {self.max_zoom}")
+        return self
+
+
 class AnalyticsConfig(Strict):
     """Everything a camera's analytics need; sent as remote config and read from edge.toml."""
 
@@ -122,6 +164,7 @@ class AnalyticsConfig(Strict):
     detect_every: int = Field(
         1, ge=1, le=30, description="run the detector on every k-th frame; predict between"
     )
+    zoom: DetectorZoom = Field(default_factory=DetectorZoom)
     heatmap_cols: int = Field(32, ge=4, le=128)
     heatmap_rows: int = Field(18, ge=4, le=128)
     demographics: bool = Field(True, description="estimate age band and gender per track")

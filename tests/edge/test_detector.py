@@ -89,3 +89,28 @@ def test_fitted_canvas_finds_the_same_people_on_less_input(models_dir, model, im
     iou = iou_matrix(a.xyxy.astype(float), b.xyxy.astype(float))
     assert (iou.max(axis=1) > 0.9).all(), iou.max(axis=1)
     assert b.confidence[iou.argmax(axis=1)] == pytest.approx(a.confidence, abs=0.05)
+
+
+def test_zoom_sees_a_larger_canvas_and_keeps_the_people_found_at_one(models_dir):
+    img = cv2.imread(str(models_dir / "samples" / "street_crossing.jpg"))
+    det = load_detector("yolox_nano", models_dir=models_dir, score_threshold=0.3)
+    h, w = img.shape[:2]
+    t1, r1 = det.preprocess(img)
+    t2, r2 = det.preprocess(img, 2.0)
+    assert r2 == pytest.approx(min(2 * r1, 1.0)) and t2.shape[3] > t1.shape[3]
+    assert t2.shape[2] % 32 == 0 and t2.shape[3] % 32 == 0
+    one, two = det(img), det(img, zoom=2.0)
+    assert len(two) >= len(one) > 0
+    confident = one.xyxy[one.confidence >= 0.5].astype(float)
+    assert (iou_matrix(confident, two.xyxy.astype(float)).max(axis=1) > 0.7).all()
+    assert (two.xyxy[:, 2] <= w).all() and (two.xyxy[:, 3] <= h).all()
+
+
+def test_zoom_never_enlarges_a_frame_past_its_own_pixels(models_dir):
+    det = load_detector("yolox_nano", models_dir=models_dir)
+    assert det.ratio(1080, 1920, 2.0) == pytest.approx(2 * 416 / 1920)
+    assert det.ratio(576, 768, 2.0) == 1.0  # 2 x 0.54 would enlarge it
+    assert det.ratio(240, 320, 2.0) == pytest.approx(416 / 320)  # small frame: trained scale
+    fixed = load_detector("yolox_nano", models_dir=models_dir, fit_canvas=False)
+    with pytest.raises(ValueError, match="input size is fixed"):
+        fixed.preprocess(np.zeros((100, 100, 3), np.uint8), 2.0)
