@@ -20,6 +20,7 @@ from storesense.errors import StoresenseError
 COMMANDS: dict[tuple[str, ...], tuple[str, str]] = {
     ("analyze",): ("edge.analyze", "run the pipeline over a video file, write line crossings"),
     ("eval",): ("edge.evaluate", "score the pipeline on a MOT-format sequence"),
+    ("mosaic",): ("edge.mosaic", "a denser MOT sequence of smaller people, tiled from a real one"),
     ("edge", "run"): ("edge.node", "run an edge node (cameras -> analytics -> MQTT)"),
     ("gateway", "run"): ("gateway.service", "run the gateway (MQTT ingest, API, dashboards)"),
     ("gateway", "token"): ("gateway.tokens", "create, list or revoke API tokens"),
