@@ -64,10 +64,13 @@ def count_scores(
 
 
 def _tally(pred: list[tuple[int, str]], truth: list[TrueCrossing], fps: float) -> dict[str, int]:
-    """Counts behind the scores; tallies of several lines add up to their pooled scores."""
+    """Counts behind the scores; tallies of several lines add up to their pooled scores (the
+    count error is summed per line, so one line's over-count does not hide another's miss)."""
     n_in = sum(d == "in" for _, d in pred)
     t_in = sum(c.direction == "in" for c in truth)
-    return {"p_in": n_in, "p_out": len(pred) - n_in, "t_in": t_in, "t_out": len(truth) - t_in,
+    n_out, t_out = len(pred) - n_in, len(truth) - t_in
+    return {"p_in": n_in, "p_out": n_out, "t_in": t_in, "t_out": t_out,
+            "error": abs(n_in - t_in) + abs(n_out - t_out),
             "matched": match_events(pred, truth, fps)}
 
 
@@ -76,11 +79,10 @@ def _scores(c: dict[str, int]) -> dict[str, Any]:
     precision = m / n_pred if n_pred else 1.0
     recall = m / n_true if n_true else 1.0
     f1 = 2 * precision * recall / (precision + recall) if precision + recall else 0.0
-    acc = 1 - (abs(c["p_in"] - c["t_in"]) + abs(c["p_out"] - c["t_out"])) / max(n_true, 1)
     return {
         "true": {"in": c["t_in"], "out": c["t_out"]},
         "predicted": {"in": c["p_in"], "out": c["p_out"]},
-        "count_accuracy": round(acc, 4),
+        "count_accuracy": round(1 - c["error"] / max(n_true, 1), 4),
         "precision": round(precision, 4),
         "recall": round(recall, 4),
         "f1": round(f1, 4),

@@ -59,3 +59,17 @@ def test_several_lines_are_scored_each_and_pooled():
     assert [p["count_accuracy"] for p in both["per_line"]] == [1.0, 0.0]
     assert both["true"] == {"in": 0, "out": 2} and both["predicted"] == {"in": 0, "out": 1}
     assert (both["count_accuracy"], both["precision"], both["recall"]) == (0.5, 1.0, 0.5)
+
+
+def test_pooled_count_errors_do_not_cancel_between_lines():
+    import numpy as np
+
+    info = SeqInfo("s", FPS, 40, 100, 100, None)  # type: ignore[arg-type]
+    gt = np.array([[f, 1, 2.5 * f - 10, 10, 20, 40] for f in range(1, 41)], float)
+    a = LineSpec(name="a", points=(0.3, 0, 0.3, 1))
+    b = LineSpec(name="b", points=(0.7, 0, 0.7, 1))
+    # a counted twice, b missed: the totals (2 of 2) agree, the counts of each line do not
+    twice = [(17, CrossingEvent("a", 1, "out", 1.6)), (18, CrossingEvent("a", 2, "out", 1.7))]
+    both = line_scores(RunResult(events=twice), [a, b], gt, info)
+    assert both["predicted"] == both["true"] == {"in": 0, "out": 2}
+    assert both["count_accuracy"] == 0.0  # 1 - (1 + 1) / 2
