@@ -14,8 +14,10 @@ Rules against double counting:
 - late count: a track that ends while seen on the new side for fewer frames still counts;
 - id switch at the line: a new track that appears where a track was just lost inherits that
   track's side, so the person's one crossing is counted once, not zero or two times. "Where"
-  is the lost track's foot point walked on at its last velocity; the radius grows with the
-  time it was unseen, since a hidden person does not walk a perfectly straight line;
+  is the lost track's foot point walked on at its last velocity; the radius is at least a
+  quarter of the person's height (given box heights: a person drawn large near the camera
+  strays further in image units than one far away) and grows with the time unseen, since a
+  hidden person does not walk a perfectly straight line;
 - parting after the line: a new track that appears beside a track that crossed to its side
   less than a second ago came across with it (two people seen as one box until they part).
 """
@@ -52,6 +54,7 @@ class _Side:
     seen: bool = True
     velocity: tuple[float, float] = (0.0, 0.0)  # normalised units per second, smoothed
     crossed_t: float = -np.inf  # when this track's last crossing was counted
+    height: float = 0.0  # box height, normalised to the frame's (0 when not given)
 
 
 def signed_distance(
@@ -70,6 +73,8 @@ class LineCounter:
     settings: CountingSettings = field(default_factory=CountingSettings)
     track_timeout_s: float = 2.0  # a track unseen this long has ended
     handover_radius: float = 0.05  # normalised distance for an id switch handover
+    # ... or this many times the lost person's height, if larger: about a shoulder width.
+    handover_bodies: float = 0.25
     # How far (normalised, per second hidden) a hidden person may stray from walking on in a
     # straight line: the handover radius grows by this over the gap, up to the track timeout.
     handover_growth: float = 0.03
@@ -85,16 +90,22 @@ class LineCounter:
         return left_to_right if from_side < 0 else other
 
     def update(
-        self, ids: npt.NDArray[np.int64], feet: npt.NDArray[np.floating], t: float
+        self,
+        ids: npt.NDArray[np.int64],
+        feet: npt.NDArray[np.floating],
+        t: float,
+        heights: npt.NDArray[np.floating] | None = None,
     ) -> list[CrossingEvent]:
-        """Observations of one frame: track ids and foot points in normalised coordinates."""
+        """Observations of one frame: track ids and foot points in normalised coordinates, and
+        optionally the boxes' heights normalised to the frame's (see ``handover_bodies``)."""
         dist = signed_distance(self.spec.points, np.asarray(feet, np.float64))
+        hs = np.zeros(len(ids)) if heights is None else np.asarray(heights, np.float64)
         present = {int(i) for i in ids}
         for st in self._tracks.values():
             st.seen = False
         events: list[CrossingEvent] = []
-        for tid, d, foot in zip(
-            ids.tolist(), dist.tolist(), np.asarray(feet).tolist(), strict=True
+        for tid, d, foot, h in zip(
+            ids.tolist(), dist.tolist(), np.asarray(feet).tolist(), hs.tolist(), strict=True
         ):
             obs = 0 if abs(d) <= self.settings.hysteresis else (-1 if d < 0 else 1)
             known = self._tracks.get(tid)
@@ -104,6 +115,7 @@ class LineCounter:
                 else self._new_track(tid, (foot[0], foot[1]), obs, t, present)
             )
             self._move(st, (foot[0], foot[1]), t)
+            st.height = h
             ev = self._observe(tid, st, obs, t)
             if ev:
                 events.append(ev)
@@ -146,7 +158,8 @@ class LineCounter:
 
     def _handover_donor(self, foot: tuple[float, float], t: float, present: set[int]) -> int | None:
         """The lost track nearest to the new one, measured from where it would be had it walked
-        on, within handover_radius grown by handover_growth per second it has been unseen."""
+        on, within the larger of handover_radius and handover_bodies times its height, grown
+        by handover_growth per second it has been unseen."""
         best, best_d = None, 1.0
         for tid, st in self._tracks.items():
             if tid in present or (st.side == 0 and st.candidate == 0):
@@ -155,7 +168,8 @@ class LineCounter:
             x = st.last_foot[0] + st.velocity[0] * gap
             y = st.last_foot[1] + st.velocity[1] * gap
             d = float(np.hypot(x - foot[0], y - foot[1]))
-            d /= self.handover_radius + self.handover_growth * gap
+            radius = max(self.handover_radius, self.handover_bodies * st.height)
+            d /= radius + self.handover_growth * gap
             if d < best_d:
                 best, best_d = tid, d
         return best

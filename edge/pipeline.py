@@ -79,11 +79,15 @@ class Analytics:
         self.config = config
 
     def update(
-        self, ids: npt.NDArray[np.int64], feet: npt.NDArray[np.floating], t: float
+        self,
+        ids: npt.NDArray[np.int64],
+        feet: npt.NDArray[np.floating],
+        t: float,
+        heights: npt.NDArray[np.floating] | None = None,
     ) -> AnalyticsOutput:
         out = AnalyticsOutput()
         for line in self.lines:
-            out.crossings.extend(line.update(ids, feet, t))
+            out.crossings.extend(line.update(ids, feet, t, heights))
         for zone in self.zones:
             started, ended = zone.update(ids, feet, t)
             out.started.extend(started)
@@ -255,7 +259,8 @@ class CameraPipeline:
         w, h = self.frame_size
         ids = tracks.tracker_id if tracks.tracker_id is not None else np.zeros(0, np.int64)
         feet = normalised_feet(tracks, (h, w))
-        out = self.analytics.update(ids, feet, t)
+        heights = (tracks.xyxy[:, 3] - tracks.xyxy[:, 1]).astype(np.float64) / h
+        out = self.analytics.update(ids, feet, t, heights)
         if self.config.demographics and self.demographics is not None and full:
             assert image_bgr is not None
             self.demographics.observe(image_bgr, tracks)

@@ -24,6 +24,7 @@ def run(
     hysteresis: float = 0.01,
     min_frames: int = 2,
     spec: LineSpec = LINE,
+    height: float | None = None,
 ) -> list[tuple[str, int]]:
     """Feed frames in order; returns (direction, track_id) of every event incl. the final flush."""
     counter = LineCounter(
@@ -38,7 +39,8 @@ def run(
         rows = frames.get(f, [])
         ids = np.array([r[0] for r in rows], np.int64)
         feet = np.array([[r[1], 0.6] for r in rows], float).reshape(-1, 2)
-        events += counter.update(ids, feet, f / FPS)
+        heights = None if height is None else np.full(len(rows), height)
+        events += counter.update(ids, feet, f / FPS, heights)
     events += counter.finish()
     return [(e.direction, e.track_id) for e in events]
 
@@ -138,6 +140,30 @@ CASES = [
 @pytest.mark.parametrize(("obs", "expected"), [c[1:] for c in CASES], ids=[c[0] for c in CASES])
 def test_counting_rules(obs, expected):
     assert run(obs) == expected
+
+
+# Someone hidden for 0.5 s while crossing reappears 0.1 from where walking on would have
+# taken them: beyond the fixed 0.05 radius (+0.015 for the gap), within a quarter of the
+# height of a person drawn 0.6 of the frame tall, not of one drawn 0.1 tall.
+STRAYED = walk(1, [0.36, 0.38, 0.40, 0.42, 0.44]) + walk(2, [0.64, 0.66, 0.68], start=11)
+
+
+@pytest.mark.parametrize(
+    ("case", "height", "expected"),
+    [
+        ("a person drawn large is handed over: counted once", 0.6, [("out", 2)]),
+        ("a person drawn small is not: no side to cross from", 0.1, []),
+        ("no heights given: the fixed radius alone", None, []),
+    ],
+)
+def test_handover_radius_scales_with_the_person(case, height, expected):
+    assert run(STRAYED, height=height) == expected, case
+
+
+def test_a_large_stranger_across_the_line_after_a_long_gap_still_does_not_inherit():
+    # 2.2 s after the last sighting the lost track is forgotten, whatever its size
+    obs = walk(1, [0.45] * 10) + walk(2, [0.52, 0.53, 0.54], start=33)
+    assert run(obs, height=0.9) == []
 
 
 def test_min_frames_on_side_delays_but_late_count_settles():
