@@ -5,9 +5,9 @@ and F1: a predicted crossing matches a true one of the same direction within one
 one-to-one (Hungarian on the time difference). With several ``--line``s each is scored on its
 own and the top-level figures pool them (errors and matches summed over the lines): one
 run then shows whether the counts hold wherever a line is drawn, not only where one line
-happened to fall. Occupancy error: mean absolute difference
-between people tracked in view and considered gt boxes per frame. Dwell: mean time in view
-of tracks vs gt ids (both only for those seen at least one second).
+happened to fall. Occupancy error: mean absolute difference between people tracked in view
+and considered gt boxes per frame. Dwell: mean time in view of tracks vs gt ids (both only
+for those seen at least one second).
 """
 
 from __future__ import annotations
@@ -57,13 +57,7 @@ def match_events(pred: list[tuple[int, str]], truth: list[TrueCrossing], fps: fl
     return matched
 
 
-def count_scores(
-    pred: list[tuple[int, str]], truth: list[TrueCrossing], fps: float
-) -> dict[str, Any]:
-    return _scores(_tally(pred, truth, fps))
-
-
-def _tally(pred: list[tuple[int, str]], truth: list[TrueCrossing], fps: float) -> dict[str, int]:
+def tally(pred: list[tuple[int, str]], truth: list[TrueCrossing], fps: float) -> dict[str, int]:
     """Counts behind the scores; tallies of several lines add up to their pooled scores (the
     count error is summed per line, so one line's over-count does not hide another's miss)."""
     n_in = sum(d == "in" for _, d in pred)
@@ -74,7 +68,7 @@ def _tally(pred: list[tuple[int, str]], truth: list[TrueCrossing], fps: float) -
             "matched": match_events(pred, truth, fps)}
 
 
-def _scores(c: dict[str, int]) -> dict[str, Any]:
+def scores(c: dict[str, int]) -> dict[str, Any]:
     n_pred, n_true, m = c["p_in"] + c["p_out"], c["t_in"] + c["t_out"], c["matched"]
     precision = m / n_pred if n_pred else 1.0
     recall = m / n_true if n_true else 1.0
@@ -99,12 +93,12 @@ def line_scores(
         pred: list[tuple[int, str]] = [
             (frame, e.direction) for frame, e in res.events if e.line == line.name
         ]
-        tallies.append(_tally(pred, truth, info.fps))
-    pooled = _scores({k: sum(t[k] for t in tallies) for k in tallies[0]})
+        tallies.append(tally(pred, truth, info.fps))
+    pooled = scores({k: sum(t[k] for t in tallies) for k in tallies[0]})
     if len(lines) == 1:
         return {"line": list(lines[0].points), **pooled}
     per_line = [
-        {"line": list(ln.points), **_scores(t)} for ln, t in zip(lines, tallies, strict=True)
+        {"line": list(ln.points), **scores(t)} for ln, t in zip(lines, tallies, strict=True)
     ]
     return {**pooled, "per_line": per_line}
 

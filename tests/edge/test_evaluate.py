@@ -6,7 +6,7 @@ import pytest
 
 from edge.analyze import RunResult
 from edge.counting import CrossingEvent
-from edge.evaluate import count_scores, line_scores, match_events
+from edge.evaluate import line_scores, match_events, scores, tally
 from edge.mot import SeqInfo, TrueCrossing
 from storesense.schema import LineSpec
 
@@ -33,15 +33,15 @@ def test_match_events(case, pred, true, matched):
     assert match_events(pred, true, FPS) == matched, case
 
 
-def test_count_scores_follow_the_issue_definitions():
+def test_scores_follow_the_issue_definitions():
     pred = [(10, "in"), (50, "in"), (80, "out")]
     true = truth((10, "in"), (30, "in"), (60, "out"), (90, "out"))
-    s = count_scores(pred, true, FPS)
+    s = scores(tally(pred, true, FPS))
     assert s["true"] == {"in": 2, "out": 2} and s["predicted"] == {"in": 2, "out": 1}
     assert s["count_accuracy"] == 0.75  # 1 - (|2 - 2| + |1 - 2|) / 4
     assert (s["precision"], s["recall"]) == (round(2 / 3, 4), 0.5)  # frames 10 and 80 match
     assert s["f1"] == round(2 * (2 / 3) * 0.5 / (2 / 3 + 0.5), 4)
-    assert count_scores([], [], FPS)["f1"] == 1.0
+    assert scores(tally([], [], FPS))["f1"] == 1.0
 
 
 def test_several_lines_are_scored_each_and_pooled():
