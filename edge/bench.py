@@ -19,12 +19,14 @@ from typing import Any
 
 import cv2
 import psutil
+from pydantic import ValidationError
 
 from edge.analyze import file_pipeline
 from edge.detector import DEFAULT_MODEL, LAYOUTS, load_detector
 from edge.pipeline import LINE_FOCUS, CameraPipeline
 from edge.sources import av_available, file_frames
-from storesense.schema import AnalyticsConfig, LineSpec
+from storesense.errors import ConfigError
+from storesense.schema import AnalyticsConfig, DetectorZoom, LineSpec
 
 DEFAULT_VIDEO = (
     Path(__file__).resolve().parent.parent.parent / "shared/data/eval/MOT17-09/video.mp4"
@@ -42,8 +44,20 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
         action="store_true",
         help="as analyze: scale frames to the detector size before the colour conversion",
     )
+    p.add_argument(
+        "--zoom", type=float, default=None, help="pin the detector's zoom (default: auto)"
+    )
     p.add_argument("--duration", type=float, default=0.0, help="soak: loop the video this long (s)")
     p.add_argument("--rss-every", type=float, default=10.0, help="soak: RSS sample period (s)")
+
+
+def _zoom(value: float | None) -> DetectorZoom:
+    if value is None:
+        return DetectorZoom()
+    try:
+        return DetectorZoom(mode="fixed", zoom=value)
+    except ValidationError as e:
+        raise ConfigError(f"--zoom {value}: {e.errors()[0]['msg']}") from e
 
 
 def _rss_mb() -> float:
@@ -51,9 +65,10 @@ def _rss_mb() -> float:
 
 
 def bench(args: argparse.Namespace) -> dict[str, Any]:
+    line = LineSpec(name="line1", points=(0.5, 0.0, 0.5, 1.0))
+    config = AnalyticsConfig(lines=[line], zoom=_zoom(args.zoom))
     cv2.setNumThreads(1)
     detector = load_detector(args.model, models_dir=args.models_dir, threads=1)
-    line = LineSpec(name="line1", points=(0.5, 0.0, 0.5, 1.0))
     frames = 0
     not_decoded = 0
     busy = 0.0
@@ -77,8 +92,7 @@ def bench(args: argparse.Namespace) -> dict[str, Any]:
             scale_to=detector.input_size if args.prescale else None,
         )
         if pipe is None:
-            pipe = file_pipeline("bench", "cam", AnalyticsConfig(lines=[line]), detector, info,
-                                 args)
+            pipe = file_pipeline("bench", "cam", config, detector, info, args)
         offset = t_media
         for _, t, image in it:
             t_media = offset + t
