@@ -95,7 +95,7 @@ def _read_tiles(video: Path, length: int, tile: tuple[int, int]) -> list[npt.NDA
 
 
 def _write_video(path: Path, frames: list[npt.NDArray[np.uint8]], fps: float) -> None:
-    import av  # PyAV is a dependency of the project; imported here to keep the module light
+    import av  # only writing needs PyAV; elsewhere the edge falls back to OpenCV without it
 
     with av.open(str(path), "w") as out:
         stream = out.add_stream("libx264", rate=Fraction(fps).limit_denominator(1001))
