@@ -59,13 +59,20 @@ def many_stores(n: int) -> tuple[DemoStore, ...]:
     return tuple(out)
 
 
+# floorplan_png() is drawn in the sales-floor camera's own normalised coordinates, so that
+# camera's homography to the plan is the identity.
+PLAN_HOMOGRAPHY = [[1.0, 0.0, 0.0], [0.0, 1.0, 0.0], [0.0, 0.0, 1.0]]
+
+
 def register(storage: Storage, stores: tuple[DemoStore, ...]) -> None:
     storage.upsert_stores([
         {"store_id": s.store_id, "name": s.name, "name_zh": s.name_zh, "region": s.region,
          "franchisee": s.franchisee, "timezone": s.timezone, "open_hour": s.open_hour,
          "close_hour": s.close_hour,
          "cameras": [{"camera_id": c.camera_id, "role": c.role,
-                      "name": "Door" if c.role == "entrance" else "Sales floor"}
+                      "name": "Door" if c.role == "entrance" else "Sales floor",
+                      "homography": PLAN_HOMOGRAPHY
+                      if s.store_id == FLOORPLAN_STORE and c.role != "entrance" else None}
                      for c in s.cameras]}
         for s in stores])
 

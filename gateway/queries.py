@@ -13,6 +13,7 @@ from collections import defaultdict
 from datetime import UTC, date, datetime, time, timedelta
 from typing import Any, Literal
 
+from gateway import floorplan
 from gateway.migrations import DEMO_COLUMNS, DEMO_KEYS
 from gateway.storage import Registry
 from storesense.schema import AGE_BANDS, DWELL_BIN_EDGES_S, GENDERS, window_key
@@ -195,7 +196,10 @@ def transitions(conn: sqlite3.Connection, store_id: str, start: date,
 
 def heatmap(conn: sqlite3.Connection, store_id: str, start: date, end: date,
             camera_id: str | None) -> dict[str, Any] | None:
-    """Summed seconds per cell over the days; None when the camera has no heatmap."""
+    """Summed seconds per cell over the days; None when the camera has no heatmap.
+
+    ``space`` is "floor" when the camera has a homography (the cells are then on the floor
+    plan, ``outside_s`` the seconds that fell off it) and "frame" otherwise."""
     rows = conn.execute(
         "SELECT camera_id, cols, rows, cells FROM heatmap_day WHERE store_id=? AND "
         "local_date BETWEEN ? AND ? AND (? IS NULL OR camera_id=?) ORDER BY camera_id, "
@@ -208,9 +212,15 @@ def heatmap(conn: sqlite3.Connection, store_id: str, start: date, end: date,
     for r in rows:
         if (r[0], r[1], r[2]) == (cam, cols, nrows):  # one camera, one grid size
             cells = [a + b for a, b in zip(cells, json.loads(r[3]), strict=True)]
-    return {"camera_id": cam, "cols": cols, "rows": nrows,
+    found = conn.execute("SELECT homography FROM cameras WHERE store_id=? AND camera_id=?",
+                         (store_id, cam)).fetchone()
+    space, outside = "frame", 0.0
+    if found is not None and found[0]:
+        cells, outside = floorplan.to_floor(cells, cols, nrows, json.loads(found[0]))
+        space = "floor"
+    return {"camera_id": cam, "cols": cols, "rows": nrows, "space": space,
             "cells": [round(c, 2) for c in cells], "max": round(max(cells), 2),
-            "total_s": round(sum(cells), 2)}
+            "total_s": round(sum(cells), 2), "outside_s": round(outside, 2)}
 
 
 def demographics(conn: sqlite3.Connection, store_id: str, start: date,

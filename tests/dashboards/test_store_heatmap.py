@@ -8,7 +8,13 @@ from datetime import date
 
 import pytest
 
-from dashboards.demo import FLOORPLAN_STORE, NO_POS_STORE, OFFLINE_STORE, DemoGateway
+from dashboards.demo import (
+    FLOORPLAN_STORE,
+    NO_POS_STORE,
+    OFFLINE_STORE,
+    PLAN_HOMOGRAPHY,
+    DemoGateway,
+)
 from tests.dashboards.conftest import YESTERDAY, OpenPage, number
 
 pytestmark = pytest.mark.browser
@@ -88,6 +94,10 @@ def test_heatmap_view_renders_compares_and_exports(
     for panel in ("#heat-a", "#heat-b", "#heat-d"):
         assert page.evaluate(NON_WHITE_PIXELS, panel) > 1000, panel
     assert page.locator("#plan-note").is_hidden(), "sh-001 has a floor plan"
+    with gateway.client(gateway.hq_token) as api:
+        camera = page.input_value("#f-camera")
+        heat = api.get(f"/stores/{store}/heatmap", params={"camera_id": camera}).json()
+    assert heat["space"] == "floor", "the floor camera's heatmap is mapped onto the plan"
 
     a = {"start": page.input_value("#a-start"), "end": page.input_value("#a-end")}
     b = {"start": page.input_value("#b-start"), "end": page.input_value("#b-end")}
@@ -128,6 +138,25 @@ def test_heatmap_view_renders_compares_and_exports(
                            "document.body.dataset.state === 'ready'")
     assert "No heatmap for this camera" in page.inner_text("#heat-b")
     assert missing.json()["detail"] in page.inner_text("#heat-b")
+
+    # A plan, but a camera with no homography to it: not drawn over the plan, and said so.
+    page.select_option("#f-camera", camera)
+    page.wait_for_function("document.body.dataset.state === 'ready'")
+    with gateway.client(gateway.hq_token) as api:
+        record = next(r for r in api.get("/stores").json() if r["store_id"] == store)
+        body = {k: v for k, v in record.items() if k not in ("store_id", "has_floorplan")}
+        assert api.put(f"/stores/{store}", json=body).status_code == 200  # cameras, no matrix
+        try:
+            page.reload()
+            page.wait_for_function("document.body.dataset.state === 'ready'")
+            assert page.locator("#plan-note").is_visible()
+            assert "homography" in page.inner_text("#plan-note")
+            assert page.evaluate(NON_WHITE_PIXELS, "#heat-b") > 1000
+        finally:
+            for cam in body["cameras"]:
+                if cam["camera_id"] == camera:
+                    cam["homography"] = PLAN_HOMOGRAPHY
+            assert api.put(f"/stores/{store}", json=body).status_code == 200
 
     # Without a floor plan the grid is drawn, with a note saying why.
     other = next(s.store_id for s in gateway.stores if s.store_id != store)

@@ -5,14 +5,16 @@ from __future__ import annotations
 from collections.abc import Iterator
 from datetime import UTC, date, datetime, timedelta
 
+import msgspec
 import pytest
 from fastapi.testclient import TestClient
 
 from gateway.api import create_app
 from gateway.auth import create_token, revoke_token
 from gateway.config import GatewaySettings
+from gateway.registry import CameraRecord
 from gateway.storage import Storage
-from storesense.schema import DeviceStatus
+from storesense.schema import DeviceStatus, Heatmap
 from tests.gateway.helpers import TOPICS, store, window
 
 NOW = datetime(2026, 11, 23, 15, 0, tzinfo=UTC)
@@ -326,3 +328,27 @@ def test_period_ending_today_cuts_the_comparisons_last_day(storage: Storage) -> 
     assert (ov["date"], ov["period_start"]) == ("2026-11-23", "2026-11-17")
     assert (ov["visitors"], ov["visitors_last_week"]) == (5, 107)
     assert ov["stores"][0]["visitors_last_week"] == 107
+
+
+def test_heatmap_is_moved_onto_the_floor_plan_when_the_camera_has_a_homography(
+    api, storage: Storage
+) -> None:
+    client, tok = api
+    t = datetime(2026, 11, 23, 11, tzinfo=UTC)
+    cells = [1.0, 2.0, 3.0, 4.0, 5.0, 6.0, 7.0, 8.0]
+    for cam in ("floor", "door"):
+        w = window("b1", t, camera_id=cam, ins=0, outs=0)
+        storage.store_windows([msgspec.structs.replace(w, heatmap=Heatmap(cols=4, rows=2,
+                                                                          cells=cells))])
+    mirror = [[-1.0, 0.0, 1.0], [0.0, 1.0, 0.0], [0.0, 0.0, 1.0]]
+    b1 = store("b1", region="Europe", franchisee="fb")
+    cams = [CameraRecord(camera_id="door", role="entrance"),
+            CameraRecord(camera_id="floor", role="floor", homography=mirror)]
+    storage.upsert_stores([b1.model_copy(update={"cameras": cams})])
+    q = f"?start={DAY}&end={DAY}"
+    floor = client.get(f"/api/v1/stores/b1/heatmap{q}&camera_id=floor", headers=tok["fb"]).json()
+    assert floor["space"] == "floor" and floor["outside_s"] == 0.0
+    assert floor["cells"] == [4.0, 3.0, 2.0, 1.0, 8.0, 7.0, 6.0, 5.0]
+    assert floor["total_s"] == 36.0
+    door = client.get(f"/api/v1/stores/b1/heatmap{q}&camera_id=door", headers=tok["fb"]).json()
+    assert door["space"] == "frame" and door["cells"] == cells

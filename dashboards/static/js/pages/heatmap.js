@@ -96,13 +96,19 @@ function cellsPerDay(heat, days) {
   return out;
 }
 
+/** The floor plan goes under a heatmap only when the gateway mapped it onto the plan. */
+function onPlan(heat) {
+  return Boolean(state.plan) && heat.space === "floor";
+}
+
 function heatOption(container, heat, data, visualMap) {
   const cols = [...Array(heat.cols).keys()];
   const rows = [...Array(heat.rows).keys()];
   const graphic = [];
   const w = container.clientWidth;
   const h = container.clientHeight - 40;
-  if (state.plan) {
+  const plan = onPlan(heat);
+  if (plan) {
     graphic.push({ type: "image", left: 0, top: 0, z: -1, silent: true,
       style: { image: state.plan, width: w, height: h, opacity: 0.9 } });
   }
@@ -111,11 +117,11 @@ function heatOption(container, heat, data, visualMap) {
     grid: { left: 0, right: 0, top: 0, bottom: 40 },
     graphic,
     tooltip: { formatter: (p) => `${fmtNum(p.value[2], 1)} s` },
-    xAxis: { type: "category", data: cols, show: !state.plan, axisLabel: { show: false },
-      axisTick: { show: false }, splitLine: { show: !state.plan, lineStyle: { color: "#e5e7eb" } },
+    xAxis: { type: "category", data: cols, show: !plan, axisLabel: { show: false },
+      axisTick: { show: false }, splitLine: { show: !plan, lineStyle: { color: "#e5e7eb" } },
       splitArea: { show: false } },
-    yAxis: { type: "category", data: rows, inverse: true, show: !state.plan, axisLabel: { show: false },
-      axisTick: { show: false }, splitLine: { show: !state.plan, lineStyle: { color: "#e5e7eb" } } },
+    yAxis: { type: "category", data: rows, inverse: true, show: !plan, axisLabel: { show: false },
+      axisTick: { show: false }, splitLine: { show: !plan, lineStyle: { color: "#e5e7eb" } } },
     visualMap: { orient: "horizontal", left: "center", bottom: 0, itemHeight: 160, calculable: false,
       textStyle: { fontFamily: FONT, fontSize: 11 }, formatter: (v) => fmtNum(v, 0), ...visualMap },
     series: [{ type: "heatmap", data, emphasis: { itemStyle: { borderColor: "#111", borderWidth: 1 } } }],
@@ -162,8 +168,12 @@ function renderPanels() {
       emptyMessage: t("empty.noHeatmap", { reason: (a.heat.missing || b.heat.missing) ?? "" }) });
   }
   const note = $("#plan-note");
-  note.hidden = Boolean(state.plan);
-  note.textContent = state.plan ? "" : t("hm.noPlan", { id: storeId });
+  const shown = [a, b].find((p) => !p.heat.missing);
+  const mapped = !shown || onPlan(shown.heat);
+  note.hidden = mapped;
+  note.textContent = mapped ? "" : state.plan
+    ? t("hm.noMapping", { camera: $("#f-camera").value, id: storeId })
+    : t("hm.noPlan", { id: storeId });
 }
 
 /** Per zone: both periods and their difference (per day for passing, so lengths may differ). */
