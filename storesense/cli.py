@@ -25,6 +25,8 @@ COMMANDS: dict[tuple[str, ...], tuple[str, str]] = {
     ("gateway", "run"): ("gateway.service", "run the gateway (MQTT ingest, API, dashboards)"),
     ("gateway", "token"): ("gateway.tokens", "create, list or revoke API tokens"),
     ("gateway", "import-stores"): ("gateway.registry", "import the stores registry from CSV/JSON"),
+    ("gateway", "homography"): ("gateway.homography",
+                                "a camera's image -> floor-plan matrix from four point pairs"),
     ("demo",): ("storesense.demo", "broker + gateway + dashboards + edge nodes on one machine"),
     ("bench", "edge"): ("edge.bench", "edge frames per second per core and memory"),
     ("bench", "gateway"): ("gateway.bench", "messages per second through broker and gateway"),
