@@ -16,6 +16,7 @@ from typing import TextIO
 
 import cv2
 
+from edge.cadence import DETECT_HZ, detect_every_for
 from edge.counting import CrossingEvent
 from edge.detector import DEFAULT_MODEL, LAYOUTS, Detector, load_detector
 from edge.pipeline import LINE_FOCUS, CameraPipeline
@@ -23,10 +24,6 @@ from edge.sources import FileInfo, file_frames
 from storesense.config import load_toml
 from storesense.errors import ConfigError
 from storesense.schema import AnalyticsConfig, LineSpec
-
-# Detector cadence when --detect-every is not given: aim at about this many detections per
-# second of video (k = round(fps / DETECT_HZ), at least 1); the tracker predicts in between.
-DETECT_HZ = 10.0
 
 
 def parse_line(text: str) -> tuple[float, float, float, float]:
@@ -50,15 +47,11 @@ def build_config(args: argparse.Namespace) -> AnalyticsConfig:
     return config
 
 
-def auto_detect_every(fps: float) -> int:
-    return max(1, min(30, round(fps / DETECT_HZ)))
-
-
 def file_pipeline(store_id: str, camera_id: str, config: AnalyticsConfig, detector: Detector,
                   info: FileInfo, args: argparse.Namespace) -> CameraPipeline:
     """The pipeline `analyze`, `eval` and `bench edge` run over a file: the cadence from
     --detect-every or the video's frame rate, --line-focus, and no demographics."""
-    k = args.detect_every or auto_detect_every(info.fps)
+    k = args.detect_every or detect_every_for(info.fps)  # the file says its rate up front
     config = config.model_copy(update={"detect_every": k, "demographics": False})
     return CameraPipeline(store_id, camera_id, config, detector,
                           frame_size=(info.width, info.height), line_focus=args.line_focus)

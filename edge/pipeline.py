@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 import numpy as np
 import numpy.typing as npt
 
+from edge.cadence import FrameRate
 from edge.counting import CrossingEvent, LineCounter, signed_distance
 from edge.demographics import DemographicsEstimator, load_demographics
 from edge.detections import Detections
@@ -191,6 +192,7 @@ class CameraPipeline:
         self.line_focus = line_focus  # 0 turns the line focus off: strictly every k-th frame
         self.zoom = ZoomPolicy(config.zoom)
         self.zoom_frames: Counter[float] = Counter()  # detector frames run at each zoom
+        self.rate = FrameRate()  # for detect_every = 0 (auto)
 
     def model_infos(self) -> list[ModelInfo]:
         infos = self.detector.model_infos()
@@ -213,6 +215,11 @@ class CameraPipeline:
         """Whether the next process() call runs the detector (callers may skip decoding else)."""
         return self.needs_frame(0)
 
+    def detect_every(self) -> int:
+        """The cadence in force: the configured k, or for 0 (auto) ~10 detections a second of
+        the frames' own timestamps (edge/cadence.py)."""
+        return self.config.detect_every or self.rate.detect_every()
+
     def needs_frame(self, ahead: int) -> bool:
         """Whether the frame ``ahead`` frames after the next one may run the detector.
 
@@ -221,7 +228,7 @@ class CameraPipeline:
         ahead of display). A frame the source then did not decode goes in with
         ``process(None, t, decoded=False)``.
         """
-        k = self.config.detect_every
+        k = self.detect_every()
         # The focus judges the next frame only: a frame further ahead (a B-frame decoded before
         # its turn) is not decoded for it; if it is decoded anyway, it is detected when due.
         return k == 1 or (self.frames + ahead) % k == 0 or (self._near_line and ahead <= 0)
@@ -238,6 +245,7 @@ class CameraPipeline:
         """
         closed = self._roll(t)
         detect = self.detects_next() and decoded
+        self.rate.observe(t)
         self.frames += 1
         if detect and image_bgr is None:
             raise ValueError("process(): this frame runs the detector and needs the image")
@@ -283,7 +291,7 @@ class CameraPipeline:
             )
 
     def _tracks_near_line(self) -> bool:
-        if self.config.detect_every == 1 or self.line_focus <= 0 or not self.tracker.tracks:
+        if self.detect_every() == 1 or self.line_focus <= 0 or not self.tracker.tracks:
             return False
         if self.frame_size is None:
             return False

@@ -162,7 +162,9 @@ class AnalyticsConfig(Strict):
     zone: ZoneSettings = Field(default_factory=ZoneSettings)
     window_s: int = Field(60, ge=10, le=3600, description="aggregation window length")
     detect_every: int = Field(
-        1, ge=1, le=30, description="run the detector on every k-th frame; predict between"
+        0, ge=0, le=30,
+        description="run the detector on every k-th frame and predict between; 0 = auto: "
+        "about 10 detections a second of the camera's own frame times",
     )
     zoom: DetectorZoom = Field(default_factory=DetectorZoom)
     heatmap_cols: int = Field(32, ge=4, le=128)

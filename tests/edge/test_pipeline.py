@@ -138,3 +138,19 @@ def test_demographics_count_every_finished_visitor_once(detector, models_dir, pe
         "yunet_dynamic",
         "age_gender_retail_0013",
     ]
+
+
+def test_auto_cadence_detects_every_frame_then_about_ten_a_second(detector):
+    pipe = CameraPipeline("s", "c", AnalyticsConfig(lines=[DOOR]), detector)  # detect_every 0
+    blank = np.full((240, 320, 3), 127, np.uint8)
+    ran = []
+    for i in range(40):
+        before = pipe.detector_frames
+        pipe.process(blank, i / 30)  # a 30 fps camera with nobody in view
+        ran.append(pipe.detector_frames - before)
+    assert ran[:11] == [1] * 11  # the rate is not known before ten intervals
+    assert pipe.detect_every() == 3 and ran[12:] == [1 if i % 3 == 0 else 0 for i in range(12, 40)]
+    pinned = CameraPipeline("s", "c", AnalyticsConfig(lines=[DOOR], detect_every=1), detector)
+    for i in range(20):
+        pinned.process(blank, i / 30)
+    assert pinned.detector_frames == 20
