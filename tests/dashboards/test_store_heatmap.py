@@ -96,8 +96,11 @@ def test_heatmap_view_renders_compares_and_exports(
     assert page.locator("#plan-note").is_hidden(), "sh-001 has a floor plan"
     with gateway.client(gateway.hq_token) as api:
         camera = page.input_value("#f-camera")
-        heat = api.get(f"/stores/{store}/heatmap", params={"camera_id": camera}).json()
-    assert heat["space"] == "floor", "the floor camera's heatmap is mapped onto the plan"
+        # the page's "after" period: whole past days (the store's today may hold minutes)
+        shown = {"start": page.input_value("#b-start"), "end": page.input_value("#b-end")}
+        heat = api.get(f"/stores/{store}/heatmap", params={**shown, "camera_id": camera})
+    assert heat.status_code == 200, heat.text
+    assert heat.json()["space"] == "floor", "the floor camera's heatmap is mapped onto the plan"
 
     a = {"start": page.input_value("#a-start"), "end": page.input_value("#a-end")}
     b = {"start": page.input_value("#b-start"), "end": page.input_value("#b-end")}
