@@ -103,7 +103,7 @@ class RunResult:
     events: list[tuple[int, CrossingEvent]] = field(default_factory=list)
     track_counts: list[tuple[int, int]] = field(default_factory=list)  # (frame, people in view)
     spans: dict[int, tuple[int, int]] = field(default_factory=dict)  # track id -> first, last frame
-    zoom_frames: dict[float, int] = field(default_factory=dict)  # detector frames per zoom
+    zoom_frames: dict[str, int] = field(default_factory=dict)  # CameraPipeline.zoom_summary()
 
 
 class Progress:
@@ -155,7 +155,7 @@ def run_video(video: str, config: AnalyticsConfig, args: argparse.Namespace) -> 
     pipe.flush(t)
     res.events.extend((_frame_of(e.t, info.fps), e) for e in pipe.last_events)
     res.seconds = time.perf_counter() - t0
-    res.zoom_frames = dict(sorted(pipe.zoom_frames.items()))
+    res.zoom_frames = pipe.zoom_summary()
     progress.done()
     return res
 
@@ -173,7 +173,7 @@ def summary(res: RunResult) -> dict[str, object]:
         "frames": res.frames,
         "seconds": round(res.seconds, 2),
         "frames_per_second": round(res.frames / max(res.seconds, 1e-9), 1),
-        "detector_zoom_frames": {f"{z:g}": n for z, n in res.zoom_frames.items()},
+        "detector_zoom_frames": res.zoom_frames,
         "counts": counts,
     }
 

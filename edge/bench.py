@@ -112,8 +112,7 @@ def bench(args: argparse.Namespace) -> dict[str, Any]:
         "detect_every": pipe.config.detect_every if pipe else args.detect_every,
         "line_focus": args.line_focus,
         "detector_frames": pipe.detector_frames if pipe else 0,
-        "detector_zoom_frames": {f"{z:g}": n for z, n in sorted(pipe.zoom_frames.items())}
-        if pipe else {},
+        "detector_zoom_frames": pipe.zoom_summary() if pipe else {},
         "decoder": "pyav" if av_available() else "opencv",
         "prescale": bool(args.prescale),
         "frames": frames,

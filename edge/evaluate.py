@@ -130,7 +130,7 @@ def evaluate(args: argparse.Namespace) -> dict[str, Any]:
         "detect_every": args.detect_every or "auto",
         "frames": res.frames,
         "frames_per_second": round(res.frames / max(res.seconds, 1e-9), 1),
-        "detector_zoom_frames": {f"{z:g}": n for z, n in res.zoom_frames.items()},
+        "detector_zoom_frames": res.zoom_frames,
         **line_scores(res, config.lines, gt, info),
         "occupancy_mae": round(float(np.abs(tracked - per_frame).mean()), 3),
         "occupancy_mean": {

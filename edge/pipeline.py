@@ -278,6 +278,10 @@ class CameraPipeline:
         self._near_line = self._tracks_near_line()
         return closed
 
+    def zoom_summary(self) -> dict[str, int]:
+        """Detector frames per zoom, keyed "1", "1.25", ..., for the JSON that reports them."""
+        return {f"{z:g}": n for z, n in sorted(self.zoom_frames.items())}
+
     def _observe_zoom(self, dets: Detections, height: int, width: int) -> None:
         self.zoom_frames[self.zoom.zoom] += 1
         box = dets.xyxy[dets.confidence >= CONFIDENT]
