@@ -36,11 +36,28 @@ MATCH_WINDOW_S = 1.0
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
-    p.add_argument("seq_dir", help="MOT-format folder: video.mp4, gt.txt, seqinfo.ini")
+    p.add_argument(
+        "seq_dir", nargs="?", help="MOT-format folder: video.mp4, gt.txt, seqinfo.ini"
+    )
     p.add_argument(
         "--line", action="append", help="X1,Y1,X2,Y2 normalised; repeatable (scored each, pooled)"
     )
     add_common(p)
+    s = p.add_argument_group("suite (edge/suite.py, docs/accuracy.md)")
+    s.add_argument(
+        "--suite", nargs="?", const="", default=None, metavar="EVAL_DIR",
+        help="every sequence in EVAL_DIR (default $STORESENSE_SHARED/data/eval, else "
+        "../shared/data/eval) and its 2x2, 3x3 mosaics, on 14 swept lines; one table",
+    )
+    s.add_argument("--work", default=None,
+                   help="where the suite's mosaics are built and kept "
+                   "(default ~/.cache/storesense/eval-suite)")
+    s.add_argument("--json", default=None, metavar="OUT", help="write every suite figure here")
+    s.add_argument("--variants", default=None,
+                   help="e.g. 1,2: 1 = the sequence, n = its n x n mosaic (default 1,2,3)")
+    s.add_argument("--sequences", default=None, help="NAME,... (default: every folder)")
+    s.add_argument("--gt-tracks", action="store_true",
+                   help="count on the true tracks instead of detector + tracker")
 
 
 def match_events(pred: list[tuple[int, str]], truth: list[TrueCrossing], fps: float) -> int:
@@ -109,6 +126,8 @@ def mean_dwell(spans: list[tuple[int, int]], fps: float) -> float:
 
 
 def evaluate(args: argparse.Namespace) -> dict[str, Any]:
+    if args.seq_dir is None:
+        raise ConfigError("eval needs SEQ_DIR (or --suite [EVAL_DIR])")
     info = read_seqinfo(args.seq_dir)
     config = build_config(args)
     if not config.lines:
@@ -146,5 +165,9 @@ def evaluate(args: argparse.Namespace) -> dict[str, Any]:
 
 
 def run(args: argparse.Namespace) -> int:
+    if args.suite is not None:
+        from edge import suite  # the suite imports this module: imported when asked for
+
+        return suite.run(args)
     print(json.dumps(evaluate(args)))
     return 0

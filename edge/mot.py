@@ -5,6 +5,11 @@ point = bottom centre, a change of side between consecutive observations of an i
 for a vertical line x = c, A if x < c else B; horizontal y = c, A if y < c else B; any other
 line by the sign of the cross product (see edge.counting), on-line counting as B. Direction
 then follows the LineSpec rule (left side -> right side seen along the line is "in").
+
+``band > 0`` gives the README's rule 8, the *banded* truth: a foot point has a side only
+beyond ``band * min(width, height)`` pixels from the line, keeps the side it had inside that
+band, and an event is a change between established sides (a track that starts inside the band
+has no side until it leaves it). A person swaying on the line then makes no events.
 """
 
 from __future__ import annotations
@@ -75,19 +80,52 @@ def truth_sides(
 
 
 def true_crossings(
-    gt: npt.NDArray[np.float64], line: tuple[float, float, float, float], size: tuple[int, int]
+    gt: npt.NDArray[np.float64],
+    line: tuple[float, float, float, float],
+    size: tuple[int, int],
+    band: float = 0.0,
 ) -> list[TrueCrossing]:
+    """Crossings of ``line`` by the gt rows: strict (rule 4) when ``band`` is 0, else banded
+    (rule 8) with a dead band of ``band * min(width, height)`` pixels either side."""
     feet = np.stack([gt[:, 2] + gt[:, 4] / 2, gt[:, 3] + gt[:, 5]], axis=1)
-    sides = truth_sides(line, feet, size)
+    sides = banded_sides(line, feet, size, band) if band > 0 else truth_sides(line, feet, size)
     out: list[TrueCrossing] = []
     for tid in np.unique(gt[:, 1]):
         rows = np.flatnonzero(gt[:, 1] == tid)
         rows = rows[np.argsort(gt[rows, 0], kind="stable")]
-        s = sides[rows]
-        for j in np.flatnonzero(s[1:] != s[:-1]):
-            direction: Direction = "in" if s[j] < 0 else "out"
-            out.append(TrueCrossing(int(gt[rows[j + 1], 0]), int(tid), direction))
-    return sorted(out, key=lambda c: c.frame)
+        out.extend(_side_changes(gt[rows, 0], sides[rows], int(tid)))
+    return sorted(out, key=lambda c: (c.frame, c.track_id))
+
+
+def banded_sides(
+    line: tuple[float, float, float, float],
+    feet_px: npt.NDArray[np.float64],
+    size: tuple[int, int],
+    band: float,
+) -> npt.NDArray[np.int64]:
+    """-1 left of the line, +1 right, 0 within ``band * min(width, height)`` pixels of it."""
+    w, h = size
+    px_line = (line[0] * w, line[1] * h, line[2] * w, line[3] * h)
+    d = signed_distance(px_line, feet_px)
+    limit = band * min(w, h)
+    return np.where(d < -limit, -1, np.where(d > limit, 1, 0)).astype(np.int64)
+
+
+def _side_changes(
+    frames: npt.NDArray[np.float64], sides: npt.NDArray[np.int64], tid: int
+) -> list[TrueCrossing]:
+    """Events of one id's time-ordered sides; a 0 (inside the band) keeps the side before it,
+    and leading 0s have no side, so only changes between established sides count."""
+    out: list[TrueCrossing] = []
+    side = 0
+    for frame, s in zip(frames.tolist(), sides.tolist(), strict=True):
+        if s == 0 or s == side:
+            continue
+        if side != 0:
+            direction: Direction = "in" if side < 0 else "out"
+            out.append(TrueCrossing(int(frame), tid, direction))
+        side = s
+    return out
 
 
 def people_per_frame(gt: npt.NDArray[np.float64], length: int) -> npt.NDArray[np.int64]:

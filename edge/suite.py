@@ -1,0 +1,420 @@
+"""`storesense eval --suite [EVAL_DIR]`: every sequence, its mosaics, lines swept across it.
+
+One line can be tuned to; fourteen lines over three scales of crowd cannot, not without it
+showing. For every MOT folder in EVAL_DIR the suite scores the original and its 2x2 and 3x3
+mosaics (``edge.mosaic``, built once into ``--work`` and reused while the source is
+unchanged), each in ONE pipeline pass that counts on every sweep line at once: vertical lines
+x = 0.2 ... 0.8 and horizontal lines y = 0.2 ... 0.8, each spanning the frame.
+
+Per (sequence, variant), pooled over the lines (count errors summed per line, so lines do not
+cancel): count accuracy and event F1 (``edge.evaluate``) against the strict truth (README
+rule 4) and the banded truth (rule 8, band 0.01 of min(width, height)); ids per true person;
+dwell error; occupancy error. The definitions are in docs/accuracy.md, "The evaluation
+suite". A last row, "all", pools every row.
+
+``--gt-tracks`` feeds the true tracks to the analytics instead (``edge.gt_tracks``), two rows
+per variant: the counter set to the truth's definition, which must reproduce the banded truth
+exactly, and the counter at its defaults.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import shutil
+import sys
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import numpy.typing as npt
+from scipy.optimize import linear_sum_assignment
+
+from edge import analyze
+from edge.counting import CrossingEvent
+from edge.evaluate import scores, tally
+from edge.gt_tracks import count_lines, truth_counting
+from edge.mosaic import build_mosaic
+from edge.mot import SeqInfo, read_gt, read_seqinfo, true_crossings
+from storesense.errors import ConfigError
+from storesense.schema import AnalyticsConfig, LineSpec
+
+F64 = npt.NDArray[np.float64]
+SWEEP = (0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8)
+BAND = 0.01  # the banded truth's band, a fraction of min(width, height) (eval README rule 8)
+VARIANTS = (1, 2, 3)  # 1 = the sequence itself, n = its n x n mosaic
+MATCH_IOU = 0.5
+MIN_DWELL_S = 1.0
+# Bump when edge/mosaic.py changes what it writes: cached mosaics are then rebuilt.
+MOSAIC_VERSION = 1
+REPO = Path(__file__).resolve().parent.parent
+
+
+def default_eval_dir() -> Path:
+    shared = os.environ.get("STORESENSE_SHARED")
+    return Path(shared) / "data" / "eval" if shared else REPO.parent / "shared" / "data" / "eval"
+
+
+def default_work_dir() -> Path:
+    return Path.home() / ".cache" / "storesense" / "eval-suite"
+
+
+def sweep_lines() -> list[LineSpec]:
+    """x = 0.2..0.8 drawn top to bottom, then y = 0.2..0.8 drawn left to right."""
+    vertical = [LineSpec(name=f"x{c:g}", points=(c, 0.0, c, 1.0)) for c in SWEEP]
+    horizontal = [LineSpec(name=f"y{c:g}", points=(0.0, c, 1.0, c)) for c in SWEEP]
+    return vertical + horizontal
+
+
+# ------------------------------------------------------------------------------ sequences
+
+
+def find_sequences(eval_dir: Path, names: list[str] | None) -> list[Path]:
+    found = sorted(
+        d for d in eval_dir.iterdir()
+        if (d / "gt.txt").is_file() and (d / "seqinfo.ini").is_file()
+    ) if eval_dir.is_dir() else []
+    if not found:
+        raise ConfigError(f"--suite: no MOT sequence folders (gt.txt, seqinfo.ini) in {eval_dir}")
+    if names is None:
+        return found
+    by_name = {d.name: d for d in found}
+    missing = [n for n in names if n not in by_name]
+    if missing:
+        raise ConfigError(f"--sequences: not in {eval_dir}: {', '.join(missing)} "
+                          f"(there: {', '.join(by_name)})")
+    return [by_name[n] for n in names]
+
+
+def source_key(seq_dir: Path, n: int) -> dict[str, Any]:
+    """What a cached mosaic was built from: a change to any input file rebuilds it."""
+    info = read_seqinfo(seq_dir)
+    files = {}
+    for path in (info.video, seq_dir / "gt.txt", seq_dir / "seqinfo.ini"):
+        st = path.stat()
+        files[path.name] = [st.st_size, st.st_mtime_ns]
+    return {"source": str(seq_dir.resolve()), "tiles": n, "version": MOSAIC_VERSION,
+            "files": files}
+
+
+def variant_dir(seq_dir: Path, n: int, work: Path) -> Path:
+    """The sequence itself for n = 1, else its n x n mosaic, built into ``work`` if the cached
+    one is missing or was built from other inputs."""
+    if n == 1:
+        return seq_dir
+    target = work / f"{seq_dir.name}-mosaic{n}"
+    key = source_key(seq_dir, n)
+    stamp = target / "source.json"
+    if stamp.is_file() and json.loads(stamp.read_text()) == key:
+        return target
+    print(f"suite: building the {n}x{n} mosaic of {seq_dir.name} in {target}", file=sys.stderr)
+    tmp = work / f".{target.name}.{os.getpid()}.tmp"
+    if tmp.exists():
+        shutil.rmtree(tmp)
+    build_mosaic(seq_dir, tmp, n)
+    (tmp / "source.json").write_text(json.dumps(key))
+    if target.exists():
+        shutil.rmtree(target)
+    tmp.rename(target)  # whole or not at all: an interrupted build is never taken as done
+    return target
+
+
+# ------------------------------------------------------------------------------ measures
+
+
+def iou(a: F64, b: F64) -> F64:
+    """IoU of every box in ``a`` with every box in ``b`` (x1, y1, x2, y2)."""
+    lt = np.maximum(a[:, None, :2], b[None, :, :2])
+    rb = np.minimum(a[:, None, 2:], b[None, :, 2:])
+    inter = np.clip(rb - lt, 0, None).prod(axis=2)
+    area_a = (a[:, 2] - a[:, 0]) * (a[:, 3] - a[:, 1])
+    area_b = (b[:, 2] - b[:, 0]) * (b[:, 3] - b[:, 1])
+    union = area_a[:, None] + area_b[None, :] - inter
+    return np.where(union > 0, inter / np.maximum(union, 1e-12), 0.0)
+
+
+def id_pairs(gt: F64, tracks: list[tuple[npt.NDArray[np.int64], F64]]) -> set[tuple[int, int]]:
+    """(true id, track id) pairs matched on some frame: per frame, one-to-one (Hungarian on
+    IoU) between considered gt boxes and the pipeline's tracks, IoU >= MATCH_IOU.
+    ``tracks[i]`` holds frame i + 1's track ids and boxes (x1, y1, x2, y2)."""
+    pairs: set[tuple[int, int]] = set()
+    for f, (ids, boxes) in enumerate(tracks, start=1):
+        rows = gt[gt[:, 0] == f]
+        if len(rows) == 0 or len(ids) == 0:
+            continue
+        truth = np.stack([rows[:, 2], rows[:, 3], rows[:, 2] + rows[:, 4],
+                          rows[:, 3] + rows[:, 5]], 1)
+        m = iou(truth, boxes)
+        r, c = linear_sum_assignment(-m)
+        pairs.update((int(rows[i, 1]), int(ids[j])) for i, j in zip(r, c, strict=True)
+                     if m[i, j] >= MATCH_IOU)
+    return pairs
+
+
+def ids_tally(gt: F64, tracks: list[tuple[npt.NDArray[np.int64], F64]]) -> dict[str, int]:
+    pairs = id_pairs(gt, tracks)
+    return {"pairs": len(pairs), "persons": len({p for p, _ in pairs}),
+            "true_persons": len(np.unique(gt[:, 1]))}
+
+
+def dwell_tally(true_spans: list[tuple[int, int]], tracked_spans: list[tuple[int, int]],
+                fps: float) -> dict[str, float]:
+    """Sums and counts of time in view (first to last frame) of those seen >= MIN_DWELL_S."""
+    def seconds(spans: list[tuple[int, int]]) -> list[float]:
+        s = [(b - a + 1) / fps for a, b in spans]
+        return [x for x in s if x >= MIN_DWELL_S]
+    t, p = seconds(true_spans), seconds(tracked_spans)
+    return {"true_s": sum(t), "true_n": len(t), "tracked_s": sum(p), "tracked_n": len(p)}
+
+
+def gt_spans(gt: F64) -> list[tuple[int, int]]:
+    return [(int(gt[gt[:, 1] == i, 0].min()), int(gt[gt[:, 1] == i, 0].max()))
+            for i in np.unique(gt[:, 1])]
+
+
+def occupancy_tally(gt: F64, tracked: F64, length: int) -> dict[str, float]:
+    """Per frame: people tracked in view against considered gt boxes."""
+    true = np.bincount(gt[:, 0].astype(int), minlength=length + 1)[1 : length + 1]
+    return {"abs_error": float(np.abs(tracked - true).sum()), "true": float(true.sum()),
+            "frames": length}
+
+
+def line_tallies(
+    events: list[tuple[int, CrossingEvent]], lines: list[LineSpec], gt: F64, info: SeqInfo
+) -> dict[str, Any]:
+    """Per line: tallies against the strict and the banded truth, and whether the predicted
+    events are the banded truth's exactly (same frames, track ids and directions)."""
+    size = (info.width, info.height)
+    out = []
+    for line in lines:
+        pred = [(f, e) for f, e in events if e.line == line.name]
+        strict = true_crossings(gt, line.points, size)
+        banded = true_crossings(gt, line.points, size, band=BAND)
+        fd: list[tuple[int, str]] = [(f, e.direction) for f, e in pred]
+        exact = sorted((f, e.track_id, e.direction) for f, e in pred) == sorted(
+            (c.frame, c.track_id, c.direction) for c in banded)
+        out.append({"line": line.name, "strict": tally(fd, strict, info.fps),
+                    "banded": tally(fd, banded, info.fps), "exact": exact})
+    return {"per_line": out}
+
+
+def pooled(tallies: list[dict[str, int]]) -> dict[str, int]:
+    return {k: sum(t[k] for t in tallies) for k in tallies[0]}
+
+
+# ------------------------------------------------------------------------------ runs
+
+
+@contextmanager
+def recording_tracks(log: list[tuple[npt.NDArray[np.int64], F64]]) -> Iterator[None]:
+    """While inside, ``analyze.run_video`` also appends every frame's track ids and boxes.
+
+    run_video's RunResult keeps no boxes, and ids per true person needs them; wrapping the
+    pipeline it builds keeps the suite's counts exactly those of `eval` (same function, one
+    pass) instead of a second copy of its loop. If run_video stops building its pipeline with
+    ``analyze.file_pipeline`` the log stays empty and the measure is reported as missing.
+    """
+    make = analyze.file_pipeline
+
+    def file_pipeline(*a: Any, **k: Any) -> Any:
+        pipe = make(*a, **k)
+        process = pipe.process
+
+        def process_and_record(*pa: Any, **pk: Any) -> Any:
+            closed = process(*pa, **pk)
+            tr = pipe.last_tracks
+            ids = tr.tracker_id if tr.tracker_id is not None else np.zeros(0, np.int64)
+            log.append((np.asarray(ids, np.int64).copy(), np.asarray(tr.xyxy, float).copy()))
+            return closed
+
+        pipe.process = process_and_record  # type: ignore[method-assign]
+        return pipe
+
+    analyze.file_pipeline = file_pipeline
+    try:
+        yield
+    finally:
+        analyze.file_pipeline = make
+
+
+def run_pipeline(name: str, seq: Path, variant: int, config: AnalyticsConfig,
+                 lines: list[LineSpec], args: argparse.Namespace) -> dict[str, Any]:
+    """One pass of the pipeline over the variant ``seq`` of sequence ``name``, counting on
+    every line at once."""
+    info, gt = read_seqinfo(seq), read_gt(seq)
+    log: list[tuple[npt.NDArray[np.int64], F64]] = []
+    cfg = config.model_copy(update={"lines": lines})
+    with recording_tracks(log):
+        res = analyze.run_video(str(info.video), cfg, args)
+    tracked = np.zeros(info.length, float)
+    for frame, n in res.track_counts:
+        if 1 <= frame <= info.length:
+            tracked[frame - 1] = n
+    return {
+        "sequence": name, "variant": variant, "mode": "pipeline", "frames": res.frames,
+        "seconds": round(res.seconds, 2), "detector_zoom_frames": res.zoom_frames,
+        **line_tallies(res.events, lines, gt, info),
+        "ids": ids_tally(gt, log) if len(log) == info.length else None,
+        "dwell": dwell_tally(gt_spans(gt), list(res.spans.values()), info.fps),
+        "occupancy": occupancy_tally(gt, tracked, info.length),
+    }
+
+
+def run_gt_tracks(name: str, seq: Path, variant: int, config: AnalyticsConfig,
+                  lines: list[LineSpec]) -> list[dict[str, Any]]:
+    """Two rows: the counter set to the banded truth's definition, and at its defaults."""
+    info, gt = read_seqinfo(seq), read_gt(seq)
+    cfg = config.model_copy(update={"lines": lines})
+    size = (info.width, info.height)
+
+    def as_truth(line: LineSpec) -> Any:
+        return truth_counting(line.points, size, BAND, config.counting)
+
+    modes: list[tuple[str, Callable[[LineSpec], Any] | None]] = [
+        ("gt, truth's counting", as_truth), ("gt, default counting", None)]
+    rows = []
+    for mode, settings_for in modes:
+        t0 = time.perf_counter()
+        events = count_lines(gt, info, cfg, settings_for)
+        rows.append({"sequence": name, "variant": variant, "mode": mode,
+                     "frames": info.length, "seconds": round(time.perf_counter() - t0, 2),
+                     **line_tallies(events, lines, gt, info)})
+    return rows
+
+
+# ------------------------------------------------------------------------------ figures
+
+
+def figures(row: dict[str, Any]) -> dict[str, Any]:
+    """The table's figures of one row (or of the pooled rows) from its tallies."""
+    per_line = row["per_line"]
+    out: dict[str, Any] = {}
+    for truth in ("strict", "banded"):
+        s = scores(pooled([p[truth] for p in per_line]))
+        out[truth] = {"true": s["true"]["in"] + s["true"]["out"],
+                      "count_accuracy": s["count_accuracy"], "f1": s["f1"],
+                      "precision": s["precision"], "recall": s["recall"]}
+    out["exact_lines"] = sum(p["exact"] for p in per_line)
+    out["lines"] = len(per_line)
+    ids = row.get("ids")
+    out["ids_per_person"] = round(ids["pairs"] / ids["persons"], 3) if ids and ids["persons"] \
+        else None
+    d = row.get("dwell")
+    if d and d["true_n"] and d["tracked_n"]:
+        true_mean, tracked_mean = d["true_s"] / d["true_n"], d["tracked_s"] / d["tracked_n"]
+        out["dwell_error"] = round((tracked_mean - true_mean) / true_mean, 3)
+    else:
+        out["dwell_error"] = None
+    o = row.get("occupancy")
+    if o and o["frames"]:
+        mae = o["abs_error"] / o["frames"]
+        out["occupancy_mae"] = round(mae, 3)
+        out["occupancy_rel"] = round(mae / (o["true"] / o["frames"]), 3) if o["true"] else None
+    else:
+        out["occupancy_mae"] = out["occupancy_rel"] = None
+    return out
+
+
+def pool_rows(rows: list[dict[str, Any]], name: str) -> dict[str, Any]:
+    """All rows as one: per-line tallies side by side, ids, dwell and occupancy summed."""
+    pooled_row: dict[str, Any] = {
+        "sequence": name, "variant": "-", "mode": rows[0]["mode"],
+        "frames": sum(r["frames"] for r in rows), "seconds": sum(r["seconds"] for r in rows),
+        "per_line": [p for r in rows for p in r["per_line"]],
+    }
+    for key in ("ids", "dwell", "occupancy"):
+        parts = [r.get(key) for r in rows]
+        pooled_row[key] = pooled(parts) if parts and all(parts) else None  # type: ignore[arg-type]
+    return pooled_row
+
+
+COLUMNS: list[tuple[str, Callable[[dict[str, Any], dict[str, Any]], Any]]] = [
+    ("sequence", lambda r, f: r["sequence"]),
+    ("variant", lambda r, f: r["variant"] if r["variant"] in ("-",) else f"{r['variant']}x"),
+    ("mode", lambda r, f: r["mode"]),
+    ("frames", lambda r, f: r["frames"]),
+    ("true", lambda r, f: f["strict"]["true"]),
+    ("acc", lambda r, f: f"{f['strict']['count_accuracy']:.3f}"),
+    ("F1", lambda r, f: f"{f['strict']['f1']:.3f}"),
+    ("true b", lambda r, f: f["banded"]["true"]),
+    ("acc b", lambda r, f: f"{f['banded']['count_accuracy']:.3f}"),
+    ("F1 b", lambda r, f: f"{f['banded']['f1']:.3f}"),
+    ("exact b", lambda r, f: f"{f['exact_lines']}/{f['lines']}"),
+    ("ids/person", lambda r, f: f["ids_per_person"]),
+    ("dwell err", lambda r, f: None if f["dwell_error"] is None else f"{f['dwell_error']:+.3f}"),
+    ("occ MAE", lambda r, f: f["occupancy_mae"]),
+    ("occ rel", lambda r, f: f["occupancy_rel"]),
+    ("s", lambda r, f: f"{r['seconds']:.1f}"),
+]
+
+
+def table(rows: list[dict[str, Any]]) -> str:
+    cells = [[name for name, _ in COLUMNS]]
+    for r in rows:
+        f = figures(r)
+        cells.append(["-" if (v := get(r, f)) is None else str(v) for _, get in COLUMNS])
+    widths = [max(len(c[i]) for c in cells) for i in range(len(COLUMNS))]
+    return "\n".join(
+        "  ".join(c.ljust(w) if i < 3 else c.rjust(w) for i, (c, w) in
+                  enumerate(zip(line, widths, strict=True))).rstrip()
+        for line in cells
+    )
+
+
+# ------------------------------------------------------------------------------ command
+
+
+def parse_subset(text: str | None, what: str) -> list[str] | None:
+    if text is None:
+        return None
+    items = [s.strip() for s in text.split(",") if s.strip()]
+    if not items:
+        raise ConfigError(f"--{what}: empty list")
+    return items
+
+
+def run_suite(args: argparse.Namespace, lines: list[LineSpec] | None = None) -> dict[str, Any]:
+    """Every row of the suite and the pooled ones; ``lines`` replaces the sweep (tests)."""
+    eval_dir = Path(args.suite) if args.suite else default_eval_dir()
+    work = Path(args.work) if args.work else default_work_dir()
+    names = parse_subset(args.sequences, "sequences")
+    variants = [int(v) for v in parse_subset(args.variants, "variants") or VARIANTS]
+    if any(v not in (1, 2, 3, 4) for v in variants):
+        raise ConfigError(f"--variants: 1 (the sequence), 2, 3 or 4 (mosaics), got {variants}")
+    config = analyze.build_config(args)
+    lines = lines or sweep_lines()
+    t0 = time.perf_counter()
+    rows: list[dict[str, Any]] = []
+    for seq in find_sequences(eval_dir, names):
+        for n in variants:
+            d = variant_dir(seq, n, work)
+            print(f"suite: {seq.name} {n}x{n}", file=sys.stderr)
+            if args.gt_tracks:
+                rows.extend(run_gt_tracks(seq.name, d, n, config, lines))
+            else:
+                rows.append(run_pipeline(seq.name, d, n, config, lines, args))
+    modes = list(dict.fromkeys(r["mode"] for r in rows))
+    alls = [pool_rows([r for r in rows if r["mode"] == m], "all") for m in modes]
+    return {"eval_dir": str(eval_dir), "lines": [ln.name for ln in lines],
+            "band": BAND, "model": args.model, "rows": rows, "all": alls,
+            "wall_seconds": round(time.perf_counter() - t0, 1)}
+
+
+def run(args: argparse.Namespace) -> int:
+    if args.seq_dir is not None or args.line:
+        raise ConfigError("--suite runs its own sequences and lines: give no SEQ_DIR or --line "
+                          "(EVAL_DIR goes after --suite)")
+    result = run_suite(args)
+    print(table(result["rows"] + result["all"]))
+    print(f"wall time {result['wall_seconds']:.1f} s")
+    if args.json:
+        out = Path(args.json)
+        out.parent.mkdir(parents=True, exist_ok=True)
+        for r in result["rows"] + result["all"]:
+            r["figures"] = figures(r)
+        out.write_text(json.dumps(result, indent=1))
+    return 0
