@@ -12,13 +12,15 @@ The tracks are the considered gt rows (``edge.mot.read_gt``), every frame, fed t
 
 from __future__ import annotations
 
+import inspect
 import math
 from collections.abc import Callable
+from typing import Any
 
 import numpy as np
 import numpy.typing as npt
 
-from edge.counting import CrossingEvent
+from edge.counting import CrossingEvent, LineCounter
 from edge.mot import SeqInfo
 from edge.pipeline import Analytics
 from storesense.schema import AnalyticsConfig, CountingSettings, LineSpec
@@ -26,26 +28,37 @@ from storesense.schema import AnalyticsConfig, CountingSettings, LineSpec
 F64 = npt.NDArray[np.float64]
 
 
+def counter_measures_short_side() -> bool:
+    """Whether the counter measures its band in units of the frame's shorter side (it takes
+    the frame's size) rather than in normalised coordinates (the counter before the
+    2026-12-06 rewrite, whose ``hysteresis`` was a normalised distance)."""
+    return "frame_size" in inspect.signature(LineCounter.update).parameters
+
+
 def truth_counting(
     points: tuple[float, float, float, float], size: tuple[int, int], band: float,
     base: CountingSettings | None = None,
 ) -> CountingSettings:
-    """Counting settings that define a crossing as the banded truth does, for one line.
+    """Counting settings that define a crossing as the banded truth does, for one line: a
+    dead band of ``band * min(width, height)`` pixels, one observation on the new side, and
+    any band scaled by the person's size (a field named "...height..." or "...bodies...")
+    off: the truth's band does not depend on the person.
 
-    The truth's band is ``band * min(width, height)`` pixels. ``hysteresis`` is a distance in
-    normalised coordinates; for a given line the two distances are proportional (both are
-    affine in the point and vanish on the line), by ``L_px / (w * h * L_norm)``, so a vertical
-    line's band is ``band * min(w, h) / w`` and a horizontal one's ``... / h``. Any field whose
-    name holds "height" (a band scaled by the person's height) is set to 0: the truth's band
-    does not depend on the person.
+    A counter measuring in units of the shorter side takes ``band`` as it is. One measuring
+    normalised distances needs, per line, the pixel band times ``L_px / (w * h * L_norm)``:
+    both distances are affine in the point and vanish on the line, so they are proportional
+    (a vertical line: ``band * min(w, h) / w``; a horizontal one: ``... / h``).
     """
     w, h = size
     x1, y1, x2, y2 = points
-    ratio = math.hypot((x2 - x1) * w, (y2 - y1) * h) / (w * h * math.hypot(x2 - x1, y2 - y1))
+    if counter_measures_short_side():
+        hysteresis = band
+    else:
+        ratio = math.hypot((x2 - x1) * w, (y2 - y1) * h) / (w * h * math.hypot(x2 - x1, y2 - y1))
+        hysteresis = band * min(w, h) * ratio
     fields = CountingSettings.model_fields
-    update: dict[str, float | int] = {"hysteresis": band * min(w, h) * ratio,
-                                      "min_frames_on_side": 1}
-    update |= {name: 0.0 for name in fields if "height" in name}
+    update: dict[str, float | int] = {"hysteresis": hysteresis, "min_frames_on_side": 1}
+    update |= {name: 0.0 for name in fields if "height" in name or "bodies" in name}
     base = base or CountingSettings()
     return base.model_copy(update={k: v for k, v in update.items() if k in fields})
 
@@ -61,18 +74,33 @@ def frames_of(gt: F64, length: int) -> list[F64]:
 def count_gt_tracks(
     gt: F64, info: SeqInfo, config: AnalyticsConfig
 ) -> list[tuple[int, CrossingEvent]]:
-    """Crossings the analytics report on the true tracks, keyed by 1-based frame."""
-    analytics = Analytics(config)
+    """Crossings the analytics report on the true tracks, keyed by 1-based frame.
+
+    A true id is one person however long the annotation leaves them out (the truth keeps
+    their side across any gap), so where the analytics take them, each track ends at its last
+    row (``ended``) and no timeout ends one earlier; the frame's size goes along too.
+    """
+    analytics = Analytics(config, **_supported(Analytics.__init__, track_timeout_s=math.inf))
     w, h = info.width, info.height
+    last = {int(i): int(gt[gt[:, 1] == i, 0].max()) for i in np.unique(gt[:, 1])}
     events: list[tuple[int, CrossingEvent]] = []
-    t = 0.0
     for i, rows in enumerate(frames_of(gt, info.length)):
-        t = i / info.fps
+        ids = rows[:, 1].astype(np.int64)
         feet = np.stack([(rows[:, 2] + rows[:, 4] / 2) / w, (rows[:, 3] + rows[:, 5]) / h], 1)
-        out = analytics.update(rows[:, 1].astype(np.int64), feet, t, rows[:, 5] / h)
+        ended = [tid for tid in ids.tolist() if last[tid] == i + 1]
+        extra = _supported(Analytics.update, ended=ended, frame_size=(w, h))
+        out = analytics.update(ids, feet, i / info.fps, rows[:, 5] / h, **extra)
         events.extend((_frame(e.t, info.fps), e) for e in out.crossings)
     events.extend((_frame(e.t, info.fps), e) for e in analytics.finish().crossings)
     return events
+
+
+def _supported(func: Callable[..., object], **kwargs: Any) -> dict[str, Any]:
+    """The keyword arguments ``func`` takes. The analytics are being rewritten (2026-12-06) to
+    take the frame's size, the tracker's ended ids and a track timeout; before that they did
+    not, and ground-truth mode runs on both."""
+    params = inspect.signature(func).parameters
+    return {k: v for k, v in kwargs.items() if k in params}
 
 
 def count_lines(

@@ -18,6 +18,7 @@ from __future__ import annotations
 import argparse
 import configparser
 import json
+from collections.abc import Iterator
 from fractions import Fraction
 from pathlib import Path
 
@@ -25,7 +26,7 @@ import cv2
 import numpy as np
 import numpy.typing as npt
 
-from edge.mot import read_seqinfo
+from edge.mot import SeqInfo, read_seqinfo
 from storesense.errors import ConfigError, SourceError
 
 F64 = npt.NDArray[np.float64]
@@ -94,12 +95,13 @@ def _read_tiles(video: Path, length: int, tile: tuple[int, int]) -> list[npt.NDA
     return frames
 
 
-def _write_video(path: Path, frames: list[npt.NDArray[np.uint8]], fps: float) -> None:
+def _write_video(path: Path, frames: Iterator[npt.NDArray[np.uint8]], fps: float,
+                 size: tuple[int, int]) -> None:
     import av  # only writing needs PyAV; elsewhere the edge falls back to OpenCV without it
 
     with av.open(str(path), "w") as out:
         stream = out.add_stream("libx264", rate=Fraction(fps).limit_denominator(1001))
-        stream.height, stream.width = frames[0].shape[:2]
+        stream.width, stream.height = size
         stream.pix_fmt = "yuv420p"
         stream.options = {"crf": "18", "preset": "fast"}  # as the eval videos: visually lossless
         for img in frames:
@@ -107,6 +109,21 @@ def _write_video(path: Path, frames: list[npt.NDArray[np.uint8]], fps: float) ->
                 out.mux(packet)
         for packet in stream.encode():
             out.mux(packet)
+
+
+def _mosaic_frames(tiles: list[npt.NDArray[np.uint8]], info: SeqInfo, n: int
+                   ) -> Iterator[npt.NDArray[np.uint8]]:
+    """The mosaic's frames one at a time: a 1080p sequence's 525 frames held at once would
+    be 3 GB."""
+    tw, th = info.width // n, info.height // n
+    canvas = np.full((info.height, info.width, 3), 114, np.uint8)  # a border where w % n != 0
+    offs = tile_offsets(info.length, n)
+    for f in range(info.length):
+        img = canvas.copy()
+        for k, off in enumerate(offs):
+            row, col = divmod(k, n)
+            img[row * th:(row + 1) * th, col * tw:(col + 1) * tw] = tiles[(f + off) % info.length]
+        yield img
 
 
 def build_mosaic(seq_dir: str | Path, out_dir: str | Path, n: int) -> dict[str, object]:
@@ -119,17 +136,10 @@ def build_mosaic(seq_dir: str | Path, out_dir: str | Path, n: int) -> dict[str, 
     raw = np.loadtxt(Path(seq_dir) / "gt.txt", delimiter=",", ndmin=2)
     gt = mosaic_gt(raw, info.length, (info.width, info.height), n)
     tw, th = info.width // n, info.height // n
-    tiles = _read_tiles(info.video, info.length, (tw, th))
-    canvas = np.full((info.height, info.width, 3), 114, np.uint8)  # a border where w % n != 0
-    frames = []
     offs = tile_offsets(info.length, n)
-    for f in range(info.length):
-        img = canvas.copy()
-        for k, off in enumerate(offs):
-            row, col = divmod(k, n)
-            img[row * th:(row + 1) * th, col * tw:(col + 1) * tw] = tiles[(f + off) % info.length]
-        frames.append(img)
-    _write_video(out / "video.mp4", frames, info.fps)
+    tiles = _read_tiles(info.video, info.length, (tw, th))
+    _write_video(out / "video.mp4", _mosaic_frames(tiles, info, n), info.fps,
+                 (info.width, info.height))
     fmt = ["%d", "%d", "%.2f", "%.2f", "%.2f", "%.2f"] + ["%g"] * (gt.shape[1] - 6)
     np.savetxt(out / "gt.txt", gt, fmt=fmt, delimiter=",")
     cp = configparser.ConfigParser()

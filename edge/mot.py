@@ -86,14 +86,20 @@ def true_crossings(
     band: float = 0.0,
 ) -> list[TrueCrossing]:
     """Crossings of ``line`` by the gt rows: strict (rule 4) when ``band`` is 0, else banded
-    (rule 8) with a dead band of ``band * min(width, height)`` pixels either side."""
+    (rule 8) with a dead band of ``band * min(width, height)`` pixels either side.
+
+    A banded event's frame is the one where the foot point last passed the line itself before
+    the new side was established (not where it left the band), so a clean crossing has the
+    same frame in both truths and only swaying on the line tells them apart.
+    """
     feet = np.stack([gt[:, 2] + gt[:, 4] / 2, gt[:, 3] + gt[:, 5]], axis=1)
-    sides = banded_sides(line, feet, size, band) if band > 0 else truth_sides(line, feet, size)
+    line_sides = truth_sides(line, feet, size)
+    sides = banded_sides(line, feet, size, band) if band > 0 else line_sides
     out: list[TrueCrossing] = []
     for tid in np.unique(gt[:, 1]):
         rows = np.flatnonzero(gt[:, 1] == tid)
         rows = rows[np.argsort(gt[rows, 0], kind="stable")]
-        out.extend(_side_changes(gt[rows, 0], sides[rows], int(tid)))
+        out.extend(_side_changes(gt[rows, 0], sides[rows], line_sides[rows], int(tid)))
     return sorted(out, key=lambda c: (c.frame, c.track_id))
 
 
@@ -112,18 +118,25 @@ def banded_sides(
 
 
 def _side_changes(
-    frames: npt.NDArray[np.float64], sides: npt.NDArray[np.int64], tid: int
+    frames: npt.NDArray[np.float64],
+    sides: npt.NDArray[np.int64],
+    line_sides: npt.NDArray[np.int64],
+    tid: int,
 ) -> list[TrueCrossing]:
-    """Events of one id's time-ordered sides; a 0 (inside the band) keeps the side before it,
-    and leading 0s have no side, so only changes between established sides count."""
+    """Events of one id's time-ordered observations. ``sides``: the side each establishes, 0
+    for none (inside the band: the side before it holds; leading 0s: no side yet); an event is
+    a change between established sides, dated by the last change of ``line_sides`` (the side
+    of the line itself) before it. Strict: ``sides`` is ``line_sides``."""
     out: list[TrueCrossing] = []
-    side = 0
-    for frame, s in zip(frames.tolist(), sides.tolist(), strict=True):
+    side = line_side = passed = 0
+    for frame, s, ls in zip(frames.tolist(), sides.tolist(), line_sides.tolist(), strict=True):
+        if ls != line_side:
+            line_side, passed = ls, int(frame)
         if s == 0 or s == side:
             continue
         if side != 0:
             direction: Direction = "in" if side < 0 else "out"
-            out.append(TrueCrossing(int(frame), tid, direction))
+            out.append(TrueCrossing(passed, tid, direction))
         side = s
     return out
 
