@@ -300,6 +300,8 @@ def figures(row: dict[str, Any]) -> dict[str, Any]:
                       "precision": s["precision"], "recall": s["recall"]}
     out["exact_lines"] = sum(p["exact"] for p in per_line)
     out["lines"] = len(per_line)
+    out["per_line"] = [{"line": p["line"], "exact": p["exact"], "strict": scores(p["strict"]),
+                        "banded": scores(p["banded"])} for p in per_line]
     ids = row.get("ids")
     out["ids_per_person"] = round(ids["pairs"] / ids["persons"], 3) if ids and ids["persons"] \
         else None

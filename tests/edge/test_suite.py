@@ -138,7 +138,8 @@ def test_dwell_and_occupancy_tallies_and_their_figures():
     o = suite.occupancy_tally(gt, np.array([2.0, 3.0, 1.0]), 3)  # true per frame 2, 1, 0
     assert o == {"abs_error": 3.0, "true": 3.0, "frames": 3}
     row = {"per_line": [], "dwell": d, "occupancy": o, "ids": None}
-    row["per_line"] = [{"strict": _tally(2, 2, 1), "banded": _tally(2, 1, 1), "exact": False}]
+    row["per_line"] = [{"line": "l", "strict": _tally(2, 2, 1), "banded": _tally(2, 1, 1),
+                        "exact": False}]
     f = suite.figures(row)
     assert f["dwell_error"] == -0.5  # tracked mean 1.0 s against 2.0 s
     assert (f["occupancy_mae"], f["occupancy_rel"]) == (1.0, 1.0)  # 3 / 3 frames; mean 1
@@ -153,12 +154,14 @@ def _tally(pred: int, true: int, matched: int) -> dict[str, int]:
 
 def test_the_all_row_pools_tallies_not_ratios():
     a = {"sequence": "a", "variant": 1, "mode": "pipeline", "frames": 10, "seconds": 1.0,
-         "per_line": [{"strict": _tally(1, 1, 1), "banded": _tally(1, 1, 1), "exact": True}],
+         "per_line": [{"line": "l", "strict": _tally(1, 1, 1), "banded": _tally(1, 1, 1),
+                       "exact": True}],
          "ids": {"pairs": 2, "persons": 2, "true_persons": 2},
          "dwell": {"true_s": 10.0, "true_n": 1, "tracked_s": 10.0, "tracked_n": 1},
          "occupancy": {"abs_error": 0.0, "true": 10.0, "frames": 10}}
     b = {**a, "sequence": "b",
-         "per_line": [{"strict": _tally(0, 3, 0), "banded": _tally(0, 3, 0), "exact": False}],
+         "per_line": [{"line": "l", "strict": _tally(0, 3, 0), "banded": _tally(0, 3, 0),
+                       "exact": False}],
          "ids": {"pairs": 6, "persons": 2, "true_persons": 2},
          "dwell": {"true_s": 30.0, "true_n": 1, "tracked_s": 10.0, "tracked_n": 2},
          "occupancy": {"abs_error": 30.0, "true": 50.0, "frames": 30}}
