@@ -11,8 +11,8 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from storesense.config import describe_validation_error
 
 CODES = {400: "bad_request", 401: "unauthorized", 403: "forbidden", 404: "not_found",
-         405: "method_not_allowed", 413: "too_large", 415: "unsupported_media_type",
-         422: "invalid_request"}
+         405: "method_not_allowed", 408: "request_timeout", 413: "too_large",
+         415: "unsupported_media_type", 422: "invalid_request"}
 
 
 class ApiError(Exception):
@@ -46,7 +46,13 @@ def install(app: FastAPI) -> None:
             parts.append(f"{loc}: {e.get('msg')}")
         return _body(422, "invalid_request", "; ".join(parts) or "invalid request")
 
+    async def overflow(_: Request, exc: Exception) -> JSONResponse:
+        # the last net under date arithmetic: a date near datetime's limits is the caller's
+        # mistake (400), not the server's (500); the routes bound dates before this
+        return _body(400, "bad_request", f"date out of range: {exc}")
+
     app.add_exception_handler(ApiError, api_error)
+    app.add_exception_handler(OverflowError, overflow)
     app.add_exception_handler(StarletteHTTPException, http_error)
     app.add_exception_handler(RequestValidationError, invalid)
 

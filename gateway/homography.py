@@ -41,6 +41,25 @@ def parse_points(texts: list[str], name: str) -> npt.NDArray[np.float32]:
     return arr
 
 
+# |det H| / ||H||^3 is the same for every multiple of H (a homography is defined up to scale);
+# below this the matrix squashes the plane onto a line or a point and maps nothing usefully.
+MIN_RELATIVE_DET = 1e-9
+
+
+def matrix_problem(h: list[list[float]]) -> str | None:
+    """Why a 3x3 row-major matrix cannot be a camera's homography (None when it can):
+    NaN or infinite entries, or singular (every point would land on one line)."""
+    m = np.asarray(h, np.float64)
+    if m.shape != (3, 3):
+        return f"must be a 3x3 matrix, got shape {m.shape}"
+    if not np.isfinite(m).all():
+        return "has a NaN or infinite entry"
+    norm = float(np.linalg.norm(m))
+    if norm == 0.0 or abs(float(np.linalg.det(m))) / norm**3 < MIN_RELATIVE_DET:
+        return "is singular (determinant ~0): it maps the whole image onto a line or a point"
+    return None
+
+
 def homography(image: npt.NDArray[np.float32], plan: npt.NDArray[np.float32]) -> list[list[float]]:
     """The 3x3 matrix (row-major, normalised so that its last element is 1) taking the four
     image points to the four plan points."""

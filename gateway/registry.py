@@ -10,12 +10,14 @@ import argparse
 import csv
 import io
 import json
+import math
 from pathlib import Path
 from typing import Any, Literal
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
+from gateway.homography import matrix_problem
 from storesense.config import describe_validation_error
 from storesense.errors import ConfigError
 from storesense.schema import Ident
@@ -43,6 +45,17 @@ class CameraRecord(BaseModel):
     def _three_by_three(cls, v: list[list[float]] | None) -> list[list[float]] | None:
         if v is not None and (len(v) != 3 or any(len(r) != 3 for r in v)):
             raise ValueError("homography must be a 3x3 matrix")
+        # a NaN or singular matrix would be stored and then break every heatmap query
+        problem = None if v is None else matrix_problem(v)
+        if problem:
+            raise ValueError(f"homography {problem}")
+        return v
+
+    @field_validator("floorplan_points")
+    @classmethod
+    def _finite(cls, v: list[tuple[float, float]] | None) -> list[tuple[float, float]] | None:
+        if v is not None and not all(math.isfinite(c) for p in v for c in p):
+            raise ValueError("floorplan_points must be finite numbers")
         return v
 
 
@@ -61,6 +74,17 @@ class StoreRecord(BaseModel):
     close_hour: int = Field(21, ge=0, le=24)
     cameras: list[CameraRecord] | None = Field(
         None, description="when given, replaces the store's camera list")
+
+    @field_validator("cameras")
+    @classmethod
+    def _unique_cameras(cls, v: list[CameraRecord] | None) -> list[CameraRecord] | None:
+        # one camera_id twice would silently keep whichever row the upsert wrote last
+        seen: set[str] = set()
+        for cam in v or []:
+            if cam.camera_id in seen:
+                raise ValueError(f"camera_id {cam.camera_id!r} appears more than once")
+            seen.add(cam.camera_id)
+        return v
 
     @field_validator("timezone")
     @classmethod
@@ -84,10 +108,13 @@ def _validated(rows: list[Any], where: str) -> list[StoreRecord]:
 
 def parse_csv(text: str, where: str = "CSV") -> list[StoreRecord]:
     reader = csv.DictReader(io.StringIO(text))
-    missing = {"store_id", "name", "timezone"} - set(reader.fieldnames or [])
-    if missing:
-        raise ConfigError(f"{where}: header lacks {sorted(missing)}; expected {CSV_FIELDS}")
-    rows = [{k: v for k, v in r.items() if k and v not in (None, "")} for r in reader]
+    try:
+        missing = {"store_id", "name", "timezone"} - set(reader.fieldnames or [])
+        if missing:
+            raise ConfigError(f"{where}: header lacks {sorted(missing)}; expected {CSV_FIELDS}")
+        rows = [{k: v for k, v in r.items() if k and v not in (None, "")} for r in reader]
+    except csv.Error as e:  # e.g. a field over csv.field_size_limit() (128 kB)
+        raise ConfigError(f"{where} line {reader.line_num + 1}: {e}") from e
     return _validated(rows, where)
 
 
@@ -96,6 +123,8 @@ def parse_json(text: str, where: str = "JSON") -> list[StoreRecord]:
         data = json.loads(text)
     except json.JSONDecodeError as e:
         raise ConfigError(f"{where}: not valid JSON: {e}") from e
+    except RecursionError as e:  # thousands of nested brackets
+        raise ConfigError(f"{where}: JSON nested too deeply") from e
     if not isinstance(data, list):
         raise ConfigError(f"{where}: expected a JSON list of store records")
     return _validated(data, where)

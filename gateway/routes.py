@@ -8,13 +8,15 @@ from datetime import date, datetime
 from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Depends, File, Query, Request, Response, UploadFile
-from pydantic import AfterValidator, ValidationError
+from pydantic import AfterValidator, TypeAdapter, ValidationError
+from starlette.concurrency import run_in_threadpool
 
 from gateway import overview as ov
 from gateway import pos, queries
 from gateway.auth import Principal, authenticate
 from gateway.config import GatewaySettings
 from gateway.errors import ApiError
+from gateway.floorplan import PlanImageError, check_plan_image
 from gateway.registry import StoreRecord, parse_file
 from gateway.scope import check_store, select
 from gateway.storage import Storage
@@ -24,6 +26,31 @@ from storesense.errors import ConfigError
 
 MAX_UPLOAD = 10 * 1024 * 1024
 router = APIRouter()
+# Every date the API takes: far enough inside datetime's range that a day's UTC bounds in any
+# zone, a 400-day trend or an 800-day span can be computed without OverflowError.
+FIRST_DAY, LAST_DAY = date(1970, 1, 1), date(9998, 12, 31)
+
+
+def _in_range(d: date) -> date:
+    if not FIRST_DAY <= d <= LAST_DAY:
+        raise ValueError(f"date must be between {FIRST_DAY} and {LAST_DAY}")
+    return d
+
+
+Day = Annotated[date, AfterValidator(_in_range)]
+_POS_RECORDS = TypeAdapter(list[pos.PosRecord])
+
+
+async def _json_body(request: Request) -> Any:
+    """The request's JSON, read only now: after authentication, never before (a body
+    parameter would make FastAPI read and parse it before the token is checked)."""
+    raw = await request.body()
+    try:
+        return json.loads(raw)
+    except RecursionError as e:
+        raise ApiError(400, "bad_request", "JSON body is nested too deeply") from e
+    except ValueError as e:  # JSONDecodeError and UnicodeDecodeError
+        raise ApiError(400, "bad_request", f"body is not valid JSON: {e}") from e
 
 
 def get_storage(request: Request) -> Storage:
@@ -119,8 +146,15 @@ def stores(who: Who, storage: StorageDep) -> list[dict[str, Any]]:
 
 
 @router.put("/stores/{store_id}")
-def put_store(store_id: str, body: dict[str, Any], _: HQ,
-              storage: StorageDep) -> dict[str, Any]:
+async def put_store(store_id: str, request: Request, _: HQ,
+                    storage: StorageDep) -> dict[str, Any]:
+    body = await _json_body(request)
+    if not isinstance(body, dict):
+        raise ApiError(422, "invalid_request", "body must be a JSON object (a store record)")
+    return await run_in_threadpool(_put_store, storage, store_id, body)
+
+
+def _put_store(storage: Storage, store_id: str, body: dict[str, Any]) -> dict[str, Any]:
     body = {**body, "store_id": body.get("store_id", store_id)}
     if body["store_id"] != store_id:
         raise ApiError(400, "bad_request", "store_id in body differs from the path")
@@ -145,9 +179,6 @@ async def import_stores(_: HQ, storage: StorageDep,
     return {"imported": storage.upsert_stores(records)}
 
 
-IMAGE_TYPES = {b"\x89PNG\r\n\x1a\n": "image/png", b"\xff\xd8\xff": "image/jpeg"}
-
-
 @router.put("/stores/{store_id}/floorplan")
 async def put_floorplan(store_id: str, request: Request, _: HQ,
                         storage: StorageDep) -> dict[str, Any]:
@@ -155,9 +186,12 @@ async def put_floorplan(store_id: str, request: Request, _: HQ,
     body = await request.body()
     if len(body) > MAX_UPLOAD:
         raise ApiError(413, "too_large", f"image larger than {MAX_UPLOAD} bytes")
-    kind = next((t for magic, t in IMAGE_TYPES.items() if body.startswith(magic)), None)
-    if kind is None:
-        raise ApiError(415, "unsupported_media_type", "floor plan must be a PNG or JPEG")
+    try:
+        kind = await run_in_threadpool(check_plan_image, body)  # decoding takes a while
+    except PlanImageError as e:
+        if e.unsupported:
+            raise ApiError(415, "unsupported_media_type", str(e)) from e
+        raise ApiError(422, "invalid_request", str(e)) from e
     storage.set_floorplan(store_id, body, kind)
     return {"store_id": store_id, "content_type": kind, "bytes": len(body)}
 
@@ -174,7 +208,7 @@ def get_floorplan(store_id: str, who: Who, storage: StorageDep) -> Response:
 @router.get("/traffic")
 def traffic(who: Who, storage: StorageDep, now: NowDep, sel: SelectionDep,
             granularity: Literal["minute", "hour", "day"] = "hour",
-            start: date | None = None, end: date | None = None) -> dict[str, Any]:
+            start: Day | None = None, end: Day | None = None) -> dict[str, Any]:
     ids = _ids(storage, who, sel)
     start, end = _span(start, end, now.date())
     if granularity == "minute" and (end - start).days > 6:
@@ -200,7 +234,7 @@ OverviewDays = Annotated[int, AfterValidator(_overview_days), Query(
 @router.get("/overview")
 def overview(who: Who, storage: StorageDep, settings: Annotated[
                  GatewaySettings, Depends(get_settings)], now: NowDep, sel: SelectionDep,
-             date: date | None = None,
+             date: Day | None = None,
              trend_days: Annotated[int, Query(ge=1, le=400)] = 28,
              days: OverviewDays = 1) -> Response:
     ids = _ids(storage, who, sel)
@@ -212,7 +246,7 @@ def overview(who: Who, storage: StorageDep, settings: Annotated[
 
 @router.get("/stores/{store_id}/zones")
 def zones(store_id: str, who: Who, storage: StorageDep, now: NowDep,
-          start: date | None = None, end: date | None = None) -> dict[str, Any]:
+          start: Day | None = None, end: Day | None = None) -> dict[str, Any]:
     check_store(storage, who, store_id)
     start, end = _span(start, end, _store_today(storage, store_id, now))
     return {"zones": queries.zones(_read(storage), store_id, start, end)}
@@ -220,7 +254,7 @@ def zones(store_id: str, who: Who, storage: StorageDep, now: NowDep,
 
 @router.get("/stores/{store_id}/transitions")
 def transitions(store_id: str, who: Who, storage: StorageDep, now: NowDep,
-                start: date | None = None, end: date | None = None) -> dict[str, Any]:
+                start: Day | None = None, end: Day | None = None) -> dict[str, Any]:
     check_store(storage, who, store_id)
     start, end = _span(start, end, _store_today(storage, store_id, now))
     return {"transitions": queries.transitions(_read(storage), store_id, start, end)}
@@ -228,7 +262,7 @@ def transitions(store_id: str, who: Who, storage: StorageDep, now: NowDep,
 
 @router.get("/stores/{store_id}/heatmap")
 def heatmap(store_id: str, who: Who, storage: StorageDep, now: NowDep,
-            start: date | None = None, end: date | None = None,
+            start: Day | None = None, end: Day | None = None,
             camera_id: str | None = None) -> dict[str, Any]:
     check_store(storage, who, store_id)
     start, end = _span(start, end, _store_today(storage, store_id, now))
@@ -242,7 +276,7 @@ def heatmap(store_id: str, who: Who, storage: StorageDep, now: NowDep,
 
 @router.get("/stores/{store_id}/demographics")
 def demographics(store_id: str, who: Who, storage: StorageDep, now: NowDep,
-                 start: date | None = None, end: date | None = None) -> dict[str, Any]:
+                 start: Day | None = None, end: Day | None = None) -> dict[str, Any]:
     check_store(storage, who, store_id)
     start, end = _span(start, end, _store_today(storage, store_id, now))
     return queries.demographics(_read(storage), store_id, start, end)
@@ -251,7 +285,7 @@ def demographics(store_id: str, who: Who, storage: StorageDep, now: NowDep,
 @router.get("/conversion")
 def conversion(who: Who, storage: StorageDep, now: NowDep, sel: SelectionDep,
                granularity: Literal["hour", "day"] = "day",
-               start: date | None = None, end: date | None = None) -> dict[str, Any]:
+               start: Day | None = None, end: Day | None = None) -> dict[str, Any]:
     ids = _ids(storage, who, sel)
     start, end = _span(start, end, now.date())
     return {"granularity": granularity, "start": start.isoformat(), "end": end.isoformat(),
@@ -259,7 +293,15 @@ def conversion(who: Who, storage: StorageDep, now: NowDep, sel: SelectionDep,
 
 
 @router.post("/pos")
-def post_pos(records: list[pos.PosRecord], _: HQ, storage: StorageDep) -> dict[str, int]:
+async def post_pos(request: Request, _: HQ, storage: StorageDep) -> dict[str, int]:
+    try:
+        records = _POS_RECORDS.validate_python(await _json_body(request))
+    except ValidationError as e:
+        raise ApiError(422, "invalid_request", describe_validation_error(e)) from e
+    return await run_in_threadpool(_store_pos, storage, records)
+
+
+def _store_pos(storage: Storage, records: list[pos.PosRecord]) -> dict[str, int]:
     unknown = pos.unknown_stores(storage, records)
     if unknown:
         raise ApiError(400, "bad_request", f"unknown stores {unknown}")
@@ -276,7 +318,10 @@ async def upload_pos(_: HQ, storage: StorageDep,
         text = content.decode("utf-8-sig")
     except UnicodeDecodeError as e:
         raise ApiError(422, "invalid_request", "POS file is not UTF-8 text") from e
-    records, rejected = pos.parse_csv(text, set(storage.registry.stores))
+    try:
+        records, rejected = pos.parse_csv(text, set(storage.registry.stores))
+    except pos.PosFileError as e:
+        raise ApiError(422, "invalid_request", f"POS file: {e}") from e
     return {"stored": pos.upsert(storage, records), "rejected": rejected}
 
 

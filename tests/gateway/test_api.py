@@ -5,7 +5,9 @@ from __future__ import annotations
 from collections.abc import Iterator
 from datetime import UTC, date, datetime, timedelta
 
+import cv2
 import msgspec
+import numpy as np
 import pytest
 from fastapi.testclient import TestClient
 
@@ -138,7 +140,9 @@ def test_registry_floorplan_and_pos_conversion(api) -> None:
                                                                           [0, 1, 0],
                                                                           [0, 0, 1]]}]})
     assert r.status_code == 200 and r.json()["cameras"][0]["role"] == "entrance"
-    png = b"\x89PNG\r\n\x1a\n" + b"\0" * 20
+    ok, buf = cv2.imencode(".png", np.zeros((30, 40, 3), np.uint8))  # a plan that decodes
+    assert ok
+    png = buf.tobytes()
     assert client.put("/api/v1/stores/c1/floorplan", headers=h, content=png).status_code == 200
     assert client.get("/api/v1/stores/c1/floorplan", headers=h).content == png
     assert client.put("/api/v1/stores/c1/floorplan", headers=h,
