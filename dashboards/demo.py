@@ -154,11 +154,13 @@ def _free_port() -> int:
 def serve(storage: Storage, settings: GatewaySettings | None = None) -> Iterator[str]:
     """Run the real gateway app with uvicorn in a thread; yields its base URL."""
     from gateway.api import create_app  # the gateway imports dashboards: import it late
+    from gateway.http_limits import uvicorn_limits
 
     settings = settings or GatewaySettings(db=storage.path)
     port = _free_port()
     config = uvicorn.Config(create_app(settings, storage), host="127.0.0.1", port=port,
-                            log_level="warning", lifespan="on")
+                            log_level="warning", lifespan="on",
+                            **uvicorn_limits(settings.api))
     server = uvicorn.Server(config)
     thread = threading.Thread(target=server.run, name="gateway-api", daemon=True)
     thread.start()

@@ -14,6 +14,7 @@ from fastapi.staticfiles import StaticFiles
 
 from gateway import errors
 from gateway.config import GatewaySettings
+from gateway.http_limits import HttpLimits
 from gateway.routes import router
 from gateway.storage import Storage
 from storesense import __version__
@@ -44,6 +45,8 @@ def create_app(settings: GatewaySettings, storage: Storage,
     app.include_router(router, prefix="/api/v1")
     if settings.api.serve_dashboards:
         _mount_dashboards(app)
+    # outermost of the app's own middleware: bounds bodies before anything reads them
+    app.add_middleware(HttpLimits, api=settings.api)
     return app
 
 

@@ -66,6 +66,20 @@ class ApiSettings(Section):
     host: str = "127.0.0.1"
     port: int = Field(8080, ge=0, le=65535, description="0 picks a free port")
     serve_dashboards: bool = True
+    # request bounds, enforced before a body is read (gateway/http_limits.py)
+    max_body_bytes: int = Field(1024 * 1024, ge=1024, le=64 * 1024 * 1024,
+                                description="largest JSON request body (413 beyond)")
+    max_upload_bytes: int = Field(
+        10 * 1024 * 1024, ge=1024, le=256 * 1024 * 1024,
+        description="largest file upload: floor plan, store or POS import (413 beyond)")
+    body_timeout_s: float = Field(30.0, gt=0.0, le=3600.0,
+                                  description="a body not received by then is answered 408")
+    max_header_bytes: int = Field(16 * 1024, ge=4096, le=1024 * 1024,
+                                  description="request line and headers, at most")
+    timeout_keep_alive_s: int = Field(5, ge=1, le=600,
+                                      description="idle keep-alive connections close after")
+    limit_concurrency: int = Field(1000, ge=1, le=100_000,
+                                   description="connections and requests at once (503 beyond)")
 
 
 class GatewaySettings(Section):

@@ -19,6 +19,7 @@ import uvicorn
 from gateway.api import create_app
 from gateway.config import GatewaySettings, MqttSettings, load
 from gateway.feed import FeedRunner
+from gateway.http_limits import uvicorn_limits
 from gateway.ingest import Ingestor, tune_interpreter
 from gateway.storage import Storage
 from storesense.topics import Topics
@@ -96,7 +97,7 @@ def serve(settings: GatewaySettings, api: bool = True) -> None:
         if api:
             app = create_app(settings, storage)
             uvicorn.run(app, host=settings.api.host, port=settings.api.port,
-                        log_level="warning")
+                        log_level="warning", **uvicorn_limits(settings.api))
         else:
             _wait_for_signal()
     finally:
