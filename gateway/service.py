@@ -39,11 +39,15 @@ def run(args: argparse.Namespace) -> int:
 
 
 def worker_mqtt(settings: GatewaySettings, index: int) -> MqttSettings:
-    """Worker 0 keeps the configured client id; the others get fixed derived ids, so each
-    finds its own persistent session again after a restart."""
+    """With several workers each gets a fixed derived client id, so it finds its own
+    persistent session again after a restart. Workers 1, 2, ... also log in as
+    ``<username>-<index>`` (make_auth.py --gateway-workers): deploy/mosquitto makes the user
+    name the client id, so workers sharing one user would take over each other's session."""
     if settings.ingest.workers == 1:
         return settings.mqtt
-    return settings.mqtt.model_copy(update={"client_id": f"{settings.mqtt.client_id}-w{index}"})
+    m = settings.mqtt
+    user = f"{m.username}-{index}" if m.username and index > 0 else m.username
+    return m.model_copy(update={"client_id": f"{m.client_id}-w{index}", "username": user})
 
 
 def _open_storage(settings: GatewaySettings) -> Storage:

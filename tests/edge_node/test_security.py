@@ -52,7 +52,7 @@ def _make_auth(tmp_path: Path) -> dict[str, str]:
     _run_make_auth(tmp_path)
     with open(out / "secrets.csv") as f:
         again = {r["user"]: r["password"] for r in csv.DictReader(f)}
-    assert set(again) == {*creds, "s3.edge7"} and creds.items() <= again.items()
+    assert set(again) == {*creds, "edge7@s3"} and creds.items() <= again.items()
     return creds
 
 
@@ -86,7 +86,7 @@ def test_device_cannot_publish_under_another_store(secured) -> None:
     broker, creds = secured
     hq = Collector(broker, "storesense/v1/#", client_id="gw", username="gateway",
                    password=creds["gateway"])
-    intruder = _client(broker, "s2.edge1", creds["s2.edge1"])
+    intruder = _client(broker, "edge1@s2", creds["edge1@s2"])
     clients = [intruder]
     try:
         # Mosquitto 2.0 drops a denied MQTT 3.1.1 publish: 2.0.11 PUBACKs it (3.1.1 has no
@@ -94,8 +94,8 @@ def test_device_cannot_publish_under_another_store(secured) -> None:
         info = intruder.publish(TOPICS.aggregate("s1", "cam1"), b"forged", qos=1)
         wait_until(lambda: info.is_published() or not intruder.is_connected(), 10,
                    "the broker to handle the forged publish")
-        same_device = _client(broker, "s2.edge1", creds["s2.edge1"])
-        owner = _client(broker, "s1.edge1", creds["s1.edge1"])
+        same_device = _client(broker, "edge1@s2", creds["edge1@s2"])
+        owner = _client(broker, "edge1@s1", creds["edge1@s1"])
         clients += [same_device, owner]
         _publish_acked(same_device, TOPICS.aggregate("s2", "cam9"), b"own store")
         _publish_acked(owner, TOPICS.aggregate("s1", "cam1"), b"genuine")
@@ -112,10 +112,10 @@ def test_device_reads_only_its_own_config_and_needs_its_password(secured) -> Non
     broker, creds = secured
     hq = _client(broker, "hq", creds["hq"])
     hq.publish(TOPICS.config("s1", "cam1"), b"s1 config", qos=1, retain=True).wait_for_publish(5)
-    other = Collector(broker, TOPICS.config("s1", "cam1"), client_id="s2.edge1",
-                      username="s2.edge1", password=creds["s2.edge1"])
-    own = Collector(broker, TOPICS.config("s1", "cam1"), client_id="s1.edge1",
-                    username="s1.edge1", password=creds["s1.edge1"])
+    other = Collector(broker, TOPICS.config("s1", "cam1"), client_id="edge1@s2",
+                      username="edge1@s2", password=creds["edge1@s2"])
+    own = Collector(broker, TOPICS.config("s1", "cam1"), client_id="edge1@s1",
+                    username="edge1@s1", password=creds["edge1@s1"])
     try:
         wait_until(lambda: own.payloads() == [b"s1 config"], 10, "the device's own config")
         assert other.payloads() == []
@@ -126,7 +126,7 @@ def test_device_reads_only_its_own_config_and_needs_its_password(secured) -> Non
         hq.loop_stop()
     refused = threading.Event()
     bad = mqtt.Client(CallbackAPIVersion.VERSION2, client_id="x", protocol=mqtt.MQTTv311)
-    bad.username_pw_set("s1.edge1", "wrong")
+    bad.username_pw_set("edge1@s1", "wrong")
     bad.on_connect = lambda c, u, f, rc, p: refused.set() if rc.is_failure else None
     bad.connect(broker.host, broker.port, 10)
     bad.loop_start()
@@ -228,7 +228,7 @@ def test_window_the_acl_refuses_stays_in_the_outbox_and_goes_once_allowed(
     refused (MQTT 5 PUBACK 135), kept, reported in the camera's status, retried with
     backoff, and delivered once the operator adds the camera and reloads Mosquitto."""
     broker, creds = secured
-    node = _node(tmp_path, broker, "s1", ["cam1", "cam3"], "s1.edge1", creds["s1.edge1"])
+    node = _node(tmp_path, broker, "s1", ["cam1", "cam3"], "edge1@s1", creds["edge1@s1"])
     node.transport.retry_min_s, node.transport.retry_max_s = 0.2, 0.4  # seconds, not minutes
     allowed, refused = window("s1", "cam1", 0), window("s1", "cam3", 0)
     for w in (allowed, refused):
@@ -277,7 +277,7 @@ def test_store_id_the_credentials_do_not_allow_keeps_windows_without_reconnect_l
     HQ cannot be told; the node keeps its windows, says why in its own status, and does not
     reconnect in a loop (each refusal closes the connection in Mosquitto 2.0.11)."""
     broker, creds = secured
-    node = _node(tmp_path, broker, "s9", ["cam1"], "s1.edge1", creds["s1.edge1"])
+    node = _node(tmp_path, broker, "s9", ["cam1"], "edge1@s1", creds["edge1@s1"])
     w = window("s9", "cam1", 0)
     node.outbox.put(TOPICS.aggregate("s9", "cam1"), w)
     connects: list[float] = []
