@@ -258,7 +258,7 @@ def run_pipeline(name: str, seq: Path, variant: int, config: AnalyticsConfig,
         "sequence": name, "variant": variant, "mode": "pipeline", "frames": res.frames,
         "seconds": round(res.seconds, 2), "detector_zoom_frames": res.zoom_frames,
         **line_tallies(res.events, lines, gt, info),
-        "ids": ids_tally(gt, log) if len(log) == info.length else None,
+        "ids": ids_tally(gt, log) if res.frames and len(log) == res.frames else None,
         "dwell": dwell_tally(gt_spans(gt), list(res.spans.values()), info.fps),
         "occupancy": occupancy_tally(gt, tracked, info.length),
     }
