@@ -336,7 +336,7 @@ def pool_rows(rows: list[dict[str, Any]], name: str) -> dict[str, Any]:
 
 COLUMNS: list[tuple[str, Callable[[dict[str, Any], dict[str, Any]], Any]]] = [
     ("sequence", lambda r, f: r["sequence"]),
-    ("variant", lambda r, f: r["variant"] if r["variant"] in ("-",) else f"{r['variant']}x"),
+    ("variant", lambda r, f: variant_name(r["variant"])),
     ("mode", lambda r, f: r["mode"]),
     ("frames", lambda r, f: r["frames"]),
     ("true", lambda r, f: f["strict"]["true"]),
@@ -352,6 +352,10 @@ COLUMNS: list[tuple[str, Callable[[dict[str, Any], dict[str, Any]], Any]]] = [
     ("occ rel", lambda r, f: f["occupancy_rel"]),
     ("s", lambda r, f: f"{r['seconds']:.1f}"),
 ]
+
+
+def variant_name(n: int | str) -> str:
+    return str(n) if isinstance(n, str) else "original" if n == 1 else f"{n}x{n}"
 
 
 def table(rows: list[dict[str, Any]]) -> str:
@@ -402,7 +406,8 @@ def run_suite(args: argparse.Namespace, lines: list[LineSpec] | None = None) -> 
     modes = list(dict.fromkeys(r["mode"] for r in rows))
     alls = [pool_rows([r for r in rows if r["mode"] == m], "all") for m in modes]
     return {"eval_dir": str(eval_dir), "lines": [ln.name for ln in lines],
-            "band": BAND, "model": args.model, "rows": rows, "all": alls,
+            "band": BAND, "model": args.model, "detect_every": args.detect_every or "auto",
+            "gt_tracks": args.gt_tracks, "rows": rows, "all": alls,
             "wall_seconds": round(time.perf_counter() - t0, 1)}
 
 
