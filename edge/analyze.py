@@ -18,8 +18,8 @@ import cv2
 
 from edge.cadence import DETECT_HZ, detect_every_for
 from edge.counting import CrossingEvent
-from edge.detector import DEFAULT_MODEL, LAYOUTS, Detector, load_detector
-from edge.pipeline import LINE_FOCUS, CameraPipeline
+from edge.detector import AUTO, LAYOUTS, Detector, load_detectors
+from edge.pipeline import LINE_FOCUS, CameraPipeline, make_tracker
 from edge.sources import FileInfo, file_frames
 from storesense.config import load_toml
 from storesense.errors import ConfigError
@@ -47,21 +47,25 @@ def build_config(args: argparse.Namespace) -> AnalyticsConfig:
     return config
 
 
-def file_pipeline(store_id: str, camera_id: str, config: AnalyticsConfig, detector: Detector,
-                  info: FileInfo, args: argparse.Namespace) -> CameraPipeline:
+def file_pipeline(store_id: str, camera_id: str, config: AnalyticsConfig,
+                  detectors: tuple[Detector, Detector | None], info: FileInfo,
+                  args: argparse.Namespace) -> CameraPipeline:
     """The pipeline `analyze`, `eval` and `bench edge` run over a file: the cadence from
     --detect-every or the video's frame rate, --line-focus, and no demographics."""
     k = args.detect_every or detect_every_for(info.fps)  # the file says its rate up front
     config = config.model_copy(update={"detect_every": k, "demographics": False})
-    return CameraPipeline(store_id, camera_id, config, detector,
-                          frame_size=(info.width, info.height), line_focus=args.line_focus)
+    tracker = make_tracker(config, args.models_dir, args.threads)
+    return CameraPipeline(store_id, camera_id, config, detectors[0], tracker=tracker,
+                          crowd_detector=detectors[1], frame_size=(info.width, info.height),
+                          line_focus=args.line_focus)
 
 
 def add_common(p: argparse.ArgumentParser) -> None:
     p.add_argument(
         "--model",
-        default=DEFAULT_MODEL,
-        help=f"detector: {', '.join(LAYOUTS)} or a pinned file path",
+        default=AUTO,
+        help=f"detector: {AUTO} (each camera's profile chosen from what it sees), "
+        f"{', '.join(LAYOUTS)} or a pinned file path",
     )
     p.add_argument("--models-dir", default=None, help="directory holding the ONNX models")
     p.add_argument("--threads", type=int, default=1, help="onnxruntime intra-op threads")
@@ -104,6 +108,7 @@ class RunResult:
     track_counts: list[tuple[int, int]] = field(default_factory=list)  # (frame, people in view)
     spans: dict[int, tuple[int, int]] = field(default_factory=dict)  # track id -> first, last frame
     zoom_frames: dict[str, int] = field(default_factory=dict)  # CameraPipeline.zoom_summary()
+    costs: dict[str, int] = field(default_factory=dict)  # CameraPipeline.cost_summary()
 
 
 class Progress:
@@ -129,7 +134,8 @@ class Progress:
 def run_video(video: str, config: AnalyticsConfig, args: argparse.Namespace) -> RunResult:
     """The pipeline over a file; crossings keyed by the 1-based frame they happened at."""
     cv2.setNumThreads(1)
-    detector = load_detector(args.model, models_dir=args.models_dir, threads=args.threads)
+    detectors = load_detectors(args.model, models_dir=args.models_dir, threads=args.threads)
+    detector = detectors[0]
     pipe: CameraPipeline | None = None
     res = RunResult()
     info, frames = file_frames(
@@ -138,7 +144,7 @@ def run_video(video: str, config: AnalyticsConfig, args: argparse.Namespace) -> 
         wants_ahead=lambda n: pipe is None or pipe.needs_frame(n),
         scale_to=detector.input_size if args.prescale else None,
     )
-    pipe = file_pipeline("analyze", "video", config, detector, info, args)
+    pipe = file_pipeline("analyze", "video", config, detectors, info, args)
     res.fps_video = info.fps
     progress = Progress(info.frames, not args.quiet)
     t0 = time.perf_counter()
@@ -156,6 +162,7 @@ def run_video(video: str, config: AnalyticsConfig, args: argparse.Namespace) -> 
     res.events.extend((_frame_of(e.t, info.fps), e) for e in pipe.last_events)
     res.seconds = time.perf_counter() - t0
     res.zoom_frames = pipe.zoom_summary()
+    res.costs = pipe.cost_summary()
     progress.done()
     return res
 
@@ -174,6 +181,7 @@ def summary(res: RunResult) -> dict[str, object]:
         "seconds": round(res.seconds, 2),
         "frames_per_second": round(res.frames / max(res.seconds, 1e-9), 1),
         "detector_zoom_frames": res.zoom_frames,
+        "costs": res.costs,
         "counts": counts,
     }
 

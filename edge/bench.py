@@ -22,7 +22,7 @@ import psutil
 from pydantic import ValidationError
 
 from edge.analyze import file_pipeline
-from edge.detector import DEFAULT_MODEL, LAYOUTS, load_detector
+from edge.detector import AUTO, LAYOUTS, load_detectors
 from edge.pipeline import LINE_FOCUS, CameraPipeline
 from edge.sources import av_available, file_frames
 from storesense.errors import ConfigError
@@ -35,7 +35,9 @@ DEFAULT_VIDEO = (
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--video", default=str(DEFAULT_VIDEO), help="video file (default: MOT17-09)")
-    p.add_argument("--model", default=DEFAULT_MODEL, help=", ".join(LAYOUTS))
+    p.add_argument(
+        "--model", default=AUTO, help=f"{AUTO} (profile chosen per camera), " + ", ".join(LAYOUTS)
+    )
     p.add_argument("--models-dir", default=None)
     p.add_argument("--detect-every", type=int, default=None, help="default: as analyze")
     p.add_argument("--line-focus", type=float, default=LINE_FOCUS, help="as analyze; 0 = off")
@@ -68,7 +70,8 @@ def bench(args: argparse.Namespace) -> dict[str, Any]:
     line = LineSpec(name="line1", points=(0.5, 0.0, 0.5, 1.0))
     config = AnalyticsConfig(lines=[line], zoom=_zoom(args.zoom))
     cv2.setNumThreads(1)
-    detector = load_detector(args.model, models_dir=args.models_dir, threads=1)
+    detectors = load_detectors(args.model, models_dir=args.models_dir, threads=1)
+    detector = detectors[0]
     frames = 0
     not_decoded = 0
     busy = 0.0
@@ -92,7 +95,7 @@ def bench(args: argparse.Namespace) -> dict[str, Any]:
             scale_to=detector.input_size if args.prescale else None,
         )
         if pipe is None:
-            pipe = file_pipeline("bench", "cam", config, detector, info, args)
+            pipe = file_pipeline("bench", "cam", config, detectors, info, args)
         offset = t_media
         for _, t, image in it:
             t_media = offset + t
@@ -113,6 +116,7 @@ def bench(args: argparse.Namespace) -> dict[str, Any]:
         "line_focus": args.line_focus,
         "detector_frames": pipe.detector_frames if pipe else 0,
         "detector_zoom_frames": pipe.zoom_summary() if pipe else {},
+        "costs": pipe.cost_summary() if pipe else {},
         "decoder": "pyav" if av_available() else "opencv",
         "prescale": bool(args.prescale),
         "frames": frames,

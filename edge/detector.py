@@ -28,7 +28,10 @@ from models import registry
 from storesense.errors import ModelError
 from storesense.schema import ModelInfo
 
-DEFAULT_MODEL = "yolox_nano"
+DEFAULT_MODEL = "yolox_nano"  # the cheap detector: COCO, Apache-2.0, trained on open data
+CROWD_MODEL = "bytetrack_nano_mot17"  # finds dense, small, half-hidden people; its training
+# data (CrowdHuman, MOT17) are licensed for non-commercial research: models/manifest.toml
+AUTO = "auto"  # both, the camera's profile chosen from what it sees (edge/profile.py)
 _STRIDES = (8, 16, 32)
 _PAD = 114
 # Padding kept below (or beside) the image in a fitted canvas: two cells of the coarsest
@@ -293,3 +296,19 @@ def load_detector(
     if name not in LAYOUTS:
         raise ModelError(f"model {name} is not a person detector; use one of {sorted(LAYOUTS)}")
     return Detector(sess, name, digest, LAYOUTS[name], score_threshold=score_threshold)
+
+
+def load_detectors(
+    model: str = AUTO, *, models_dir: str | Path | None = None, threads: int = 1
+) -> tuple[Detector, Detector | None]:
+    """(the cheap or pinned detector, the crowd detector or None) for a camera.
+
+    ``auto`` loads both and lets the camera choose from what it sees; a model name (or pinned
+    file) runs that detector alone: ``yolox_nano`` keeps to the detector trained on open data.
+    """
+    if model != AUTO:
+        return load_detector(model, models_dir=models_dir, threads=threads), None
+    return (
+        load_detector(DEFAULT_MODEL, models_dir=models_dir, threads=threads),
+        load_detector(CROWD_MODEL, models_dir=models_dir, threads=threads),
+    )

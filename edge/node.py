@@ -207,23 +207,25 @@ class EdgeNode:
 
 def real_parts(cfg: EdgeConfig) -> tuple[SourceFactory, PipelineFactory]:
     """The product's source and pipeline (imported here: OpenCV/onnxruntime load slowly)."""
-    from edge.detector import load_detector
-    from edge.pipeline import CameraPipeline, load_demographics
+    from edge.detector import load_detectors
+    from edge.pipeline import CameraPipeline, load_demographics, make_tracker
     from edge.sources import open_source
 
     def make_source(cam: CameraConfig) -> Source:
         return open_source(cam.source, loop=cam.loop, realtime=cam.realtime)
 
     def make_pipeline(cam: CameraConfig, analytics: AnalyticsConfig) -> Pipeline:
-        detector = load_detector(
+        detector, crowd = load_detectors(
             cfg.detector.model, models_dir=cfg.models_dir, threads=cfg.detector.threads
         )
         demo = (
             load_demographics(cfg.models_dir, threads=cfg.detector.threads)
             if cfg.demographics else None
         )
+        tracker = make_tracker(analytics, cfg.models_dir, cfg.detector.threads)
         return CameraPipeline(
-            cfg.store_id, cam.camera_id, analytics, detector, demographics=demo
+            cfg.store_id, cam.camera_id, analytics, detector, demographics=demo, tracker=tracker,
+            crowd_detector=crowd,
         )
 
     return make_source, make_pipeline

@@ -6,6 +6,7 @@ id and no time of day (only normalised points and a duration).
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -25,13 +26,13 @@ class _Path:
 
 @dataclass
 class PathRecorder:
-    """Collects each track's foot points; emits a Trajectory when the track ends."""
+    """Collects each track's foot points; emits a Trajectory when the track ends (``end``, told
+    by the camera's track lifetime table)."""
 
     min_step: float = 0.01  # normalised distance below which a point adds nothing
-    track_timeout_s: float = 2.0
     _paths: dict[int, _Path] = field(default_factory=dict)
 
-    def update(self, ids: np.ndarray, feet: np.ndarray, t: float) -> list[Trajectory]:
+    def update(self, ids: np.ndarray, feet: np.ndarray, t: float) -> None:
         for tid, (x, y) in zip(ids.tolist(), np.asarray(feet, float).tolist(), strict=True):
             p = self._paths.get(tid)
             if p is None:
@@ -45,13 +46,13 @@ class PathRecorder:
                 p.points.append(pt)
                 if len(p.points) > _KEEP:
                     p.points = p.points[::2]
-        gone = [tid for tid, p in self._paths.items() if t - p.last > self.track_timeout_s]
-        return [tr for tid in gone if (tr := self._emit(self._paths.pop(tid)))]
+
+    def end(self, ids: Iterable[int]) -> list[Trajectory]:
+        gone = [p for tid in ids if (p := self._paths.pop(tid, None)) is not None]
+        return [tr for p in gone if (tr := self._emit(p))]
 
     def finish(self) -> list[Trajectory]:
-        out = [tr for p in self._paths.values() if (tr := self._emit(p))]
-        self._paths.clear()
-        return out
+        return self.end(list(self._paths))
 
     @staticmethod
     def _emit(p: _Path) -> Trajectory | None:

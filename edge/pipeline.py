@@ -11,6 +11,7 @@ from __future__ import annotations
 import logging
 from collections import Counter
 from dataclasses import dataclass, field
+from pathlib import Path
 
 import numpy as np
 import numpy.typing as npt
@@ -22,6 +23,9 @@ from edge.detections import Detections
 from edge.detector import Detector
 from edge.heatmap import HeatmapGrid
 from edge.paths import PathRecorder, TransitionCounter
+from edge.profile import CHEAP_SCORE, ProfilePolicy
+from edge.profile import CONFIDENT as CROWD_CONFIDENT
+from edge.track_life import TrackLife
 from edge.tracker import Tracker, boxes_of, iou_matrix
 from edge.windows import WindowAccumulator
 from edge.zones import Visit, ZoneTracker
@@ -50,12 +54,17 @@ class AnalyticsOutput:
 
 
 class Analytics:
-    """Lines, zones, transitions, paths and track life, as pure functions of tracks and time."""
+    """Lines, zones, transitions, paths and track life, as pure functions of tracks and time.
 
-    def __init__(self, config: AnalyticsConfig) -> None:
-        self.paths = PathRecorder(track_timeout_s=TRACK_TIMEOUT_S)
+    Track lifetimes have one owner (``TrackLife``): every analytic settles a track at the frame
+    the table says it ended, so a person the tracker re-identifies after an occlusion is one
+    track to all of them.
+    """
+
+    def __init__(self, config: AnalyticsConfig, track_timeout_s: float = TRACK_TIMEOUT_S) -> None:
+        self.paths = PathRecorder()
         self.transitions = TransitionCounter()
-        self._last_seen: dict[int, float] = {}
+        self.life = TrackLife(track_timeout_s)
         self.config = config
         self.lines: list[LineCounter] = []
         self.zones: list[ZoneTracker] = []
@@ -69,7 +78,7 @@ class Analytics:
         for spec in config.lines:
             c = old_lines.get(spec.name)
             if c is None or c.spec != spec or c.settings != config.counting:
-                c = LineCounter(spec, config.counting, track_timeout_s=TRACK_TIMEOUT_S)
+                c = LineCounter(spec, config.counting)
             self.lines.append(c)
         self.zones = []
         for zs in config.zones:
@@ -85,42 +94,64 @@ class Analytics:
         feet: npt.NDArray[np.floating],
         t: float,
         heights: npt.NDArray[np.floating] | None = None,
+        *,
+        ended: list[int] | tuple[int, ...] = (),
+        frame_size: tuple[int, int] | None = None,
     ) -> AnalyticsOutput:
+        """One frame's tracks (ids, normalised foot points, heights normalised to the frame's),
+        the ids the tracker gave up on at this frame, and the frame's (width, height)."""
         out = AnalyticsOutput()
+        _, gone = self.life.update(ids.tolist(), t, ended)
         for line in self.lines:
-            out.crossings.extend(line.update(ids, feet, t, heights))
+            out.crossings.extend(line.update(ids, feet, t, heights, frame_size))
         for zone in self.zones:
-            started, ended = zone.update(ids, feet, t)
+            started, left = zone.update(ids, feet, t)
             out.started.extend(started)
-            out.ended.extend(ended)
+            out.ended.extend(left)
+        self.paths.update(ids, feet, t)
+        self._settle(out, gone, t)
+        return out
+
+    def finish(self) -> AnalyticsOutput:
+        out = AnalyticsOutput()
+        self._settle(out, self.life.finish(), float("inf"))
+        return out
+
+    def _settle(self, out: AnalyticsOutput, gone: list[int], t: float) -> None:
+        """Tracks that ended: every analytic closes them now; then zone transitions."""
+        for line in self.lines:
+            out.crossings.extend(line.end(gone))
+        for zone in self.zones:
+            out.ended.extend(zone.end(gone))
         for v in out.started:
             move = self.transitions.on_visit_start(v.track_id, v.zone, v.start)
             if move:
                 out.transitions.append(move)
         for v in out.ended:
-            self.transitions.on_visit_end(v.track_id, v.zone, v.end or t)
-        self.transitions.expire(t)
-        out.paths = self.paths.update(ids, feet, t)
-        for tid in ids.tolist():
-            self._last_seen[tid] = t
-        out.finished_tracks = [k for k, v in self._last_seen.items() if t - v > TRACK_TIMEOUT_S]
-        for k in out.finished_tracks:
-            del self._last_seen[k]
-        return out
-
-    def finish(self) -> AnalyticsOutput:
-        out = AnalyticsOutput()
-        for line in self.lines:
-            out.crossings.extend(line.finish())
-        for zone in self.zones:
-            out.ended.extend(zone.finish())
-        out.paths = self.paths.finish()
-        out.finished_tracks = list(self._last_seen)
-        self._last_seen.clear()
-        return out
+            self.transitions.on_visit_end(v.track_id, v.zone, v.end if v.end is not None else t)
+        if t != float("inf"):
+            self.transitions.expire(t)
+        out.paths = self.paths.end(gone)
+        out.finished_tracks = gone
 
     def zone_occupancy(self) -> dict[str, int]:
         return {z.spec.name: z.occupancy() for z in self.zones}
+
+
+def make_tracker(
+    config: AnalyticsConfig, models_dir: str | Path | None = None, threads: int = 1
+) -> Tracker:
+    """The tracker a camera runs: with re-identification unless the config turns it off."""
+    ident = config.identity
+    if not ident.reid:
+        return Tracker()
+    from edge.appearance import load_appearance  # onnxruntime session: only when asked for
+    from edge.reid import AppearanceReid
+
+    model = load_appearance(models_dir=models_dir, threads=threads)
+    reid = AppearanceReid(model, max_age_s=ident.reid_max_age_s,
+                          max_distance=ident.reid_max_distance)
+    return Tracker(reid=reid)
 
 
 def identity_at_risk(
@@ -172,13 +203,20 @@ class CameraPipeline:
         frame_size: tuple[int, int] | None = None,
         tracker: Tracker | None = None,
         line_focus: float = LINE_FOCUS,
+        crowd_detector: Detector | None = None,
     ) -> None:
         self.detector = detector
+        # With a crowd detector beside the cheap one, the camera's profile is chosen from what
+        # it sees (edge/profile.py); without, ``detector`` is pinned.
+        self.crowd_detector = crowd_detector
+        self.profile = ProfilePolicy()
+        self.profile_frames: Counter[str] = Counter()  # detector frames run per profile
         self.camera_id = camera_id
         self.demographics = demographics
         self.tracker = tracker or Tracker()
         self.frame_size = frame_size  # (width, height); taken from the first frame if None
-        self.analytics = Analytics(config)
+        # The tracker ends tracks; the table's own timeout is only a backstop behind it.
+        self.analytics = Analytics(config, self.tracker.max_keep_s() + TRACK_TIMEOUT_S)
         self.windows = WindowAccumulator(
             store_id, camera_id, config.window_s, config.zone.stop_threshold_s
         )
@@ -196,6 +234,8 @@ class CameraPipeline:
 
     def model_infos(self) -> list[ModelInfo]:
         infos = self.detector.model_infos()
+        if self.crowd_detector is not None:
+            infos += self.crowd_detector.model_infos()
         if self.demographics is not None:
             infos += self.demographics.model_infos()
         return infos
@@ -255,12 +295,13 @@ class CameraPipeline:
         dets = None
         if detect and image_bgr is not None:
             if full or self.frame_size is None:
-                dets = self.detector(image_bgr, zoom=self.zoom.zoom)
-                self._observe_zoom(dets, image_bgr.shape[0], image_bgr.shape[1])
+                dets = self._detect(image_bgr, t)
             else:  # a pre-scaled image has no more pixels to zoom into
                 dets = self.detector(image_bgr, (self.frame_size[1], self.frame_size[0]))
+                self.profile_frames["sparse"] += 1
             self.detector_frames += 1
-        tracks = self.tracker.step(dets, t)
+        # Re-identification crops people from the frame the boxes are in (not a pre-scaled one).
+        tracks = self.tracker.step(dets, t, image_bgr if full else None)
         self.last_tracks = tracks
         if self.frame_size is None:
             raise ValueError("process(): the first frame must carry an image")
@@ -268,7 +309,9 @@ class CameraPipeline:
         ids = tracks.tracker_id if tracks.tracker_id is not None else np.zeros(0, np.int64)
         feet = normalised_feet(tracks, (h, w))
         heights = (tracks.xyxy[:, 3] - tracks.xyxy[:, 1]).astype(np.float64) / h
-        out = self.analytics.update(ids, feet, t, heights)
+        out = self.analytics.update(
+            ids, feet, t, heights, ended=self.tracker.ended, frame_size=self.frame_size
+        )
         if self.config.demographics and self.demographics is not None and full:
             assert image_bgr is not None
             self.demographics.observe(image_bgr, tracks)
@@ -277,6 +320,42 @@ class CameraPipeline:
         self.last_events = out.crossings
         self._near_line = self._tracks_near_line()
         return closed
+
+    def _detect(self, image: npt.NDArray[np.uint8], t: float) -> Detections:
+        """The profile's detector on a full frame; both on a probe frame, to choose the
+        profile from what each finds (edge/profile.py)."""
+        crowd, policy = self.crowd_detector, self.profile
+        in_use = policy.profile if crowd is not None else "sparse"
+        self.profile_frames[in_use] += 1
+        if crowd is None or not policy.probe_due(t):
+            if in_use == "crowd" and crowd is not None:
+                return crowd(image)
+            dets = self.detector(image, zoom=self.zoom.zoom)
+            self._observe_zoom(dets, image.shape[0], image.shape[1])
+            return dets
+        cheap = self.detector(image, zoom=self.zoom.zoom)
+        self._observe_zoom(cheap, image.shape[0], image.shape[1])
+        dense = crowd(image)
+        after = policy.observe(
+            cheap.xyxy[cheap.confidence >= CHEAP_SCORE],
+            dense.xyxy[dense.confidence >= CROWD_CONFIDENT],
+            t,
+        )
+        if after != in_use:
+            log.info("camera %s: detector profile %s -> %s (cheap detector's recall %.2f)",
+                     self.camera_id, in_use, after, policy.recall or 0.0)
+        return dense if in_use == "crowd" else cheap
+
+    def cost_summary(self) -> dict[str, int]:
+        """Where the work went: detector frames per profile, the crowd detector's probe runs,
+        people embedded for re-identification, and tracks it revived."""
+        reid = self.tracker.reid
+        embed = getattr(reid, "embed", None)
+        return {
+            **{f"detector_frames_{p}": n for p, n in sorted(self.profile_frames.items())},
+            "reid_crops_embedded": int(getattr(embed, "crops_embedded", 0)),
+            "tracks_revived": self.tracker.revived,
+        }
 
     def zoom_summary(self) -> dict[str, int]:
         """Detector frames per zoom, keyed "1", "1.25", ..., for the JSON that reports them."""

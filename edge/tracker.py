@@ -10,11 +10,22 @@ their last match, so memory is bounded by the number of people in view.
 
 ``step(None, t)`` advances the motion model without detections: the pipeline uses it on
 frames where the detector is skipped.
+
+Re-identification (in the manner of norfair's ``reid_distance_function``): a track lost for
+longer than the IoU stage can bridge is kept, for up to ``reid_max_age_s``, as a candidate for
+confident boxes that would otherwise start a new track. The decision is an injectable
+``ReidDistance`` (motion gate and appearance, edge/reid.py); the revived track keeps its id,
+so every analytic downstream sees one person. Appearance is computed only there: when a box
+would start a track near a lost one, never for people tracked without trouble.
+
+``ended`` after each step lists the tracks given up on at that step: the camera's track
+lifetime table (edge/track_life.py) takes it from here.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import Protocol
 
 import numpy as np
 import numpy.typing as npt
@@ -78,6 +89,12 @@ class Track:
     last_matched_t: float = 0.0
     lost: bool = False
     first_t: float = 0.0
+    # Appearance memory for re-identification (edge/reid.py); pixels and embeddings stay in
+    # this process and die with the track.
+    crop: npt.NDArray[np.uint8] | None = None
+    crop_t: float = -np.inf
+    embedding: npt.NDArray[np.float32] | None = None
+    seen_at: F64 | None = None  # (cx, cy, a, h) at the last match: where it was last seen
 
     def xyxy(self) -> F64:
         out: F64 = xyah_to_xyxy(self.mean[None, :4])[0]
@@ -144,6 +161,28 @@ def kf_update(track: Track, z: F64) -> None:
     track.cov = track.cov - k @ s @ k.T
 
 
+class ReidDistance(Protocol):
+    """Decides which lost tracks new boxes continue (edge/reid.py has the real one)."""
+
+    max_age_s: float
+
+    def knows(self, track: Track) -> bool:
+        """Whether it could recognise this track if it were lost."""
+
+    def remember(
+        self, tracks: list[Track], boxes: F64, others: F64, image: Image, t: float
+    ) -> None:
+        """Keep what is needed to recognise these matched tracks later (their boxes given)."""
+
+    def revive(
+        self, lost: list[Track], boxes: F64, image: Image, t: float
+    ) -> list[tuple[int, int]]:
+        """(lost track index, box index) pairs judged the same person."""
+
+
+Image = npt.NDArray[np.uint8]
+
+
 @dataclass
 class TrackerSettings:
     high_score: float = 0.5
@@ -173,17 +212,29 @@ class TrackerSettings:
 @dataclass
 class Tracker:
     settings: TrackerSettings = field(default_factory=TrackerSettings)
+    reid: ReidDistance | None = None
     tracks: list[Track] = field(default_factory=list)
+    ended: list[int] = field(default_factory=list)  # confirmed tracks given up at the last step
+    revived: int = 0  # lost tracks continued by re-identification, in all
     _next_id: int = 1
 
-    def step(self, detections: Detections | None, t: float) -> Detections:
-        """Advance one frame; associate when detections are given. Returns confirmed live tracks."""
+    def step(
+        self, detections: Detections | None, t: float, image: Image | None = None
+    ) -> Detections:
+        """Advance one frame; associate when detections are given (``image``: the frame they
+        were found in, in the same pixels, for re-identification). Returns confirmed live
+        tracks."""
         kf_predict(self.tracks)
         if detections is not None:
-            self._associate(detections, t)
-        self.tracks = [
-            tr for tr in self.tracks if not (tr.lost and t - tr.last_matched_t > self._buffer(tr))
-        ]
+            self._associate(detections, t, image)
+        keep, self.ended = [], []
+        for tr in self.tracks:
+            if tr.lost and t - tr.last_matched_t > self._keep_s(tr):
+                if tr.hits >= self.settings.min_hits:
+                    self.ended.append(tr.track_id)
+            else:
+                keep.append(tr)
+        self.tracks = keep
         return self.active()
 
     def active(self) -> Detections:
@@ -197,7 +248,7 @@ class Tracker:
             np.array([tr.track_id for tr in live], np.int64),
         )
 
-    def _associate(self, det: Detections, t: float) -> None:
+    def _associate(self, det: Detections, t: float, image: Image | None) -> None:
         s = self.settings
         boxes = det.xyxy.astype(np.float64)
         scores = det.confidence.astype(np.float64)
@@ -206,7 +257,12 @@ class Tracker:
         confirmed = [tr for tr in self.tracks if tr.hits >= s.min_hits]
         pending = [tr for tr in self.tracks if tr.hits < s.min_hits]
 
-        # Stage 1: confident boxes against confirmed tracks, live or lost.
+        # Stage 1: confident boxes against confirmed tracks, live or lost within the buffer
+        # that IoU can bridge (past it, the predicted box has drifted: only re-identification
+        # may continue the track).
+        dormant = [tr for tr in confirmed if tr.lost and t - tr.last_matched_t > self._buffer(tr)]
+        asleep = {id(tr) for tr in dormant}
+        confirmed = [tr for tr in confirmed if id(tr) not in asleep]
         cost = 1.0 - self._ious(confirmed, boxes[high]) * scores[high][None, :]
         pairs, free_tr, free_det = assign(cost, s.match_cost)
         for r, c in pairs:
@@ -236,14 +292,45 @@ class Tracker:
         dropped = {id(still[r]) for r in free_p2}
         self.tracks = [tr for tr in self.tracks if id(tr) not in dropped]
 
-        for c in free_det:
-            i = left_high[c]
-            if scores[i] >= s.new_track_score:
-                self._start(boxes[i], scores[i], t)
+        newcomers = left_high[free_det]
+        newcomers = newcomers[scores[newcomers] >= s.new_track_score]
+        lost = [tr for tr in confirmed if tr.lost] + dormant
+        if self.reid is not None and image is not None and lost and newcomers.size:
+            for r, c in self.reid.revive(lost, boxes[newcomers], image, t):
+                self._match(lost[r], boxes[newcomers[c]], scores[newcomers[c]], t)
+                self.revived += 1
+                newcomers[c] = -1
+        for i in newcomers[newcomers >= 0]:
+            self._start(boxes[i], scores[i], t)
+        if self.reid is not None and image is not None:
+            self._remember(boxes, scores, t, image)
+
+    def _remember(self, boxes: F64, scores: F64, t: float, image: Image) -> None:
+        """Let the re-identification keep the look of confirmed tracks matched at ``t``."""
+        s = self.settings
+        matched = [
+            tr for tr in self.tracks
+            if tr.last_matched_t == t and tr.hits >= s.min_hits and tr.score >= s.high_score
+        ]
+        if matched and self.reid is not None:
+            self.reid.remember(matched, boxes_of(matched), boxes[scores >= s.low_score], image, t)
+
+    def max_keep_s(self) -> float:
+        """The longest a lost track is kept before it is ended."""
+        keep = self.settings.max_lost_s
+        return max(keep, self.reid.max_age_s) if self.reid is not None else keep
 
     def _buffer(self, tr: Track) -> float:
+        """How long a lost track is matched by IoU with its predicted box."""
         s = self.settings
         return min(s.max_lost_s, max(s.min_lost_s, tr.last_matched_t - tr.first_t))
+
+    def _keep_s(self, tr: Track) -> float:
+        """How long a lost track is kept: the IoU buffer, or re-identification's maximum age
+        for a confirmed track it can recognise."""
+        if self.reid is not None and tr.hits >= self.settings.min_hits and self.reid.knows(tr):
+            return max(self._buffer(tr), self.reid.max_age_s)
+        return self._buffer(tr)
 
     @staticmethod
     def _ious(tracks: list[Track], boxes: F64) -> F64:
@@ -252,11 +339,14 @@ class Tracker:
         return iou_matrix(boxes_of(tracks), boxes)
 
     def _match(self, tr: Track, box: F64, score: float, t: float) -> None:
-        kf_update(tr, xyxy_to_xyah(box[None, :])[0])
+        z = xyxy_to_xyah(box[None, :])[0]
+        kf_update(tr, z)
         tr.score, tr.hits, tr.last_matched_t, tr.lost = float(score), tr.hits + 1, t, False
+        tr.seen_at = z
 
     def _start(self, box: F64, score: float, t: float) -> None:
-        mean, cov = kf_initiate(xyxy_to_xyah(box[None, :])[0])
-        tr = Track(self._next_id, mean, cov, float(score), 1, t, first_t=t)
+        z = xyxy_to_xyah(box[None, :])[0]
+        mean, cov = kf_initiate(z)
+        tr = Track(self._next_id, mean, cov, float(score), 1, t, first_t=t, seen_at=z)
         self._next_id += 1
         self.tracks.append(tr)

@@ -3,12 +3,16 @@
 Pure: ``ZoneTracker.update(ids, feet, t)`` takes track ids and normalised foot points and
 returns the visits that started and ended. A visit starts after ``inertia_frames``
 consecutive observations inside (so a box flickering over the edge is not a visit), and ends
-once the person has been outside, or gone, for longer than ``exit_grace_s`` (so a short
-occlusion does not split one visit into two). Dwell = last inside time - first inside time.
+once the person has been seen outside for longer than ``exit_grace_s`` (so a box flickering
+over the edge does not split one visit into two), or when the track ends (``end(ids)``, told
+by the camera's track lifetime table): a person hidden behind someone keeps their visit open
+until the tracker finds them again or gives them up. Dwell = last inside time - first inside
+time.
 """
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 
 import cv2
@@ -36,6 +40,7 @@ class _State:
     first_inside_t: float = 0.0
     visit_start: float | None = None
     last_inside_t: float = 0.0
+    seen_outside: bool = False  # seen outside since last inside
 
 
 def inside_polygon(
@@ -66,8 +71,9 @@ class ZoneTracker:
         for tid, ins in zip(ids.tolist(), inside.tolist(), strict=True):
             st = self._states.setdefault(tid, _State())
             if not ins:
-                st.inside_n = 0
+                st.inside_n, st.seen_outside = 0, True
                 continue
+            st.seen_outside = False
             if st.inside_n == 0:
                 st.first_inside_t = t
             st.inside_n += 1
@@ -75,20 +81,21 @@ class ZoneTracker:
             if st.visit_start is None and st.inside_n >= self.settings.inertia_frames:
                 st.visit_start = st.first_inside_t
                 started.append(Visit(self.spec.name, tid, st.visit_start, None))
-        return started, self._close(t, force=False)
+        left = [
+            tid for tid, st in self._states.items()
+            if st.seen_outside and t - st.last_inside_t > self.settings.exit_grace_s
+        ]
+        return started, self.end(left)
+
+    def end(self, ids: Iterable[int]) -> list[Visit]:
+        """Close the visits of these tracks (ended, or outside past the grace) and forget them,
+        so memory stays bounded by the people in view; one who comes back starts afresh."""
+        ended: list[Visit] = []
+        for tid in ids:
+            st = self._states.pop(tid, None)
+            if st is not None and st.visit_start is not None:
+                ended.append(Visit(self.spec.name, tid, st.visit_start, st.last_inside_t))
+        return ended
 
     def finish(self) -> list[Visit]:
-        return self._close(float("inf"), force=True)
-
-    def _close(self, t: float, force: bool) -> list[Visit]:
-        ended: list[Visit] = []
-        for tid in list(self._states):
-            st = self._states[tid]
-            if not force and t - st.last_inside_t <= self.settings.exit_grace_s:
-                continue
-            if st.visit_start is not None:
-                ended.append(Visit(self.spec.name, tid, st.visit_start, st.last_inside_t))
-            # Not inside for longer than the grace (or gone): forget the track, so memory stays
-            # bounded by the people in view; if it comes back it starts afresh.
-            del self._states[tid]
-        return ended
+        return self.end(list(self._states))

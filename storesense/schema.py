@@ -86,12 +86,17 @@ class ZoneSpec(Strict):
 
 
 class CountingSettings(Strict):
-    """Knobs that stop jitter and id switches at a line from double counting."""
+    """The dead band and confirmation that stop box jitter at a line from double counting."""
 
     hysteresis: float = Field(
         0.01, ge=0.0, le=0.2,
-        description="half-width of the dead band around a line, in normalised units; a foot "
-        "point inside the band keeps the side it had",
+        description="least half-width of the dead band around a line, in units of the frame's "
+        "shorter side; a foot point inside the band keeps the side it had",
+    )
+    band_bodies: float = Field(
+        0.25, ge=0.0, le=2.0,
+        description="half-width of the dead band in the person's own box heights, when that is "
+        "wider than `hysteresis`: jitter grows with how large people are drawn",
     )
     min_frames_on_side: int = Field(
         2, ge=1, le=100,
@@ -153,6 +158,22 @@ class DetectorZoom(Strict):
         return self
 
 
+class IdentitySettings(Strict):
+    """Keeping a person's identity through occlusions: re-identification inside the tracker."""
+
+    reid: bool = Field(
+        True, description="continue a lost track when a person who looks the same appears where "
+        "they could have walked (appearance embeddings stay inside the edge process)",
+    )
+    reid_max_age_s: float = Field(
+        5.0, ge=0.5, le=30.0, description="how long a lost person may be found again"
+    )
+    reid_max_distance: float = Field(
+        0.4, gt=0.0, lt=2.0,
+        description="largest cosine distance between two looks of the same person",
+    )
+
+
 class AnalyticsConfig(Strict):
     """Everything a camera's analytics need; sent as remote config and read from edge.toml."""
 
@@ -167,6 +188,7 @@ class AnalyticsConfig(Strict):
         "about 10 detections a second of the camera's own frame times",
     )
     zoom: DetectorZoom = Field(default_factory=DetectorZoom)
+    identity: IdentitySettings = Field(default_factory=IdentitySettings)
     heatmap_cols: int = Field(32, ge=4, le=128)
     heatmap_rows: int = Field(18, ge=4, le=128)
     demographics: bool = Field(True, description="estimate age band and gender per track")

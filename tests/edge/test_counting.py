@@ -82,57 +82,21 @@ CASES = [
     ),
     ("starts_on_the_line", walk(1, [0.5, 0.5, 0.55, 0.6, 0.7]), []),
     (
-        "id_switch_at_the_line_counts_once",
-        walk(1, [0.3, 0.4, 0.45, 0.48]) + walk(2, [0.53, 0.6, 0.65, 0.7], start=5),
-        [("out", 2)],
-    ),
-    (
-        "id_switch_after_crossing_does_not_count_again",
-        walk(1, [0.3, 0.4, 0.55, 0.6, 0.62]) + walk(2, [0.63, 0.7, 0.8], start=6),
-        [("out", 1)],
-    ),
-    (
         "late_count_when_track_ends_on_new_side",
         walk(1, [0.3, 0.4, 0.45, 0.6]),
         [("out", 1)],
     ),
     (
-        # walked on a little faster while hidden for 1.5 s: the handover radius grows with
-        # the time unseen (a fixed 0.05 around the extrapolated point missed it)
-        "hidden_for_1_5_s_while_crossing_counts_once",
-        walk(1, [0.38 + 0.006 * i for i in range(10)]) + walk(2, [0.56, 0.57, 0.58], start=26),
-        [("out", 2)],
-    ),
-    (
-        "stranger_across_the_line_after_a_long_gap_does_not_inherit",
-        walk(1, [0.45] * 10) + walk(2, [0.6, 0.61, 0.62], start=29),
+        # identity repair is the tracker's (re-identification keeps the id): the counter sees
+        # two people, neither of whom crossed
+        "two_ids_either_side_of_the_line_are_no_crossing",
+        walk(1, [0.3, 0.4, 0.45, 0.48]) + walk(2, [0.53, 0.6, 0.65, 0.7], start=5),
         [],
     ),
     (
-        "two_as_one_box_part_just_beyond_the_line_count_twice",
+        "a_new_id_beside_someone_who_crossed_is_no_crossing",
         walk(1, [0.3, 0.4, 0.45, 0.55, 0.6, 0.65, 0.7]) + walk(2, [0.62, 0.66, 0.7], start=6),
-        [("out", 1), ("out", 2)],
-    ),
-    (
-        # a second box on the same person (both survived NMS) stands on the same spot
-        "a_second_box_on_someone_who_just_crossed_is_not_a_crossing",
-        walk(1, [0.3, 0.4, 0.45, 0.55, 0.6, 0.65, 0.7]) + walk(2, [0.653, 0.702], start=6),
         [("out", 1)],
-    ),
-    (
-        "appearing_beside_someone_who_crossed_long_ago_is_not_a_crossing",
-        walk(1, [0.3, 0.4, 0.55, 0.6] + [0.62] * 20) + walk(2, [0.64, 0.66, 0.68], start=20),
-        [("out", 1)],
-    ),
-    (
-        "appearing_beside_someone_who_did_not_cross_is_not_a_crossing",
-        walk(1, [0.6, 0.62, 0.64, 0.66, 0.68]) + walk(2, [0.66, 0.68, 0.7], start=4),
-        [],
-    ),
-    (
-        "far_away_new_track_does_not_inherit",
-        walk(1, [0.3, 0.4, 0.45]) + walk(2, [0.9, 0.85, 0.8], start=4),
-        [],
     ),
 ]
 
@@ -142,28 +106,42 @@ def test_counting_rules(obs, expected):
     assert run(obs) == expected
 
 
-# Someone hidden for 0.5 s while crossing reappears 0.1 from where walking on would have
-# taken them: beyond the fixed 0.05 radius (+0.015 for the gap), within a quarter of the
-# height of a person drawn 0.6 of the frame tall, not of one drawn 0.1 tall.
-STRAYED = walk(1, [0.36, 0.38, 0.40, 0.42, 0.44]) + walk(2, [0.64, 0.66, 0.68], start=11)
+# A box that sways 0.04 either side of the line (box jitter, or a box swapped between two
+# people standing close), then walks off where it came from.
+SWAY = walk(1, [0.3, 0.4] + [0.46, 0.46, 0.54, 0.54] * 3 + [0.4, 0.3])
 
 
 @pytest.mark.parametrize(
     ("case", "height", "expected"),
     [
-        ("a person drawn large is handed over: counted once", 0.6, [("out", 2)]),
-        ("a person drawn small is not: no side to cross from", 0.1, []),
-        ("no heights given: the fixed radius alone", None, []),
+        ("a person drawn 0.4 of the frame tall: inside the band, no crossing", 0.4, []),
+        ("a person drawn 0.1 tall: 0.04 is beyond their band", 0.1, [("out", 1), ("in", 1)] * 3),
+        ("no heights: the fixed band alone", None, [("out", 1), ("in", 1)] * 3),
     ],
 )
-def test_handover_radius_scales_with_the_person(case, height, expected):
-    assert run(STRAYED, height=height) == expected, case
+def test_band_scales_with_the_person(case, height, expected):
+    assert run(SWAY, height=height) == expected, case
 
 
-def test_a_large_stranger_across_the_line_after_a_long_gap_still_does_not_inherit():
-    # 2.2 s after the last sighting the lost track is forgotten, whatever its size
-    obs = walk(1, [0.45] * 10) + walk(2, [0.52, 0.53, 0.54], start=33)
-    assert run(obs, height=0.9) == []
+def test_distances_are_measured_over_the_frames_shorter_side():
+    # 0.02 of a 1920 px width is 38 px: beyond a band of 0.03 x 1080 px = 32 px
+    counter = LineCounter(LINE, CountingSettings(hysteresis=0.03, band_bodies=0.0))
+    events = []
+    for f, x in enumerate([0.4, 0.48, 0.52, 0.52, 0.6], start=1):
+        events += counter.update(np.array([1]), np.array([[x, 0.5]]), f / FPS, None, (1920, 1080))
+    assert [e.direction for e in events] == ["out"]
+    square = LineCounter(LINE, CountingSettings(hysteresis=0.03, band_bodies=0.0))
+    for f, x in enumerate([0.4, 0.48, 0.52, 0.52], start=1):
+        assert square.update(np.array([1]), np.array([[x, 0.5]]), f / FPS, None, (1080, 1080)) == []
+
+
+def test_end_settles_a_crossing_being_confirmed_and_forgets_the_track():
+    counter = LineCounter(LINE, CountingSettings(min_frames_on_side=5))
+    for f, x in enumerate([0.3, 0.4, 0.6], start=1):
+        assert counter.update(np.array([7]), np.array([[x, 0.5]]), f / FPS) == []
+    assert counter.end([8]) == []
+    assert [(e.direction, e.track_id) for e in counter.end([7])] == [("out", 7)]
+    assert counter.finish() == []
 
 
 def test_min_frames_on_side_delays_but_late_count_settles():
@@ -182,12 +160,12 @@ def test_left_side_of_a_rightward_line_is_the_top():
     assert d[0] < 0 < d[1]
 
 
-def test_event_time_is_the_first_frame_on_the_new_side():
-    counter = LineCounter(LINE, CountingSettings(hysteresis=0.01, min_frames_on_side=3))
+def test_event_time_is_when_the_foot_passed_the_line_itself():
+    counter = LineCounter(LINE, CountingSettings(hysteresis=0.05, min_frames_on_side=3))
     times = []
-    for f, x in enumerate([0.3, 0.4, 0.6, 0.65, 0.7], start=1):
+    for f, x in enumerate([0.3, 0.4, 0.49, 0.52, 0.6, 0.65, 0.7], start=1):
         times += [e.t for e in counter.update(np.array([1]), np.array([[x, 0.5]]), f / FPS)]
-    assert times == [pytest.approx(3 / FPS)]
+    assert times == [pytest.approx(4 / FPS)]  # x = 0.52, inside the band, not 0.6
 
 
 def test_update_does_not_change_its_input():
@@ -216,7 +194,7 @@ def test_ins_minus_outs_equals_change_in_occupancy(people):
     start_inside = end_inside = 0
     for tid, (s_in, middle, e_in) in enumerate(people, start=1):
         xs = [0.9 if s_in else 0.1] * 3 + middle + [0.9 if e_in else 0.1] * 3
-        obs += walk(tid, xs, start=1 + 40 * tid)  # one person at a time: no handover ambiguity
+        obs += walk(tid, xs, start=1 + 40 * tid)  # one person at a time
         start_inside += s_in
         end_inside += e_in
     events = run(obs, min_frames=1)

@@ -7,10 +7,11 @@ from edge.paths import MAX_POINTS, PathRecorder, TransitionCounter
 
 
 def test_trajectory_is_short_anonymous_and_normalised():
-    rec = PathRecorder(track_timeout_s=1.0)
+    rec = PathRecorder()
     for i in range(300):
         rec.update(np.array([5]), np.array([[i / 300, 0.5 + 0.6 * np.sin(i / 20)]]), i * 0.1)
-    out = rec.update(np.array([], np.int64), np.zeros((0, 2)), 40.0)
+    assert rec.end([7]) == []  # a track it never saw
+    out = rec.end([5])
     assert len(out) == 1
     tr = out[0]
     assert 2 <= len(tr.points) <= MAX_POINTS

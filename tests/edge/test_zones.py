@@ -3,6 +3,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
+from edge.track_life import TrackLife
 from edge.zones import ZoneTracker, inside_polygon
 from storesense.schema import ZoneSettings, ZoneSpec
 
@@ -43,11 +44,20 @@ def test_inertia_ignores_a_flicker():
     assert started == [] and ended == []
 
 
-def test_exit_grace_bridges_a_short_absence():
+def test_exit_grace_bridges_a_short_step_outside():
     z = ZoneTracker(SQUARE, ZoneSettings(inertia_frames=1, exit_grace_s=2.5))
-    started, ended, _ = feed(z, [0.3, 0.3, None, None, 0.3, 0.3, None, None, None, None])
+    started, ended, _ = feed(z, [0.3, 0.3, 0.8, 0.8, 0.3, 0.3, 0.8, 0.8, 0.8, 0.8])
     assert len(started) == 1 and len(ended) == 1
     assert ended[0].dwell_s == pytest.approx(5.0)
+
+
+def test_a_hidden_person_keeps_the_visit_until_the_track_ends():
+    z = ZoneTracker(SQUARE, ZoneSettings(inertia_frames=1, exit_grace_s=1.0))
+    started, ended, occ = feed(z, [0.3, 0.3, None, None, None, None, 0.3, None, None])
+    assert len(started) == 1 and ended == [] and occ[-1] == 1
+    assert z.end([2]) == []  # another track's end closes nothing
+    (visit,) = z.end([1])
+    assert visit.dwell_s == pytest.approx(6.0) and z.occupancy() == 0
 
 
 def test_finish_closes_open_visits_and_forgets_tracks():
@@ -57,8 +67,12 @@ def test_finish_closes_open_visits_and_forgets_tracks():
     assert z.occupancy() == 0
 
 
-def test_people_who_vanish_inside_are_forgotten():
+def test_people_who_vanish_inside_are_forgotten_when_their_tracks_end():
     z = ZoneTracker(SQUARE, ZoneSettings(inertia_frames=5, exit_grace_s=1.0))
+    life = TrackLife(timeout_s=2.0)
     for i in range(200):  # a new person every frame, each seen once inside, then gone
-        z.update(np.array([i]), np.array([[0.4, 0.4]]), float(i))
-    assert len(z._states) <= 2
+        ids = np.array([i])
+        z.update(ids, np.array([[0.4, 0.4]]), float(i))
+        _, gone = life.update(ids.tolist(), float(i))
+        z.end(gone)
+    assert len(z._states) <= 3

@@ -1,0 +1,101 @@
+"""Re-identification for the tracker: is this new box the person a lost track was following?
+
+Two cues, both needed: motion (the box lies where the lost person could have walked in the
+time unseen, a radius in their own body heights that grows with that time) and appearance
+(the cosine distance between the person's embedding before they were lost and the new box's,
+edge/appearance.py). Motion alone swaps people in a crowd; appearance alone revives a track
+with a look-alike across the room.
+
+Cost stays bounded: a track keeps at most one crop, taken at most every ``crop_every_s`` while
+its box overlaps nobody's (an occluded crop shows two people), and is embedded only when a new
+box appears within its gate; a new box is embedded only when some lost track's gate holds it.
+The crops and embeddings live on the tracks and die with them.
+
+Constants and the data they were chosen on are in docs/accuracy.md ("Identity").
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import numpy as np
+import numpy.typing as npt
+
+from edge.appearance import cosine_distance, crop_person
+from edge.tracker import F64, Image, Track, assign, iou_matrix
+
+Embed = Callable[[npt.NDArray[np.uint8]], npt.NDArray[np.float32]]
+
+
+@dataclass
+class AppearanceReid:
+    embed: Embed
+    max_age_s: float = 5.0  # a lost track is a candidate this long
+    # Same person vs different, cosine distance of 0248 embeddings on ground-truth crops of
+    # both development sequences: see docs/accuracy.md for the distributions.
+    max_distance: float = 0.4
+    gate_bodies: float = 0.75  # motion gate radius at the moment of loss, in body heights
+    gate_growth: float = 1.0  # ... plus this many body heights per second unseen
+    crop_every_s: float = 0.5
+    clear_iou: float = 0.05  # a box overlapping another's more than this is not a clean view
+
+    def __post_init__(self) -> None:
+        if self.max_age_s <= 0 or not 0 < self.max_distance < 2:
+            raise ValueError(
+                f"need max_age_s > 0 and 0 < max_distance < 2, got {self.max_age_s}, "
+                f"{self.max_distance}"
+            )
+
+    def knows(self, track: Track) -> bool:
+        return track.crop is not None
+
+    def remember(
+        self, tracks: list[Track], boxes: F64, others: F64, image: Image, t: float
+    ) -> None:
+        due = [i for i, tr in enumerate(tracks) if t - tr.crop_t >= self.crop_every_s]
+        if not due:
+            return
+        overlaps = (iou_matrix(boxes[due], others) > self.clear_iou).sum(axis=1)
+        for i, n in zip(due, overlaps.tolist(), strict=True):
+            if n <= 1:  # its own detection only
+                tr = tracks[i]
+                tr.crop, tr.crop_t, tr.embedding = crop_person(image, boxes[i]), t, None
+
+    def revive(
+        self, lost: list[Track], boxes: F64, image: Image, t: float
+    ) -> list[tuple[int, int]]:
+        gate = self.gate(lost, boxes, t)
+        rows, cols = np.flatnonzero(gate.any(axis=1)), np.flatnonzero(gate.any(axis=0))
+        if rows.size == 0:
+            return []
+        track_emb = np.stack([self._embedding(lost[r]) for r in rows])
+        box_emb = self.embed(np.stack([crop_person(image, boxes[c]) for c in cols]))
+        cost = cosine_distance(track_emb, box_emb)
+        cost[~gate[np.ix_(rows, cols)]] = np.inf
+        pairs, _, _ = assign(np.where(np.isfinite(cost), cost, 1e3), self.max_distance)
+        return [(int(rows[r]), int(cols[c])) for r, c in pairs]
+
+    def gate(self, lost: list[Track], boxes: F64, t: float) -> npt.NDArray[np.bool_]:
+        """Which boxes each lost track could have walked to: within the radius of where it was
+        last seen or of where its motion model puts it now."""
+        cx = (boxes[:, 0] + boxes[:, 2]) / 2
+        cy = (boxes[:, 1] + boxes[:, 3]) / 2
+        out = np.zeros((len(lost), len(boxes)), bool)
+        for i, tr in enumerate(lost):
+            gap = t - tr.last_matched_t
+            if gap > self.max_age_s or tr.crop is None or tr.seen_at is None:
+                continue
+            h = tr.seen_at[3]
+            radius = h * (self.gate_bodies + self.gate_growth * gap)
+            near_seen = np.hypot(cx - tr.seen_at[0], cy - tr.seen_at[1]) <= radius
+            near_now = np.hypot(cx - tr.mean[0], cy - tr.mean[1]) <= radius
+            similar_size = np.abs(np.log((boxes[:, 3] - boxes[:, 1]) / max(h, 1.0))) < 0.5
+            out[i] = (near_seen | near_now) & similar_size
+        return out
+
+    def _embedding(self, tr: Track) -> npt.NDArray[np.float32]:
+        if tr.embedding is None:
+            assert tr.crop is not None
+            tr.embedding = self.embed(tr.crop[None])[0]
+        return tr.embedding
