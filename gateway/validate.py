@@ -8,10 +8,13 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from storesense.schema import DeviceStatus, MessageError, WindowAggregate
+from storesense.schema import NAME_PATTERN, DeviceStatus, MessageError, WindowAggregate
 from storesense.topics import Topics
 
 MAX_REASON = 1000
+# msgspec names a broken pattern by the pattern itself; say what it means instead
+_NAME_RULE = f"matching regex {(NAME_PATTERN[:-1] + chr(92) + 'Z')!r}"
+_IDENT_RULE = "matching regex '^[A-Za-z0-9]"
 
 
 @dataclass(frozen=True)
@@ -27,7 +30,12 @@ def _reason(text: str) -> Rejected:
 
 
 def _model_error(kind: str, err: MessageError) -> Rejected:
-    return _reason(f"invalid {kind}: {err}")
+    text = str(err)
+    if _NAME_RULE in text:
+        text = text.replace(_NAME_RULE, "without control characters (NUL, newline, escape...)")
+    elif _IDENT_RULE in text:
+        text = f"{text} (letters, digits, '_', '.', '-'; no control characters)"
+    return _reason(f"invalid {kind}: {text}")
 
 
 def parse_message(topics: Topics, topic: str, payload: bytes) -> Parsed:

@@ -30,7 +30,13 @@ SCHEMA_VERSION: Literal[1] = 1
 # Ids appear in MQTT topics and file names: keep them to a safe alphabet.
 IDENT_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$"
 Ident = Annotated[str, StringConstraints(pattern=IDENT_PATTERN, strict=True)]
-Name = Annotated[str, StringConstraints(min_length=1, max_length=64, strip_whitespace=True)]
+# Names (lines, zones) are shown on dashboards and written to exports: no control characters
+# (NUL, newline, escape, C1). Configuration is checked by pydantic's regex engine, in which
+# `$` is the end of the text; messages by Python's re (msgspec), where `$` also matches
+# before a final newline, hence `\Z` in the message patterns below.
+NAME_PATTERN = r"^[^\x00-\x1f\x7f-\x9f]+$"
+Name = Annotated[str, StringConstraints(min_length=1, max_length=64, strip_whitespace=True,
+                                        pattern=NAME_PATTERN)]
 UnitFloat = Annotated[float, Field(ge=0.0, le=1.0, allow_inf_nan=False)]
 Count = Annotated[int, Field(ge=0, le=10_000_000)]
 Seconds = Annotated[float, Field(ge=0.0, le=86_400.0 * 31, allow_inf_nan=False)]
@@ -214,8 +220,8 @@ class AnalyticsConfig(Strict):
 # ``to_json`` does, by decoding what it is about to send with the gateway's own decoder.
 
 MsgCount = Annotated[int, Meta(ge=0, le=10_000_000)]
-MsgIdent = Annotated[str, Meta(pattern=IDENT_PATTERN)]
-MsgName = Annotated[str, Meta(min_length=1, max_length=64)]
+MsgIdent = Annotated[str, Meta(pattern=IDENT_PATTERN[:-1] + r"\Z")]
+MsgName = Annotated[str, Meta(min_length=1, max_length=64, pattern=NAME_PATTERN[:-1] + r"\Z")]
 MsgSeconds = Annotated[float, Meta(ge=0.0, le=86_400.0 * 31)]
 MsgUnit = Annotated[float, Meta(ge=0.0, le=1.0)]
 Instant = Annotated[datetime, Meta(tz=True)]  # an instant: a time without a zone is refused
