@@ -64,6 +64,10 @@ def open_page(browser: Browser, gateway: DemoGateway) -> Iterator[OpenPage]:
     assert not foreign, f"requests outside the gateway: {foreign}"
 
 
+# The pages' CSP refuses eval: give page.wait_for_function a function ("() => ..."), never a
+# bare expression, which Playwright evaluates as a string and the page then refuses.
+
+
 def wait_settled(page: Page, timeout_ms: float = 15_000) -> None:
     page.wait_for_selector(READY, timeout=timeout_ms)
 

@@ -66,13 +66,13 @@ def test_filters_change_the_numbers(open_page: OpenPage, gateway: DemoGateway) -
     loads = page.evaluate("document.body.dataset.loads")
     page.fill("#f-date", day)
     page.dispatch_event("#f-date", "change")
-    page.wait_for_function(f"document.body.dataset.loads !== '{loads}' && "
+    page.wait_for_function(f"() => document.body.dataset.loads !== '{loads}' && "
                            "document.body.dataset.state === 'ready'")
     assert number(page.inner_text("#kpi-visitors")) == everyone["visitors"]
 
     loads = page.evaluate("document.body.dataset.loads")
     page.select_option("#f-region", "East China")
-    page.wait_for_function(f"document.body.dataset.loads !== '{loads}' && "
+    page.wait_for_function(f"() => document.body.dataset.loads !== '{loads}' && "
                            "document.body.dataset.state === 'ready'")
     assert number(page.inner_text("#kpi-visitors")) == east["visitors"]
     rows = ranking(page)
@@ -101,7 +101,7 @@ def test_period_shows_the_api_period_figures(open_page: OpenPage,
         before = api.get("/overview", params={"days": 7}).json()
         loads = page.evaluate("document.body.dataset.loads")
         page.select_option("#f-days", "7")
-        page.wait_for_function(f"document.body.dataset.loads !== '{loads}' && "
+        page.wait_for_function(f"() => document.body.dataset.loads !== '{loads}' && "
                                "document.body.dataset.state === 'ready'")
         after = api.get("/overview", params={"days": 7}).json()
     # The comparison's last day is cut at the current local time: an hour may turn between

@@ -137,21 +137,21 @@ def test_heatmap_view_renders_compares_and_exports(
     assert missing.status_code == 404
     loads = page.evaluate("document.body.dataset.loads")
     page.select_option("#f-camera", "entrance")
-    page.wait_for_function(f"document.body.dataset.loads !== '{loads}' && "
+    page.wait_for_function(f"() => document.body.dataset.loads !== '{loads}' && "
                            "document.body.dataset.state === 'ready'")
     assert "No heatmap for this camera" in page.inner_text("#heat-b")
     assert missing.json()["detail"] in page.inner_text("#heat-b")
 
     # A plan, but a camera with no homography to it: not drawn over the plan, and said so.
     page.select_option("#f-camera", camera)
-    page.wait_for_function("document.body.dataset.state === 'ready'")
+    page.wait_for_function("() => document.body.dataset.state === 'ready'")
     with gateway.client(gateway.hq_token) as api:
         record = next(r for r in api.get("/stores").json() if r["store_id"] == store)
         body = {k: v for k, v in record.items() if k not in ("store_id", "has_floorplan")}
         assert api.put(f"/stores/{store}", json=body).status_code == 200  # cameras, no matrix
         try:
             page.reload()
-            page.wait_for_function("document.body.dataset.state === 'ready'")
+            page.wait_for_function("() => document.body.dataset.state === 'ready'")
             assert page.locator("#plan-note").is_visible()
             assert "homography" in page.inner_text("#plan-note")
             assert page.evaluate(NON_WHITE_PIXELS, "#heat-b") > 1000

@@ -9,6 +9,8 @@ export function el(tag, attrs = {}, ...children) {
     if (v === null || v === undefined || v === false) continue;
     if (k === "class") node.className = v;
     else if (k === "dataset") Object.assign(node.dataset, v);
+    // through CSSOM: a style="" attribute set from script is refused by the page's CSP
+    else if (k === "style") node.style.cssText = String(v);
     else if (k.startsWith("on") && typeof v === "function") node.addEventListener(k.slice(2), v);
     else node.setAttribute(k, v === true ? "" : String(v));
   }
@@ -17,6 +19,26 @@ export function el(tag, attrs = {}, ...children) {
     node.append(c instanceof Node ? c : document.createTextNode(String(c)));
   }
   return node;
+}
+
+/**
+ * Text made safe to put in HTML. ECharts tooltip formatters return HTML, and zone, line and
+ * camera names come from devices: every such value goes through this before it is shown.
+ */
+export function escapeHtml(value) {
+  return String(value ?? "").replace(/[&<>"']/g, (c) => HTML_ENTITIES[c]);
+}
+
+const HTML_ENTITIES = { "&": "&amp;", "<": "&lt;", ">": "&gt;", '"': "&quot;", "'": "&#39;" };
+
+/**
+ * A CSV cell a spreadsheet will not run: text starting with = + - @ or a tab or carriage
+ * return is a formula to Excel and LibreOffice (a zone named =HYPERLINK(...) would be a
+ * link), so it gets a leading single quote. Only for text columns: numbers stay numbers.
+ */
+export function csvSafe(text) {
+  const s = String(text ?? "");
+  return /^[=+\-@\t\r]/.test(s) ? `'${s}` : s;
 }
 
 export function $(selector, root = document) {

@@ -3,7 +3,7 @@
 // export to CSV (from the data) and PNG (from the charts' canvases).
 import { apiBlob, apiGet, orWhen } from "../api.js";
 import { FONT, chartOf, drawChart } from "../charts.js";
-import { $, el, errorText } from "../dom.js";
+import { $, csvSafe, el, errorText, escapeHtml } from "../dom.js";
 import {
   addDays, daysBetween, fmtChangePct, fmtDay, fmtDuration, fmtDurationDiff, fmtInt, fmtNum,
   fmtRatio, todayIn,
@@ -12,7 +12,7 @@ import { storeName, t } from "../i18n.js";
 import { boot, reloading } from "../shell.js";
 
 const storeId = new URLSearchParams(location.search).get("store");
-const state = { store: null, plan: null, a: null, b: null };
+const state = { store: null, plan: null, planBroken: false, a: null, b: null };
 const PERIODS = { a: ["#a-start", "#a-end"], b: ["#b-start", "#b-end"] };
 
 function period(key) {
@@ -70,11 +70,7 @@ async function load() {
   $("#b-start").value = q.get("b_start") || addDays(today, -7);
   $("#a-end").value = q.get("a_end") || addDays(today, -8);
   $("#a-start").value = q.get("a_start") || addDays(today, -14);
-  if (state.store && state.store.has_floorplan) {
-    const blob = await orWhen(apiBlob(`/stores/${encodeURIComponent(storeId)}/floorplan`), [404],
-      () => null);
-    if (blob) state.plan = await loadImage(URL.createObjectURL(blob));
-  }
+  if (state.store && state.store.has_floorplan) await loadPlan();
   for (const id of ["#f-camera", ...PERIODS.a, ...PERIODS.b]) {
     $(id).addEventListener("change", () => {
       for (const [s, e] of Object.values(PERIODS)) if ($(s).value > $(e).value) $(s).value = $(e).value;
@@ -84,6 +80,26 @@ async function load() {
   $("#export-csv").addEventListener("click", exportCsv);
   $("#export-png").addEventListener("click", exportPng);
   await fetchData();
+}
+
+/**
+ * The store's floor plan image, or, when the stored file does not load (corrupt, stored
+ * before the gateway checked uploads), no plan and a note saying so: the heatmaps are then
+ * drawn on a plain grid instead of the page failing.
+ */
+async function loadPlan() {
+  const blob = await orWhen(apiBlob(`/stores/${encodeURIComponent(storeId)}/floorplan`), [404],
+    () => null);
+  if (!blob) return;
+  const url = URL.createObjectURL(blob);
+  try {
+    state.plan = await loadImage(url);
+  } catch {
+    state.plan = null;
+    state.planBroken = true;
+  } finally {
+    URL.revokeObjectURL(url);
+  }
 }
 
 /** Cells as [x, y, value per day]; y counts rows from the top of the frame. */
@@ -116,7 +132,7 @@ function heatOption(container, heat, data, visualMap) {
     backgroundColor: "#ffffff",
     grid: { left: 0, right: 0, top: 0, bottom: 40 },
     graphic,
-    tooltip: { formatter: (p) => `${fmtNum(p.value[2], 1)} s` },
+    tooltip: { formatter: (p) => escapeHtml(`${fmtNum(p.value[2], 1)} s`) }, // HTML: escaped
     xAxis: { type: "category", data: cols, show: !plan, axisLabel: { show: false },
       axisTick: { show: false }, splitLine: { show: !plan, lineStyle: { color: "#e5e7eb" } },
       splitArea: { show: false } },
@@ -169,11 +185,11 @@ function renderPanels() {
   }
   const note = $("#plan-note");
   const shown = [a, b].find((p) => !p.heat.missing);
-  const mapped = !shown || onPlan(shown.heat);
+  const mapped = !state.planBroken && (!shown || onPlan(shown.heat));
   note.hidden = mapped;
-  note.textContent = mapped ? "" : state.plan
-    ? t("hm.noMapping", { camera: $("#f-camera").value, id: storeId })
-    : t("hm.noPlan", { id: storeId });
+  note.textContent = mapped ? "" : state.planBroken ? t("hm.planBroken", { id: storeId })
+    : state.plan ? t("hm.noMapping", { camera: $("#f-camera").value, id: storeId })
+      : t("hm.noPlan", { id: storeId });
 }
 
 /** Per zone: both periods and their difference (per day for passing, so lengths may differ). */
@@ -259,10 +275,12 @@ export function csvText() {
     "entries_per_day_change_pct", "stop_rate_before", "stop_rate_after", "stop_rate_change_pp",
     "dwell_mean_s_before", "dwell_mean_s_after", "dwell_mean_change_s"];
   const num = (v, d = 4) => (v === null || v === undefined ? "" : String(Number(v.toFixed(d))));
-  const quote = (s) => (/[",\n]/.test(s) ? `"${s.replace(/"/g, '""')}"` : s);
+  const quote = (s) => (/[",\r\n]/.test(s) ? `"${s.replace(/"/g, '""')}"` : s);
   const lines = [cols.join(",")];
   for (const r of zoneRows()) {
-    lines.push([storeId, $("#f-camera").value, r.zone, a.start, a.end, b.start, b.end,
+    // ids and zone names are text from the registry and devices: neutralised as formulas
+    lines.push([csvSafe(storeId), csvSafe($("#f-camera").value), csvSafe(r.zone), a.start, a.end,
+      b.start, b.end,
       num(r.za?.entries, 0), num(r.zb?.entries, 0), num(r.perA, 2), num(r.perB, 2), num(r.perChange, 2),
       num(r.za?.stop_rate), num(r.zb?.stop_rate), num(r.stopDiff, 2), num(r.za?.dwell_mean_s, 2),
       num(r.zb?.dwell_mean_s, 2), num(r.dwellDiff, 2)].map((v) => quote(String(v))).join(","));
@@ -305,8 +323,9 @@ export async function pngDataUrl() {
 async function exportPng() {
   const url = await pngDataUrl();
   if (!url) return;
-  const blob = await (await fetch(url)).blob();
-  download(baseName("png"), blob);
+  // decoded here: fetch() of a data: URL is a connection the page's CSP (connect-src) refuses
+  const bytes = Uint8Array.from(atob(url.split(",")[1]), (c) => c.charCodeAt(0));
+  download(baseName("png"), new Blob([bytes], { type: "image/png" }));
 }
 
 function fail(err) {

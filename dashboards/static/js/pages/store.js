@@ -2,7 +2,7 @@
 // demographics with small cells suppressed, conversion when POS data exists, camera status.
 import { apiGet } from "../api.js";
 import { baseGrid, drawChart } from "../charts.js";
-import { $, el, errorText, showEmpty } from "../dom.js";
+import { $, el, errorText, escapeHtml, showEmpty } from "../dom.js";
 import {
   daysBetween, fmtDuration, fmtSeconds, fmtInstant, fmtInt, fmtNum, fmtPeriod, fmtRatio, todayIn,
 } from "../format.js";
@@ -141,10 +141,11 @@ function renderFlow() {
     ? [...new Set(links.map((x) => src(x.from_zone))), ...new Set(links.map((x) => x.to_zone))]
     : [...new Set(links.flatMap((x) => [x.from_zone, x.to_zone]))];
   drawChart($("#flow-chart"), {
+    // The formatter's answer is HTML and zone names come from devices: escape them.
     tooltip: { trigger: "item",
       formatter: (p) => (p.dataType === "edge"
-        ? `${p.data.source.replace(/ ›$/, "")} → ${p.data.target}: ${fmtInt(p.data.value)}`
-        : `${p.name.replace(/ ›$/, "")}: ${fmtInt(p.value)}`) },
+        ? `${escapeHtml(p.data.source.replace(/ ›$/, ""))} → ${escapeHtml(p.data.target)}: ${fmtInt(p.data.value)}`
+        : `${escapeHtml(p.name.replace(/ ›$/, ""))}: ${fmtInt(p.value)}`) },
     series: [{
       type: "sankey", left: 10, right: 110, top: 10, bottom: 10, nodeAlign: "justify",
       emphasis: { focus: "adjacency" }, lineStyle: { color: "gradient", opacity: 0.4 },
