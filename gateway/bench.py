@@ -31,7 +31,12 @@ from storesense.broker import Mosquitto
 from storesense.schema import WindowAggregate, message_id
 from storesense.topics import Topics
 
-T0 = datetime(2026, 11, 23, 9, 0, tzinfo=UTC)
+# Windows start at 09:00 UTC two days back, so that the gateway, which refuses windows
+# outside its clock's horizon (gateway/plausible.py), takes them: 1M windows of 4,000 stores
+# span 250 minutes. (A run that straddles midnight between the publisher process and this
+# one would shift them by a day, which changes nothing measured.)
+_TODAY = datetime.now(UTC).replace(hour=0, minute=0, second=0, microsecond=0)
+T0 = _TODAY - timedelta(days=2) + timedelta(hours=9)
 CHUNK = 2000
 # an entrance camera's minute: a counting line, occupancy and demographics (~450 bytes)
 TEMPLATE = (

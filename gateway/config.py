@@ -8,7 +8,9 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
+from gateway.deadletters import DeadLetterSettings
 from gateway.feed import FeedConfig
+from gateway.plausible import CheckSettings
 from storesense.config import load_toml
 from storesense.topics import DEFAULT_PREFIX
 
@@ -98,6 +100,13 @@ class GatewaySettings(Section):
         default_factory=FeedConfig,
         description="push to the central data platform and/or lake export; off when neither "
         "push_url nor export_dir is set")
+    checks: CheckSettings = Field(
+        default_factory=CheckSettings,
+        description="what a window must meet to be stored: its time against the gateway's "
+        "clock, its counts against what a camera can see (gateway/plausible.py)")
+    dead_letters: DeadLetterSettings = Field(
+        default_factory=DeadLetterSettings,
+        description="how much of what is refused is kept, and for how long")
 
     @model_validator(mode="after")
     def _workers_share(self) -> GatewaySettings:

@@ -9,6 +9,9 @@ expiry). Redeliveries of committed-but-unacked messages collapse on message_id.
 
 Acks carry the connection generation they were received on: after a reconnect the broker
 resends un-acked messages with fresh packet ids, and an old id must not ack a new message.
+
+A message that makes the commit fail is split off and dead-lettered (gateway/isolate.py), so
+the rest of its batch is stored and acked; only a failing database keeps a batch unacked.
 """
 
 from __future__ import annotations
@@ -28,6 +31,7 @@ from paho.mqtt.packettypes import PacketTypes
 from paho.mqtt.properties import Properties
 
 from gateway.config import MqttSettings
+from gateway.isolate import ingest_isolating
 from gateway.mqtt_reader import BatchReadingClient, Publish
 from gateway.storage import Storage
 from storesense.topics import Topics
@@ -184,7 +188,7 @@ class Ingestor:
         t0 = time.perf_counter()
         while True:
             try:
-                result = self.storage.ingest([(t, p) for _, _, _, t, p in batch])
+                result = ingest_isolating(self.storage, [(t, p) for _, _, _, t, p in batch])
                 break
             except Exception:  # disk full, lock timeout...: keep the batch, do not ack
                 self.stats.commit_errors += 1

@@ -166,6 +166,33 @@ def _m006_no_windows_store_start(c: sqlite3.Connection) -> None:
     c.execute("DROP INDEX IF EXISTS windows_store_start")
 
 
+def _m007_bounded_dead_letters(c: sqlite3.Connection) -> None:
+    # Dead letters were stored whole and for ever: a device sending 250 kB of junk grew the
+    # file by gigabytes. Now junk keeps a prefix plus its size and sha256, floods are counted
+    # per topic and minute instead of stored (gateway/deadletters.py), and windows refused
+    # only because their store was not registered yet are marked (replay_store) to be stored
+    # once it is. Rows from before keep their size; junk over 4 kB is cut like new junk.
+    _script(c,
+        """
+        ALTER TABLE dead_letters ADD COLUMN size INTEGER;
+        ALTER TABLE dead_letters ADD COLUMN sha256 TEXT;
+        ALTER TABLE dead_letters ADD COLUMN replay_store TEXT;
+        UPDATE dead_letters SET size = length(CAST(payload AS BLOB));
+        UPDATE dead_letters SET replay_store = substr(reason, 16, length(reason) - 16)
+            WHERE reason LIKE 'unknown store ''%''' AND topic LIKE '%/agg';
+        UPDATE dead_letters SET payload = substr(CAST(payload AS BLOB), 1, 4096)
+            WHERE replay_store IS NULL AND length(CAST(payload AS BLOB)) > 4096;
+        CREATE INDEX dead_letters_received ON dead_letters(received_at);
+        CREATE INDEX dead_letters_replay ON dead_letters(replay_store)
+            WHERE replay_store IS NOT NULL;
+        CREATE TABLE dead_letter_counts (
+            topic TEXT NOT NULL, minute TEXT NOT NULL, count INTEGER NOT NULL DEFAULT 0,
+            bytes INTEGER NOT NULL DEFAULT 0, last_reason TEXT,
+            PRIMARY KEY (topic, minute))
+        """
+    )
+
+
 MIGRATIONS: list[Migration] = [
     ("001_core", _m001_core),
     ("002_rollups", _m002_rollups),
@@ -173,6 +200,7 @@ MIGRATIONS: list[Migration] = [
     ("004_covering_indexes", _m004_covering_indexes),
     ("005_chain_day", _m005_chain_day),
     ("006_no_windows_store_start", _m006_no_windows_store_start),
+    ("007_bounded_dead_letters", _m007_bounded_dead_letters),
 ]
 
 

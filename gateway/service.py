@@ -52,7 +52,8 @@ def worker_mqtt(settings: GatewaySettings, index: int) -> MqttSettings:
 
 def _open_storage(settings: GatewaySettings) -> Storage:
     return Storage(settings.db, Topics(settings.mqtt.topic_prefix),
-                   synchronous=settings.synchronous)
+                   synchronous=settings.synchronous, checks=settings.checks,
+                   dead_letters=settings.dead_letters)
 
 
 def _start_ingestor(settings: GatewaySettings, storage: Storage, index: int) -> Ingestor:

@@ -5,19 +5,23 @@ gateway processes sharing the file serialise cleanly). Reads use one connection 
 which WAL lets run beside the writer. ``ingest`` is the hot path: validate a batch, dead-letter
 the invalid, insert-or-ignore the windows on ``message_id`` and add the new ones to the
 rollups, all in ONE transaction, so a batch is either wholly stored or not at all.
+Windows must also be believable (gateway/plausible.py: time against the gateway's clock,
+counts against what a camera can see); dead letters are bounded (gateway/deadletters.py).
 """
 
 from __future__ import annotations
 
 import fcntl
 import json
+import logging
 import sqlite3
 import threading
 import time
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import datetime, timedelta
+from itertools import groupby
 from pathlib import Path
 from typing import Any, Literal
 from zoneinfo import ZoneInfo
@@ -25,16 +29,27 @@ from zoneinfo import ZoneInfo
 import sqlite_utils
 
 from gateway import migrations
+from gateway.deadletters import (
+    PRUNE_EVERY_S,
+    DeadLetters,
+    DeadLetterSettings,
+    Letter,
+    replay_rows,
+)
+from gateway.plausible import Checker, CheckSettings, status_reason
 from gateway.registry import CameraRecord, StoreRecord
 from gateway.rollups import RollupBatch, utc_text
 from gateway.validate import Rejected, parse_message
 from storesense.schema import DeviceStatus, WindowAggregate, utcnow
 from storesense.topics import Topics
 
+log = logging.getLogger(__name__)
 Synchronous = Literal["OFF", "NORMAL", "FULL"]
 REGISTRY_RELOAD_S = 1.0  # another process may have registered a store; look again this often
 CHECKPOINT_S = 1.0  # the WAL is copied into the database file this often, off the write path
 WAL_RESTART_PAGES = 16_384  # 64 MiB of 4 KiB pages: past this, start the WAL over
+REUSED_ID = "message_id reused with different content (the first copy is kept)"
+REPLAY_CHUNK = 5_000  # dead letters replayed per transaction
 
 
 @dataclass(frozen=True)
@@ -42,6 +57,10 @@ class IngestResult:
     stored: int = 0
     duplicates: int = 0
     dead: int = 0
+
+    def __add__(self, other: IngestResult) -> IngestResult:
+        return IngestResult(self.stored + other.stored, self.duplicates + other.duplicates,
+                            self.dead + other.dead)
 
 
 @dataclass(frozen=True)
@@ -77,9 +96,14 @@ class Storage:
 
     def __init__(self, path: str | Path, topics: Topics | None = None,
                  synchronous: Synchronous = "NORMAL",
-                 clock: Callable[[], datetime] = utcnow) -> None:
+                 clock: Callable[[], datetime] = utcnow, checks: CheckSettings | None = None,
+                 dead_letters: DeadLetterSettings | None = None) -> None:
         self.path = Path(path)
-        self.clock = clock  # stamps received_at; injectable so tests can pin it
+        # stamps received_at and is what windows' times are judged against; injectable so
+        # tests can pin it
+        self.clock = clock
+        self.checker = Checker(checks)
+        self.dead_letters = DeadLetters(dead_letters)
         self.topics = topics or Topics()
         self._synchronous: Synchronous = synchronous
         self._conn = connect(self.path, synchronous)
@@ -227,6 +251,10 @@ class Storage:
             for r in recs:
                 self._upsert_store(conn, r, now)
         self.reload_registry()
+        try:  # the registration stands even if this fails: replay-dead-letters retries it
+            self.replay_dead_letters([r.store_id for r in recs])
+        except Exception:
+            log.exception("replaying dead letters of newly registered stores failed")
         return len(recs)
 
     @staticmethod
@@ -250,39 +278,108 @@ class Storage:
 
     def ingest(self, items: Sequence[tuple[str, bytes]]) -> IngestResult:
         """Validate and store one batch of (topic, raw payload) in one transaction."""
+        result = self._ingest(items, self.clock())
+        self._prune_now_and_then()
+        return result
+
+    def _ingest(self, items: Sequence[tuple[str, bytes]], judged_at: datetime) -> IngestResult:
+        """``ingest``, with windows' times judged against ``judged_at``."""
         windows: list[tuple[WindowAggregate, str]] = []
         statuses: list[tuple[DeviceStatus, str]] = []
-        dead: list[tuple[str, bytes, str]] = []
+        dead: list[Letter] = []
+        believable = self.checker.window
         for topic, payload in items:
             parsed = parse_message(self.topics, topic, payload)
             if isinstance(parsed, Rejected):
-                dead.append((topic, payload, parsed.reason))
+                dead.append(Letter(topic, payload, parsed.reason))
             elif isinstance(parsed, WindowAggregate):
-                windows.append((parsed, payload.decode("utf-8", "replace")))
+                reason = believable(parsed, judged_at)
+                if reason is None:
+                    windows.append((parsed, payload.decode("utf-8", "replace")))
+                else:
+                    dead.append(Letter(topic, payload, reason))
+            elif (reason := status_reason(parsed)) is not None:
+                dead.append(Letter(topic, payload, reason))
             else:
                 statuses.append((parsed, payload.decode("utf-8", "replace")))
         return self._write_batch(windows, statuses, dead)
 
     def store_windows(self, windows: Iterable[WindowAggregate]) -> IngestResult:
-        """Store already-validated windows (seeding, tests), same rules as ``ingest``."""
+        """Store already-validated windows (seeding, tests), same rules as ``ingest`` except
+        the plausibility checks: seeded history is older than any ingest horizon."""
         return self._write_batch([(w, w.to_json().decode()) for w in windows], [], [])
 
-    def dead_letter(self, topic: str, payload: bytes | str, reason: str) -> None:
+    def dead_letter(self, topic: str, payload: bytes | str, reason: str,
+                    whole: bool = False) -> None:
+        raw = payload.encode() if isinstance(payload, str) else payload
         with self.transaction() as conn:
-            _insert_dead(conn, [(topic, payload, reason)], utc_text(self.clock()))
+            self.dead_letters.write(conn, [Letter(topic, raw, reason, whole=whole)],
+                                    utc_text(self.clock()))
+
+    def _prune_now_and_then(self) -> None:
+        """Dead-letter retention, at most every PRUNE_EVERY_S by the storage's clock."""
+        now, last = self.clock(), self.dead_letters.pruned_at
+        if last is not None and (now - last).total_seconds() < PRUNE_EVERY_S:
+            return
+        self.dead_letters.pruned_at = now
+        cutoff = now - timedelta(days=self.dead_letters.settings.retention_days)
+        with self.transaction() as conn:
+            self.dead_letters.prune(conn, utc_text(cutoff))
+
+    def replay_dead_letters(self, store_ids: Iterable[str] | None = None) -> IngestResult:
+        """Store the windows dead-lettered only because their store was unknown, for the
+        given stores (default: every registered one) that are registered now. Idempotent:
+        a replayed letter is deleted in the transaction that stores its window, and a window
+        already stored collapses on its message_id. Times are judged as of the letter's
+        arrival, so a window that was believable then still is."""
+        known = self.reload_registry().stores
+        wanted = sorted(known if store_ids is None else set(store_ids) & known.keys())
+        total = IngestResult()
+        if not wanted:
+            return total
+        for received_at, group in groupby(replay_rows(self.read(), wanted),
+                                          key=lambda r: r[3]):
+            rows = list(group)
+            for i in range(0, len(rows), REPLAY_CHUNK):
+                total += self._replay(rows[i:i + REPLAY_CHUNK],
+                                      datetime.fromisoformat(received_at))
+        return total
+
+    def _replay(self, rows: list[tuple[int, str, bytes, str]], judged_at: datetime,
+                ) -> IngestResult:
+        with self.transaction() as conn:
+            conn.execute("DELETE FROM dead_letters WHERE id IN (SELECT value FROM json_each(?))",
+                         (json.dumps([r[0] for r in rows]),))
+            return self._ingest([(topic, payload) for _, topic, payload, _ in rows], judged_at)
 
     def _write_batch(
         self, windows: list[tuple[WindowAggregate, str]],
-        statuses: list[tuple[DeviceStatus, str]], dead: list[tuple[str, bytes, str]],
+        statuses: list[tuple[DeviceStatus, str]], dead: list[Letter],
+    ) -> IngestResult:
+        try:
+            return self._write_once(windows, statuses, list(dead), recheck=True)
+        except _RegistryChanged:
+            # registered since this process read the registry, and the registration's replay
+            # ran before this batch's letters existed: store the windows now instead
+            self.reload_registry()
+            return self._write_once(windows, statuses, list(dead), recheck=False)
+
+    def _write_once(
+        self, windows: list[tuple[WindowAggregate, str]],
+        statuses: list[tuple[DeviceStatus, str]], dead: list[Letter], recheck: bool,
     ) -> IngestResult:
         now = utc_text(self.clock())
         self._refresh_for({w.store_id for w, _ in windows} | {s.store_id for s, _ in statuses})
-        fresh, dups = self._unique_known(windows, dead)
+        fresh, extra = self._unique_known(windows, dead)
         # Rows and rollup sums are computed before taking the write lock, so other ingest
         # processes wait only for SQL, not for Python arithmetic.
         rows, batch, cams = self._prepare(list(fresh.values()), now)
+        unknown = {x.replay_store for x in dead if x.replay_store} if recheck else set()
         with self.transaction() as conn:
-            seen = self._already_stored(conn, list(fresh)) if fresh else set()
+            if unknown and _registered(conn, unknown):  # first, before anything is written
+                raise _RegistryChanged
+            seen = self._already_stored(conn, list(fresh)) if fresh else {}
+            dups = self._copies(fresh, seen, extra, dead) if seen or extra else 0
             if seen:  # redeliveries of committed windows: rare, so simply recompute
                 fresh = {k: v for k, v in fresh.items() if k not in seen}
                 rows, batch, cams = self._prepare(list(fresh.values()), now)
@@ -293,10 +390,10 @@ class Storage:
                 "window_end, received_at, simulated, payload) VALUES (?,?,?,?,?,?,?,?)", rows)
             batch.flush(conn)
             self._upsert_statuses(conn, statuses, now, dead)
-            _insert_dead(conn, dead, now)
+            self.dead_letters.write(conn, dead, now)
         for store_id, cam in cams:
             self.registry.roles[(store_id, cam.camera_id)] = cam.role
-        return IngestResult(len(fresh), dups + len(seen), len(dead))
+        return IngestResult(len(fresh), dups, len(dead))
 
     def _refresh_for(self, store_ids: set[str]) -> None:
         stale = time.monotonic() - self.registry.loaded_at > REGISTRY_RELOAD_S
@@ -304,26 +401,46 @@ class Storage:
             self.reload_registry()
 
     def _unique_known(
-        self, windows: list[tuple[WindowAggregate, str]], dead: list[tuple[str, bytes, str]],
-    ) -> tuple[dict[str, tuple[WindowAggregate, str]], int]:
-        """Windows of known stores, one per message_id; unknown stores are dead-lettered."""
+        self, windows: list[tuple[WindowAggregate, str]], dead: list[Letter],
+    ) -> tuple[dict[str, tuple[WindowAggregate, str]], list[tuple[WindowAggregate, str]]]:
+        """Windows of known stores, the first per message_id, and the batch's other copies.
+        Unknown stores are dead-lettered, marked for replay when the store is registered."""
         fresh: dict[str, tuple[WindowAggregate, str]] = {}
-        dups = 0
+        extra: list[tuple[WindowAggregate, str]] = []
         for w, raw in windows:
             if w.store_id not in self.registry.stores:
                 topic = self.topics.aggregate(w.store_id, w.camera_id)
-                dead.append((topic, raw.encode(), f"unknown store {w.store_id!r}"))
+                dead.append(Letter(topic, raw.encode(), f"unknown store {w.store_id!r}",
+                                   replay_store=w.store_id))
             elif w.message_id in fresh:
-                dups += 1
+                extra.append((w, raw))
             else:
                 fresh[w.message_id] = (w, raw)
-        return fresh, dups
+        return fresh, extra
 
     @staticmethod
-    def _already_stored(conn: sqlite3.Connection, ids: list[str]) -> set[str]:
-        return {r[0] for r in conn.execute(
-            "SELECT message_id FROM windows WHERE message_id IN "
+    def _already_stored(conn: sqlite3.Connection, ids: list[str]) -> dict[str, str]:
+        """message_id -> stored payload, for the ids already stored."""
+        return {r[0]: r[1] for r in conn.execute(
+            "SELECT message_id, payload FROM windows WHERE message_id IN "
             "(SELECT value FROM json_each(?))", (json.dumps(ids),))}
+
+    def _copies(self, fresh: dict[str, tuple[WindowAggregate, str]], seen: dict[str, str],
+                extra: list[tuple[WindowAggregate, str]], dead: list[Letter]) -> int:
+        """Sort second copies of a message_id: the same content is a duplicate (counted,
+        returned), other content is dead-lettered. The copy that counts is the stored one,
+        else the batch's first."""
+        dups = 0
+        copies: list[tuple[tuple[WindowAggregate, str], str | tuple[WindowAggregate, str]]]
+        copies = [(fresh[mid], stored) for mid, stored in seen.items()]
+        copies += [((w, raw), seen.get(w.message_id) or fresh[w.message_id]) for w, raw in extra]
+        for (w, raw), kept in copies:
+            if _same(w, raw, kept):
+                dups += 1
+            else:
+                dead.append(Letter(self.topics.aggregate(w.store_id, w.camera_id),
+                                   raw.encode(), REUSED_ID))
+        return dups
 
     def _prepare(
         self, windows: list[tuple[WindowAggregate, str]], now: str,
@@ -348,12 +465,12 @@ class Storage:
 
     def _upsert_statuses(
         self, conn: sqlite3.Connection, statuses: list[tuple[DeviceStatus, str]], now: str,
-        dead: list[tuple[str, bytes, str]],
+        dead: list[Letter],
     ) -> None:
         for s, raw in statuses:
             if s.store_id not in self.registry.stores:
                 topic = self.topics.status(s.store_id, s.device_id)
-                dead.append((topic, raw.encode(), f"unknown store {s.store_id!r}"))
+                dead.append(Letter(topic, raw.encode(), f"unknown store {s.store_id!r}"))
                 continue
             # the last status received wins: a last will carries its connect-time sent_at
             conn.execute(
@@ -372,9 +489,24 @@ def _insert_camera(conn: sqlite3.Connection, store_id: str, c: CameraRecord,
     )
 
 
-def _insert_dead(conn: sqlite3.Connection, dead: Sequence[tuple[str, bytes | str, str]],
-                 now: str) -> None:
-    conn.executemany(
-        "INSERT INTO dead_letters (received_at, topic, reason, payload) VALUES (?,?,?,?)",
-        [(now, t, r, p) for t, p, r in dead],
-    )
+class _RegistryChanged(Exception):
+    """A store this batch dead-letters as unknown is registered by now."""
+
+
+def _registered(conn: sqlite3.Connection, store_ids: set[str]) -> bool:
+    return conn.execute("SELECT 1 FROM stores WHERE store_id IN (SELECT value FROM "
+                        "json_each(?)) LIMIT 1", (json.dumps(sorted(store_ids)),)).fetchone() \
+        is not None
+
+
+def _same(w: WindowAggregate, raw: str, kept: str | tuple[WindowAggregate, str]) -> bool:
+    """Same window content as the copy kept (stored payload, or the batch's first copy): the
+    same bytes (a redelivery), else the same decoded fields."""
+    if isinstance(kept, tuple):
+        return kept[1] == raw or kept[0] == w
+    if kept == raw:
+        return True
+    try:
+        return WindowAggregate.from_json(kept) == w
+    except Exception:  # a row stored under older rules: only identical bytes are the same
+        return False

@@ -25,6 +25,9 @@ COMMANDS: dict[tuple[str, ...], tuple[str, str]] = {
     ("gateway", "run"): ("gateway.service", "run the gateway (MQTT ingest, API, dashboards)"),
     ("gateway", "token"): ("gateway.tokens", "create, list or revoke API tokens"),
     ("gateway", "import-stores"): ("gateway.registry", "import the stores registry from CSV/JSON"),
+    ("gateway", "replay-dead-letters"): ("gateway.replay",
+                                         "store windows dead-lettered before their store "
+                                         "was registered"),
     ("gateway", "homography"): ("gateway.homography",
                                 "a camera's image -> floor-plan matrix from four point pairs"),
     ("demo",): ("storesense.demo", "broker + gateway + dashboards + edge nodes on one machine"),

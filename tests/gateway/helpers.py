@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 
 from gateway.registry import CameraRecord, StoreRecord
 from storesense.schema import (
@@ -17,6 +17,13 @@ from storesense.schema import (
 from storesense.topics import Topics
 
 TOPICS = Topics()
+
+
+def recent_day() -> datetime:
+    """Midnight UTC two days ago: windows from then on (for up to a day) are believable to a
+    gateway on the real clock, such as a `gateway run` subprocess (gateway/plausible.py)."""
+    now = datetime.now(UTC)
+    return datetime(now.year, now.month, now.day, tzinfo=UTC) - timedelta(days=2)
 
 
 def store(store_id: str, tz: str = "Europe/London", region: str = "Europe",

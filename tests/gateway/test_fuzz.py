@@ -5,7 +5,8 @@ from __future__ import annotations
 import json
 import random
 import warnings
-from datetime import UTC, datetime, timedelta
+from collections.abc import Iterator
+from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
@@ -19,7 +20,7 @@ from gateway.auth import create_token
 from gateway.storage import Storage
 from storesense.broker import Mosquitto, free_port
 from storesense.schema import MessageError, WindowAggregate
-from tests.gateway.helpers import TOPICS, message, store, window
+from tests.gateway.helpers import TOPICS, message, recent_day, store, window
 from tests.gateway.mqtt_helpers import (
     count,
     publish_all,
@@ -29,7 +30,7 @@ from tests.gateway.mqtt_helpers import (
 )
 from tests.waiting import wait_until
 
-T0 = datetime(2026, 11, 23, 10, tzinfo=UTC)
+T0 = recent_day() + timedelta(hours=10)  # the gateway run below is on the real clock
 GOOD_TOPIC, GOOD_RAW = message(window("s1", T0))
 GOOD = json.loads(GOOD_RAW)
 
@@ -45,6 +46,14 @@ mutated = st.builds(lambda k, v: json.dumps({**GOOD, k: v}).encode(),
 payloads = st.binary(max_size=300) | json_values.map(lambda v: json.dumps(v).encode()) | mutated
 topics = st.sampled_from([GOOD_TOPIC, TOPICS.aggregate("s1", "x"), TOPICS.status("s1", "d"),
                           "storesense/v1/s1/door", "other/s1/door/agg"])
+
+
+@pytest.fixture
+def storage(tmp_path: Path) -> Iterator[Storage]:
+    """Its clock a day after T0, so that the valid window is believable (plausible.py)."""
+    s = Storage(tmp_path / "gateway.db", clock=lambda: T0 + timedelta(days=1))
+    yield s
+    s.close()
 
 
 @settings(max_examples=300, deadline=None,
@@ -95,6 +104,10 @@ def _hypothesis_examples(n: int) -> list[tuple[str, bytes]]:
                 (GOOD_TOPIC, pick.example()) for i in range(n)]
 
 
+ACCOUNTED = ("SELECT (SELECT COUNT(*) FROM dead_letters) + "
+             "(SELECT COALESCE(SUM(count), 0) FROM dead_letter_counts)")
+
+
 @pytest.mark.broker
 def test_10000_malformed_payloads_are_dead_lettered_and_api_keeps_serving(
     broker: Mosquitto, tmp_path: Path,
@@ -111,9 +124,12 @@ def test_10000_malformed_payloads_are_dead_lettered_and_api_keeps_serving(
         wait_until(lambda: "subscribed" in (tmp_path / "gw.log").read_text(), 20, "subscribe")
         bad = _families(random.Random(5), 9000) + _hypothesis_examples(1000)
         publish_all(broker, bad)
-        wait_until(lambda: count(db, "SELECT COUNT(*) FROM dead_letters") >= len(bad), 90,
-                   "every malformed payload dead-lettered")
-        assert count(db, "SELECT COUNT(*) FROM dead_letters") == len(bad)
+        # a flood from one topic stores a minute's budget of letters, and counts the rest
+        wait_until(lambda: count(db, ACCOUNTED) >= len(bad), 90,
+                   "every malformed payload dead-lettered or counted")
+        assert count(db, ACCOUNTED) == len(bad)
+        stored = count(db, "SELECT COUNT(*) FROM dead_letters")
+        assert stored < len(bad) // 2
         assert count(db, "SELECT COUNT(*) FROM windows") == 0
         publish_all(broker, [message(window("s1", T0))])  # and a good one is still stored
         wait_until(lambda: count(db, "SELECT COUNT(*) FROM windows") == 1, 20, "good window")
@@ -122,12 +138,13 @@ def test_10000_malformed_payloads_are_dead_lettered_and_api_keeps_serving(
         url = f"http://127.0.0.1:{port}/api/v1"
         wait_until(lambda: _up(url), 20, "API")
         dl = httpx.get(f"{url}/deadletters?limit=10000", headers=h, timeout=10).json()
-        assert len(dl) == len(bad) and all(d["reason"] for d in dl)
+        assert len(dl) == stored and all(d["reason"] for d in dl)
         reasons = " ".join(d["reason"] for d in dl)
         for needle in ("JSON is malformed", "schema_version", "unknown store", "payload says",
                        "window_end", "unknown field"):
             assert needle in reasons, needle
-        series = httpx.get(f"{url}/traffic?granularity=day&start=2026-11-23&end=2026-11-23",
+        day = T0.date().isoformat()
+        series = httpx.get(f"{url}/traffic?granularity=day&start={day}&end={day}",
                            headers=h, timeout=10).json()["series"]
         assert series[0]["visitors"] == 3
     finally:

@@ -6,7 +6,7 @@ import json
 import signal
 from collections.abc import Iterator
 from contextlib import contextmanager
-from datetime import UTC, datetime, timedelta
+from datetime import timedelta
 from pathlib import Path
 
 import pytest
@@ -18,7 +18,7 @@ from gateway.ingest import Ingestor
 from gateway.storage import Storage
 from storesense.broker import Mosquitto
 from storesense.schema import DeviceStatus
-from tests.gateway.helpers import TOPICS, message, store, window
+from tests.gateway.helpers import TOPICS, message, recent_day, store, window
 from tests.gateway.mqtt_helpers import (
     count,
     publish_all,
@@ -29,7 +29,7 @@ from tests.gateway.mqtt_helpers import (
 from tests.waiting import wait_until
 
 pytestmark = pytest.mark.broker
-T0 = datetime(2026, 11, 23, 0, 0, tzinfo=UTC)
+T0 = recent_day()  # the gateways here run on the real clock
 STORES = [f"s{i}" for i in range(20)]
 
 

@@ -12,6 +12,7 @@ from gateway import migrations
 from gateway import storage as storage_module
 from gateway.storage import Storage
 from storesense.cli import main as cli
+from tests.gateway.conftest import PINNED_NOW
 from tests.gateway.helpers import TOPICS, message, store, window
 from tests.waiting import wait_until
 
@@ -128,9 +129,10 @@ def test_example_config_is_valid_and_documents_every_field() -> None:
     settings = load(example)
     assert settings == GatewaySettings()  # the example shows the defaults
     text = example.read_text()
-    for section in (settings, settings.mqtt, settings.ingest, settings.api, settings.feed):
+    for section in (settings, settings.mqtt, settings.ingest, settings.api, settings.feed,
+                    settings.checks, settings.dead_letters):
         for name in type(section).model_fields:
-            if name not in ("mqtt", "ingest", "api", "feed"):
+            if name not in ("mqtt", "ingest", "api", "feed", "checks", "dead_letters"):
                 assert name in text, f"{name} is not documented in the example"
 
 
@@ -169,7 +171,7 @@ def test_the_wal_is_checkpointed_off_the_write_path(
     monkeypatch.setattr(storage_module, "CHECKPOINT_S", 0.05)
     monkeypatch.setattr(storage_module, "WAL_RESTART_PAGES", 100)
     db = tmp_path / "g.db"
-    s = Storage(db)
+    s = Storage(db, clock=lambda: PINNED_NOW)
     try:
         assert s._conn.execute("PRAGMA wal_autocheckpoint").fetchone()[0] == 0
         s.upsert_stores([store("s1")])
