@@ -82,6 +82,15 @@ class OutboxConfig(_Section):
         description="messages per second sent from the outbox; 0 = unthrottled",
     )
     max_inflight: int = Field(20, ge=1, le=1000, description="unacknowledged publishes at once")
+    confirm: bool = Field(
+        True, description="keep each window until the gateway confirms it committed it "
+        "(.../ack, docs/mqtt.md); false: delete it at the broker's PUBACK (a broker crash "
+        "can then lose it). Needs a gateway that confirms and an ACL that lets the device "
+        "read its cameras' ack topics (deploy/mosquitto/make_auth.py)")
+    confirm_timeout_s: float = Field(
+        300.0, ge=1.0, le=86_400.0,
+        description="send an unconfirmed window again after this long (doubling while "
+        "nothing is confirmed); sooner once a later window is confirmed")
 
 
 class DetectorConfig(_Section):

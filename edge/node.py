@@ -66,7 +66,8 @@ class EdgeNode:
                         for c in cfg.cameras}
         self.publisher = OutboxPublisher(
             self.outbox, self.transport, rate=cfg.outbox.replay_rate,
-            max_inflight=cfg.outbox.max_inflight,
+            max_inflight=cfg.outbox.max_inflight, confirm=cfg.outbox.confirm,
+            confirm_timeout_s=cfg.outbox.confirm_timeout_s,
         )
 
     def _worker(
@@ -86,6 +87,8 @@ class EdgeNode:
         c = self.cfg
         will = Will(self.topics.status(c.store_id, c.device_id), self._offline_payload())
         subs = [self.topics.config(c.store_id, cam.camera_id) for cam in c.cameras]
+        if c.outbox.confirm:  # the gateway's confirmations of this node's windows
+            subs += [self.topics.ack(c.store_id, cam.camera_id) for cam in c.cameras]
         return MqttTransport(
             c.broker, f"storesense-{c.store_id}-{c.device_id}", will=will,
             subscriptions=subs, on_message=self._on_message, on_connected=self._on_connected,
@@ -113,8 +116,12 @@ class EdgeNode:
 
     def _on_message(self, topic: str, payload: bytes) -> None:
         parsed = self.topics.parse(topic)
-        if parsed is not None and parsed[2] == "config" and parsed[1] in self.workers:
+        if parsed is None or parsed[0] != self.cfg.store_id or parsed[1] not in self.workers:
+            return
+        if parsed[2] == "config":
             offer_remote_config(self.workers[parsed[1]], payload, self.cfg.store_id)
+        elif parsed[2] == "ack":
+            self.publisher.confirmed(payload)
 
     # ---------------------------------------------------------------- status
 

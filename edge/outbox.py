@@ -1,9 +1,12 @@
 """The durable outbox: every window aggregate is committed here before it is published.
 
 paho keeps unacknowledged QoS 1 messages in memory only, so a reboot, a crash or kill -9
-would lose them. The outbox is a SQLite file on the device; a row is deleted only after the
-broker acknowledged the publish (PUBACK with a success reason code; a refused row stays and
-is retried). Rows are sent oldest window first.
+would lose them. The outbox is a SQLite file on the device. A row the broker acknowledged
+(PUBACK with a success reason code; a refused row stays and is retried) is marked ``sent``
+and deleted only when the gateway confirms it committed the window (storesense.acks): a
+broker acknowledges before it saves, so its crash can lose what it acknowledged. Without
+confirmations (``outbox.confirm = false``) the PUBACK deletes the row. Rows are sent oldest
+window first.
 
 Durability: WAL with ``synchronous=FULL``. NORMAL in WAL mode survives a process crash but
 may lose the last commits on a power cut, and a store's power is cut every night in some
@@ -35,6 +38,12 @@ CREATE TABLE IF NOT EXISTS outbox (
 CREATE INDEX IF NOT EXISTS outbox_order ON outbox (window_start, seq);
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value INTEGER NOT NULL);
 """
+# Outboxes from before end-to-end confirmation have no "sent" column. Not durable in meaning:
+# a sent row is sent again when unconfirmed; the flag keeps it out of the unsent queue.
+_SENT = """
+ALTER TABLE outbox ADD COLUMN sent INTEGER NOT NULL DEFAULT 0;
+"""
+_SENT_INDEX = "CREATE INDEX IF NOT EXISTS outbox_unsent ON outbox (sent, window_start, seq)"
 
 
 @dataclass(frozen=True)
@@ -70,6 +79,10 @@ class Outbox:
         self._db.execute("PRAGMA journal_mode=WAL")
         self._db.execute("PRAGMA synchronous=FULL")
         self._db.executescript(_SCHEMA)
+        columns = [r[1] for r in self._db.execute("PRAGMA table_info(outbox)")]
+        if "sent" not in columns:
+            self._db.executescript(_SENT)
+        self._db.execute(_SENT_INDEX)
         n, size = self._db.execute(
             "SELECT count(*), coalesce(sum(length(payload)), 0) FROM outbox"
         ).fetchone()
@@ -142,11 +155,49 @@ class Outbox:
         with self._lock:
             cur = self._db.execute(
                 "SELECT seq, message_id, topic, payload FROM outbox "
-                f"WHERE topic NOT IN ({marks}) ORDER BY window_start, seq LIMIT ?",
+                f"WHERE sent = 0 AND topic NOT IN ({marks}) ORDER BY sent, window_start, seq "
+                "LIMIT ?",
                 (*sorted(skip_topics), limit + len(skip)),
             )
             rows = [Row(int(s), str(m), str(t), bytes(p)) for s, m, t, p in cur]
         return [r for r in rows if r.seq not in skip][:limit]
+
+    def get(self, seq: int) -> Row | None:
+        with self._lock:
+            r = self._db.execute(
+                "SELECT seq, message_id, topic, payload FROM outbox WHERE seq = ?", (seq,)
+            ).fetchone()
+        return Row(int(r[0]), str(r[1]), str(r[2]), bytes(r[3])) if r else None
+
+    def sent_seqs(self) -> list[int]:
+        """Rows sent but never confirmed (before a restart), oldest window first."""
+        with self._lock:
+            cur = self._db.execute(
+                "SELECT seq FROM outbox WHERE sent = 1 ORDER BY sent, window_start, seq")
+            return [int(s) for (s,) in cur]
+
+    def mark_sent(self, seq: int) -> bool:
+        """The broker has it; keep it until the gateway confirms. False if the row is gone
+        (confirmed before the PUBACK was handled, or dropped)."""
+        with self._lock:
+            cur = self._db.execute("UPDATE outbox SET sent = 1 WHERE seq = ?", (seq,))
+            return cur.rowcount > 0
+
+    def confirm(self, message_ids: list[str]) -> list[int]:
+        """The gateway committed these windows: delete them (one transaction); their seqs."""
+        if not message_ids:
+            return []
+        marks = ",".join("?" * len(message_ids))
+        with self._lock:
+            rows = self._db.execute(
+                f"DELETE FROM outbox WHERE message_id IN ({marks}) "
+                "RETURNING seq, length(payload)", message_ids,
+            ).fetchall()
+            if rows:
+                self._depth -= len(rows)
+                self._bytes -= sum(int(n) for _, n in rows)
+                self._full = False
+        return [int(s) for s, _ in rows]
 
     def ack(self, seq: int) -> None:
         """The broker has the message: forget it. Unknown seqs (dropped meanwhile) are fine."""

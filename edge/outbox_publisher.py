@@ -3,18 +3,24 @@
 ``OutboxPublisher`` is the single thread that takes rows from the outbox oldest first and
 publishes them at QoS 1, at most ``max_inflight`` unacknowledged at once and at most
 ``rate`` per second, so a whole chain reconnecting after an outage does not flood the
-broker. A row is deleted from the outbox in paho's ``on_publish`` (PUBACK for QoS 1), and
-only if the PUBACK's reason code is a success (see edge.transport for why MQTT 5).
+broker. A PUBACK with a success reason code (see edge.transport for why MQTT 5) marks the
+row sent; the gateway's confirmation (``confirmed``, storesense.acks) deletes it, and a
+sent row that stays unconfirmed is sent again (edge.resend). With ``confirm=False`` the
+PUBACK deletes the row, as before end-to-end confirmation.
 """
 
 from __future__ import annotations
 
+import logging
 import threading
 import time
 
 from edge.outbox import Outbox, Row
+from edge.resend import ResendTracker
 from edge.transport import MqttTransport
+from storesense.acks import decode_confirmation
 
+log = logging.getLogger(__name__)
 PACING_BURST = 5  # sends that may follow each other without pause to make up for lateness
 
 
@@ -27,13 +33,19 @@ class OutboxPublisher:
 
     def __init__(
         self, outbox: Outbox, transport: MqttTransport, *, rate: float = 50.0,
-        max_inflight: int = 20,
+        max_inflight: int = 20, confirm: bool = False, confirm_timeout_s: float = 300.0,
     ) -> None:
         self.outbox = outbox
         self.transport = transport
         self.rate = rate
         self.max_inflight = max_inflight
+        self.confirm = confirm
         self._inflight: set[int] = set()
+        # rows sent before a restart and never confirmed count as sent now
+        self.resends = ResendTracker(confirm_timeout_s)
+        for seq in outbox.sent_seqs() if confirm else []:
+            self.resends.sent(seq, time.monotonic())
+        self.resent = 0
         self._lock = threading.Lock()
         self._wake = threading.Condition(self._lock)
         self._stop = threading.Event()
@@ -53,15 +65,28 @@ class OutboxPublisher:
         self.notify()
         self._thread.join(timeout)
 
+    def confirmed(self, payload: bytes) -> None:
+        """A confirmation from the gateway (paho's thread): forget the windows it names."""
+        try:
+            ids = decode_confirmation(payload)
+        except ValueError as e:
+            log.warning("ignoring a confirmation: %s", e)
+            return
+        seqs = self.outbox.confirm(ids)
+        with self._wake:
+            self.resends.confirmed(seqs)
+            self._wake.notify()
+
     def drain(self, timeout: float) -> bool:
         """Wait until the outbox is empty (used at graceful stop); True if it is. Gives up
-        early when all that is left waits for a refused topic's retry time."""
+        early when all that is left waits for a refused topic's retry time (sent rows wait
+        for their confirmation until the timeout)."""
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             if self.outbox.stats().depth == 0:
                 return True
             with self._wake:
-                if not self._inflight and not self.outbox.oldest(
+                if not self._inflight and not len(self.resends) and not self.outbox.oldest(
                     1, skip_topics=self.transport.held_topics()
                 ):
                     return False
@@ -87,9 +112,14 @@ class OutboxPublisher:
                 self._stop.wait(0.5)  # paho refused (queue full?): do not spin
 
     def _next_row(self) -> Row | None:
-        """The oldest row not in flight, once connected and below max_inflight; else wait."""
+        """The oldest row not in flight, once connected and below max_inflight; else wait.
+        A sent row due again (edge.resend) goes before unsent ones."""
         with self._wake:
             ready = self.transport.connected.is_set() and len(self._inflight) < self.max_inflight
+            if ready and self.confirm and (row := self._due_resend()) is not None:
+                self._inflight.add(row.seq)
+                self.resent += 1
+                return row
             if ready:
                 # Refused topics wait for their retry time; the others keep their order.
                 # A row of a topic not accepted yet may have to wait for what is in
@@ -103,11 +133,29 @@ class OutboxPublisher:
             self._wake.wait(0.5)
         return None
 
+    def _due_resend(self) -> Row | None:  # with self._wake held
+        seq = self.resends.due(time.monotonic())
+        if seq is None or seq in self._inflight:
+            return None
+        row = self.outbox.get(seq)
+        if row is None:  # confirmed or dropped meanwhile
+            self.resends.forget(seq)
+            return None
+        if self.transport.held(row.topic):
+            self.resends.sent(seq, time.monotonic())  # refused topic: its turn comes later
+            return None
+        return row if self.transport.may_publish(row.topic) else None
+
     def _send(self, row: Row) -> bool:
         def acked() -> None:
-            self.outbox.ack(row.seq)
+            if not self.confirm:
+                self.outbox.ack(row.seq)
+            # confirmed already (the gateway can be quicker than the PUBACK), or not yet
+            keep = self.confirm and self.outbox.mark_sent(row.seq)
             with self._wake:
                 self._inflight.discard(row.seq)
+                if keep:
+                    self.resends.sent(row.seq, time.monotonic())
                 self.published += 1
                 self._wake.notify()
 

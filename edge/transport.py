@@ -94,6 +94,7 @@ class MqttTransport:
         c.on_disconnect = self._on_disconnect
         c.on_publish = self._on_publish
         c.on_message = self._on_message
+        c.on_subscribe = self._on_subscribe
         return c
 
     # ------------------------------------------------------------------ lifecycle
@@ -251,6 +252,16 @@ class MqttTransport:
                 self._early[mid] = reason
                 return
         self._settle(sent, reason)
+
+    def _on_subscribe(
+        self, client: mqtt.Client, userdata: Any, mid: int, reasons: list[ReasonCode],
+        properties: Any,
+    ) -> None:
+        # One SUBSCRIBE per topic (_on_connect). A refused one (ACL: e.g. the gateway's
+        # confirmations on an ACL from before them) would otherwise go unnoticed.
+        if any(r.is_failure for r in reasons):
+            self.last_error = f"broker refused a subscription: {reasons}"
+            log.warning("%s", self.last_error)
 
     def _on_message(self, client: mqtt.Client, userdata: Any, msg: mqtt.MQTTMessage) -> None:
         if self._handler is None:

@@ -31,6 +31,7 @@ from paho.mqtt.packettypes import PacketTypes
 from paho.mqtt.properties import Properties
 
 from gateway.config import MqttSettings
+from gateway.confirm import publish_confirmations
 from gateway.isolate import ingest_isolating
 from gateway.mqtt_reader import BatchReadingClient, Publish
 from gateway.storage import Storage
@@ -205,3 +206,4 @@ class Ingestor:
         generation = self._generation
         self.client.ack_many([mid for gen, mid, qos, _, _ in batch
                               if qos == 1 and gen == generation])
+        publish_confirmations(self.client, self.topics, batch)  # to the edges (gateway/confirm.py)

@@ -3,6 +3,7 @@
     {prefix}/{store}/{camera}/agg      window aggregates, QoS 1, not retained
     {prefix}/{store}/{device}/status   device status, retained, last will "offline"
     {prefix}/{store}/{camera}/config   remote camera config from HQ, retained
+    {prefix}/{store}/{camera}/ack      gateway -> edge: window ids committed (storesense.acks)
 
 The store id is the second level so a broker ACL can confine a device to its own store
 (``pattern`` rules or one rule per device user, see deploy/mosquitto).
@@ -28,6 +29,9 @@ class Topics:
     def config(self, store_id: str, camera_id: str) -> str:
         return f"{self.prefix}/{store_id}/{camera_id}/config"
 
+    def ack(self, store_id: str, camera_id: str) -> str:
+        return f"{self.prefix}/{store_id}/{camera_id}/ack"
+
     def all_aggregates(self) -> str:
         return f"{self.prefix}/+/+/agg"
 
@@ -44,6 +48,6 @@ class Topics:
         if not topic.startswith(head):
             return None
         parts = topic[len(head):].split("/")
-        if len(parts) != 3 or parts[2] not in ("agg", "status", "config"):
+        if len(parts) != 3 or parts[2] not in ("agg", "status", "config", "ack"):
             return None
         return parts[0], parts[1], parts[2]

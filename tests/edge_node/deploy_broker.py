@@ -13,12 +13,19 @@ import os
 import re
 import subprocess
 import sys
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 from tests.brokers import Mosquitto, free_port
 
 DEPLOY = Path(__file__).resolve().parents[2] / "deploy" / "mosquitto"
 ETC = "/etc/mosquitto/storesense"
+
+
+def recent_day() -> datetime:
+    """Midnight UTC two days ago: window times a gateway on the real clock believes."""
+    now = datetime.now(UTC)
+    return datetime(now.year, now.month, now.day, tzinfo=UTC) - timedelta(days=2)
 
 
 def make_auth(workdir: Path, devices: str, *args: str) -> dict[str, str]:

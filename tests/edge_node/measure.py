@@ -2,7 +2,9 @@
 
     .venv/bin/python -m tests.edge_node.measure
 
-1. backlog replay rate through a real Mosquitto, throttle off and at the default;
+1. backlog replay rate through a real Mosquitto, throttle off and at the default, with the
+   PUBACK deleting each row and with end-to-end confirmation (a subscriber confirming what
+   it received every 50 ms as the gateway does after each commit, gateway/confirm.py);
 2. outbox bytes per window (SQLite file growth) for a typical and a heavy window.
 """
 
@@ -10,6 +12,7 @@ from __future__ import annotations
 
 import random
 import tempfile
+import threading
 import time
 from datetime import timedelta
 from pathlib import Path
@@ -18,6 +21,7 @@ from edge.config import BrokerConfig, OutboxConfig
 from edge.outbox import Outbox
 from edge.outbox_publisher import OutboxPublisher
 from edge.transport import MqttTransport
+from gateway.confirm import confirmations
 from storesense.schema import (
     DWELL_BIN_EDGES_S,
     Demographics,
@@ -36,26 +40,45 @@ from tests.edge_node.helpers import T0, Collector, wait_until, window
 TOPICS = Topics()
 
 
-def replay_rate(workdir: Path, n: int, rate: float) -> float:
-    with Mosquitto(workdir / f"broker-{rate}") as broker:
+def replay_rate(workdir: Path, n: int, rate: float, confirm: bool = False) -> float:
+    """Messages per second until the outbox is empty (PUBACKs, or confirmations)."""
+    with Mosquitto(workdir / f"broker-{rate}-{confirm}") as broker:
         col = Collector(broker, TOPICS.all_aggregates())
-        outbox = Outbox(workdir / f"outbox-{rate}.sqlite")
+        outbox = Outbox(workdir / f"outbox-{rate}-{confirm}.sqlite")
         for i in range(n):
             outbox.put(TOPICS.aggregate("s1", "cam1"), window("s1", "cam1", i))
         cfg = BrokerConfig(host=broker.host, port=broker.port)
-        transport = MqttTransport(cfg, "measure")
-        pub = OutboxPublisher(outbox, transport, rate=rate, max_inflight=20)
+        route: list[OutboxPublisher] = []
+        transport = MqttTransport(cfg, "measure", subscriptions=[TOPICS.ack("s1", "cam1")],
+                                  on_message=lambda topic, payload: route[0].confirmed(payload))
+        pub = OutboxPublisher(outbox, transport, rate=rate, max_inflight=20, confirm=confirm)
+        route.append(pub)
         transport.start()
         wait_until(transport.connected.is_set, 10, "connect")
+        stop = threading.Event()
+        gateway = threading.Thread(target=_confirm_every_50_ms, args=(col, stop))
+        gateway.start()
         t0 = time.monotonic()
         pub.start()
         wait_until(lambda: outbox.stats().depth == 0, 600, "backlog drained")
         elapsed = time.monotonic() - t0
         wait_until(lambda: len(col.payloads()) >= n, 30, "all delivered")
+        stop.set()
+        gateway.join()
         pub.stop()
         transport.stop()
         col.close()
         return n / elapsed
+
+
+def _confirm_every_50_ms(col: Collector, stop: threading.Event) -> None:
+    """What the gateway publishes after each commit, for what the collector received."""
+    done = 0
+    while not stop.wait(0.05):
+        with col.lock:
+            batch, done = col.messages[done:], len(col.messages)
+        for topic, payload in confirmations(TOPICS, batch):
+            col.client.publish(topic, payload, qos=0)
 
 
 def heavy_window(i: int, rng: random.Random, window_s: int = 60) -> WindowAggregate:
@@ -131,6 +154,10 @@ def main() -> None:
         print(f"replay, throttle off: {replay_rate(work, 3000, 0):.0f} msgs/s")
         default = OutboxConfig().replay_rate
         print(f"replay, default {default:g}/s: {replay_rate(work, 300, default):.1f} msgs/s")
+        for rate in (0, default):
+            n = 3000 if rate == 0 else 300
+            print(f"replay with end-to-end confirmation, rate {rate:g}: "
+                  f"{replay_rate(work, n, rate, confirm=True):.1f} msgs/s")
         for make in ("minimal", "heavy"):
             b = bytes_per_window(work, make)
             per_day = b * 3 * 86_400 / 60

@@ -19,8 +19,8 @@ from paho.mqtt.properties import Properties
 
 from gateway.storage import Storage
 from storesense.topics import Topics
-from tests.edge_node.deploy_broker import DEPLOY, DeployedMosquitto, make_auth
-from tests.gateway.helpers import recent_day, store, window
+from tests.edge_node.deploy_broker import DEPLOY, DeployedMosquitto, make_auth, recent_day
+from tests.gateway.helpers import store, window
 from tests.gateway.mqtt_helpers import count, start_gateway, stop
 from tests.waiting import wait_until
 

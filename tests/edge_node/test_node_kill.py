@@ -48,6 +48,8 @@ reconnect_min_s = 0.5
 reconnect_max_s = 1
 [outbox]
 replay_rate = 0
+# a subscriber stands in for the gateway here: the PUBACK is the end of the line
+confirm = false
 [[cameras]]
 camera_id = "cam1"
 source = "{video}"

@@ -51,6 +51,8 @@ def make_config(tmp: Path, broker: Mosquitto, models_dir: Path, cameras: list[di
         "models_dir": str(models_dir), "status_interval_s": 0.5, "demographics": False,
         "broker": {"host": broker.host, "port": broker.port, "keepalive_s": 5,
                    "reconnect_min_s": 0.5, "reconnect_max_s": 1.0},
+        # a Collector stands in for the gateway: the PUBACK is the end of the line
+        "outbox": {"confirm": False},
         "cameras": cameras,
     })
 

@@ -1,0 +1,54 @@
+"""End-to-end confirmations: the gateway tells an edge which of its windows it has committed.
+
+After each committed batch the gateway publishes, per camera topic that had windows in it,
+``{prefix}/{store}/{camera}/ack`` with ``{"confirmed": [message_id, ...]}`` (docs/mqtt.md).
+The edge keeps a window in its outbox until its id comes back this way, so a broker that
+crashes after acknowledging a publish (PUBACK) but before saving it loses nothing: the edge
+sends again what was never confirmed, and the gateway collapses repeats on message_id.
+"""
+
+from __future__ import annotations
+
+import msgspec
+
+MAX_IDS_PER_MESSAGE = 500  # ~50 kB at most, well under the broker's message_size_limit
+MAX_ID_CHARS = 256
+
+
+class _Confirmation(msgspec.Struct, forbid_unknown_fields=False):
+    confirmed: list[str]
+
+
+class _MessageId(msgspec.Struct, forbid_unknown_fields=False):
+    message_id: str
+
+
+_decode_confirmation = msgspec.json.Decoder(_Confirmation).decode
+_decode_id = msgspec.json.Decoder(_MessageId).decode
+_encode = msgspec.json.Encoder().encode
+
+
+def encode_confirmations(ids: list[str]) -> list[bytes]:
+    """Payloads confirming ``ids``, at most MAX_IDS_PER_MESSAGE each."""
+    step = MAX_IDS_PER_MESSAGE
+    return [_encode({"confirmed": ids[i:i + step]}) for i in range(0, len(ids), step)]
+
+
+def decode_confirmation(payload: bytes) -> list[str]:
+    """The confirmed message ids; ValueError for anything else."""
+    try:
+        ids = _decode_confirmation(payload).confirmed
+    except msgspec.DecodeError as e:
+        raise ValueError(f"not a confirmation: {e}") from e
+    if len(ids) > MAX_IDS_PER_MESSAGE or any(len(i) > MAX_ID_CHARS for i in ids):
+        raise ValueError("confirmation too large")
+    return ids
+
+
+def message_id_of(payload: bytes) -> str | None:
+    """A window payload's message_id, read without validating the rest; None if absent."""
+    try:
+        mid = _decode_id(payload).message_id
+    except msgspec.DecodeError:
+        return None
+    return mid if 0 < len(mid) <= MAX_ID_CHARS else None

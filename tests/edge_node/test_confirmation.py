@@ -1,0 +1,169 @@
+"""End-to-end confirmation: a window leaves the edge's outbox only once the gateway confirms
+it committed it, so a broker crash after its PUBACK loses nothing (deploy/mosquitto's own
+config, the gateway as a real process, real SQLite files)."""
+
+from __future__ import annotations
+
+import signal
+import sqlite3
+import threading
+from datetime import timedelta
+from pathlib import Path
+from typing import Any
+
+from edge.config import EdgeConfig
+from edge.node import EdgeNode
+from gateway.storage import Storage
+from storesense.schema import AnalyticsConfig, WindowAggregate
+from storesense.topics import Topics
+from tests.edge_node.deploy_broker import DeployedMosquitto, make_auth, recent_day
+from tests.gateway.helpers import store, window
+from tests.gateway.mqtt_helpers import count, start_gateway, stop
+from tests.waiting import wait_until
+
+TOPICS = Topics()
+T0 = recent_day()  # the gateway runs on the real clock and refuses implausible times
+N = 300
+
+
+class _NoFrames:
+    """A camera that delivers nothing: the windows are put in the outbox by the test."""
+
+    state, since, last_error = "ok", 0.0, None
+    dropped_frames = frames_total = 0
+    fps, ended = 0.0, False
+
+    def read(self, timeout: float | None = None) -> None:
+        threading.Event().wait(timeout or 0.0)
+
+    def close(self) -> None:
+        pass
+
+
+class _NoAnalytics:
+    def process(self, image: Any, t: float) -> list[WindowAggregate]:
+        return []
+
+    def reconfigure(self, config: AnalyticsConfig) -> None:
+        pass
+
+    def flush(self, t: float) -> list[WindowAggregate]:
+        return []
+
+    def model_infos(self) -> list[Any]:
+        return []
+
+
+def _node(tmp_path: Path, broker: DeployedMosquitto, password: str) -> EdgeNode:
+    cfg = EdgeConfig.model_validate({
+        "store_id": "s1", "device_id": "edge1", "state_dir": str(tmp_path / "state"),
+        "status_interval_s": 1.0, "demographics": False,
+        "broker": {"host": broker.host, "port": broker.port, "username": "edge1@s1",
+                   "password": password, "keepalive_s": 5, "reconnect_min_s": 0.5,
+                   "reconnect_max_s": 1.0},
+        "outbox": {"replay_rate": 0, "confirm_timeout_s": 3},
+        "cameras": [{"camera_id": "door", "source": "unused.mp4"}],
+    })
+    return EdgeNode(cfg, lambda cam: _NoFrames(), lambda cam, analytics: _NoAnalytics())
+
+
+def _gateway(tmp_path: Path, broker: DeployedMosquitto, password: str) -> Path:
+    storage = Storage(tmp_path / "gateway.db")
+    storage.upsert_stores([store("s1")])
+    storage.close()
+    path = tmp_path / "gateway.toml"
+    path.write_text(f'db = "{tmp_path / "gateway.db"}"\n[mqtt]\nhost = "{broker.host}"\n'
+                    f'port = {broker.port}\nusername = "gateway"\npassword = "{password}"\n')
+    return path
+
+
+def _unsent(outbox: Path) -> int:
+    """Rows the broker has not acknowledged yet (all rows, for an outbox without the flag)."""
+    db = sqlite3.connect(outbox)
+    try:
+        cols = [r[1] for r in db.execute("PRAGMA table_info(outbox)")]
+        where = " WHERE sent = 0" if "sent" in cols else ""
+        return int(db.execute(f"SELECT count(*) FROM outbox{where}").fetchone()[0])
+    finally:
+        db.close()
+
+
+def _stored(tmp_path: Path) -> int:
+    return count(tmp_path / "gateway.db", "SELECT count(*) FROM windows")
+
+
+def test_windows_the_broker_acknowledged_and_lost_in_a_crash_are_sent_again(
+    tmp_path: Path,
+) -> None:
+    """The gateway is down; the edge publishes N windows and the broker acknowledges them
+    all; the broker is killed (-9) before its next save. Broker and gateway come back:
+    the edge sends again what was never confirmed, and the gateway stores all N."""
+    creds = make_auth(tmp_path, "store_id,device_id,cameras\ns1,edge1,door\n")
+    with DeployedMosquitto(tmp_path) as broker:
+        config = _gateway(tmp_path, broker, creds["gateway"])
+        log = tmp_path / "gateway.log"
+        gw = start_gateway(config, log)
+        wait_until(lambda: "subscribed" in log.read_text(), 60, "the gateway's session")
+        stop(gw)  # down: its persistent session queues on the broker
+        assert broker.proc is not None
+        broker.proc.send_signal(signal.SIGUSR1)  # a save: the session is on disk
+        node = _node(tmp_path, broker, creds["edge1@s1"])
+        for i in range(N):
+            w = window("s1", T0 + timedelta(minutes=i), "door")
+            node.outbox.put(TOPICS.aggregate("s1", "door"), w)
+        outbox = node.outbox.path
+        stop_node = threading.Event()
+        run = threading.Thread(target=node.run, args=(stop_node,))
+        run.start()
+        try:
+            wait_until(lambda: node.publisher.published >= N and _unsent(outbox) == 0, 60,
+                       "the broker to acknowledge every window")
+            broker.kill()
+            broker.start()
+            gw = start_gateway(config, log)
+            wait_until(lambda: _stored(tmp_path) >= N, 90, f"{N} windows stored")
+            wait_until(lambda: node.outbox.stats().depth == 0, 30, "confirmations")
+            assert _stored(tmp_path) == N
+            assert node.publisher.resent >= 1
+        finally:
+            stop_node.set()
+            run.join(20)
+            stop(gw)
+        assert not run.is_alive()
+
+
+def _recorder(box: list[bytes]) -> Any:
+    return lambda client, userdata, msg: box.append(msg.payload)
+
+
+def test_a_device_reads_only_its_own_cameras_confirmations(tmp_path: Path) -> None:
+    """make_auth.py's ACL: the gateway may write every ack topic, a device read only its own
+    cameras' (another store's device gets nothing)."""
+    import paho.mqtt.client as mqtt
+    from paho.mqtt.enums import CallbackAPIVersion
+
+    creds = make_auth(tmp_path, "store_id,device_id,cameras\ns1,edge1,door\ns2,edge1,\n")
+    got: dict[str, list[bytes]] = {"edge1@s1": [], "edge1@s2": []}
+    clients = []
+    with DeployedMosquitto(tmp_path) as broker:
+        for user in (*got, "gateway"):
+            c = mqtt.Client(CallbackAPIVersion.VERSION2, client_id=user, protocol=mqtt.MQTTv5)
+            c.username_pw_set(user, creds[user])
+            subscribed = threading.Event()
+            c.on_subscribe = lambda *a, ev=subscribed: ev.set()
+            c.on_message = _recorder(got.setdefault(user, []))
+            c.connect(broker.host, broker.port)
+            c.loop_start()
+            if user != "gateway":
+                c.subscribe(TOPICS.ack("s1", "door"), qos=1)
+                assert subscribed.wait(10)
+            clients.append(c)
+        try:
+            info = clients[-1].publish(TOPICS.ack("s1", "door"), b'{"confirmed":[]}', qos=1)
+            info.wait_for_publish(10)
+            wait_until(lambda: got["edge1@s1"] == [b'{"confirmed":[]}'], 10, "s1's device")
+            assert got["edge1@s2"] == []
+        finally:
+            for c in clients:
+                c.disconnect()
+                c.loop_stop()
