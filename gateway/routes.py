@@ -7,9 +7,10 @@ import sqlite3
 from datetime import date, datetime
 from typing import Annotated, Any, Literal
 
-from fastapi import APIRouter, Depends, File, Query, Request, Response, UploadFile
+from fastapi import APIRouter, Depends, Query, Request, Response
 from pydantic import AfterValidator, TypeAdapter, ValidationError
 from starlette.concurrency import run_in_threadpool
+from starlette.datastructures import UploadFile
 
 from gateway import overview as ov
 from gateway import pos, queries
@@ -166,14 +167,31 @@ def _put_store(storage: Storage, store_id: str, body: dict[str, Any]) -> dict[st
     return storage.list_stores([store_id])[0]
 
 
-@router.post("/stores/import")
-async def import_stores(_: HQ, storage: StorageDep,
-                        file: Annotated[UploadFile, File()]) -> dict[str, int]:
+# The uploads read their form in the route, after the token is checked (an UploadFile
+# parameter would have FastAPI read the whole form first); this documents the form instead.
+FILE_FORM: dict[str, Any] = {"requestBody": {"required": True, "content": {
+    "multipart/form-data": {"schema": {"type": "object", "required": ["file"], "properties": {
+        "file": {"type": "string", "format": "binary"}}}}}}}
+
+
+async def _uploaded_file(request: Request) -> tuple[str, bytes]:
+    """(file name, content) of the multipart field ``file``."""
+    form = await request.form(max_files=1, max_fields=16)  # a bad form: 400 from Starlette
+    file = form.get("file")
+    if not isinstance(file, UploadFile):
+        raise ApiError(422, "invalid_request",
+                       "expected a multipart/form-data body with a file field 'file'")
     content = await file.read(MAX_UPLOAD + 1)
     if len(content) > MAX_UPLOAD:
         raise ApiError(413, "too_large", f"file larger than {MAX_UPLOAD} bytes")
+    return file.filename or "upload", content
+
+
+@router.post("/stores/import", openapi_extra=FILE_FORM)
+async def import_stores(request: Request, _: HQ, storage: StorageDep) -> dict[str, int]:
+    name, content = await _uploaded_file(request)
     try:
-        records = parse_file(file.filename or "upload", content)
+        records = parse_file(name, content)
     except ConfigError as e:
         raise ApiError(422, "invalid_request", str(e)) from e
     return {"imported": storage.upsert_stores(records)}
@@ -308,12 +326,9 @@ def _store_pos(storage: Storage, records: list[pos.PosRecord]) -> dict[str, int]
     return {"stored": pos.upsert(storage, records)}
 
 
-@router.post("/pos/upload")
-async def upload_pos(_: HQ, storage: StorageDep,
-                     file: Annotated[UploadFile, File()]) -> dict[str, Any]:
-    content = await file.read(MAX_UPLOAD + 1)
-    if len(content) > MAX_UPLOAD:
-        raise ApiError(413, "too_large", f"file larger than {MAX_UPLOAD} bytes")
+@router.post("/pos/upload", openapi_extra=FILE_FORM)
+async def upload_pos(request: Request, _: HQ, storage: StorageDep) -> dict[str, Any]:
+    _name, content = await _uploaded_file(request)
     try:
         text = content.decode("utf-8-sig")
     except UnicodeDecodeError as e:

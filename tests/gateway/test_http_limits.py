@@ -143,12 +143,20 @@ def test_every_response_carries_the_security_headers(server) -> None:
         assert [r.status_code for r in answers] == [200, 200, 200, 200, 401, 404, 200]
 
 
-def test_a_body_with_a_bad_token_is_401_and_its_rest_not_waited_for(server) -> None:
+@pytest.mark.parametrize(("method", "path", "kind", "start"), [
+    ("PUT", "/api/v1/stores/a1", "application/json", b'{"name": '),
+    ("POST", "/api/v1/pos", "application/json", b'[{"store_id": '),
+    ("POST", "/api/v1/stores/import", "multipart/form-data; boundary=b",
+     b'--b\r\nContent-Disposition: form-data; name="file"; filename="s.csv"\r\n\r\nstore_id'),
+])
+def test_a_body_with_a_bad_token_is_401_and_its_rest_not_waited_for(
+        server, method: str, path: str, kind: str, start: bytes) -> None:
+    """The token is checked before the body (JSON or a multipart form) is read."""
     host, port, _ = server
-    headers = {"Authorization": "Bearer not-a-token", "Content-Type": "application/json",
+    headers = {"Authorization": "Bearer not-a-token", "Content-Type": kind,
                "Content-Length": "5000"}
     with socket.create_connection((host, port)) as sock:
-        sock.sendall(_head("PUT", "/api/v1/stores/a1", headers) + b'{"name": ')
+        sock.sendall(_head(method, path, headers) + start)
         answer = _answer(sock, 5.0)
     assert _status(answer) == 401 and b"unknown or revoked token" in answer
     assert b"connection: close" in answer.lower()
