@@ -15,6 +15,9 @@ import numpy as np
 import pytest
 from pydantic import ValidationError
 
+from edge.counting import CrossingEvent
+from edge.windows import WindowAccumulator
+from edge.zones import Visit
 from gateway import migrations
 from gateway.bench import payload, store_ids
 from gateway.deadletters import DeadLetterSettings
@@ -131,9 +134,28 @@ def test_the_busiest_windows_we_make_are_far_inside_the_bounds() -> None:
                for s in DEMO_STORES for c in s.cameras for h in range(24) for span in (60, 3600)]
     assert max(x.in_count for w in windows for x in w.lines) > 0  # busy enough to mean it
     windows += [WindowAggregate.from_json(payload(i, store_ids(10))[1]) for i in range(70)]
-    windows += [window("s1", day, zone_visits=9, ages={"<25": 3})]
+    windows += [window("s1", day, zone_visits=9, ages={"<25": 3}), _busy_edge_window()]
     for w in windows:
         assert tight.window(w, w.window_end) is None, w.message_id
+
+
+def _busy_edge_window() -> WindowAggregate:
+    """A crowded minute through the edge's own accumulator (edge/windows.py): 30 frames a
+    second, 40 people in view, someone crossing the door every half second, 20 visits of
+    30 s to the display ending, one face each."""
+    acc = WindowAccumulator("s1", "door", 60, stop_threshold_s=5.0)
+    t0 = 1_764_000_000.0  # a multiple of 60
+    for i in range(60 * 30):
+        t = t0 + i / 30
+        acc.add_frame(t, occupancy=40, zone_occupancy={"display": 12})
+        crossing = [CrossingEvent("door", i, "in" if i % 2 else "out", t)] if i % 15 == 0 else []
+        acc.add_crossings(t, crossing, ["door"])
+    ended = [Visit("display", k, t0 + k, t0 + k + 30.0) for k in range(20)]
+    acc.add_visits(t0 + 55, [], ended)
+    acc.add_demographics(t0 + 55, [("25-34", "female")] * 20)
+    [w] = acc.roll(t0 + 61)
+    assert sum(x.in_count + x.out_count for x in w.lines) == 120
+    return w
 
 
 @pytest.mark.parametrize(("field", "value"), [
