@@ -74,8 +74,9 @@ class ApiSettings(Section):
     max_upload_bytes: int = Field(
         10 * 1024 * 1024, ge=1024, le=256 * 1024 * 1024,
         description="largest file upload: floor plan, store or POS import (413 beyond)")
-    body_timeout_s: float = Field(30.0, gt=0.0, le=3600.0,
-                                  description="a body not received by then is answered 408")
+    body_timeout_s: float = Field(
+        30.0, gt=0.0, le=3600.0, description="a request's headers, then its body, must each "
+        "arrive within this: a late body is answered 408, late headers close the connection")
     max_header_bytes: int = Field(16 * 1024, ge=4096, le=1024 * 1024,
                                   description="request line and headers, at most")
     timeout_keep_alive_s: int = Field(5, ge=1, le=600,

@@ -18,8 +18,11 @@ import json
 import re
 from typing import Any
 
+import h11
 from starlette.exceptions import HTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
+from uvicorn.config import Config
+from uvicorn.protocols.http.h11_impl import H11Protocol
 
 from gateway.config import ApiSettings
 
@@ -52,10 +55,59 @@ BEARER = re.compile(rb"^bearer +[\x21-\x7e]{1,512}$", re.IGNORECASE)
 
 def uvicorn_limits(api: ApiSettings) -> dict[str, Any]:
     """uvicorn's own bounds: idle keep-alive connections, connections at once (503 beyond),
-    and the most bytes of request line plus headers it buffers."""
+    the most bytes of request line plus headers it buffers, and (its h11 protocol with a
+    deadline) how long those headers may take."""
+
+    class Protocol(HeaderDeadline):
+        header_timeout_s = api.body_timeout_s
+
     return {"timeout_keep_alive": api.timeout_keep_alive_s,
             "limit_concurrency": api.limit_concurrency,
-            "h11_max_incomplete_event_size": api.max_header_bytes}
+            "h11_max_incomplete_event_size": api.max_header_bytes, "http": Protocol}
+
+
+class HeaderDeadline(H11Protocol):
+    """uvicorn's h11 protocol, but a connection whose request headers have not all arrived
+    within ``header_timeout_s`` is closed. uvicorn itself waits for them forever (a client
+    that sends half a request line, or nothing, holds its connection, and with
+    limit_concurrency of them every other client gets 503s). The deadline is fixed when a
+    request is awaited, so trickling a byte at a time does not extend it."""
+
+    header_timeout_s = 30.0
+
+    def __init__(self, config: Config, *args: Any, **kwargs: Any) -> None:
+        super().__init__(config, *args, **kwargs)
+        self._header_timer: asyncio.TimerHandle | None = None
+
+    def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
+        super().connection_made(transport)
+        self._await_headers(self.header_timeout_s)
+
+    def on_response_complete(self) -> None:
+        super().on_response_complete()
+        # the next request's headers: after uvicorn's keep-alive wait, the same deadline
+        self._await_headers(self.timeout_keep_alive + self.header_timeout_s)
+
+    def data_received(self, data: bytes) -> None:
+        super().data_received(data)
+        if self.conn.their_state is not h11.IDLE and self._header_timer is not None:
+            self._header_timer.cancel()  # the headers are in: the body has its own deadline
+            self._header_timer = None
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        if self._header_timer is not None:
+            self._header_timer.cancel()
+        super().connection_lost(exc)
+
+    def _await_headers(self, within_s: float) -> None:
+        if self._header_timer is not None:
+            self._header_timer.cancel()
+        self._header_timer = self.loop.call_later(within_s, self._headers_late)
+
+    def _headers_late(self) -> None:
+        self._header_timer = None
+        if self.conn.their_state is h11.IDLE and not self.transport.is_closing():
+            self.transport.close()
 
 
 def _header(scope: Scope, name: bytes) -> bytes | None:

@@ -160,3 +160,28 @@ def test_a_body_with_a_bad_token_is_401_and_its_rest_not_waited_for(
         answer = _answer(sock, 5.0)
     assert _status(answer) == 401 and b"unknown or revoked token" in answer
     assert b"connection: close" in answer.lower()
+
+
+@pytest.mark.parametrize("first", [b"", b"GET /api/v1/health HTTP/1.1\r\nHost: gw\r\n"])
+def test_a_connection_whose_headers_stall_is_closed(server, first: bytes) -> None:
+    """uvicorn alone keeps a connection with no (or half a) request open for ever."""
+    host, port, _ = server
+    with socket.create_connection((host, port)) as sock:
+        t0 = time.monotonic()
+        sock.sendall(first)
+        time.sleep(TIMEOUT_S / 2)
+        sock.sendall(b"X-Slow: 1\r\n" if first else b"G")  # trickling does not extend it
+        answer = _answer(sock, TIMEOUT_S + 5.0)
+        took = time.monotonic() - t0
+    assert answer == b"" and TIMEOUT_S <= took < TIMEOUT_S + 3.0, (answer, took)
+
+
+def test_keep_alive_connections_still_serve_request_after_request(server) -> None:
+    host, port, _ = server
+    with socket.create_connection((host, port)) as sock:
+        for _ in range(3):
+            sock.sendall(_head("GET", "/api/v1/health", {}))
+            sock.settimeout(5)
+            got = sock.recv(65536)
+            assert _status(got) == 200 and b'"status":"ok"' in got
+            time.sleep(TIMEOUT_S * 1.5)  # idle between requests: keep-alive, not headers
