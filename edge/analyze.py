@@ -54,7 +54,7 @@ def file_pipeline(store_id: str, camera_id: str, config: AnalyticsConfig,
     --detect-every or the video's frame rate, --line-focus, and no demographics."""
     k = args.detect_every or detect_every_for(info.fps)  # the file says its rate up front
     config = config.model_copy(update={"detect_every": k, "demographics": False})
-    tracker = make_tracker(config, args.models_dir, args.threads)
+    tracker = make_tracker(config, args.models_dir, getattr(args, "threads", 1))  # bench: 1
     return CameraPipeline(store_id, camera_id, config, detectors[0], tracker=tracker,
                           crowd_detector=detectors[1], frame_size=(info.width, info.height),
                           line_focus=args.line_focus)

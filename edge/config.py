@@ -94,7 +94,12 @@ class OutboxConfig(_Section):
 
 
 class DetectorConfig(_Section):
-    model: str = Field("yolox_nano", min_length=1, max_length=64)
+    model: str = Field(
+        "auto", min_length=1, max_length=64,
+        description="auto: each camera runs yolox_nano, or bytetrack_nano_mot17 where people "
+        "are dense or small (chosen from what it sees); a model name pins it (yolox_nano keeps "
+        "to the detector trained on open data: bytetrack's training data are non-commercial)",
+    )
     threads: int = Field(1, ge=1, le=64, description="onnxruntime intra-op threads")
 
 

@@ -1,4 +1,10 @@
-"""Frame sources: a video file, an RTSP/HTTP URL or a USB camera, through OpenCV.
+"""Frame sources: a video file, an RTSP/HTTP URL or a USB camera.
+
+One frame path for the node and for ``analyze``/``eval``/``bench``: files and URLs are read
+with PyAV (FFmpeg) by ``_av_frames``, which decodes a non-reference frame only if the pipeline
+may detect on it and converts a frame to BGR only if the pipeline wants its image; USB cameras,
+and everything where PyAV is not installed, go through OpenCV. ``FrameSource.attach`` takes
+the pipeline's two questions (``detects_next``, ``needs_frame``).
 
 A source never ends its loop silently and never raises out of ``read()``: a dropped stream,
 an unplugged camera or a file that disappears puts it in state "reconnecting", and it retries
@@ -19,7 +25,7 @@ import heapq
 import logging
 import os
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Generator, Iterator
 from dataclasses import dataclass
 from types import ModuleType
 from typing import Any
@@ -47,9 +53,10 @@ _READ_TIMEOUT_MS = 5000
 
 @dataclass(frozen=True)
 class Frame:
-    image: npt.NDArray[np.uint8]  # BGR
+    image: npt.NDArray[np.uint8] | None  # BGR; None when the reader was told it is not wanted
     t: float
     index: int
+    decoded: bool = True  # False: a non-reference frame the decoder was told to skip
 
 
 def parse_spec(spec: str | int) -> tuple[str, str | int]:
@@ -88,7 +95,9 @@ class FrameSource:
         self.frames_total = 0
         self.fps = 0.0
         self.ended = False
-        self._cap: cv2.VideoCapture | None = None
+        self._cap: cv2.VideoCapture | _AvReader | None = None
+        self._wants_image: Callable[[], bool] = _always
+        self._wants_ahead: Callable[[int], bool] | None = None
         self._backoff = BACKOFF_MIN_S
         self._next_attempt = 0.0
         self._pos = 0  # frames read from the current open file
@@ -119,6 +128,13 @@ class FrameSource:
         self.ended = True
         self._set_state("stopped")
 
+    def attach(
+        self, wants_image: Callable[[], bool], wants_ahead: Callable[[int], bool] | None = None
+    ) -> None:
+        """The pipeline's questions: whether the next frame's image is wanted, and whether the
+        frame n after the next may be (see ``file_frames``). Unattached, every frame is read."""
+        self._wants_image, self._wants_ahead = wants_image, wants_ahead
+
     # ------------------------------------------------------------------ reading
 
     def read(self, timeout: float | None = None) -> Frame | None:
@@ -146,19 +162,37 @@ class FrameSource:
     def _try_open(self, deadline: float | None) -> bool:
         if not self._wait(self._next_attempt, deadline):
             return False
+        if self.kind != "usb" and _av is not None:
+            return self._open_av()
         cap = self._open_capture()
         if cap is None or not cap.isOpened():
             self._fail(f"cannot open {self.target}")
             return False
+        self._opened(cap, float(cap.get(cv2.CAP_PROP_FPS) or 0.0),
+                     float(cap.get(cv2.CAP_PROP_FRAME_COUNT) or 0.0))
+        return True
+
+    def _open_av(self) -> bool:
+        if self.kind == "file" and not os.path.isfile(str(self.target)):
+            self._fail(f"cannot open {self.target}: no such file")
+            return False
+        try:
+            reader = _AvReader(str(self.target), self.kind == "url", self)
+        except (SourceError, OSError) as e:
+            self._fail(f"cannot open {self.target}: {e}")
+            return False
+        self._opened(reader, reader.info.fps, float(reader.info.frames))
+        return True
+
+    def _opened(self, cap: cv2.VideoCapture | _AvReader, fps: float, frames: float) -> None:
         self._cap = cap
-        fps = float(cap.get(cv2.CAP_PROP_FPS) or 0.0)
         self.fps = fps if 0 < fps < 1000 else (self.fps or 0.0)
         self._pos = 0
         self._pace_start, self._paced = self.clock(), 0
         if self.kind == "file" and self.origin is None:
-            self.origin = _recording_start(str(self.target), cap, self.fps)
+            duration = frames / self.fps if self.fps > 0 and frames > 0 else 0.0
+            self.origin = os.path.getmtime(str(self.target)) - duration
         self._set_state("ok")
-        return True
 
     def _open_capture(self) -> cv2.VideoCapture | None:
         if self.kind == "file" and not os.path.isfile(str(self.target)):
@@ -185,14 +219,22 @@ class FrameSource:
         assert self._cap is not None
         if self.realtime:
             self._skip_to_schedule()
-        ok, image = self._cap.read()
-        if not ok or image is None:
-            self._on_read_failure()
-            return None
+        if isinstance(self._cap, _AvReader):
+            got = self._cap.read()
+            if got is None:
+                self._on_read_failure()
+                return None
+            image, decoded = got
+        else:
+            ok, raw = self._cap.read()
+            if not ok or raw is None:
+                self._on_read_failure()
+                return None
+            image, decoded = np.asarray(raw, np.uint8), True
         self._backoff = BACKOFF_MIN_S
         self._pos += 1
         self.frames_total += 1
-        return Frame(np.asarray(image, np.uint8), self._timestamp(), self.frames_total)
+        return Frame(image, self._timestamp(), self.frames_total, decoded)
 
     def _timestamp(self) -> float:
         if self.kind != "file" or self.realtime:
@@ -205,7 +247,7 @@ class FrameSource:
         period = 1.0 / (self.fps or 25.0)
         due = self._pace_start + self._paced * period
         now = self.clock()
-        while now - due > period and self._cap.grab():
+        while now - due > period and self._cap.grab():  # late: read on, convert nothing
             self.dropped_frames += 1
             self._pos += 1
             self._paced += 1
@@ -229,12 +271,6 @@ class FrameSource:
         if not self.loop:
             self.ended = True
             self._set_state("stopped")
-
-
-def _recording_start(path: str, cap: cv2.VideoCapture, fps: float) -> float:
-    frames = float(cap.get(cv2.CAP_PROP_FRAME_COUNT) or 0.0)
-    duration = frames / fps if fps > 0 and frames > 0 else 0.0
-    return os.path.getmtime(path) - duration
 
 
 def open_source(
@@ -295,9 +331,32 @@ def file_frames(
     """
     if not os.path.isfile(path):
         raise SourceError(f"video file {path} not found")
+    if _av is not None and scale_to is None and threads == 1:
+        return _node_frames(path, wants_image, wants_ahead)
     if _av is not None:
         return _av_file_frames(path, wants_image, threads, wants_ahead, scale_to)
     return _cv_file_frames(path, wants_image, threads, scale_to)
+
+
+def _node_frames(
+    path: str, wants_image: Callable[[], bool], wants_ahead: Callable[[int], bool] | None
+) -> tuple[FileInfo, OfflineFrames]:
+    """A file read by the edge node's own FrameSource, so what analyze, eval and bench measure
+    is what a store's node runs; media time from the file's start."""
+    src = FrameSource(path)
+    src.attach(wants_image, wants_ahead)
+    if not src._try_open(None) or not isinstance(src._cap, _AvReader):
+        raise SourceError(f"cannot open video {path}: {src.last_error}")
+    info, origin = src._cap.info, src.origin or 0.0
+
+    def gen() -> OfflineFrames:
+        try:
+            while (frame := src.read()) is not None:
+                yield frame.index, frame.t - origin, frame.image
+        finally:
+            src.close()
+
+    return info, gen()
 
 
 def _cv_file_frames(
@@ -334,6 +393,23 @@ def _cv_file_frames(
     return info, gen()
 
 
+def _av_open(target: str, live: bool) -> tuple[Any, Any, FileInfo]:
+    """(container, video stream, info) of a file or URL opened with PyAV."""
+    assert _av is not None
+    options = {"rtsp_transport": "tcp"} if live and target.lower().startswith("rtsp") else {}
+    try:
+        container = _av.open(target, options=options,
+                             timeout=(_OPEN_TIMEOUT_MS / 1000, _READ_TIMEOUT_MS / 1000))
+        stream = container.streams.video[0]
+    except (_av.FFmpegError, IndexError) as e:
+        raise SourceError(f"cannot open video {target}: {e}") from e
+    rate = stream.average_rate or stream.guessed_rate
+    fps = float(rate) if rate else 25.0
+    info = FileInfo(fps, int(stream.frames or 0), int(stream.codec_context.width),
+                    int(stream.codec_context.height))
+    return container, stream, info
+
+
 def _av_file_frames(
     path: str,
     wants_image: Callable[[], bool],
@@ -341,70 +417,120 @@ def _av_file_frames(
     wants_ahead: Callable[[int], bool] | None,
     scale_to: Scale | None,
 ) -> tuple[FileInfo, OfflineFrames]:
-    assert _av is not None
-    try:
-        container = _av.open(path)
-        stream = container.streams.video[0]
-    except (_av.FFmpegError, IndexError) as e:
-        raise SourceError(f"cannot open video {path}: {e}") from e
-    ctx = stream.codec_context
-    ctx.thread_count = threads
-    # Frame threads would decode packets ahead of the skip decision; slices do not.
-    ctx.thread_type = "SLICE" if threads > 1 else "NONE"
-    rate = stream.average_rate or stream.guessed_rate
-    fps = float(rate) if rate else 25.0
-    info = FileInfo(fps, int(stream.frames or 0), int(ctx.width), int(ctx.height))
+    container, stream, info = _av_open(path, live=False)
     size = scale_to(info.width, info.height) if scale_to else None
     if size is not None and size != (info.width, info.height):
         size = (size[0] + size[0] % 2, size[1] + size[1] % 2)  # I420 wants even sides
     else:
         size = None
+    return info, _av_frames(container, stream, info, wants_image, wants_ahead, size, threads)
+
+
+def _av_frames(
+    container: Any,
+    stream: Any,
+    info: FileInfo,
+    wants_image: Callable[[], bool],
+    wants_ahead: Callable[[int], bool] | None,
+    size: tuple[int, int] | None,
+    threads: int = 1,
+) -> Generator[OfflineFrame, None, None]:
+    """Every frame in display order: (index, media time, BGR image or None); see
+    ``file_frames`` for what is decoded and converted. Closes the container when done."""
+    assert _av is not None
+    ctx = stream.codec_context
+    ctx.thread_count = threads
+    # Frame threads would decode packets ahead of the skip decision; slices do not.
+    ctx.thread_type = "SLICE" if threads > 1 else "NONE"
+    fps = info.fps
     tb = float(stream.time_base) if stream.time_base else 1.0 / fps
     ticks_per_frame = 1.0 / (fps * tb)
+    start: int | None = stream.start_time
+    pending: list[int] = []  # pts of packets sent to the decoder, not yet handed out
+    index = 0
 
-    def gen() -> OfflineFrames:
-        start: int | None = stream.start_time
-        pending: list[int] = []  # pts of packets sent to the decoder, not yet handed out
-        index = 0
+    def out(pts: int | None, frame: Any) -> OfflineFrame:
+        nonlocal index
+        index += 1
+        t = (index - 1) / fps if pts is None or start is None else (pts - start) * tb
+        image = None
+        if frame is None:
+            info.not_decoded += 1
+        elif wants_image():
+            image = _to_bgr(frame, size)
+        return index, t, image
 
-        def out(pts: int | None, frame: Any) -> OfflineFrame:
-            nonlocal index
-            index += 1
-            t = (index - 1) / fps if pts is None or start is None else (pts - start) * tb
-            image = None
-            if frame is None:
-                info.not_decoded += 1
-            elif wants_image():
-                image = _to_bgr(frame, size)
-            return index, t, image
+    try:
+        for packet in container.demux(stream):
+            if packet.pts is not None and packet.size:
+                if start is None:
+                    start = packet.pts
+                heapq.heappush(pending, packet.pts)
+                if wants_ahead is not None:
+                    ahead = round((packet.pts - start) / ticks_per_frame) - index
+                    ctx.skip_frame = "DEFAULT" if wants_ahead(ahead) else "NONREF"
+            try:
+                frames = ctx.decode(packet)
+            except _av.FFmpegError as e:  # a corrupt packet: its frame counts as skipped
+                log.warning("%s: decode error: %s", container.name, e)
+                continue
+            for frame in frames:
+                pts = frame.pts
+                while pending and pts is not None and pending[0] < pts:
+                    yield out(heapq.heappop(pending), None)
+                if pending and pending[0] == pts:
+                    heapq.heappop(pending)
+                yield out(pts, frame)
+        while pending:
+            yield out(heapq.heappop(pending), None)
+    finally:
+        container.close()
 
+
+class _AvReader:
+    """A FrameSource's open file or stream through PyAV: frames in order, each decoded and
+    converted only as the attached pipeline wants (FrameSource.attach)."""
+
+    def __init__(self, target: str, live: bool, source: FrameSource) -> None:
+        self._container, stream, self.info = _av_open(target, live)
+        self._source = source
+        self._frames = _av_frames(
+            self._container, stream, self.info, self._wants_image, self._wants_ahead, None
+        )
+        self._want_next = True
+
+    def _wants_image(self) -> bool:
+        return self._want_next and self._source._wants_image()
+
+    def _wants_ahead(self, n: int) -> bool:
+        ahead = self._source._wants_ahead
+        return True if ahead is None else ahead(n)
+
+    def read(self) -> tuple[npt.NDArray[np.uint8] | None, bool] | None:
+        """(image or None, decoded) of the next frame; None at the end or on a stream error."""
+        self._want_next = True
+        return self._next()
+
+    def grab(self) -> bool:
+        """Read past a frame without converting it (real-time replay that is late)."""
+        self._want_next = False
+        return self._next() is not None
+
+    def _next(self) -> tuple[npt.NDArray[np.uint8] | None, bool] | None:
+        assert _av is not None
+        skipped = self.info.not_decoded
         try:
-            for packet in container.demux(stream):
-                if packet.pts is not None and packet.size:
-                    if start is None:
-                        start = packet.pts
-                    heapq.heappush(pending, packet.pts)
-                    if wants_ahead is not None:
-                        ahead = round((packet.pts - start) / ticks_per_frame) - index
-                        ctx.skip_frame = "DEFAULT" if wants_ahead(ahead) else "NONREF"
-                try:
-                    frames = ctx.decode(packet)
-                except _av.FFmpegError as e:  # a corrupt packet: its frame counts as skipped
-                    log.warning("%s: decode error: %s", path, e)
-                    continue
-                for frame in frames:
-                    pts = frame.pts
-                    while pending and pts is not None and pending[0] < pts:
-                        yield out(heapq.heappop(pending), None)
-                    if pending and pending[0] == pts:
-                        heapq.heappop(pending)
-                    yield out(pts, frame)
-            while pending:
-                yield out(heapq.heappop(pending), None)
-        finally:
-            container.close()
+            _, _, image = next(self._frames)
+        except (StopIteration, _av.FFmpegError, OSError):
+            return None
+        return image, self.info.not_decoded == skipped
 
-    return info, gen()
+    def release(self) -> None:
+        self._frames.close()  # runs the generator's finally: closes the container
+
+
+def _always() -> bool:
+    return True
 
 
 def _plane(frame: Any, i: int, w: int, h: int) -> npt.NDArray[np.uint8]:
