@@ -305,12 +305,11 @@ def figures(row: dict[str, Any]) -> dict[str, Any]:
     ids = row.get("ids")
     out["ids_per_person"] = round(ids["pairs"] / ids["persons"], 3) if ids and ids["persons"] \
         else None
-    d = row.get("dwell")
-    if d and d["true_n"] and d["tracked_n"]:
-        true_mean, tracked_mean = d["true_s"] / d["true_n"], d["tracked_s"] / d["tracked_n"]
-        out["dwell_error"] = round((tracked_mean - true_mean) / true_mean, 3)
-    else:
-        out["dwell_error"] = None
+    err = dwell_error(row.get("dwell"))
+    out["dwell_error"] = None if err is None else round(err, 3)
+    if "dwell_rows" in row:  # pooled: one sequence's long stays must not offset another's short
+        errs = [e for d in row["dwell_rows"] if (e := dwell_error(d)) is not None]
+        out["dwell_abs_error"] = round(sum(abs(e) for e in errs) / len(errs), 3) if errs else None
     o = row.get("occupancy")
     if o and o["frames"]:
         mae = o["abs_error"] / o["frames"]
@@ -321,14 +320,25 @@ def figures(row: dict[str, Any]) -> dict[str, Any]:
     return out
 
 
+def dwell_error(d: dict[str, float] | None) -> float | None:
+    """(tracked - true) / true mean time in view, of a dwell tally (not rounded)."""
+    if not d or not d["true_n"] or not d["tracked_n"]:
+        return None
+    true_mean, tracked_mean = d["true_s"] / d["true_n"], d["tracked_s"] / d["tracked_n"]
+    return (tracked_mean - true_mean) / true_mean
+
+
 def pool_rows(rows: list[dict[str, Any]], name: str) -> dict[str, Any]:
-    """All rows as one: per-line tallies side by side, ids, dwell and occupancy summed."""
+    """All rows as one: per-line tallies side by side, id pairs and occupancy errors summed.
+    Dwell is not summed (rows' errors of opposite sign would cancel): the pooled row keeps
+    each row's tally and reports the mean of their absolute errors."""
     pooled_row: dict[str, Any] = {
         "sequence": name, "variant": "-", "mode": rows[0]["mode"],
         "frames": sum(r["frames"] for r in rows), "seconds": sum(r["seconds"] for r in rows),
         "per_line": [p for r in rows for p in r["per_line"]],
+        "dwell_rows": [r.get("dwell") for r in rows],
     }
-    for key in ("ids", "dwell", "occupancy"):
+    for key in ("ids", "occupancy"):
         parts = [r.get(key) for r in rows]
         pooled_row[key] = pooled(parts) if parts and all(parts) else None  # type: ignore[arg-type]
     return pooled_row
@@ -346,12 +356,23 @@ COLUMNS: list[tuple[str, Callable[[dict[str, Any], dict[str, Any]], Any]]] = [
     ("acc b", lambda r, f: f"{f['banded']['count_accuracy']:.3f}"),
     ("F1 b", lambda r, f: f"{f['banded']['f1']:.3f}"),
     ("exact b", lambda r, f: f"{f['exact_lines']}/{f['lines']}"),
-    ("ids/person", lambda r, f: f["ids_per_person"]),
-    ("dwell err", lambda r, f: None if f["dwell_error"] is None else f"{f['dwell_error']:+.3f}"),
-    ("occ MAE", lambda r, f: f["occupancy_mae"]),
-    ("occ rel", lambda r, f: f["occupancy_rel"]),
+    ("ids/person", lambda r, f: num(f["ids_per_person"])),
+    ("dwell err", lambda r, f: dwell_cell(f)),
+    ("occ MAE", lambda r, f: num(f["occupancy_mae"])),
+    ("occ rel", lambda r, f: num(f["occupancy_rel"])),
     ("s", lambda r, f: f"{r['seconds']:.1f}"),
 ]
+
+
+def num(v: float | None) -> str | None:
+    return None if v is None else f"{v:.3f}"
+
+
+def dwell_cell(f: dict[str, Any]) -> str | None:
+    """A row's signed error; the pooled row's mean absolute error, as |0.140|."""
+    if "dwell_abs_error" in f:
+        return None if f["dwell_abs_error"] is None else f"|{f['dwell_abs_error']:.3f}|"
+    return None if f["dwell_error"] is None else f"{f['dwell_error']:+.3f}"
 
 
 def variant_name(n: int | str) -> str:

@@ -186,7 +186,8 @@ def test_the_all_row_pools_tallies_not_ratios():
     f = suite.figures(suite.pool_rows([a, b], "all"))
     assert f["strict"]["true"] == 4 and f["strict"]["count_accuracy"] == 0.25  # 1 - 3 / 4
     assert f["ids_per_person"] == 2.0  # 8 pairs / 4 persons (not the mean of 1 and 3: also 2)
-    assert f["dwell_error"] == round((20 / 3 - 20) / 20, 3)  # pooled means: 20/3 s vs 20 s
+    # a: 0; b: (5 - 30) / 30. Not the pooled means' (20/3 - 20) / 20: errors must not cancel
+    assert f["dwell_abs_error"] == round((0 + 25 / 30) / 2, 3)
     assert f["occupancy_mae"] == 0.75 and f["occupancy_rel"] == 0.5  # 30/40; mean 60/40
     assert f["exact_lines"] == 1 and f["lines"] == 2
     text = suite.table([a, b])
