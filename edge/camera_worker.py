@@ -12,6 +12,7 @@ import time
 from collections.abc import Callable
 from typing import Any, Protocol
 
+from edge.clock import ClockWatch
 from edge.status import camera_status
 from storesense.schema import (
     AnalyticsConfig,
@@ -59,6 +60,7 @@ class Pipeline(Protocol):
 
 Sink = Callable[[WindowAggregate], None]
 UNSAVED_MAX = 1000  # windows a camera holds in memory while the outbox cannot be written
+CLOCK_NOTE_S = 600.0  # a clock step stays in the camera's last_error this long
 
 
 class CameraWorker:
@@ -67,7 +69,7 @@ class CameraWorker:
     def __init__(
         self, camera_id: str, open_source: Callable[[], Source], pipeline: Pipeline,
         sink: Sink, *, live: bool, clock: Callable[[], float] = time.time,
-        config_version: str | None = None,
+        config_version: str | None = None, clock_watch: ClockWatch | None = None,
     ) -> None:
         self.camera_id = camera_id
         self._open_source = open_source
@@ -75,6 +77,11 @@ class CameraWorker:
         self._sink = sink
         self._live = live  # frame times are wall clock, so lag behind the source is meaningful
         self._clock = clock
+        # Live frames carry wall-clock times: a step of that clock closes the open window
+        # (edge.clock); edge.windows keeps the windows after it from reusing a start.
+        self._watch = clock_watch if live else None
+        self._epoch = self._watch.epoch if self._watch is not None else 0
+        self.clock_note: tuple[float, str] | None = None  # (monotonic time, text)
         self.source: Source | None = None
         self.open_error: str | None = None
         self.open_failed_since: float | None = None
@@ -129,7 +136,7 @@ class CameraWorker:
             since=self.open_failed_since if failed_open else None,
             fps=self.processed_fps(), lag_s=self.lag_s,
             last_error=self.open_error if failed_open else (
-                self.sink_error or publish_error or self.process_error),
+                self.sink_error or publish_error or self.process_error or self._clock_note()),
             config_error=self.config_error, config_version=self.config_version,
         )
 
@@ -172,12 +179,33 @@ class CameraWorker:
         frame = self.source.read(timeout=0.5)
         if frame is None:
             return not self.source.ended
+        self._follow_clock()
         self._emit(self.pipeline.process(frame.image, frame.t))
         self._last_t = frame.t
         self.frames += 1
         if self._live:
             self.lag_s = max(0.0, self._clock() - frame.t)
         return True
+
+    def _follow_clock(self) -> None:
+        """After a wall-clock step: close the open window where the old clock stood (its
+        last frame), at once rather than when the new clock reaches its end."""
+        if self._watch is None or (epoch := self._watch.check()) == self._epoch:
+            return
+        step = self._watch.last_step
+        if self._last_t is not None:
+            self._emit(self.pipeline.flush(self._last_t))
+        self._epoch = epoch
+        if step is not None:
+            text = (f"wall clock stepped {step.jump_s:+.1f} s at "
+                    f"{time.strftime('%Y-%m-%dT%H:%M:%SZ', time.gmtime(step.after))}: "
+                    f"window closed (step {epoch} seen by this device)")
+            self.clock_note = (time.monotonic(), text)
+            log.warning("camera %s: %s", self.camera_id, text)
+
+    def _clock_note(self) -> str | None:
+        note = self.clock_note
+        return note[1] if note and time.monotonic() - note[0] < CLOCK_NOTE_S else None
 
     def _flush_time(self) -> float:
         if self._live or self._last_t is None:

@@ -21,6 +21,7 @@ from pathlib import Path
 from types import FrameType
 
 from edge.camera_worker import CameraWorker, Pipeline, Source
+from edge.clock import ClockWatch
 from edge.config import CameraConfig, EdgeConfig, load_edge_config
 from edge.mqtt_client import Will
 from edge.outbox import Outbox
@@ -36,6 +37,7 @@ log = logging.getLogger(__name__)
 
 SourceFactory = Callable[[CameraConfig], Source]
 PipelineFactory = Callable[[CameraConfig, AnalyticsConfig], Pipeline]
+CLOCK_EPOCH = "clock_epoch"  # outbox meta key (edge.clock)
 STUCK_AFTER_S = 30.0  # a camera loop silent this long is hung: stop pinging the watchdog
 
 
@@ -51,6 +53,7 @@ class EdgeNode:
 
     def __init__(
         self, cfg: EdgeConfig, make_source: SourceFactory, make_pipeline: PipelineFactory,
+        *, wall_clock: Callable[[], float] = time.time,
     ) -> None:
         self.cfg = cfg
         self.topics = Topics(cfg.broker.topic_prefix)
@@ -58,6 +61,9 @@ class EdgeNode:
             cfg.outbox_path, cfg.outbox.max_messages, int(cfg.outbox.max_mb * 1e6)
         )
         self.saved = RemoteConfigStore(cfg.remote_config_dir)
+        # wall_clock: what live frames are stamped with (tests give a clock they can step)
+        self.clock = ClockWatch(self.outbox.meta(CLOCK_EPOCH), self._save_clock_epoch,
+                                wall=wall_clock)
         self.probe = ProcessProbe()
         self._status_now = threading.Event()
         # Transport first: bad credentials or TLS files fail before models are loaded.
@@ -78,6 +84,7 @@ class EdgeNode:
         w = CameraWorker(
             cam.camera_id, lambda: make_source(cam), make_pipeline(cam, analytics), self._sink,
             live=is_live(cam), config_version=saved.config_version if saved else None,
+            clock=self.clock.wall, clock_watch=self.clock,
         )
         w.applied = saved
         w.on_config_event = self._config_event
@@ -93,6 +100,13 @@ class EdgeNode:
             c.broker, f"storesense-{c.store_id}-{c.device_id}", will=will,
             subscriptions=subs, on_message=self._on_message, on_connected=self._on_connected,
         )
+
+    def _save_clock_epoch(self, epoch: int) -> None:
+        # the number of steps this device has seen, kept across restarts for the reports
+        try:
+            self.outbox.set_meta(CLOCK_EPOCH, epoch)
+        except Exception:  # the outbox's own errors show at its next write
+            log.exception("could not save clock epoch %d", epoch)
 
     def _offline_payload(self) -> bytes:
         return offline_status(self.cfg.store_id, self.cfg.device_id).to_json()

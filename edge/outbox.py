@@ -94,6 +94,17 @@ class Outbox:
         row = self._db.execute("SELECT value FROM meta WHERE key = ?", (key,)).fetchone()
         return int(row[0]) if row else 0
 
+    def meta(self, key: str) -> int:
+        """A counter kept with the outbox (0 if never set): e.g. the clock epoch."""
+        with self._lock:
+            return self._meta(key)
+
+    def set_meta(self, key: str, value: int) -> None:
+        with self._lock:
+            self._db.execute(
+                "INSERT INTO meta (key, value) VALUES (?, ?) "
+                "ON CONFLICT (key) DO UPDATE SET value = excluded.value", (key, value))
+
     def put(self, topic: str, window: WindowAggregate) -> int:
         """Commit one window; returns how many oldest windows were dropped to make room."""
         payload = window.to_json()

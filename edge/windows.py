@@ -6,6 +6,13 @@ after a start begins at its first frame (whole second), and one closed early (sh
 its last frame. That keeps message ids unique across a restart in the middle of a window: the
 window flushed at shutdown and the one opened after the restart have different starts, so the
 gateway, which keeps the first copy of an id, stores both halves.
+A wall-clock step (edge.clock) closes the open window like a shutdown, and the next window
+again begins at its first frame. After a step back, frames are dated before windows already
+closed. The message id is the window start (schema.message_id), so the windows of that
+stretch must not start where an earlier window did: until the frames are past the end of
+every window closed so far, windows are shifted off the aligned grid (they keep the phase of
+their first frame's second, or w - 1 s when that is 0), then the grid resumes with a partial
+window. Windows stay contiguous and non-overlapping within each clock run.
 Pure: fed with timestamps and analytics outputs, never reads the clock.
 """
 
@@ -82,6 +89,8 @@ class WindowAccumulator:
     stop_threshold_s: float = 5.0
     _acc: _Acc | None = None
     _opened_before: bool = False
+    _high: float = -math.inf  # the latest end of a window closed so far
+    _shift: float | None = None  # seconds off the grid while behind _high (clock went back)
 
     @property
     def is_open(self) -> bool:
@@ -100,19 +109,37 @@ class WindowAccumulator:
     ) -> list[WindowAggregate]:
         """Close the open window; ``early_at`` (shutdown) ends it there instead of its end."""
         acc, self._acc = self._acc, None
+        if early_at is not None:
+            # what comes next (after a clock step) is a new run: its first window begins at
+            # its first frame, so it cannot start at (and share the id of) this one's start
+            self._opened_before = False
         if acc is None or acc.frames == 0:
             return []
         if early_at is not None:
             acc.end = min(acc.end, max(float(math.ceil(early_at)), acc.start + 1.0))
+        self._high = max(self._high, acc.end)
         return [self._build(acc, heatmap)]
 
     def current(self, t: float) -> _Acc:
         if self._acc is None:
-            aligned = window_start(t, self.window_s)
-            start = aligned if self._opened_before else float(math.floor(t))
-            self._acc = _Acc(start=start, end=aligned + self.window_s)
-            self._opened_before = True
+            self._acc = self._open(t)
         return self._acc
+
+    def _open(self, t: float) -> _Acc:
+        w = self.window_s
+        if t < self._high:  # dated before a window already closed: the clock went back
+            if self._shift is None:
+                # the phase of this frame's second; off the grid by w - 1 s if it is on it,
+                # so the window still starts (1-2 s) before its first frame
+                self._shift = float(math.floor(t) % w) or float(max(1, w - 1))
+            start = window_start(t - self._shift, w) + self._shift
+            return _Acc(start=start, end=start + w)
+        if self._shift is not None:  # past every earlier window: back to the grid
+            self._shift, self._opened_before = None, False
+        aligned = window_start(t, w)
+        start = aligned if self._opened_before else float(math.floor(t))
+        self._opened_before = True
+        return _Acc(start=start, end=aligned + w)
 
     def add_frame(self, t: float, occupancy: int, zone_occupancy: dict[str, int]) -> None:
         acc = self.current(t)
