@@ -103,16 +103,27 @@ class LineCounter:
         hs = np.zeros(len(ids)) if heights is None else np.asarray(heights, np.float64) * sy
         band = self.bands(hs)
         events: list[CrossingEvent] = []
+        on_line = self._on_line_side()
         for tid, d, b in zip(ids.tolist(), dist.tolist(), band.tolist(), strict=True):
             st = self._tracks.setdefault(tid, _Side())
-            line_side = -1 if d < 0 else 1
+            line_side = -1 if d < 0 else (1 if d > 0 else on_line)
             if line_side != st.line_side:
                 st.line_side, st.passed_t = line_side, t
-            obs = 0 if abs(d) <= b else line_side
+            obs = line_side if abs(d) > b or b == 0 else 0  # a side only beyond the band
             ev = self._observe(tid, st, obs)
             if ev:
                 events.append(ev)
         return events
+
+    def _on_line_side(self) -> int:
+        """The side of a point exactly on the line. For a vertical or horizontal line, the side
+        holding x >= c (or y >= c), as the evaluation data's rule 3 says; else the right."""
+        x1, y1, x2, y2 = self.spec.points
+        if x1 == x2:
+            return -1 if y2 > y1 else 1
+        if y1 == y2:
+            return 1 if x2 > x1 else -1
+        return 1
 
     def end(self, ids: Iterable[int]) -> list[CrossingEvent]:
         """Tracks that ended: a crossing still being confirmed counts (the person was last seen

@@ -202,3 +202,24 @@ def test_ins_minus_outs_equals_change_in_occupancy(people):
     outs = len(events) - ins
     # "in" = right -> left with this line, so entering the right-side room is "out".
     assert outs - ins == end_inside - start_inside
+
+
+@pytest.mark.parametrize(
+    ("points", "feet", "expected"),
+    [
+        # top -> bottom vertical line: x >= c is image-right, the line's left side ("out")
+        ((0.5, 0.0, 0.5, 1.0), [0.4, 0.4, 0.5, 0.5], [("out", 1)]),
+        # left -> right horizontal line at y = 0.5: y >= c is below, its right side ("in")
+        ((0.0, 0.5, 1.0, 0.5), [0.4, 0.4, 0.5, 0.5], [("in", 1)]),
+    ],
+)
+def test_a_foot_exactly_on_the_line_is_on_the_side_of_x_or_y_at_least_c(points, feet, expected):
+    """As the evaluation data's rule 3 (a point on the line counts as side B), with no band."""
+    spec = LineSpec(name="door", points=points)
+    counter = LineCounter(spec, CountingSettings(hysteresis=0.0, band_bodies=0.0))
+    events = []
+    for f, v in enumerate(feet, start=1):
+        xy = [[v, 0.3]] if points[0] == points[2] else [[0.3, v]]
+        events += counter.update(np.array([1]), np.array(xy), f / FPS)
+    events += counter.finish()
+    assert [(e.direction, e.track_id) for e in events] == expected
