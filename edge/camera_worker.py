@@ -13,6 +13,7 @@ from collections.abc import Callable
 from typing import Any, Protocol
 
 from edge.clock import ClockWatch
+from edge.outbox import write_error
 from edge.status import camera_status
 from storesense.schema import (
     AnalyticsConfig,
@@ -60,6 +61,7 @@ class Pipeline(Protocol):
 
 Sink = Callable[[WindowAggregate], None]
 UNSAVED_MAX = 1000  # windows a camera holds in memory while the outbox cannot be written
+SINK_RETRY_MAX_S = 60.0  # longest wait between two attempts to store held windows
 CLOCK_NOTE_S = 600.0  # a clock step stays in the camera's last_error this long
 
 
@@ -100,6 +102,8 @@ class CameraWorker:
         self.frames = 0  # processed by the pipeline
         self._unsaved: list[WindowAggregate] = []  # closed windows the sink refused so far
         self.sink_error: str | None = None
+        self._sink_backoff_s = 0.0
+        self._sink_retry_at = 0.0  # monotonic time of the next attempt after a failure
         self._rate_mark = (time.monotonic(), 0)  # for fps between two status calls
         self.thread = threading.Thread(target=self._run, name=f"camera-{camera_id}", daemon=True)
 
@@ -155,7 +159,7 @@ class CameraWorker:
                     self.process_error = f"{type(e).__name__}: {e}"
                     log.exception("camera %s: processing failed", self.camera_id)
                     self._stop.wait(1.0)
-            self._emit(self.pipeline.flush(self._flush_time()))
+            self._emit(self.pipeline.flush(self._flush_time()), now=True)
         finally:
             if self.source is not None:
                 self.source.close()
@@ -212,12 +216,16 @@ class CameraWorker:
             return self._clock()
         return self._last_t
 
-    def _emit(self, windows: list[WindowAggregate]) -> None:
+    def _emit(self, windows: list[WindowAggregate], *, now: bool = False) -> None:
         """Hand closed windows to the sink; if it fails (disk full), keep them and retry
-        with the next frame rather than lose them. Bounded: a sink failing for hours
-        sheds the oldest (logged), as the outbox itself would."""
+        later rather than lose them: after 1 s, then 2, 4, ... at most every minute
+        (``now`` at shutdown). Bounded: a sink failing for hours sheds the oldest, as the
+        outbox itself would. Logged once when it starts failing and once when it works
+        again, not per frame."""
         self._unsaved.extend(windows)
         del self._unsaved[:-UNSAVED_MAX]
+        if not now and time.monotonic() < self._sink_retry_at:
+            return
         while self._unsaved:
             try:
                 self._sink(self._unsaved[0])
@@ -227,12 +235,22 @@ class CameraWorker:
                 self.process_error = f"window dropped, invalid: {e}"
                 log.error("camera %s: %s", self.camera_id, self.process_error)
             except Exception as e:
-                self.sink_error = f"storing window failed: {type(e).__name__}: {e}"
-                log.warning("camera %s: %s (%d held)", self.camera_id, self.sink_error,
-                            len(self._unsaved))
+                self._sink_failed(e)
                 return
             self._unsaved.pop(0)
-            self.sink_error = None
+            if self.sink_error is not None:
+                log.warning("camera %s: storing windows works again (%s before)",
+                            self.camera_id, self.sink_error)
+            self.sink_error, self._sink_backoff_s, self._sink_retry_at = None, 0.0, 0.0
+
+    def _sink_failed(self, e: Exception) -> None:
+        error = write_error(e)
+        if error != self.sink_error:
+            log.error("camera %s: %s; holding %d windows in memory and retrying with "
+                      "backoff (%s)", self.camera_id, error, len(self._unsaved), e)
+        self.sink_error = error
+        self._sink_backoff_s = min(max(1.0, 2 * self._sink_backoff_s), SINK_RETRY_MAX_S)
+        self._sink_retry_at = time.monotonic() + self._sink_backoff_s
 
     def _apply_pending_config(self) -> None:
         with self._lock:

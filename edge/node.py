@@ -66,6 +66,7 @@ class EdgeNode:
                                 wall=wall_clock)
         self.probe = ProcessProbe()
         self._status_now = threading.Event()
+        self._problems: list[str] = []
         # Transport first: bad credentials or TLS files fail before models are loaded.
         self.transport = self._transport()
         self.workers = {c.camera_id: self._worker(c, make_source, make_pipeline)
@@ -170,7 +171,29 @@ class EdgeNode:
             on_ack=self.publisher.notify, on_refused=lambda error: self.publisher.notify(),
         )
 
+    def problems(self) -> list[str]:
+        """What is wrong now, for people: systemd's STATUS= line and the log. Empty = ok.
+        A full outbox disk is one: the node keeps running (windows are held in memory and
+        retried), but nothing new is durable until space is freed."""
+        out = []
+        error = self.outbox.stats().error
+        if error is not None:
+            out.append(error)
+        out += [f"camera {cam}: {w.sink_error}" for cam, w in self.workers.items()
+                if w.sink_error and w.sink_error != error]
+        return out
+
+    def _report_problems(self) -> None:
+        problems = self.problems()
+        if problems != self._problems:
+            text = "; ".join(problems) or "ok"
+            (log.error if problems else log.warning)("node health: %s", text)
+            sd_notify(f"STATUS={text}")
+            self._problems = problems
+
     def healthy(self) -> bool:
+        """For the systemd watchdog: every camera loop alive and turning. A full disk is
+        not a hang (a restart would not free space): see ``problems``."""
         now = time.monotonic()
         return all(
             w.thread.is_alive() and now - w.heartbeat < STUCK_AFTER_S
@@ -203,6 +226,7 @@ class EdgeNode:
                 next_status = time.monotonic() + (interval if sent else min(interval, 0.2))
             if wd is not None and self.healthy():
                 sd_notify("WATCHDOG=1")
+            self._report_problems()
             if all(not w.thread.is_alive() for w in self.workers.values()):
                 log.info("all camera sources ended")
                 self.publisher.drain(10.0)

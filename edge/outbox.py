@@ -60,6 +60,20 @@ class OutboxStats:
     dropped: int
     full: bool  # the bound was hit and oldest windows were dropped; cleared by the next ack
     bytes: int = 0
+    error: str | None = None  # why the last write failed (e.g. DISK_FULL); None once one works
+
+
+DISK_FULL = "outbox disk full"
+
+
+def write_error(e: BaseException) -> str:
+    """A short, stable description of a failed outbox write (one per state, for status)."""
+    if isinstance(e, sqlite3.Error) and (
+        getattr(e, "sqlite_errorcode", None) == sqlite3.SQLITE_FULL
+        or "database or disk is full" in str(e)
+    ):
+        return DISK_FULL
+    return f"outbox write failed: {type(e).__name__}: {e}"
 
 
 class Outbox:
@@ -89,6 +103,7 @@ class Outbox:
         self._depth, self._bytes = int(n), int(size)
         self._dropped = self._meta("dropped")
         self._full = self._depth >= max_messages or self._bytes >= max_bytes
+        self._error: str | None = None
 
     def _meta(self, key: str) -> int:
         row = self._db.execute("SELECT value FROM meta WHERE key = ?", (key,)).fetchone()
@@ -122,9 +137,15 @@ class Outbox:
                 added = len(payload) if cur.rowcount else 0
                 dropped, freed = self._drop_oldest_over_bound(cur.rowcount, added)
                 self._db.execute("COMMIT")
-            except BaseException:
-                self._db.execute("ROLLBACK")
+            except BaseException as e:
+                # SQLite has already rolled back after some errors (SQLITE_FULL among
+                # them); a ROLLBACK then raised "cannot rollback - no transaction is
+                # active", which hid the real cause
+                if self._db.in_transaction:
+                    self._db.execute("ROLLBACK")
+                self._error = write_error(e)
                 raise
+            self._error = None
             self._depth += cur.rowcount - dropped
             self._bytes += added - freed
             self._dropped += dropped
@@ -224,7 +245,7 @@ class Outbox:
 
     def stats(self) -> OutboxStats:
         with self._lock:
-            return OutboxStats(self._depth, self._dropped, self._full, self._bytes)
+            return OutboxStats(self._depth, self._dropped, self._full, self._bytes, self._error)
 
     def close(self) -> None:
         with self._lock:

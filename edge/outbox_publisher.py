@@ -12,10 +12,11 @@ PUBACK deletes the row, as before end-to-end confirmation.
 from __future__ import annotations
 
 import logging
+import sqlite3
 import threading
 import time
 
-from edge.outbox import Outbox, Row
+from edge.outbox import Outbox, Row, write_error
 from edge.resend import ResendTracker
 from edge.transport import MqttTransport
 from storesense.acks import decode_confirmation
@@ -46,6 +47,7 @@ class OutboxPublisher:
         for seq in outbox.sent_seqs() if confirm else []:
             self.resends.sent(seq, time.monotonic())
         self.resent = 0
+        self._write_errors: set[str] = set()
         self._lock = threading.Lock()
         self._wake = threading.Condition(self._lock)
         self._stop = threading.Event()
@@ -72,10 +74,21 @@ class OutboxPublisher:
         except ValueError as e:
             log.warning("ignoring a confirmation: %s", e)
             return
-        seqs = self.outbox.confirm(ids)
+        try:
+            seqs = self.outbox.confirm(ids)
+        except sqlite3.Error as e:  # disk full: the rows stay and are confirmed again later
+            self._write_failed("deleting confirmed windows", e)
+            return
         with self._wake:
             self.resends.confirmed(seqs)
             self._wake.notify()
+
+    def _write_failed(self, what: str, e: sqlite3.Error) -> None:
+        """Logged once per kind of failure (paho's thread must not raise, nor flood)."""
+        text = f"{what}: {write_error(e)}"
+        if text not in self._write_errors:
+            self._write_errors.add(text)
+            log.error("outbox: %s (%s)", text, e)
 
     def drain(self, timeout: float) -> bool:
         """Wait until the outbox is empty (used at graceful stop); True if it is. Gives up
@@ -148,10 +161,14 @@ class OutboxPublisher:
 
     def _send(self, row: Row) -> bool:
         def acked() -> None:
-            if not self.confirm:
-                self.outbox.ack(row.seq)
-            # confirmed already (the gateway can be quicker than the PUBACK), or not yet
-            keep = self.confirm and self.outbox.mark_sent(row.seq)
+            try:
+                if not self.confirm:
+                    self.outbox.ack(row.seq)
+                # confirmed already (the gateway can be quicker than the PUBACK), or not yet
+                keep = self.confirm and self.outbox.mark_sent(row.seq)
+            except sqlite3.Error as e:  # disk full: the row stays unsent and goes again
+                self._write_failed("marking a window sent", e)
+                keep = False
             with self._wake:
                 self._inflight.discard(row.seq)
                 if keep:

@@ -101,7 +101,10 @@ def device_status(
         store_id=store_id, device_id=device_id, state="online", sent_at=utcnow(),
         uptime_s=min(probe.uptime_s(), 86_400.0 * 31), cpu_percent=probe.cpu_percent(),
         rss_mb=probe.rss_mb(), outbox_depth=outbox.depth, outbox_dropped=outbox.dropped,
-        outbox_full=outbox.full, cameras=cameras, models=models, software_version=__version__,
+        # full also while the outbox's disk is (DeviceStatus has no error field of its own;
+        # each camera's last_error says "outbox disk full")
+        outbox_full=outbox.full or outbox.error is not None, cameras=cameras, models=models,
+        software_version=__version__,
     )
 
 
