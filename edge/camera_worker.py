@@ -12,7 +12,7 @@ import time
 from collections.abc import Callable
 from typing import Any, Protocol
 
-from edge.clock import ClockWatch
+from edge.clock import ClockWatch, disagreement
 from edge.outbox import write_error
 from edge.status import camera_status
 from storesense.schema import (
@@ -209,7 +209,9 @@ class CameraWorker:
 
     def _clock_note(self) -> str | None:
         note = self.clock_note
-        return note[1] if note and time.monotonic() - note[0] < CLOCK_NOTE_S else None
+        if note and time.monotonic() - note[0] < CLOCK_NOTE_S:
+            return note[1]
+        return disagreement(self._watch.gateway_offset_s) if self._watch else None
 
     def _flush_time(self) -> float:
         if self._live or self._last_t is None:

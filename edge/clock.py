@@ -14,18 +14,37 @@ repeated stretch off the starts (= message ids) of windows already closed. The s
 counted (the *clock epoch*, kept in the outbox file) and reported in each camera's
 ``last_error`` for 10 minutes and in the log.
 
+A clock that is wrong from the start has no step to see. The gateway's confirmations carry
+its clock (storesense.acks); a device clock more than ``GATEWAY_TOLERANCE_S`` off it is
+logged once and shown in each live camera's ``last_error`` while it lasts. Nothing is
+corrected: which clock is wrong is for the operator to find out (the gateway refuses
+windows dated in its future, docs/gateway.md).
+
 ``StepDetector`` is pure (times are arguments); ``ClockWatch`` reads the clocks, is shared
 by the camera threads and persists the epoch through a callback.
 """
 
 from __future__ import annotations
 
+import logging
 import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
 
+log = logging.getLogger(__name__)
 STEP_THRESHOLD_S = 2.0
+# confirmations leave the gateway within a second or so of its commit; a minute is far
+# beyond transit and batching, and far below an hour off
+GATEWAY_TOLERANCE_S = 120.0
+
+
+def disagreement(offset_s: float | None, tolerance_s: float = GATEWAY_TOLERANCE_S) -> str | None:
+    """Pure: how the device clock (``offset_s`` = device minus gateway) reads, if too far off."""
+    if offset_s is None or abs(offset_s) <= tolerance_s:
+        return None
+    way = "ahead of" if offset_s > 0 else "behind"
+    return f"device clock {abs(offset_s):.0f} s {way} the gateway's"
 
 
 @dataclass(frozen=True)
@@ -67,6 +86,18 @@ class ClockWatch:
         self._save = save_epoch
         self.wall, self._mono = wall, mono
         self._lock = threading.Lock()
+        self.gateway_offset_s: float | None = None  # device minus gateway, last confirmation
+
+    def gateway_time(self, gateway_now: float) -> None:
+        """A confirmation said the gateway's clock read ``gateway_now`` (paho's thread)."""
+        offset = self.wall() - gateway_now
+        before, self.gateway_offset_s = disagreement(self.gateway_offset_s), offset
+        now = disagreement(offset)
+        if (now is None) != (before is None):
+            if now:
+                log.warning("%s", now)
+            else:
+                log.warning("device clock agrees with the gateway's again")
 
     def check(self) -> int:
         """The clock epoch now (after counting a step that happened since the last call)."""

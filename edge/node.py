@@ -135,8 +135,8 @@ class EdgeNode:
             return
         if parsed[2] == "config":
             offer_remote_config(self.workers[parsed[1]], payload, self.cfg.store_id)
-        elif parsed[2] == "ack":
-            self.publisher.confirmed(payload)
+        elif parsed[2] == "ack" and (gateway_now := self.publisher.confirmed(payload)):
+            self.clock.gateway_time(gateway_now)
 
     # ---------------------------------------------------------------- status
 

@@ -67,21 +67,23 @@ class OutboxPublisher:
         self.notify()
         self._thread.join(timeout)
 
-    def confirmed(self, payload: bytes) -> None:
-        """A confirmation from the gateway (paho's thread): forget the windows it names."""
+    def confirmed(self, payload: bytes) -> float | None:
+        """A confirmation from the gateway (paho's thread): forget the windows it names.
+        Returns the gateway's clock as the confirmation states it, if it does."""
         try:
-            ids = decode_confirmation(payload)
+            ids, gateway_now = decode_confirmation(payload)
         except ValueError as e:
             log.warning("ignoring a confirmation: %s", e)
-            return
+            return None
         try:
             seqs = self.outbox.confirm(ids)
         except sqlite3.Error as e:  # disk full: the rows stay and are confirmed again later
             self._write_failed("deleting confirmed windows", e)
-            return
+            return gateway_now
         with self._wake:
             self.resends.confirmed(seqs)
             self._wake.notify()
+        return gateway_now
 
     def _write_failed(self, what: str, e: sqlite3.Error) -> None:
         """Logged once per kind of failure (paho's thread must not raise, nor flood)."""

@@ -7,10 +7,12 @@ from __future__ import annotations
 import signal
 import sqlite3
 import threading
+import time
 from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
+from edge.clock import disagreement
 from edge.config import EdgeConfig
 from edge.node import EdgeNode
 from gateway.storage import Storage
@@ -54,7 +56,8 @@ class _NoAnalytics:
         return []
 
 
-def _node(tmp_path: Path, broker: DeployedMosquitto, password: str) -> EdgeNode:
+def _node(tmp_path: Path, broker: DeployedMosquitto, password: str,
+          wall_clock: Any = time.time) -> EdgeNode:
     cfg = EdgeConfig.model_validate({
         "store_id": "s1", "device_id": "edge1", "state_dir": str(tmp_path / "state"),
         "status_interval_s": 1.0, "demographics": False,
@@ -64,7 +67,8 @@ def _node(tmp_path: Path, broker: DeployedMosquitto, password: str) -> EdgeNode:
         "outbox": {"replay_rate": 0, "confirm_timeout_s": 3},
         "cameras": [{"camera_id": "door", "source": "unused.mp4"}],
     })
-    return EdgeNode(cfg, lambda cam: _NoFrames(), lambda cam, analytics: _NoAnalytics())
+    return EdgeNode(cfg, lambda cam: _NoFrames(), lambda cam, analytics: _NoAnalytics(),
+                    wall_clock=wall_clock)
 
 
 def _gateway(tmp_path: Path, broker: DeployedMosquitto, password: str) -> Path:
@@ -167,3 +171,28 @@ def test_a_device_reads_only_its_own_cameras_confirmations(tmp_path: Path) -> No
             for c in clients:
                 c.disconnect()
                 c.loop_stop()
+
+
+def test_a_device_clock_an_hour_ahead_learns_it_from_the_confirmations(tmp_path: Path) -> None:
+    """No step to see: the clock was wrong from the start. The gateway's clock comes with
+    every confirmation, and the node says how far off its own is."""
+    creds = make_auth(tmp_path, "store_id,device_id,cameras\ns1,edge1,door\n")
+    with DeployedMosquitto(tmp_path) as broker:
+        config = _gateway(tmp_path, broker, creds["gateway"])
+        log = tmp_path / "gateway.log"
+        gw = start_gateway(config, log)
+        node = _node(tmp_path, broker, creds["edge1@s1"], wall_clock=lambda: time.time() + 3600)
+        node.outbox.put(TOPICS.aggregate("s1", "door"), window("s1", T0, "door"))
+        stop_node = threading.Event()
+        run = threading.Thread(target=node.run, args=(stop_node,))
+        run.start()
+        try:
+            wait_until(lambda: node.outbox.stats().depth == 0, 60, "the confirmation")
+        finally:
+            stop_node.set()
+            run.join(20)
+            stop(gw)
+    offset = node.clock.gateway_offset_s
+    assert offset is not None and abs(offset - 3600) < 60
+    assert disagreement(offset) == f"device clock {offset:.0f} s ahead of the gateway's"
+    assert disagreement(time.time() - time.time()) is None

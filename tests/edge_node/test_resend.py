@@ -83,8 +83,10 @@ def test_outbox_keeps_sent_rows_until_confirmed_and_reports_them_after_reopen(
 
 def test_confirmation_payloads_round_trip_in_bounded_chunks() -> None:
     ids = [f"s1/cam1/{i}/v1" for i in range(1200)]
-    payloads = encode_confirmations(ids)
+    payloads = encode_confirmations(ids, now=1_800_000_000.5)
     assert len(payloads) == 3
-    assert [i for p in payloads for i in decode_confirmation(p)] == ids
+    decoded = [decode_confirmation(p) for p in payloads]
+    assert [i for ids_, _ in decoded for i in ids_] == ids
+    assert {now for _, now in decoded} == {1_800_000_000.5}
     assert message_id_of(window("s1", "cam1", 0).to_json()) == window("s1", "cam1", 0).message_id
     assert message_id_of(b"not json") is None
