@@ -15,6 +15,8 @@ from pathlib import Path
 from typing import TextIO
 
 import cv2
+import numpy as np
+import numpy.typing as npt
 
 from edge.cadence import DETECT_HZ, detect_every_for
 from edge.counting import CrossingEvent
@@ -109,6 +111,9 @@ class RunResult:
     spans: dict[int, tuple[int, int]] = field(default_factory=dict)  # track id -> first, last frame
     zoom_frames: dict[str, int] = field(default_factory=dict)  # CameraPipeline.zoom_summary()
     costs: dict[str, int] = field(default_factory=dict)  # CameraPipeline.cost_summary()
+    # with keep_tracks: every frame's (track ids, boxes x1 y1 x2 y2), for identity measures
+    tracks: list[tuple[npt.NDArray[np.int64], npt.NDArray[np.float64]]] = field(
+        default_factory=list)
 
 
 class Progress:
@@ -131,8 +136,11 @@ class Progress:
             self.stream.write("\n")
 
 
-def run_video(video: str, config: AnalyticsConfig, args: argparse.Namespace) -> RunResult:
-    """The pipeline over a file; crossings keyed by the 1-based frame they happened at."""
+def run_video(
+    video: str, config: AnalyticsConfig, args: argparse.Namespace, *, keep_tracks: bool = False
+) -> RunResult:
+    """The pipeline over a file; crossings keyed by the 1-based frame they happened at.
+    ``keep_tracks``: also keep every frame's track ids and boxes (``RunResult.tracks``)."""
     cv2.setNumThreads(1)
     detectors = load_detectors(args.model, models_dir=args.models_dir, threads=args.threads)
     detector = detectors[0]
@@ -152,10 +160,13 @@ def run_video(video: str, config: AnalyticsConfig, args: argparse.Namespace) -> 
     for index, t, image in frames:
         pipe.process(image, t, decoded=image is not None)
         res.events.extend((_frame_of(e.t, info.fps), e) for e in pipe.last_events)
-        res.track_counts.append((index, len(pipe.last_tracks)))
-        if pipe.last_tracks.tracker_id is not None:
-            for tid in pipe.last_tracks.tracker_id.tolist():
-                res.spans[tid] = (res.spans.get(tid, (index, index))[0], index)
+        tracks = pipe.last_tracks
+        ids = tracks.tracker_id if tracks.tracker_id is not None else np.zeros(0, np.int64)
+        res.track_counts.append((index, len(tracks)))
+        for tid in ids.tolist():
+            res.spans[tid] = (res.spans.get(tid, (index, index))[0], index)
+        if keep_tracks:
+            res.tracks.append((ids.copy(), tracks.xyxy.astype(np.float64)))
         res.frames = index
         progress.update(index)
     pipe.flush(t)

@@ -298,7 +298,7 @@ class CameraPipeline:
                 dets = self._detect(image_bgr, t)
             else:  # a pre-scaled image has no more pixels to zoom into
                 dets = self.detector(image_bgr, (self.frame_size[1], self.frame_size[0]))
-                self.profile_frames["sparse"] += 1
+                self.profile_frames["pinned"] += 1  # pre-scaled: the cheap detector only
             self.detector_frames += 1
         # Re-identification crops people from the frame the boxes are in (not a pre-scaled one).
         tracks = self.tracker.step(dets, t, image_bgr if full else None)
@@ -326,7 +326,7 @@ class CameraPipeline:
         profile from what each finds (edge/profile.py)."""
         crowd, policy = self.crowd_detector, self.profile
         in_use = policy.profile if crowd is not None else "sparse"
-        self.profile_frames[in_use] += 1
+        self.profile_frames[in_use if crowd is not None else "pinned"] += 1
         if crowd is None or not policy.probe_due(t):
             if in_use == "crowd" and crowd is not None:
                 return crowd(image)
@@ -347,8 +347,8 @@ class CameraPipeline:
         return dense if in_use == "crowd" else cheap
 
     def cost_summary(self) -> dict[str, int]:
-        """Where the work went: detector frames per profile, the crowd detector's probe runs,
-        people embedded for re-identification, and tracks it revived."""
+        """Where the work went: detector frames per profile (sparse, crowd, or pinned to one
+        model), people embedded for re-identification, and tracks it revived."""
         reid = self.tracker.reid
         embed = getattr(reid, "embed", None)
         return {

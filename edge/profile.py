@@ -47,7 +47,8 @@ class ProfilePolicy:
     min_recall: float = 0.8  # below this the camera runs the crowd detector ...
     back_recall: float = 0.9  # ... and returns to the cheap one only above this
     probe_frames: int = 5  # frames pooled for one decision
-    probe_spacing_s: float = 1.0  # between the frames of one probe
+    probe_spacing_s: float = 1.0  # between the frames of a re-probe (the first is at once:
+    # every second on the wrong detector is a second of people missed)
     reprobe_s: float = 600.0  # scenes change over the day: probe again this often
     min_people: int = 10  # fewer people than this in a probe say too little: no change
     recall: float | None = None  # the last probe's pooled recall
@@ -56,6 +57,7 @@ class ProfilePolicy:
     _n: int = 0
     _last_probe_t: float = field(default=-np.inf)
     _series_start_t: float = field(default=-np.inf)
+    _first_t: float | None = None  # when the first probe began
 
     def __post_init__(self) -> None:
         if not 0 < self.min_recall <= self.back_recall <= 1:
@@ -67,7 +69,8 @@ class ProfilePolicy:
     def probe_due(self, t: float) -> bool:
         """Whether the detection frame at ``t`` should run both detectors."""
         if self._n > 0:  # a probe under way: its next frame after the spacing
-            return t - self._last_probe_t >= self.probe_spacing_s
+            first = self._series_start_t == self._first_t
+            return first or t - self._last_probe_t >= self.probe_spacing_s
         return t - self._series_start_t >= self.reprobe_s
 
     def observe(
@@ -77,6 +80,8 @@ class ProfilePolicy:
         boxes, in the same pixels -> the profile to run from now on."""
         if self._n == 0:
             self._series_start_t = t
+            if self._first_t is None:
+                self._first_t = t
         found, people = cheap_recall(cheap, crowd)
         self._found, self._people, self._n = self._found + found, self._people + people, self._n + 1
         self._last_probe_t = t

@@ -25,8 +25,8 @@ import os
 import shutil
 import sys
 import time
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from collections import Counter
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -49,6 +49,7 @@ BAND = 0.01  # the banded truth's band, a fraction of min(width, height) (eval R
 VARIANTS = (1, 2, 3)  # 1 = the sequence itself, n = its n x n mosaic
 MATCH_IOU = 0.5
 MIN_DWELL_S = 1.0
+MIN_ID_S = 0.5  # a person paired with a track for less than this is a flicker of the matching
 # Bump when edge/mosaic.py changes what it writes: cached mosaics are then rebuilt.
 MOSAIC_VERSION = 1
 REPO = Path(__file__).resolve().parent.parent
@@ -137,11 +138,13 @@ def iou(a: F64, b: F64) -> F64:
     return np.where(union > 0, inter / np.maximum(union, 1e-12), 0.0)
 
 
-def id_pairs(gt: F64, tracks: list[tuple[npt.NDArray[np.int64], F64]]) -> set[tuple[int, int]]:
-    """(true id, track id) pairs matched on some frame: per frame, one-to-one (Hungarian on
-    IoU) between considered gt boxes and the pipeline's tracks, IoU >= MATCH_IOU.
+def id_pairs(
+    gt: F64, tracks: list[tuple[npt.NDArray[np.int64], F64]]
+) -> Counter[tuple[int, int]]:
+    """Frames on which each (true id, track id) pair was matched: per frame, one-to-one
+    (Hungarian on IoU) between considered gt boxes and the pipeline's tracks, IoU >= MATCH_IOU.
     ``tracks[i]`` holds frame i + 1's track ids and boxes (x1, y1, x2, y2)."""
-    pairs: set[tuple[int, int]] = set()
+    pairs: Counter[tuple[int, int]] = Counter()
     for f, (ids, boxes) in enumerate(tracks, start=1):
         rows = gt[gt[:, 0] == f]
         if len(rows) == 0 or len(ids) == 0:
@@ -155,10 +158,16 @@ def id_pairs(gt: F64, tracks: list[tuple[npt.NDArray[np.int64], F64]]) -> set[tu
     return pairs
 
 
-def ids_tally(gt: F64, tracks: list[tuple[npt.NDArray[np.int64], F64]]) -> dict[str, int]:
+def ids_tally(
+    gt: F64, tracks: list[tuple[npt.NDArray[np.int64], F64]], min_frames: int = 1
+) -> dict[str, int]:
+    """Pairs in all, and pairs that lasted ``min_frames`` (MIN_ID_S of video): where two people
+    overlap, the per-frame matching itself can hand a person to the other's track for a frame
+    or two while both tracks keep their people; only a pairing that lasts is an identity."""
     pairs = id_pairs(gt, tracks)
-    return {"pairs": len(pairs), "persons": len({p for p, _ in pairs}),
-            "true_persons": len(np.unique(gt[:, 1]))}
+    lasting = {p for p, n in pairs.items() if n >= min_frames}
+    return {"pairs": len(pairs), "lasting_pairs": len(lasting),
+            "persons": len({p for p, _ in lasting}), "true_persons": len(np.unique(gt[:, 1]))}
 
 
 def dwell_tally(true_spans: list[tuple[int, int]], tracked_spans: list[tuple[int, int]],
@@ -209,47 +218,13 @@ def pooled(tallies: list[dict[str, int]]) -> dict[str, int]:
 # ------------------------------------------------------------------------------ runs
 
 
-@contextmanager
-def recording_tracks(log: list[tuple[npt.NDArray[np.int64], F64]]) -> Iterator[None]:
-    """While inside, ``analyze.run_video`` also appends every frame's track ids and boxes.
-
-    run_video's RunResult keeps no boxes, and ids per true person needs them; wrapping the
-    pipeline it builds keeps the suite's counts exactly those of `eval` (same function, one
-    pass) instead of a second copy of its loop. If run_video stops building its pipeline with
-    ``analyze.file_pipeline`` the log stays empty and the measure is reported as missing.
-    """
-    make = analyze.file_pipeline
-
-    def file_pipeline(*a: Any, **k: Any) -> Any:
-        pipe = make(*a, **k)
-        process = pipe.process
-
-        def process_and_record(*pa: Any, **pk: Any) -> Any:
-            closed = process(*pa, **pk)
-            tr = pipe.last_tracks
-            ids = tr.tracker_id if tr.tracker_id is not None else np.zeros(0, np.int64)
-            log.append((np.asarray(ids, np.int64).copy(), np.asarray(tr.xyxy, float).copy()))
-            return closed
-
-        pipe.process = process_and_record  # type: ignore[method-assign]
-        return pipe
-
-    analyze.file_pipeline = file_pipeline
-    try:
-        yield
-    finally:
-        analyze.file_pipeline = make
-
-
 def run_pipeline(name: str, seq: Path, variant: int, config: AnalyticsConfig,
                  lines: list[LineSpec], args: argparse.Namespace) -> dict[str, Any]:
     """One pass of the pipeline over the variant ``seq`` of sequence ``name``, counting on
     every line at once."""
     info, gt = read_seqinfo(seq), read_gt(seq)
-    log: list[tuple[npt.NDArray[np.int64], F64]] = []
     cfg = config.model_copy(update={"lines": lines})
-    with recording_tracks(log):
-        res = analyze.run_video(str(info.video), cfg, args)
+    res = analyze.run_video(str(info.video), cfg, args, keep_tracks=True)
     tracked = np.zeros(info.length, float)
     for frame, n in res.track_counts:
         if 1 <= frame <= info.length:
@@ -258,7 +233,8 @@ def run_pipeline(name: str, seq: Path, variant: int, config: AnalyticsConfig,
         "sequence": name, "variant": variant, "mode": "pipeline", "frames": res.frames,
         "seconds": round(res.seconds, 2), "detector_zoom_frames": res.zoom_frames,
         **line_tallies(res.events, lines, gt, info),
-        "ids": ids_tally(gt, log) if res.frames and len(log) == res.frames else None,
+        "ids": ids_tally(gt, res.tracks, max(1, round(MIN_ID_S * info.fps))),
+        "costs": res.costs,
         "dwell": dwell_tally(gt_spans(gt), list(res.spans.values()), info.fps),
         "occupancy": occupancy_tally(gt, tracked, info.length),
     }
@@ -303,8 +279,8 @@ def figures(row: dict[str, Any]) -> dict[str, Any]:
     out["per_line"] = [{"line": p["line"], "exact": p["exact"], "strict": scores(p["strict"]),
                         "banded": scores(p["banded"])} for p in per_line]
     ids = row.get("ids")
-    out["ids_per_person"] = round(ids["pairs"] / ids["persons"], 3) if ids and ids["persons"] \
-        else None
+    out["ids_per_person"] = (round(ids["lasting_pairs"] / ids["persons"], 3)
+                             if ids and ids["persons"] else None)
     err = dwell_error(row.get("dwell"))
     out["dwell_error"] = None if err is None else round(err, 3)
     if "dwell_rows" in row:  # pooled: one sequence's long stays must not offset another's short

@@ -100,9 +100,10 @@ class CountingSettings(Strict):
         "shorter side; a foot point inside the band keeps the side it had",
     )
     band_bodies: float = Field(
-        0.25, ge=0.0, le=2.0,
+        0.05, ge=0.0, le=2.0,
         description="half-width of the dead band in the person's own box heights, when that is "
-        "wider than `hysteresis`: jitter grows with how large people are drawn",
+        "wider than `hysteresis`: a box's bottom edge strays from the feet by about this "
+        "much (docs/accuracy.md), more for people drawn large",
     )
     min_frames_on_side: int = Field(
         2, ge=1, le=100,

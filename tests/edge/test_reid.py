@@ -57,7 +57,7 @@ def scene(people: list[tuple[Image, float]]) -> tuple[Image, list[list[float]]]:
     img = np.full((H, W, 3), 110, np.uint8)
     boxes = []
     for look, x in people:
-        xi = int(round(x))
+        xi = round(x)
         img[300 : 300 + PH, xi : xi + PW] = look
         boxes.append([float(xi), 300.0, float(xi + PW), 300.0 + PH])
     return img, boxes

@@ -133,19 +133,24 @@ def test_ids_per_person_counts_track_ids_matched_to_each_true_person():
     false = np.array([200, 200, 210, 220], float)
     tracks = [(np.array([10 if f < 3 else 11, 99]), np.stack([person[f - 1], false]))
               for f in range(1, 5)]
-    assert suite.id_pairs(gt, tracks) == {(1, 10), (1, 11)}
-    assert suite.ids_tally(gt, tracks) == {"pairs": 2, "persons": 1, "true_persons": 1}
+    assert suite.id_pairs(gt, tracks) == {(1, 10): 2, (1, 11): 2}
+    assert suite.ids_tally(gt, tracks) == {
+        "pairs": 2, "lasting_pairs": 2, "persons": 1, "true_persons": 1}
+    # a pairing that lasts fewer frames than asked is a flicker of the matching, not an id
+    flicker = [(np.array([10 if f != 3 else 11]), person[f - 1][None]) for f in range(1, 5)]
+    assert suite.ids_tally(gt, flicker, min_frames=2) == {
+        "pairs": 2, "lasting_pairs": 1, "persons": 1, "true_persons": 1}
     # a track box half off the person (IoU 1/3) is not a match
     off = [(np.array([10]), np.array([[10 * f + 5, 0, 10 * f + 15, 20]], float))
            for f in range(1, 5)]
-    assert suite.id_pairs(gt, off) == set()
+    assert suite.id_pairs(gt, off) == {}
 
 
 def test_one_track_box_matches_one_person_only():
     # two people side by side, one track box on the first: one pair, not two
     gt = np.array([[1, 1, 0, 0, 10, 20], [1, 2, 6, 0, 10, 20]], float)
     tracks = [(np.array([5]), np.array([[0, 0, 10, 20]], float))]
-    assert suite.id_pairs(gt, tracks) == {(1, 5)}
+    assert suite.id_pairs(gt, tracks) == {(1, 5): 1}
 
 
 def test_dwell_and_occupancy_tallies_and_their_figures():
@@ -174,13 +179,13 @@ def test_the_all_row_pools_tallies_not_ratios():
     a = {"sequence": "a", "variant": 1, "mode": "pipeline", "frames": 10, "seconds": 1.0,
          "per_line": [{"line": "l", "strict": _tally(1, 1, 1), "banded": _tally(1, 1, 1),
                        "exact": True}],
-         "ids": {"pairs": 2, "persons": 2, "true_persons": 2},
+         "ids": {"pairs": 2, "lasting_pairs": 2, "persons": 2, "true_persons": 2},
          "dwell": {"true_s": 10.0, "true_n": 1, "tracked_s": 10.0, "tracked_n": 1},
          "occupancy": {"abs_error": 0.0, "true": 10.0, "frames": 10}}
     b = {**a, "sequence": "b",
          "per_line": [{"line": "l", "strict": _tally(0, 3, 0), "banded": _tally(0, 3, 0),
                        "exact": False}],
-         "ids": {"pairs": 6, "persons": 2, "true_persons": 2},
+         "ids": {"pairs": 7, "lasting_pairs": 6, "persons": 2, "true_persons": 2},
          "dwell": {"true_s": 30.0, "true_n": 1, "tracked_s": 10.0, "tracked_n": 2},
          "occupancy": {"abs_error": 30.0, "true": 50.0, "frames": 30}}
     f = suite.figures(suite.pool_rows([a, b], "all"))

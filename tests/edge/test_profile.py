@@ -1,0 +1,69 @@
+"""The detector profile, chosen from what both detectors find on sampled frames."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from edge.profile import ProfilePolicy, cheap_recall
+
+
+def people(n: int, x0: float = 0.0) -> np.ndarray:
+    """n person boxes side by side, 40 x 100 px."""
+    return np.array([[x0 + 50 * i, 100, x0 + 50 * i + 40, 200] for i in range(n)], float)
+
+
+def probe(policy: ProfilePolicy, found: int, present: int, t: float) -> str:
+    return policy.observe(people(found), people(present), t)
+
+
+def test_recall_counts_crowd_people_the_cheap_pass_overlaps():
+    assert cheap_recall(people(3), people(4)) == (3, 4)
+    assert cheap_recall(people(3, x0=25), people(4)) == (0, 4)  # IoU 0.23: not found
+    assert cheap_recall(np.zeros((0, 4)), people(2)) == (0, 2)
+    assert cheap_recall(people(2), np.zeros((0, 4))) == (0, 0)
+
+
+@pytest.mark.parametrize(
+    ("case", "found", "present", "after"),
+    [
+        ("the cheap detector finds everyone: sparse", 10, 10, "sparse"),
+        ("it finds 7 in 10: crowd", 7, 10, "crowd"),
+        ("it finds 8 in 10: still sparse (fewer than 0.8 switches)", 8, 10, "sparse"),
+        ("only one person in view: too little to judge", 0, 1, "sparse"),
+    ],
+)
+def test_first_probe_decides_after_its_frames(case, found, present, after):
+    p = ProfilePolicy()
+    for i in range(p.probe_frames - 1):
+        assert probe(p, found, present, 0.1 * i) == "sparse", case
+    assert probe(p, found, present, 0.1 * p.probe_frames) == after, case
+
+
+def test_the_first_probe_runs_at_once_later_ones_spaced_and_every_reprobe_s():
+    p = ProfilePolicy(reprobe_s=600.0, probe_spacing_s=1.0)
+    times = [t for t in np.arange(0, 1300, 0.1) if p.probe_due(t) and probe(p, 5, 10, t)]
+    first = times[: p.probe_frames]
+    assert first == pytest.approx([0.1 * i for i in range(p.probe_frames)])
+    second = times[p.probe_frames : 2 * p.probe_frames]
+    assert second[0] == pytest.approx(600.0)
+    assert np.diff(second) == pytest.approx([1.0] * (p.probe_frames - 1), abs=0.11)
+    assert p.profile == "crowd"
+
+
+def test_crowd_returns_to_sparse_only_well_above_the_switch():
+    p = ProfilePolicy()
+    for i in range(p.probe_frames):
+        probe(p, 5, 10, 0.1 * i)
+    assert p.profile == "crowd"
+    for i in range(p.probe_frames):  # 0.85: above the switch, below the way back
+        probe(p, 17, 20, 600 + i)
+    assert p.profile == "crowd" and p.recall == pytest.approx(0.85)
+    for i in range(p.probe_frames):
+        probe(p, 19, 20, 1200 + i)
+    assert p.profile == "sparse"
+
+
+def test_bad_thresholds_are_refused():
+    with pytest.raises(ValueError, match="min_recall"):
+        ProfilePolicy(min_recall=0.95, back_recall=0.9)
