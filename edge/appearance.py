@@ -19,12 +19,13 @@ import numpy as np
 import numpy.typing as npt
 import onnxruntime as ort
 
+from edge.config import REID_MODEL
 from edge.detector import session_options
 from models import registry
 from storesense.errors import ModelError
 from storesense.schema import ModelInfo
 
-DEFAULT_REID_MODEL = "person_reid_0248"
+DEFAULT_REID_MODEL = REID_MODEL
 CROP_HW = (256, 128)  # the model's input: height, width
 EMBED_DIM = 256
 F32 = npt.NDArray[np.float32]

@@ -93,6 +93,10 @@ class OutboxConfig(_Section):
         "nothing is confirmed); sooner once a later window is confirmed")
 
 
+AUTO_MODELS = ("yolox_nano", "bytetrack_nano_mot17")  # the cheap and the crowd detector
+REID_MODEL = "person_reid_0248"  # appearance for re-identification (edge/appearance.py)
+
+
 class DetectorConfig(_Section):
     model: str = Field(
         "auto", min_length=1, max_length=64,
@@ -101,6 +105,10 @@ class DetectorConfig(_Section):
         "to the detector trained on open data: bytetrack's training data are non-commercial)",
     )
     threads: int = Field(1, ge=1, le=64, description="onnxruntime intra-op threads")
+
+    def model_names(self) -> list[str]:
+        """The models a camera loads: its detector(s) and the re-identification model."""
+        return [*(AUTO_MODELS if self.model == "auto" else (self.model,)), REID_MODEL]
 
 
 class CameraConfig(_Section):

@@ -23,14 +23,16 @@ import numpy.typing as npt
 import onnx
 import onnxruntime as ort
 
+from edge.config import AUTO_MODELS
 from edge.detections import Detections
 from models import registry
 from storesense.errors import ModelError
 from storesense.schema import ModelInfo
 
-DEFAULT_MODEL = "yolox_nano"  # the cheap detector: COCO, Apache-2.0, trained on open data
-CROWD_MODEL = "bytetrack_nano_mot17"  # finds dense, small, half-hidden people; its training
-# data (CrowdHuman, MOT17) are licensed for non-commercial research: models/manifest.toml
+# The cheap detector (yolox_nano: COCO, Apache-2.0, open data) and the crowd detector
+# (bytetrack_nano_mot17: finds dense, small, half-hidden people; its training data, CrowdHuman
+# and MOT17, are licensed for non-commercial research: models/manifest.toml).
+DEFAULT_MODEL, CROWD_MODEL = AUTO_MODELS
 AUTO = "auto"  # both, the camera's profile chosen from what it sees (edge/profile.py)
 _STRIDES = (8, 16, 32)
 _PAD = 114

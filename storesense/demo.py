@@ -86,7 +86,7 @@ def _start_broker(workdir: Path, embedded: bool) -> Mosquitto | EmbeddedBroker:
 def _videos(args: argparse.Namespace) -> list[str]:
     if args.no_video:
         return []
-    if (missing := demo_setup.missing_models([DetectorConfig().model])):
+    if (missing := demo_setup.missing_models(DetectorConfig().model_names())):
         print(f"no real pipeline: {missing[0]}")
         return []
     if args.video:
