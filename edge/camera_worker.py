@@ -53,7 +53,11 @@ class Source(Protocol):
 class Pipeline(Protocol):
     """edge.pipeline.CameraPipeline as the node uses it."""
 
-    def process(self, image: Any, t: float) -> list[WindowAggregate]: ...
+    def process(
+        self, image: Any, t: float, *, decoded: bool = True
+    ) -> list[WindowAggregate]: ...
+    def detects_next(self) -> bool: ...
+    def needs_frame(self, ahead: int) -> bool: ...
     def reconfigure(self, config: AnalyticsConfig) -> None: ...
     def flush(self, t: float) -> list[WindowAggregate]: ...
     def model_infos(self) -> list[ModelInfo]: ...
@@ -175,6 +179,9 @@ class CameraWorker:
             log.warning("camera %s: cannot open source: %s", self.camera_id, self.open_error)
             return False
         self.open_error = self.open_failed_since = None
+        attach = getattr(self.source, "attach", None)
+        if attach is not None:  # decode and convert only the frames the pipeline may detect on
+            attach(self.pipeline.detects_next, self.pipeline.needs_frame)
         return True
 
     def _step(self) -> bool:
@@ -184,7 +191,10 @@ class CameraWorker:
         if frame is None:
             return not self.source.ended
         self._follow_clock()
-        self._emit(self.pipeline.process(frame.image, frame.t))
+        if getattr(frame, "decoded", True):
+            self._emit(self.pipeline.process(frame.image, frame.t))
+        else:  # the decoder skipped it when the pipeline said it would not detect on it
+            self._emit(self.pipeline.process(None, frame.t, decoded=False))
         self._last_t = frame.t
         self.frames += 1
         if self._live:
