@@ -1,0 +1,1 @@
+"""Pure analytics of tracks: lines, zones, paths, heatmaps, window aggregates, the detector cadence."""

@@ -1,0 +1,1 @@
+"""Offline runs and scores: analyze, eval and its suite, benchmarks, MOT ground truth, mosaics."""

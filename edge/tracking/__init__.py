@@ -1,0 +1,1 @@
+"""Boxes to tracks: the tracker, its re-identification, and the one table of track lifetimes."""
