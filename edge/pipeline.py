@@ -16,20 +16,20 @@ from pathlib import Path
 import numpy as np
 import numpy.typing as npt
 
-from edge.cadence import FrameRate
-from edge.counting import CrossingEvent, LineCounter, signed_distance
-from edge.demographics import DemographicsEstimator, load_demographics
-from edge.detections import Detections
-from edge.detector import Detector
-from edge.heatmap import HeatmapGrid
-from edge.paths import PathRecorder, TransitionCounter
-from edge.profile import CHEAP_SCORE, ProfilePolicy
-from edge.profile import CONFIDENT as CROWD_CONFIDENT
-from edge.track_life import TrackLife
-from edge.tracker import Tracker, boxes_of, iou_matrix
-from edge.windows import WindowAccumulator
-from edge.zones import Visit, ZoneTracker
-from edge.zoom import CONFIDENT, ZoomPolicy
+from edge.analytics.cadence import FrameRate
+from edge.analytics.counting import CrossingEvent, LineCounter, signed_distance
+from edge.analytics.heatmap import HeatmapGrid
+from edge.analytics.paths import PathRecorder, TransitionCounter
+from edge.analytics.windows import WindowAccumulator
+from edge.analytics.zones import Visit, ZoneTracker
+from edge.tracking.track_life import TrackLife
+from edge.tracking.tracker import Tracker, boxes_of, iou_matrix
+from edge.vision.demographics import DemographicsEstimator, load_demographics
+from edge.vision.detections import Detections
+from edge.vision.detector import Detector
+from edge.vision.profile import CHEAP_SCORE, ProfilePolicy
+from edge.vision.profile import CONFIDENT as CROWD_CONFIDENT
+from edge.vision.zoom import CONFIDENT, ZoomPolicy
 from storesense.schema import AnalyticsConfig, ModelInfo, Trajectory, WindowAggregate
 
 log = logging.getLogger(__name__)
@@ -145,8 +145,8 @@ def make_tracker(
     ident = config.identity
     if not ident.reid:
         return Tracker()
-    from edge.appearance import load_appearance  # onnxruntime session: only when asked for
-    from edge.reid import AppearanceReid
+    from edge.tracking.reid import AppearanceReid
+    from edge.vision.appearance import load_appearance  # onnxruntime session: only when asked for
 
     model = load_appearance(models_dir=models_dir, threads=threads)
     reid = AppearanceReid(model, max_age_s=ident.reid_max_age_s,
@@ -207,7 +207,7 @@ class CameraPipeline:
     ) -> None:
         self.detector = detector
         # With a crowd detector beside the cheap one, the camera's profile is chosen from what
-        # it sees (edge/profile.py); without, ``detector`` is pinned.
+        # it sees (edge/vision/profile.py); without, ``detector`` is pinned.
         self.crowd_detector = crowd_detector
         self.profile = ProfilePolicy()
         self.profile_frames: Counter[str] = Counter()  # detector frames run per profile
@@ -257,7 +257,7 @@ class CameraPipeline:
 
     def detect_every(self) -> int:
         """The cadence in force: the configured k, or for 0 (auto) ~10 detections a second of
-        the frames' own timestamps (edge/cadence.py)."""
+        the frames' own timestamps (edge/analytics/cadence.py)."""
         return self.config.detect_every or self.rate.detect_every()
 
     def needs_frame(self, ahead: int) -> bool:
@@ -323,7 +323,7 @@ class CameraPipeline:
 
     def _detect(self, image: npt.NDArray[np.uint8], t: float) -> Detections:
         """The profile's detector on a full frame; both on a probe frame, to choose the
-        profile from what each finds (edge/profile.py)."""
+        profile from what each finds (edge/vision/profile.py)."""
         crowd, policy = self.crowd_detector, self.profile
         in_use = policy.profile if crowd is not None else "sparse"
         self.profile_frames[in_use if crowd is not None else "pinned"] += 1

@@ -21,6 +21,10 @@ from pathlib import Path
 from storesense.errors import ModelError
 
 ENV_MODELS_DIR = "STORESENSE_MODELS_DIR"
+# What an edge camera loads by default: the cheap and the crowd detector (chosen per camera,
+# edge/vision/profile.py) and the appearance model of its re-identification.
+AUTO_DETECTORS = ("yolox_nano", "bytetrack_nano_mot17")
+REID_MODEL = "person_reid_0248"
 
 
 @dataclass(frozen=True)

@@ -18,10 +18,12 @@ from storesense.errors import StoresenseError
 
 # command path -> (module, one-line help)
 COMMANDS: dict[tuple[str, ...], tuple[str, str]] = {
-    ("analyze",): ("edge.analyze", "run the pipeline over a video file, write line crossings"),
-    ("eval",): ("edge.evaluate", "score the pipeline on a MOT-format sequence"),
-    ("mosaic",): ("edge.mosaic", "a denser MOT sequence of smaller people, tiled from a real one"),
-    ("edge", "run"): ("edge.node", "run an edge node (cameras -> analytics -> MQTT)"),
+    ("analyze",): ("edge.evaluation.analyze",
+                   "run the pipeline over a video file, write line crossings"),
+    ("eval",): ("edge.evaluation.evaluate", "score the pipeline on a MOT-format sequence"),
+    ("mosaic",): ("edge.evaluation.mosaic",
+                  "a denser MOT sequence of smaller people, tiled from a real one"),
+    ("edge", "run"): ("edge.node.service", "run an edge node (cameras -> analytics -> MQTT)"),
     ("gateway", "run"): ("gateway.service", "run the gateway (MQTT ingest, API, dashboards)"),
     ("gateway", "token"): ("gateway.tokens", "create, list or revoke API tokens"),
     ("gateway", "import-stores"): ("gateway.registry", "import the stores registry from CSV/JSON"),
@@ -31,7 +33,7 @@ COMMANDS: dict[tuple[str, ...], tuple[str, str]] = {
     ("gateway", "homography"): ("gateway.homography",
                                 "a camera's image -> floor-plan matrix from four point pairs"),
     ("demo",): ("storesense.demo", "broker + gateway + dashboards + edge nodes on one machine"),
-    ("bench", "edge"): ("edge.bench", "edge frames per second per core and memory"),
+    ("bench", "edge"): ("edge.evaluation.bench", "edge frames per second per core and memory"),
     ("bench", "gateway"): ("gateway.bench", "messages per second through broker and gateway"),
     ("bench", "query"): ("gateway.bench_query", "HQ overview query latency at chain scale"),
     ("models",): ("models.registry", "fetch or verify the pinned ONNX models"),

@@ -26,7 +26,7 @@ import paho.mqtt.client as mqtt
 from paho.mqtt.enums import CallbackAPIVersion
 from pydantic import ValidationError
 
-from edge.config import DetectorConfig
+from edge.node.config import DetectorConfig
 from storesense import demo_setup
 from storesense.broker import EmbeddedBroker, Mosquitto, find_mosquitto
 from storesense.schema import AnalyticsConfig, DeviceState, DeviceStatus, utcnow
@@ -98,7 +98,7 @@ def _videos(args: argparse.Namespace) -> list[str]:
 
 def _missing_demographics() -> bool:
     # imported here: it loads onnxruntime, which the demo process needs only for this
-    from edge.demographics import AGE_GENDER_MODEL, FACE_MODEL
+    from edge.vision.demographics import AGE_GENDER_MODEL, FACE_MODEL
 
     missing = demo_setup.missing_models([FACE_MODEL, AGE_GENDER_MODEL])
     for reason in missing:

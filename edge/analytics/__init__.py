@@ -1,1 +1,3 @@
-"""Pure analytics of tracks: lines, zones, paths, heatmaps, window aggregates, the detector cadence."""
+"""Pure analytics of tracks: lines, zones, paths, heatmaps, window aggregates, the detector
+cadence.
+"""

@@ -2,8 +2,8 @@
 
 Pure: ``LineCounter.update(ids, feet, t, heights, frame_size)`` takes track ids, normalised
 foot points and box heights and returns crossing events; ``end(ids)`` settles tracks that the track
-lifetime table (edge/track_life.py) says have ended. It never reads the clock, never changes
-its input, and keeps no timeout of its own.
+lifetime table (edge/tracking/track_life.py) says have ended. It never reads the clock, never
+changes its input, and keeps no timeout of its own.
 
 Direction rule (the same as ``schema.LineSpec``): seen from (x1, y1) looking towards (x2, y2),
 walking from the left side to the right side is "in" (unless ``in_direction`` flips it).
@@ -20,7 +20,7 @@ until the track ends). The band is the larger of ``hysteresis`` and ``band_bodie
 person's box height: box jitter and the swap of a box between two people standing close grow
 with how large people are drawn, so a band in fixed image units is too narrow near the camera
 and too wide far from it. Identity repair (a person lost behind someone and found again) is
-the tracker's job (edge/tracker.py), not this counter's.
+the tracker's job (edge/tracking/tracker.py), not this counter's.
 """
 
 from __future__ import annotations

@@ -6,7 +6,7 @@ after a start begins at its first frame (whole second), and one closed early (sh
 its last frame. That keeps message ids unique across a restart in the middle of a window: the
 window flushed at shutdown and the one opened after the restart have different starts, so the
 gateway, which keeps the first copy of an id, stores both halves.
-A wall-clock step (edge.clock) closes the open window like a shutdown, and the next window
+A wall-clock step (edge.node.clock) closes the open window like a shutdown, and the next window
 again begins at its first frame. After a step back, frames are dated before windows already
 closed. The message id is the window start (schema.message_id), so the windows of that
 stretch must not start where an earlier window did: until the frames are past the end of
@@ -25,8 +25,8 @@ from datetime import UTC, datetime
 
 import numpy as np
 
-from edge.counting import CrossingEvent
-from edge.zones import Visit
+from edge.analytics.counting import CrossingEvent
+from edge.analytics.zones import Visit
 from storesense.schema import (
     DWELL_BIN_EDGES_S,
     Demographics,

@@ -18,11 +18,11 @@ import cv2
 import numpy as np
 import numpy.typing as npt
 
-from edge.cadence import DETECT_HZ, detect_every_for
-from edge.counting import CrossingEvent
-from edge.detector import AUTO, LAYOUTS, Detector, load_detectors
+from edge.analytics.cadence import DETECT_HZ, detect_every_for
+from edge.analytics.counting import CrossingEvent
 from edge.pipeline import LINE_FOCUS, CameraPipeline, make_tracker
-from edge.sources import FileInfo, file_frames
+from edge.vision.detector import AUTO, LAYOUTS, Detector, load_detectors
+from edge.vision.sources import FileInfo, file_frames
 from storesense.config import load_toml
 from storesense.errors import ConfigError
 from storesense.schema import AnalyticsConfig, LineSpec

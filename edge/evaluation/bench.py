@@ -3,7 +3,7 @@
 One core: onnxruntime with one intra-op thread, OpenCV and the FFmpeg decoder (PyAV, or
 OpenCV's without it) limited to one thread. End to end = open, decode, detect, track,
 analytics, windows; non-reference frames the detector will not see are not decoded, and
-frames it sees are converted straight to its input size (see ``edge.sources.file_frames``).
+frames it sees are converted straight to its input size (see ``edge.vision.sources.file_frames``).
 ``--duration`` loops the video for that many seconds and samples RSS, to show memory stays
 flat.
 """
@@ -21,15 +21,15 @@ import cv2
 import psutil
 from pydantic import ValidationError
 
-from edge.analyze import file_pipeline
-from edge.detector import AUTO, LAYOUTS, load_detectors
+from edge.evaluation.analyze import file_pipeline
 from edge.pipeline import LINE_FOCUS, CameraPipeline
-from edge.sources import av_available, file_frames
+from edge.vision.detector import AUTO, LAYOUTS, load_detectors
+from edge.vision.sources import av_available, file_frames
 from storesense.errors import ConfigError
 from storesense.schema import AnalyticsConfig, DetectorZoom, LineSpec
 
 DEFAULT_VIDEO = (
-    Path(__file__).resolve().parent.parent.parent / "shared/data/eval/MOT17-09/video.mp4"
+    Path(__file__).resolve().parents[3] / "shared/data/eval/MOT17-09/video.mp4"
 )
 
 

@@ -20,8 +20,8 @@ import numpy as np
 import numpy.typing as npt
 from scipy.optimize import linear_sum_assignment
 
-from edge.analyze import RunResult, add_common, build_config, run_video
-from edge.mot import (
+from edge.evaluation.analyze import RunResult, add_common, build_config, run_video
+from edge.evaluation.mot import (
     SeqInfo,
     TrueCrossing,
     people_per_frame,
@@ -43,7 +43,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
         "--line", action="append", help="X1,Y1,X2,Y2 normalised; repeatable (scored each, pooled)"
     )
     add_common(p)
-    s = p.add_argument_group("suite (edge/suite.py, docs/accuracy.md)")
+    s = p.add_argument_group("suite (edge/evaluation/suite.py, docs/accuracy.md)")
     s.add_argument(
         "--suite", nargs="?", const="", default=None, metavar="EVAL_DIR",
         help="every sequence in EVAL_DIR (default $STORESENSE_SHARED/data/eval, else "
@@ -166,7 +166,7 @@ def evaluate(args: argparse.Namespace) -> dict[str, Any]:
 
 def run(args: argparse.Namespace) -> int:
     if args.suite is not None:
-        from edge import suite  # the suite imports this module: imported when asked for
+        from edge.evaluation import suite  # the suite imports this module: imported when asked for
 
         return suite.run(args)
     print(json.dumps(evaluate(args)))

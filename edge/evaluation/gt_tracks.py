@@ -5,7 +5,7 @@ to the banded truth's own definition (``truth_counting``: the same dead band, on
 the new side) it must reproduce that truth exactly; with its default settings it shows what
 the counting rules alone cost or save.
 
-The tracks are the considered gt rows (``edge.mot.read_gt``), every frame, fed to
+The tracks are the considered gt rows (``edge.evaluation.mot.read_gt``), every frame, fed to
 ``edge.pipeline.Analytics``, the object the pipeline itself counts with: ids, foot points
 (bottom centre, normalised) and box heights (normalised to the frame's height).
 """
@@ -20,8 +20,8 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 
-from edge.counting import CrossingEvent, LineCounter
-from edge.mot import SeqInfo
+from edge.analytics.counting import CrossingEvent, LineCounter
+from edge.evaluation.mot import SeqInfo
 from edge.pipeline import Analytics
 from storesense.schema import AnalyticsConfig, CountingSettings, LineSpec
 

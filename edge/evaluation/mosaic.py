@@ -26,7 +26,7 @@ import cv2
 import numpy as np
 import numpy.typing as npt
 
-from edge.mot import SeqInfo, read_seqinfo
+from edge.evaluation.mot import SeqInfo, read_seqinfo
 from storesense.errors import ConfigError, SourceError
 
 F64 = npt.NDArray[np.float64]

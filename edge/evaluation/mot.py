@@ -3,7 +3,8 @@
 True crossings follow data/eval/README.md exactly: rows with conf == 1 and class == 1, foot
 point = bottom centre, a change of side between consecutive observations of an id. Sides:
 for a vertical line x = c, A if x < c else B; horizontal y = c, A if y < c else B; any other
-line by the sign of the cross product (see edge.counting), on-line counting as B. Direction
+line by the sign of the cross product (see edge.analytics.counting),
+on-line counting as B. Direction
 then follows the LineSpec rule (left side -> right side seen along the line is "in").
 
 ``band > 0`` gives the README's rule 8, the *banded* truth: a foot point has a side only
@@ -21,7 +22,7 @@ from pathlib import Path
 import numpy as np
 import numpy.typing as npt
 
-from edge.counting import Direction, signed_distance
+from edge.analytics.counting import Direction, signed_distance
 
 
 @dataclass(frozen=True)

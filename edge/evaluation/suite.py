@@ -2,17 +2,18 @@
 
 One line can be tuned to; fourteen lines over three scales of crowd cannot, not without it
 showing. For every MOT folder in EVAL_DIR the suite scores the original and its 2x2 and 3x3
-mosaics (``edge.mosaic``, built once into ``--work`` and reused while the source is
+mosaics (``edge.evaluation.mosaic``, built once into ``--work`` and reused while the source is
 unchanged), each in ONE pipeline pass that counts on every sweep line at once: vertical lines
 x = 0.2 ... 0.8 and horizontal lines y = 0.2 ... 0.8, each spanning the frame.
 
 Per (sequence, variant), pooled over the lines (count errors summed per line, so lines do not
-cancel): count accuracy and event F1 (``edge.evaluate``) against the strict truth (README
+cancel): count accuracy and event F1 (``edge.evaluation.evaluate``) against the strict truth (README
 rule 4) and the banded truth (rule 8, band 0.01 of min(width, height)); ids per true person;
 dwell error; occupancy error. The definitions are in docs/accuracy.md, "The evaluation
 suite". A last row, "all", pools every row.
 
-``--gt-tracks`` feeds the true tracks to the analytics instead (``edge.gt_tracks``), two rows
+``--gt-tracks`` feeds the true tracks to the analytics instead
+(``edge.evaluation.gt_tracks``), two rows
 per variant: the counter set to the truth's definition, which must reproduce the banded truth
 exactly, and the counter at its defaults.
 """
@@ -34,12 +35,12 @@ import numpy as np
 import numpy.typing as npt
 from scipy.optimize import linear_sum_assignment
 
-from edge import analyze
-from edge.counting import CrossingEvent
-from edge.evaluate import scores, tally
-from edge.gt_tracks import count_lines, truth_counting
-from edge.mosaic import build_mosaic
-from edge.mot import SeqInfo, read_gt, read_seqinfo, true_crossings
+from edge.analytics.counting import CrossingEvent
+from edge.evaluation import analyze
+from edge.evaluation.evaluate import scores, tally
+from edge.evaluation.gt_tracks import count_lines, truth_counting
+from edge.evaluation.mosaic import build_mosaic
+from edge.evaluation.mot import SeqInfo, read_gt, read_seqinfo, true_crossings
 from storesense.errors import ConfigError
 from storesense.schema import AnalyticsConfig, LineSpec
 
@@ -50,9 +51,9 @@ VARIANTS = (1, 2, 3)  # 1 = the sequence itself, n = its n x n mosaic
 MATCH_IOU = 0.5
 MIN_DWELL_S = 1.0
 MIN_ID_S = 0.5  # a person paired with a track for less than this is a flicker of the matching
-# Bump when edge/mosaic.py changes what it writes: cached mosaics are then rebuilt.
+# Bump when edge/evaluation/mosaic.py changes what it writes: cached mosaics are then rebuilt.
 MOSAIC_VERSION = 1
-REPO = Path(__file__).resolve().parent.parent
+REPO = Path(__file__).resolve().parents[2]
 
 
 def default_eval_dir() -> Path:

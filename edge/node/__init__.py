@@ -1,1 +1,3 @@
-"""The edge node's runtime: configuration, camera workers, the outbox, MQTT transport, status, clocks."""
+"""The edge node's runtime: configuration, camera workers, the outbox, MQTT transport, status,
+clocks.
+"""

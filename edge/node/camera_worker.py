@@ -12,9 +12,9 @@ import time
 from collections.abc import Callable
 from typing import Any, Protocol
 
-from edge.clock import ClockWatch, disagreement
-from edge.outbox import write_error
-from edge.status import camera_status
+from edge.node.clock import ClockWatch, disagreement
+from edge.node.outbox import write_error
+from edge.node.status import camera_status
 from storesense.schema import (
     AnalyticsConfig,
     CameraConfigMessage,
@@ -36,7 +36,7 @@ class Frame(Protocol):
 
 
 class Source(Protocol):
-    """edge.sources.FrameSource as the node uses it."""
+    """edge.vision.sources.FrameSource as the node uses it."""
 
     state: CameraState
     since: float
@@ -84,7 +84,7 @@ class CameraWorker:
         self._live = live  # frame times are wall clock, so lag behind the source is meaningful
         self._clock = clock
         # Live frames carry wall-clock times: a step of that clock closes the open window
-        # (edge.clock); edge.windows keeps the windows after it from reusing a start.
+        # (edge.node.clock); edge.analytics.windows keeps the windows after it from reusing a start.
         self._watch = clock_watch if live else None
         self._epoch = self._watch.epoch if self._watch is not None else 0
         self.clock_note: tuple[float, str] | None = None  # (monotonic time, text)

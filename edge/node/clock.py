@@ -8,8 +8,8 @@ caught up again (no window published meanwhile; a 1 h step: one window swallowin
 and windows stamped while a clock was ahead reused the message ids of the genuine windows
 of that time later, which the gateway then refused as reused ids.
 
-At a step every live camera closes its open window at once (edge.camera_worker), the next
-window begins at the step, and after a step back edge.windows keeps the windows of the
+At a step every live camera closes its open window at once (edge.node.camera_worker), the next
+window begins at the step, and after a step back edge.analytics.windows keeps the windows of the
 repeated stretch off the starts (= message ids) of windows already closed. The steps are
 counted (the *clock epoch*, kept in the outbox file) and reported in each camera's
 ``last_error`` for 10 minutes and in the log.

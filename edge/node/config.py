@@ -12,6 +12,7 @@ from typing import Annotated, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
+from models.registry import AUTO_DETECTORS, REID_MODEL
 from storesense.config import load_toml
 from storesense.errors import ConfigError
 from storesense.schema import AnalyticsConfig, Ident
@@ -93,8 +94,6 @@ class OutboxConfig(_Section):
         "nothing is confirmed); sooner once a later window is confirmed")
 
 
-AUTO_MODELS = ("yolox_nano", "bytetrack_nano_mot17")  # the cheap and the crowd detector
-REID_MODEL = "person_reid_0248"  # appearance for re-identification (edge/appearance.py)
 
 
 class DetectorConfig(_Section):
@@ -108,7 +107,7 @@ class DetectorConfig(_Section):
 
     def model_names(self) -> list[str]:
         """The models a camera loads: its detector(s) and the re-identification model."""
-        return [*(AUTO_MODELS if self.model == "auto" else (self.model,)), REID_MODEL]
+        return [*(AUTO_DETECTORS if self.model == "auto" else (self.model,)), REID_MODEL]
 
 
 class CameraConfig(_Section):
@@ -116,7 +115,7 @@ class CameraConfig(_Section):
     source: str | int = Field(description="RTSP URL, video file path or USB camera index")
     loop: bool = Field(False, description="restart a video file at its end (demo, tests)")
     # A file not read in real time is dated from its recording start (modification time
-    # minus duration), see edge/sources.py.
+    # minus duration), see edge/vision/sources.py.
     realtime: bool = Field(False, description="pace a video file at its frame rate")
     analytics: AnalyticsConfig = Field(default_factory=AnalyticsConfig)
 

@@ -12,7 +12,7 @@ from dataclasses import dataclass
 import paho.mqtt.client as mqtt
 from paho.mqtt.enums import CallbackAPIVersion
 
-from edge.config import BrokerConfig, TlsConfig, read_password
+from edge.node.config import BrokerConfig, TlsConfig, read_password
 from storesense.errors import ConfigError
 
 

@@ -3,9 +3,9 @@
 ``OutboxPublisher`` is the single thread that takes rows from the outbox oldest first and
 publishes them at QoS 1, at most ``max_inflight`` unacknowledged at once and at most
 ``rate`` per second, so a whole chain reconnecting after an outage does not flood the
-broker. A PUBACK with a success reason code (see edge.transport for why MQTT 5) marks the
+broker. A PUBACK with a success reason code (see edge.node.transport for why MQTT 5) marks the
 row sent; the gateway's confirmation (``confirmed``, storesense.acks) deletes it, and a
-sent row that stays unconfirmed is sent again (edge.resend). With ``confirm=False`` the
+sent row that stays unconfirmed is sent again (edge.node.resend). With ``confirm=False`` the
 PUBACK deletes the row, as before end-to-end confirmation.
 """
 
@@ -16,9 +16,9 @@ import sqlite3
 import threading
 import time
 
-from edge.outbox import Outbox, Row, write_error
-from edge.resend import ResendTracker
-from edge.transport import MqttTransport
+from edge.node.outbox import Outbox, Row, write_error
+from edge.node.resend import ResendTracker
+from edge.node.transport import MqttTransport
 from storesense.acks import decode_confirmation
 
 log = logging.getLogger(__name__)
@@ -128,7 +128,7 @@ class OutboxPublisher:
 
     def _next_row(self) -> Row | None:
         """The oldest row not in flight, once connected and below max_inflight; else wait.
-        A sent row due again (edge.resend) goes before unsent ones."""
+        A sent row due again (edge.node.resend) goes before unsent ones."""
         with self._wake:
             ready = self.transport.connected.is_set() and len(self._inflight) < self.max_inflight
             if ready and self.confirm and (row := self._due_resend()) is not None:

@@ -9,7 +9,7 @@ from pathlib import Path
 
 from pydantic import ValidationError
 
-from edge.camera_worker import CameraWorker
+from edge.node.camera_worker import CameraWorker
 from storesense.config import describe_validation_error
 from storesense.errors import ConfigError
 from storesense.schema import CameraConfigMessage

@@ -5,8 +5,8 @@
     paho thread:    reconnects; PUBACKs; retained remote configs -> validated -> queued
     main thread:    status every N s, systemd watchdog, waits for SIGTERM/SIGINT
 
-The parts live in their own modules: edge.camera_worker (camera thread), edge.outbox_publisher
-(publisher), edge.transport (paho), edge.remote_config and edge.systemd. This one wires them.
+The parts live in their own modules of edge.node: camera_worker (camera thread),
+outbox_publisher (publisher), transport (paho), remote_config and systemd. This one wires them.
 """
 
 from __future__ import annotations
@@ -20,16 +20,16 @@ from collections.abc import Callable
 from pathlib import Path
 from types import FrameType
 
-from edge.camera_worker import CameraWorker, Pipeline, Source
-from edge.clock import ClockWatch
-from edge.config import CameraConfig, EdgeConfig, load_edge_config
-from edge.mqtt_client import Will
-from edge.outbox import Outbox
-from edge.outbox_publisher import OutboxPublisher
-from edge.remote_config import RemoteConfigStore, offer_remote_config
-from edge.status import ProcessProbe, device_status, offline_status
-from edge.systemd import sd_notify, watchdog_interval_s
-from edge.transport import MqttTransport
+from edge.node.camera_worker import CameraWorker, Pipeline, Source
+from edge.node.clock import ClockWatch
+from edge.node.config import CameraConfig, EdgeConfig, load_edge_config
+from edge.node.mqtt_client import Will
+from edge.node.outbox import Outbox
+from edge.node.outbox_publisher import OutboxPublisher
+from edge.node.remote_config import RemoteConfigStore, offer_remote_config
+from edge.node.status import ProcessProbe, device_status, offline_status
+from edge.node.systemd import sd_notify, watchdog_interval_s
+from edge.node.transport import MqttTransport
 from storesense.schema import AnalyticsConfig, CameraConfigMessage, ModelInfo, WindowAggregate
 from storesense.topics import Topics
 
@@ -37,7 +37,7 @@ log = logging.getLogger(__name__)
 
 SourceFactory = Callable[[CameraConfig], Source]
 PipelineFactory = Callable[[CameraConfig, AnalyticsConfig], Pipeline]
-CLOCK_EPOCH = "clock_epoch"  # outbox meta key (edge.clock)
+CLOCK_EPOCH = "clock_epoch"  # outbox meta key (edge.node.clock)
 STUCK_AFTER_S = 30.0  # a camera loop silent this long is hung: stop pinging the watchdog
 
 
@@ -252,9 +252,9 @@ class EdgeNode:
 
 def real_parts(cfg: EdgeConfig) -> tuple[SourceFactory, PipelineFactory]:
     """The product's source and pipeline (imported here: OpenCV/onnxruntime load slowly)."""
-    from edge.detector import load_detectors
     from edge.pipeline import CameraPipeline, load_demographics, make_tracker
-    from edge.sources import open_source
+    from edge.vision.detector import load_detectors
+    from edge.vision.sources import open_source
 
     def make_source(cam: CameraConfig) -> Source:
         return open_source(cam.source, loop=cam.loop, realtime=cam.realtime)

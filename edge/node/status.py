@@ -13,7 +13,7 @@ from typing import Protocol
 
 import psutil
 
-from edge.outbox import OutboxStats
+from edge.node.outbox import OutboxStats
 from storesense import __version__
 from storesense.schema import CameraState, CameraStatus, DeviceStatus, ModelInfo, utcnow
 
@@ -22,7 +22,7 @@ _CONFIG_ERROR_MAX = 2000
 
 
 class SourceHealth(Protocol):
-    """What status reads from a frame source (edge.sources.FrameSource has these)."""
+    """What status reads from a frame source (edge.vision.sources.FrameSource has these)."""
 
     @property
     def state(self) -> CameraState: ...

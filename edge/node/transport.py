@@ -1,8 +1,8 @@
 """MQTT transport: paho in its own thread, each QoS 1 publish answered by a callback.
 
-``MqttTransport`` owns the paho client (built in edge.mqtt_client: MQTT 5, VERSION2
+``MqttTransport`` owns the paho client (built in edge.node.mqtt_client: MQTT 5, VERSION2
 callbacks, automatic reconnect, last will) and tells whoever published a message whether
-the broker's PUBACK accepted or refused it. ``edge.outbox_publisher`` feeds it the outbox.
+the broker's PUBACK accepted or refused it. ``edge.node.outbox_publisher`` feeds it the outbox.
 
 MQTT 5 because of that reason code: for a 3.1.1 client a broker can only PUBACK a publish
 its ACL denies (Mosquitto 2.0 does), which looked like delivery and deleted the window. With
@@ -29,9 +29,9 @@ from typing import Any
 import paho.mqtt.client as mqtt
 from paho.mqtt.reasoncodes import ReasonCode
 
-from edge.config import BrokerConfig
-from edge.mqtt_client import Will, connect_async, make_client
-from edge.topic_verdicts import RETRY_MAX_S, RETRY_MIN_S, TopicVerdicts
+from edge.node.config import BrokerConfig
+from edge.node.mqtt_client import Will, connect_async, make_client
+from edge.node.topic_verdicts import RETRY_MAX_S, RETRY_MIN_S, TopicVerdicts
 
 log = logging.getLogger(__name__)
 

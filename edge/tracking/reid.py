@@ -3,7 +3,7 @@
 Two cues, both needed: motion (the box lies where the lost person could have walked in the
 time unseen, a radius in their own body heights that grows with that time) and appearance
 (the cosine distance between the person's embedding before they were lost and the new box's,
-edge/appearance.py). Motion alone swaps people in a crowd; appearance alone revives a track
+edge/vision/appearance.py). Motion alone swaps people in a crowd; appearance alone revives a track
 with a look-alike across the room.
 
 Cost stays bounded: a track keeps at most one crop, taken at most every ``crop_every_s`` while
@@ -22,8 +22,8 @@ from dataclasses import dataclass
 import numpy as np
 import numpy.typing as npt
 
-from edge.appearance import cosine_distance, crop_person
-from edge.tracker import F64, Image, Track, assign, iou_matrix
+from edge.tracking.tracker import F64, Image, Track, assign, iou_matrix
+from edge.vision.appearance import cosine_distance, crop_person
 
 Embed = Callable[[npt.NDArray[np.uint8]], npt.NDArray[np.float32]]
 

@@ -14,12 +14,13 @@ frames where the detector is skipped.
 Re-identification (in the manner of norfair's ``reid_distance_function``): a track lost for
 longer than the IoU stage can bridge is kept, for up to ``reid_max_age_s``, as a candidate for
 confident boxes that would otherwise start a new track. The decision is an injectable
-``ReidDistance`` (motion gate and appearance, edge/reid.py); the revived track keeps its id,
+``ReidDistance`` (motion gate and appearance, edge/tracking/reid.py); the revived track keeps
+its id,
 so every analytic downstream sees one person. Appearance is computed only there: when a box
 would start a track near a lost one, never for people tracked without trouble.
 
 ``ended`` after each step lists the tracks given up on at that step: the camera's track
-lifetime table (edge/track_life.py) takes it from here.
+lifetime table (edge/tracking/track_life.py) takes it from here.
 """
 
 from __future__ import annotations
@@ -31,7 +32,7 @@ import numpy as np
 import numpy.typing as npt
 from scipy.optimize import linear_sum_assignment
 
-from edge.detections import Detections
+from edge.vision.detections import Detections
 
 F64 = npt.NDArray[np.float64]
 
@@ -89,7 +90,7 @@ class Track:
     last_matched_t: float = 0.0
     lost: bool = False
     first_t: float = 0.0
-    # Appearance memory for re-identification (edge/reid.py); pixels and embeddings stay in
+    # Appearance memory for re-identification (edge/tracking/reid.py); pixels and embeddings stay in
     # this process and die with the track.
     crop: npt.NDArray[np.uint8] | None = None
     crop_t: float = -np.inf
@@ -162,7 +163,7 @@ def kf_update(track: Track, z: F64) -> None:
 
 
 class ReidDistance(Protocol):
-    """Decides which lost tracks new boxes continue (edge/reid.py has the real one)."""
+    """Decides which lost tracks new boxes continue (edge/tracking/reid.py has the real one)."""
 
     max_age_s: float
 

@@ -1,1 +1,3 @@
-"""Cameras and files to person boxes: frame sources, the detectors and the choice between them, appearance embeddings, demographics."""
+"""Cameras and files to person boxes: frame sources, the detectors and the choice between them,
+appearance embeddings, demographics.
+"""

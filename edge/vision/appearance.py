@@ -19,9 +19,9 @@ import numpy as np
 import numpy.typing as npt
 import onnxruntime as ort
 
-from edge.config import REID_MODEL
-from edge.detector import session_options
+from edge.vision.detector import session_options
 from models import registry
+from models.registry import REID_MODEL
 from storesense.errors import ModelError
 from storesense.schema import ModelInfo
 

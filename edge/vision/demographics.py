@@ -18,8 +18,8 @@ import numpy as np
 import numpy.typing as npt
 import onnxruntime as ort
 
-from edge.detections import Detections
-from edge.detector import nms, open_session
+from edge.vision.detections import Detections
+from edge.vision.detector import nms, open_session
 from storesense.schema import AGE_BANDS, ModelInfo
 
 F32 = npt.NDArray[np.float32]

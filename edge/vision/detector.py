@@ -23,17 +23,17 @@ import numpy.typing as npt
 import onnx
 import onnxruntime as ort
 
-from edge.config import AUTO_MODELS
-from edge.detections import Detections
+from edge.vision.detections import Detections
 from models import registry
+from models.registry import AUTO_DETECTORS
 from storesense.errors import ModelError
 from storesense.schema import ModelInfo
 
 # The cheap detector (yolox_nano: COCO, Apache-2.0, open data) and the crowd detector
 # (bytetrack_nano_mot17: finds dense, small, half-hidden people; its training data, CrowdHuman
 # and MOT17, are licensed for non-commercial research: models/manifest.toml).
-DEFAULT_MODEL, CROWD_MODEL = AUTO_MODELS
-AUTO = "auto"  # both, the camera's profile chosen from what it sees (edge/profile.py)
+DEFAULT_MODEL, CROWD_MODEL = AUTO_DETECTORS
+AUTO = "auto"  # both, the camera's profile chosen from what it sees (edge/vision/profile.py)
 _STRIDES = (8, 16, 32)
 _PAD = 114
 # Padding kept below (or beside) the image in a fitted canvas: two cells of the coarsest

@@ -20,7 +20,7 @@ from typing import Literal
 import numpy as np
 import numpy.typing as npt
 
-from edge.tracker import iou_matrix
+from edge.tracking.tracker import iou_matrix
 
 Profile = Literal["sparse", "crowd"]
 MATCH_IOU = 0.5  # a crowd box counts as found by the cheap detector at this overlap

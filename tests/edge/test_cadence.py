@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from edge.cadence import MIN_INTERVALS, FrameRate, detect_every_for
+from edge.analytics.cadence import MIN_INTERVALS, FrameRate, detect_every_for
 
 
 @pytest.mark.parametrize(

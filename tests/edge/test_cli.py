@@ -51,8 +51,8 @@ def test_analyze_config_errors_name_the_problem(pets_clip: Path, tmp_path: Path,
 
 
 def test_events_rows_have_exactly_the_documented_keys(tmp_path: Path):
-    from edge.analyze import RunResult, write_events
-    from edge.counting import CrossingEvent
+    from edge.analytics.counting import CrossingEvent
+    from edge.evaluation.analyze import RunResult, write_events
 
     res = RunResult(
         events=[(3, CrossingEvent("a", 7, "in", 0.3)), (1, CrossingEvent("b", 2, "out", 0.1))]

@@ -11,7 +11,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from edge.counting import LineCounter, signed_distance
+from edge.analytics.counting import LineCounter, signed_distance
 from storesense.schema import CountingSettings, LineSpec
 
 LINE = LineSpec(name="door", points=(0.5, 0.0, 0.5, 1.0))

@@ -6,10 +6,10 @@ import cv2
 import numpy as np
 import pytest
 
-from edge.demographics import FaceModels, age_band, load_demographics
-from edge.detections import Detections
-from edge.detector import load_detector
-from edge.tracker import iou_matrix
+from edge.tracking.tracker import iou_matrix
+from edge.vision.demographics import FaceModels, age_band, load_demographics
+from edge.vision.detections import Detections
+from edge.vision.detector import load_detector
 
 
 @pytest.fixture(scope="module")

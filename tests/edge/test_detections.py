@@ -3,7 +3,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from edge.detections import Detections
+from edge.vision.detections import Detections
 
 
 def test_shapes_are_validated_with_expected_and_actual():

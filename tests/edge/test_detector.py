@@ -9,8 +9,8 @@ import cv2
 import numpy as np
 import pytest
 
-from edge.detector import decode_yolox, load_detector, make_grid, nms
-from edge.tracker import iou_matrix
+from edge.tracking.tracker import iou_matrix
+from edge.vision.detector import decode_yolox, load_detector, make_grid, nms
 from storesense.errors import ModelError
 
 

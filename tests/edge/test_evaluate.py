@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import pytest
 
-from edge.analyze import RunResult
-from edge.counting import CrossingEvent
-from edge.evaluate import line_scores, match_events, scores, tally
-from edge.mot import SeqInfo, TrueCrossing
+from edge.analytics.counting import CrossingEvent
+from edge.evaluation.analyze import RunResult
+from edge.evaluation.evaluate import line_scores, match_events, scores, tally
+from edge.evaluation.mot import SeqInfo, TrueCrossing
 from storesense.schema import LineSpec
 
 FPS = 10.0

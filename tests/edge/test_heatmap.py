@@ -3,7 +3,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from edge.heatmap import HeatmapGrid, render
+from edge.analytics.heatmap import HeatmapGrid, render
 
 
 def test_seconds_accumulate_in_the_foot_cell():

@@ -9,8 +9,8 @@ import cv2
 import numpy as np
 import pytest
 
-from edge.mosaic import ID_STRIDE, build_mosaic, mosaic_gt, tile_offsets
-from edge.mot import read_gt, read_seqinfo, true_crossings
+from edge.evaluation.mosaic import ID_STRIDE, build_mosaic, mosaic_gt, tile_offsets
+from edge.evaluation.mot import read_gt, read_seqinfo, true_crossings
 from storesense.cli import main
 from storesense.errors import ConfigError
 

@@ -5,7 +5,7 @@ import json
 import numpy as np
 import pytest
 
-from edge.mot import people_per_frame, read_gt, read_seqinfo, true_crossings
+from edge.evaluation.mot import people_per_frame, read_gt, read_seqinfo, true_crossings
 
 
 @pytest.mark.parametrize("seq", ["PETS09-S2L1", "MOT17-09"])

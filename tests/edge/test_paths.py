@@ -3,7 +3,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from edge.paths import MAX_POINTS, PathRecorder, TransitionCounter
+from edge.analytics.paths import MAX_POINTS, PathRecorder, TransitionCounter
 
 
 def test_trajectory_is_short_anonymous_and_normalised():

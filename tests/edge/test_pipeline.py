@@ -5,9 +5,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from edge.detector import load_detector
 from edge.pipeline import Analytics, CameraPipeline, identity_at_risk
-from edge.sources import open_source
+from edge.vision.detector import load_detector
+from edge.vision.sources import open_source
 from storesense.schema import AnalyticsConfig, LineSpec, ZoneSettings, ZoneSpec
 
 DOOR = LineSpec(name="door", points=(0.5, 0.0, 0.5, 1.0))
@@ -76,7 +76,7 @@ def test_process_without_image_on_a_detector_frame_is_refused(detector):
 
 
 def test_line_focus_detects_every_frame_while_people_overlap_near_a_line(detector):
-    from edge.detections import Detections
+    from edge.vision.detections import Detections
 
     black = np.zeros((200, 200, 3), np.uint8)
 
@@ -120,7 +120,7 @@ def test_identity_at_risk_near_a_line():
 
 
 def test_demographics_count_every_finished_visitor_once(detector, models_dir, pets_clip: Path):
-    from edge.demographics import load_demographics
+    from edge.vision.demographics import load_demographics
 
     demo = load_demographics(models_dir)
     pipe = CameraPipeline("s", "c", config(window_s=3600), detector, demographics=demo)

@@ -8,9 +8,9 @@ import cv2
 import numpy as np
 import pytest
 
-from edge.detector import load_detector
 from edge.pipeline import CameraPipeline
-from edge.sources import file_frames
+from edge.vision.detector import load_detector
+from edge.vision.sources import file_frames
 from storesense.schema import AnalyticsConfig, LineSpec
 
 DOOR = LineSpec(name="door", points=(0.5, 0.0, 0.5, 1.0))

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from edge.profile import ProfilePolicy, cheap_recall
+from edge.vision.profile import ProfilePolicy, cheap_recall
 
 
 def people(n: int, x0: float = 0.0) -> np.ndarray:

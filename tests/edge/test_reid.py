@@ -16,10 +16,10 @@ import numpy as np
 import numpy.typing as npt
 import pytest
 
-from edge.appearance import AppearanceModel, load_appearance
-from edge.detections import Detections
-from edge.reid import AppearanceReid
-from edge.tracker import Tracker
+from edge.tracking.reid import AppearanceReid
+from edge.tracking.tracker import Tracker
+from edge.vision.appearance import AppearanceModel, load_appearance
+from edge.vision.detections import Detections
 
 DT = 0.1
 W, H = 1280, 720

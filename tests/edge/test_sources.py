@@ -9,7 +9,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from edge.sources import av_available, file_frames, open_source, parse_spec
+from edge.vision.sources import av_available, file_frames, open_source, parse_spec
 from storesense.errors import SourceError
 
 

@@ -11,10 +11,10 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from edge import suite
-from edge.evaluate import add_arguments
-from edge.gt_tracks import count_lines, frames_of, truth_counting
-from edge.mot import SeqInfo, read_gt, read_seqinfo, true_crossings
+from edge.evaluation import suite
+from edge.evaluation.evaluate import add_arguments
+from edge.evaluation.gt_tracks import count_lines, frames_of, truth_counting
+from edge.evaluation.mot import SeqInfo, read_gt, read_seqinfo, true_crossings
 from storesense.cli import main
 from storesense.errors import ConfigError
 from storesense.schema import AnalyticsConfig, LineSpec

@@ -8,7 +8,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from edge.pipeline import Analytics
-from edge.track_life import TrackLife
+from edge.tracking.track_life import TrackLife
 from storesense.schema import AnalyticsConfig, LineSpec, ZoneSpec
 
 

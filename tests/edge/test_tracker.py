@@ -5,8 +5,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from edge.detections import Detections
-from edge.tracker import Tracker, TrackerSettings, iou_matrix
+from edge.tracking.tracker import Tracker, TrackerSettings, iou_matrix
+from edge.vision.detections import Detections
 
 DT = 0.1
 

@@ -5,9 +5,9 @@ from datetime import UTC, datetime
 import numpy as np
 import pytest
 
-from edge.counting import CrossingEvent
-from edge.windows import WindowAccumulator, dwell_histogram, window_start
-from edge.zones import Visit
+from edge.analytics.counting import CrossingEvent
+from edge.analytics.windows import WindowAccumulator, dwell_histogram, window_start
+from edge.analytics.zones import Visit
 from storesense.schema import DWELL_BIN_EDGES_S, Trajectory, message_id
 
 

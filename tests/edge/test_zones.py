@@ -3,8 +3,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from edge.track_life import TrackLife
-from edge.zones import ZoneTracker, inside_polygon
+from edge.analytics.zones import ZoneTracker, inside_polygon
+from edge.tracking.track_life import TrackLife
 from storesense.schema import ZoneSettings, ZoneSpec
 
 SQUARE = ZoneSpec(name="display", polygon=[(0.2, 0.2), (0.6, 0.2), (0.6, 0.6), (0.2, 0.6)])

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 from pydantic import ValidationError
 
-from edge.zoom import ZOOM_STEP, ZoomPolicy
+from edge.vision.zoom import ZOOM_STEP, ZoomPolicy
 from storesense.schema import DetectorZoom
 
 

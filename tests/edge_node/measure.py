@@ -17,10 +17,10 @@ import time
 from datetime import timedelta
 from pathlib import Path
 
-from edge.config import BrokerConfig, OutboxConfig
-from edge.outbox import Outbox
-from edge.outbox_publisher import OutboxPublisher
-from edge.transport import MqttTransport
+from edge.node.config import BrokerConfig, OutboxConfig
+from edge.node.outbox import Outbox
+from edge.node.outbox_publisher import OutboxPublisher
+from edge.node.transport import MqttTransport
 from gateway.confirm import confirmations
 from storesense.schema import (
     DWELL_BIN_EDGES_S,
@@ -124,8 +124,8 @@ def real_windows(video: Path, models_dir: Path) -> list[WindowAggregate]:
     """The real pipeline over PETS09 with a line, two zones and 60 s windows."""
     import cv2
 
-    from edge.detector import load_detector
     from edge.pipeline import CameraPipeline
+    from edge.vision.detector import load_detector
     from storesense.schema import AnalyticsConfig
 
     cfg = AnalyticsConfig.model_validate({

@@ -13,11 +13,11 @@ from typing import Any
 
 import pytest
 
-from edge.clock import ClockWatch, StepDetector
-from edge.config import EdgeConfig
-from edge.node import CLOCK_EPOCH, EdgeNode
-from edge.outbox import Outbox
-from edge.windows import WindowAccumulator
+from edge.analytics.windows import WindowAccumulator
+from edge.node.clock import ClockWatch, StepDetector
+from edge.node.config import EdgeConfig
+from edge.node.outbox import Outbox
+from edge.node.service import CLOCK_EPOCH, EdgeNode
 from storesense.schema import AnalyticsConfig, WindowAggregate
 from tests.brokers import Mosquitto
 from tests.edge_node.helpers import Collector

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from edge.config import load_edge_config
+from edge.node.config import load_edge_config
 from storesense.errors import ConfigError
 
 REPO = Path(__file__).resolve().parents[2]

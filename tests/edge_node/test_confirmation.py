@@ -12,9 +12,9 @@ from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
-from edge.clock import disagreement
-from edge.config import EdgeConfig
-from edge.node import EdgeNode
+from edge.node.clock import disagreement
+from edge.node.config import EdgeConfig
+from edge.node.service import EdgeNode
 from gateway.storage import Storage
 from storesense.schema import AnalyticsConfig, WindowAggregate
 from storesense.topics import Topics

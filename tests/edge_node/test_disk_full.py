@@ -14,9 +14,9 @@ from typing import Any
 
 import pytest
 
-from edge.config import EdgeConfig
-from edge.node import EdgeNode
-from edge.outbox import DISK_FULL, Outbox
+from edge.node.config import EdgeConfig
+from edge.node.outbox import DISK_FULL, Outbox
+from edge.node.service import EdgeNode
 from storesense.schema import AnalyticsConfig, WindowAggregate
 from storesense.topics import Topics
 from tests.brokers import free_port

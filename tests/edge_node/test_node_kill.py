@@ -19,7 +19,7 @@ from pathlib import Path
 
 import pytest
 
-from edge.sources import open_source
+from edge.vision.sources import open_source
 from storesense.topics import Topics
 from tests.brokers import Mosquitto
 from tests.edge_node.helpers import Collector, wait_until
@@ -83,7 +83,7 @@ def received_ids(col: Collector) -> set[str]:
 
 def window_ids(video: Path, n: int) -> set[str]:
     """The first n windows of a file read faster than real time, dated from its recording
-    start (edge.sources: modification time minus duration)."""
+    start (edge.vision.sources: modification time minus duration)."""
     src = open_source(str(video))
     assert src.read(timeout=10) is not None and src.origin is not None
     src.close()

@@ -18,9 +18,9 @@ import paho.mqtt.client as mqtt
 import pytest
 from paho.mqtt.enums import CallbackAPIVersion
 
-from edge.camera_worker import CameraWorker, Sink
-from edge.config import EdgeConfig
-from edge.node import EdgeNode, real_parts
+from edge.node.camera_worker import CameraWorker, Sink
+from edge.node.config import EdgeConfig
+from edge.node.service import EdgeNode, real_parts
 from storesense.topics import Topics
 from tests.brokers import Mosquitto
 from tests.edge_node.helpers import Collector, wait_until
@@ -215,9 +215,9 @@ def test_camera_whose_file_disappears_is_reported_retried_and_others_keep_runnin
 
 def _pets09_worker(video: str, models_dir: Path, sink: Sink) -> CameraWorker:
     """A started camera worker running the real pipeline over ``video`` into ``sink``."""
-    from edge.detector import load_detector
     from edge.pipeline import CameraPipeline
-    from edge.sources import open_source
+    from edge.vision.detector import load_detector
+    from edge.vision.sources import open_source
     from storesense.schema import AnalyticsConfig
 
     cfg = AnalyticsConfig(window_s=10, detect_every=3, demographics=False)
@@ -234,7 +234,7 @@ def test_windows_the_outbox_refused_are_kept_and_stored_later(
     """A full disk must not cost windows: the worker holds them and retries."""
     import sqlite3
 
-    from edge.outbox import Outbox
+    from edge.node.outbox import Outbox
     from storesense.schema import WindowAggregate
 
     outbox = Outbox(tmp_path / "outbox.sqlite")
@@ -268,7 +268,7 @@ def test_an_invalid_window_is_dropped_and_does_not_hold_back_the_next(
     """A window that breaks the schema cannot be fixed by retrying, unlike a full disk."""
     import msgspec
 
-    from edge.outbox import Outbox
+    from edge.node.outbox import Outbox
     from storesense.schema import WindowAggregate
 
     outbox = Outbox(tmp_path / "outbox.sqlite")

@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from edge.outbox import Outbox
+from edge.node.outbox import Outbox
 from tests.edge_node.helpers import window
 
 

@@ -1,11 +1,11 @@
-"""edge.resend with plain numbers, and the outbox's sent/confirm bookkeeping on real SQLite."""
+"""edge.node.resend with plain numbers, and the outbox's sent/confirm bookkeeping on real SQLite."""
 
 from __future__ import annotations
 
 from pathlib import Path
 
-from edge.outbox import Outbox
-from edge.resend import ResendTracker
+from edge.node.outbox import Outbox
+from edge.node.resend import ResendTracker
 from storesense.acks import decode_confirmation, encode_confirmations, message_id_of
 from storesense.topics import Topics
 from tests.edge_node.helpers import window

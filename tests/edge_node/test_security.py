@@ -17,11 +17,11 @@ import paho.mqtt.client as mqtt
 import pytest
 from paho.mqtt.enums import CallbackAPIVersion
 
-from edge.config import BrokerConfig, EdgeConfig, TlsConfig
-from edge.node import EdgeNode
-from edge.outbox import Outbox
-from edge.outbox_publisher import OutboxPublisher
-from edge.transport import MqttTransport
+from edge.node.config import BrokerConfig, EdgeConfig, TlsConfig
+from edge.node.outbox import Outbox
+from edge.node.outbox_publisher import OutboxPublisher
+from edge.node.service import EdgeNode
+from edge.node.transport import MqttTransport
 from storesense.schema import AnalyticsConfig, WindowAggregate
 from storesense.topics import Topics
 from tests.brokers import Mosquitto

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from edge.outbox import Outbox
-from edge.sources import open_source
-from edge.status import ProcessProbe, camera_status, device_status, offline_status
+from edge.node.outbox import Outbox
+from edge.node.status import ProcessProbe, camera_status, device_status, offline_status
+from edge.vision.sources import open_source
 from tests.edge_node.helpers import window
 
 

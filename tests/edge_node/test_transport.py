@@ -8,10 +8,10 @@ import threading
 import time
 from pathlib import Path
 
-from edge.config import BrokerConfig
-from edge.outbox import Outbox
-from edge.outbox_publisher import PACING_BURST, OutboxPublisher
-from edge.transport import MqttTransport
+from edge.node.config import BrokerConfig
+from edge.node.outbox import Outbox
+from edge.node.outbox_publisher import PACING_BURST, OutboxPublisher
+from edge.node.transport import MqttTransport
 from storesense.broker import EmbeddedBroker
 from storesense.topics import Topics
 from tests.brokers import Mosquitto

@@ -15,9 +15,9 @@ import numpy as np
 import pytest
 from pydantic import ValidationError
 
-from edge.counting import CrossingEvent
-from edge.windows import WindowAccumulator
-from edge.zones import Visit
+from edge.analytics.counting import CrossingEvent
+from edge.analytics.windows import WindowAccumulator
+from edge.analytics.zones import Visit
 from gateway import migrations
 from gateway.bench import payload, store_ids
 from gateway.deadletters import DeadLetterSettings
@@ -140,7 +140,7 @@ def test_the_busiest_windows_we_make_are_far_inside_the_bounds() -> None:
 
 
 def _busy_edge_window() -> WindowAggregate:
-    """A crowded minute through the edge's own accumulator (edge/windows.py): 30 frames a
+    """A crowded minute through the edge's own accumulator (edge/analytics/windows.py): 30 frames a
     second, 40 people in view, someone crossing the door every half second, 20 visits of
     30 s to the display ending, one face each."""
     acc = WindowAccumulator("s1", "door", 60, stop_threshold_s=5.0)
