@@ -173,7 +173,7 @@ class IdentitySettings(Strict):
         "they could have walked (appearance embeddings stay inside the edge process)",
     )
     reid_max_age_s: float = Field(
-        5.0, ge=0.5, le=30.0, description="how long a lost person may be found again"
+        3.0, ge=0.5, le=30.0, description="how long a lost person may be found again"
     )
     reid_max_distance: float = Field(
         0.4, gt=0.0, lt=2.0,

@@ -31,7 +31,7 @@ Embed = Callable[[npt.NDArray[np.uint8]], npt.NDArray[np.float32]]
 @dataclass
 class AppearanceReid:
     embed: Embed
-    max_age_s: float = 5.0  # a lost track is a candidate this long
+    max_age_s: float = 3.0  # a lost track is a candidate this long
     # Same person vs different, cosine distance of 0248 embeddings on ground-truth crops of
     # both development sequences: see docs/accuracy.md for the distributions.
     max_distance: float = 0.4
@@ -39,6 +39,15 @@ class AppearanceReid:
     gate_growth: float = 1.0  # ... plus this many body heights per second unseen
     crop_every_s: float = 0.5
     clear_iou: float = 0.05  # a box overlapping another's more than this is not a clean view
+    # A revival must be unambiguous: the chosen look this much closer than the next candidate's
+    # (on either side of the pair). In a crowd several strangers fall inside a gate, and a
+    # threshold alone lets the nearest look-alike take over a lost person's identity.
+    margin: float = 0.1
+    # A look from a box shorter than this is not trusted: the model sees 256 px tall crops, the
+    # separation in models/MANIFEST.md was measured on boxes over 80 px, and a small box
+    # upsampled four times is mostly blur (in the suite's mosaics revivals of such boxes cost
+    # more crossings than they saved, docs/accuracy.md).
+    min_crop_px: float = 64.0
 
     def __post_init__(self) -> None:
         if self.max_age_s <= 0 or not 0 < self.max_distance < 2:
@@ -74,7 +83,13 @@ class AppearanceReid:
         cost = cosine_distance(track_emb, box_emb)
         cost[~gate[np.ix_(rows, cols)]] = np.inf
         pairs, _, _ = assign(np.where(np.isfinite(cost), cost, 1e3), self.max_distance)
-        return [(int(rows[r]), int(cols[c])) for r, c in pairs]
+        return [(int(rows[r]), int(cols[c])) for r, c in pairs if self._clear(cost, r, c)]
+
+    def _clear(self, cost: npt.NDArray[np.float64], r: int, c: int) -> bool:
+        """Whether pair (r, c) beats every other candidate of its row and column by margin."""
+        others = np.concatenate([np.delete(cost[r], c), np.delete(cost[:, c], r)])
+        others = others[np.isfinite(others)]
+        return others.size == 0 or bool(others.min() - cost[r, c] >= self.margin)
 
     def gate(self, lost: list[Track], boxes: F64, t: float) -> npt.NDArray[np.bool_]:
         """Which boxes each lost track could have walked to: within the radius of where it was
@@ -90,8 +105,9 @@ class AppearanceReid:
             radius = h * (self.gate_bodies + self.gate_growth * gap)
             near_seen = np.hypot(cx - tr.seen_at[0], cy - tr.seen_at[1]) <= radius
             near_now = np.hypot(cx - tr.mean[0], cy - tr.mean[1]) <= radius
-            similar_size = np.abs(np.log((boxes[:, 3] - boxes[:, 1]) / max(h, 1.0))) < 0.5
-            out[i] = (near_seen | near_now) & similar_size
+            heights = boxes[:, 3] - boxes[:, 1]
+            similar_size = np.abs(np.log(heights / max(h, 1.0))) < 0.5
+            out[i] = (near_seen | near_now) & similar_size & (heights >= self.min_crop_px)
         return out
 
     def _embedding(self, tr: Track) -> npt.NDArray[np.float32]:

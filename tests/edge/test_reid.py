@@ -153,3 +153,28 @@ def test_only_clear_views_are_kept_and_they_die_with_the_track(
     assert tr.tracks == [] and sorted(ended) == confirmed
     # nobody new appeared near a lost track with a clear view: nothing was embedded
     assert model.crops_embedded == embedded_before
+
+
+def test_an_ambiguous_revival_is_refused(model: AppearanceModel, looks: dict[str, Image]) -> None:
+    """Two boxes that look the same as the lost person, both inside the gate: neither is
+    taken for them (a crowd of look-alikes must not hand out a lost identity)."""
+    tr = Tracker(reid=AppearanceReid(model))
+    first = []
+    for i in range(10):
+        img, boxes = scene([(looks["a"], 200 + 8 * i)])
+        first = step(tr, i * DT, img, boxes)
+    for i in range(10, 25):
+        step(tr, i * DT, scene([])[0], [])
+    after: list[int] = []
+    for i in range(25, 31):
+        img, boxes = scene([(looks["a_later"], 380 + 8 * i), (looks["a_later"], 220 + 8 * i)])
+        after = step(tr, i * DT, img, boxes)
+    assert len(after) == 2 and first[0] not in after and tr.revived == 0
+
+
+def test_a_box_too_small_to_judge_a_look_by_is_not_revived(
+    model: AppearanceModel, looks: dict[str, Image]
+) -> None:
+    reid = AppearanceReid(model, min_crop_px=PH + 1)  # every person here is PH px tall
+    before, after = hidden_walk(Tracker(reid=reid), looks, "a_later")
+    assert after and after != [before]
