@@ -76,3 +76,33 @@ class Collector:
     def close(self) -> None:
         self.client.disconnect()
         self.client.loop_stop()
+
+
+class NoFrames:
+    """A camera that delivers nothing: tests that use it put their windows in the outbox."""
+
+    state, since, last_error = "ok", 0.0, None
+    dropped_frames = frames_total = 0
+    fps, ended = 0.0, False
+
+    def read(self, timeout: float | None = None) -> None:
+        threading.Event().wait(timeout or 0.0)
+
+    def close(self) -> None:
+        pass
+
+
+class NoAnalytics:
+    """A pipeline that closes no window (subclasses override ``process``)."""
+
+    def process(self, image: Any, t: float) -> list[WindowAggregate]:
+        return []
+
+    def reconfigure(self, config: Any) -> None:
+        pass
+
+    def flush(self, t: float) -> list[WindowAggregate]:
+        return []
+
+    def model_infos(self) -> list[Any]:
+        return []

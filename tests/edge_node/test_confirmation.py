@@ -16,9 +16,9 @@ from edge.node.clock import disagreement
 from edge.node.config import EdgeConfig
 from edge.node.service import EdgeNode
 from gateway.storage import Storage
-from storesense.schema import AnalyticsConfig, WindowAggregate
 from storesense.topics import Topics
 from tests.edge_node.deploy_broker import DeployedMosquitto, make_auth, recent_day
+from tests.edge_node.helpers import NoAnalytics, NoFrames
 from tests.gateway.helpers import store, window
 from tests.gateway.mqtt_helpers import count, start_gateway, stop
 from tests.waiting import wait_until
@@ -28,32 +28,8 @@ T0 = recent_day()  # the gateway runs on the real clock and refuses implausible 
 N = 300
 
 
-class _NoFrames:
-    """A camera that delivers nothing: the windows are put in the outbox by the test."""
-
-    state, since, last_error = "ok", 0.0, None
-    dropped_frames = frames_total = 0
-    fps, ended = 0.0, False
-
-    def read(self, timeout: float | None = None) -> None:
-        threading.Event().wait(timeout or 0.0)
-
-    def close(self) -> None:
-        pass
 
 
-class _NoAnalytics:
-    def process(self, image: Any, t: float) -> list[WindowAggregate]:
-        return []
-
-    def reconfigure(self, config: AnalyticsConfig) -> None:
-        pass
-
-    def flush(self, t: float) -> list[WindowAggregate]:
-        return []
-
-    def model_infos(self) -> list[Any]:
-        return []
 
 
 def _node(tmp_path: Path, broker: DeployedMosquitto, password: str,
@@ -67,7 +43,7 @@ def _node(tmp_path: Path, broker: DeployedMosquitto, password: str,
         "outbox": {"replay_rate": 0, "confirm_timeout_s": 3},
         "cameras": [{"camera_id": "door", "source": "unused.mp4"}],
     })
-    return EdgeNode(cfg, lambda cam: _NoFrames(), lambda cam, analytics: _NoAnalytics(),
+    return EdgeNode(cfg, lambda cam: NoFrames(), lambda cam, analytics: NoAnalytics(),
                     wall_clock=wall_clock)
 
 

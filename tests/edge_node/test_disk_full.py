@@ -17,10 +17,10 @@ import pytest
 from edge.node.config import EdgeConfig
 from edge.node.outbox import DISK_FULL, Outbox
 from edge.node.service import EdgeNode
-from storesense.schema import AnalyticsConfig, WindowAggregate
+from storesense.schema import WindowAggregate
 from storesense.topics import Topics
 from tests.brokers import free_port
-from tests.edge_node.helpers import window
+from tests.edge_node.helpers import NoAnalytics, window
 from tests.waiting import wait_until
 
 TOPIC = Topics().aggregate("s1", "cam1")
@@ -69,7 +69,7 @@ class _Camera:
         pass
 
 
-class _WindowPerFrame:
+class _WindowPerFrame(NoAnalytics):
     """Closes a (distinct) window at every frame: 20 windows a second to store."""
 
     def __init__(self) -> None:
@@ -78,15 +78,6 @@ class _WindowPerFrame:
     def process(self, image: Any, t: float) -> list[WindowAggregate]:
         self.n += 1
         return [window("s1", "cam1", self.n)]
-
-    def reconfigure(self, config: AnalyticsConfig) -> None:
-        pass
-
-    def flush(self, t: float) -> list[WindowAggregate]:
-        return []
-
-    def model_infos(self) -> list[Any]:
-        return []
 
 
 def test_a_node_on_a_full_disk_says_so_once_backs_off_and_keeps_running(

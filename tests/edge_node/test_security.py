@@ -11,7 +11,6 @@ import sys
 import threading
 import time
 from pathlib import Path
-from typing import Any
 
 import paho.mqtt.client as mqtt
 import pytest
@@ -22,10 +21,9 @@ from edge.node.outbox import Outbox
 from edge.node.outbox_publisher import OutboxPublisher
 from edge.node.service import EdgeNode
 from edge.node.transport import MqttTransport
-from storesense.schema import AnalyticsConfig, WindowAggregate
 from storesense.topics import Topics
 from tests.brokers import Mosquitto
-from tests.edge_node.helpers import Collector, wait_until, window
+from tests.edge_node.helpers import Collector, NoAnalytics, NoFrames, wait_until, window
 
 REPO = Path(__file__).resolve().parents[2]
 DEPLOY = REPO / "deploy" / "mosquitto"
@@ -169,32 +167,8 @@ def test_edge_transport_over_tls_with_a_private_ca(tmp_path: Path) -> None:
 # --------------------------------------------------------------------------- refused publishes
 
 
-class _NoFrames:
-    """A camera that delivers nothing: these tests put their windows in the outbox."""
-
-    state, since, last_error = "ok", time.time(), None
-    dropped_frames = frames_total = 0
-    fps, ended = 0.0, False
-
-    def read(self, timeout: float | None = None) -> None:
-        time.sleep(timeout or 0.0)
-
-    def close(self) -> None:
-        pass
 
 
-class _NoAnalytics:
-    def process(self, image: Any, t: float) -> list[WindowAggregate]:
-        return []
-
-    def reconfigure(self, config: AnalyticsConfig) -> None:
-        pass
-
-    def flush(self, t: float) -> list[WindowAggregate]:
-        return []
-
-    def model_infos(self) -> list[Any]:
-        return []
 
 
 def _node(tmp_path: Path, broker: Mosquitto, store: str, cameras: list[str], user: str,
@@ -209,7 +183,7 @@ def _node(tmp_path: Path, broker: Mosquitto, store: str, cameras: list[str], use
         "outbox": {"confirm": False},
         "cameras": [{"camera_id": c, "source": "unused.mp4"} for c in cameras],
     })
-    return EdgeNode(cfg, lambda cam: _NoFrames(), lambda cam, analytics: _NoAnalytics())
+    return EdgeNode(cfg, lambda cam: NoFrames(), lambda cam, analytics: NoAnalytics())
 
 
 def _camera_error(col: Collector, camera_id: str) -> str | None:
