@@ -109,6 +109,11 @@ class CountingSettings(Strict):
         2, ge=1, le=100,
         description="consecutive observations on the new side before a crossing counts",
     )
+    settle_s: float = Field(
+        1.0, ge=0.0, le=10.0,
+        description="a crossing the same track reverses within this many seconds is a sway or "
+        "a swap of identities on the line, not two crossings: neither counts (0 = off)",
+    )
 
 
 class ZoneSettings(Strict):

@@ -16,11 +16,13 @@ band of the evaluation's banded truth (../shared/data/eval/README.md, rule 8).
 
 Per track: a side is established only beyond a dead band around the line; a crossing is a
 change between established sides that holds ``min_frames_on_side`` observations (or holds
-until the track ends). The band is the larger of ``hysteresis`` and ``band_bodies`` times the
-person's box height: box jitter and the swap of a box between two people standing close grow
-with how large people are drawn, so a band in fixed image units is too narrow near the camera
-and too wide far from it. Identity repair (a person lost behind someone and found again) is
-the tracker's job (edge/tracking/tracker.py), not this counter's.
+until the track ends), and is reported once it has held ``settle_s``: a crossing the same
+track reverses within that time (a box swaying on the line, or an identity that hops between
+two people either side of it) cancels with its reversal. The band is the larger of
+``hysteresis`` and ``band_bodies`` times the person's box height: a box's bottom edge jitters
+in proportion to how large the person is drawn, so a band in fixed image units is too narrow
+near the camera and too wide far from it. Identity repair (a person lost behind someone and
+found again) is the tracker's job (edge/tracking/tracker.py), not this counter's.
 """
 
 from __future__ import annotations
@@ -52,6 +54,8 @@ class _Side:
     candidate_n: int = 0
     line_side: int = 0  # side of the line itself at the last observation (sign of distance)
     passed_t: float = 0.0  # when the foot point last changed sides of the line itself
+    pending: CrossingEvent | None = None  # confirmed, waiting settle_s for a reversal
+    pending_since: float = 0.0
 
 
 def signed_distance(
@@ -102,7 +106,7 @@ class LineCounter:
         dist = signed_distance((x1 * sx, y1 * sy, x2 * sx, y2 * sy), pts)
         hs = np.zeros(len(ids)) if heights is None else np.asarray(heights, np.float64) * sy
         band = self.bands(hs)
-        events: list[CrossingEvent] = []
+        events = self._settled(t)
         on_line = self._on_line_side()
         for tid, d, b in zip(ids.tolist(), dist.tolist(), band.tolist(), strict=True):
             st = self._tracks.setdefault(tid, _Side())
@@ -110,10 +114,8 @@ class LineCounter:
             if line_side != st.line_side:
                 st.line_side, st.passed_t = line_side, t
             obs = line_side if abs(d) > b or b == 0 else 0  # a side only beyond the band
-            ev = self._observe(tid, st, obs)
-            if ev:
-                events.append(ev)
-        return events
+            self._observe(tid, st, obs, t)
+        return events + self._settled(t)
 
     def _on_line_side(self) -> int:
         """The side of a point exactly on the line. For a vertical or horizontal line, the side
@@ -127,34 +129,51 @@ class LineCounter:
 
     def end(self, ids: Iterable[int]) -> list[CrossingEvent]:
         """Tracks that ended: a crossing still being confirmed counts (the person was last seen
-        beyond the band), then the track is forgotten."""
+        beyond the band), one waiting to settle is reported, and the track is forgotten."""
         events = []
         for tid in ids:
             st = self._tracks.pop(tid, None)
-            if st is not None and st.candidate != 0:
-                events.append(self._event(tid, st))
+            if st is None:
+                continue
+            if st.candidate != 0:
+                self._confirm(tid, st, st.candidate, st.pending_since)
+            if st.pending is not None:
+                events.append(st.pending)
         return events
 
+    def _settled(self, t: float) -> list[CrossingEvent]:
+        """Crossings that held settle_s without a reversal: reported now."""
+        out = []
+        for st in self._tracks.values():
+            if st.pending is not None and t - st.pending_since >= self.settings.settle_s:
+                out.append(st.pending)
+                st.pending = None
+        return out
+
     def finish(self) -> list[CrossingEvent]:
-        """End of stream: settle every track."""
+        """End of stream: settle every track (a crossing waiting to settle is reported)."""
         return self.end(list(self._tracks))
 
-    def _observe(self, tid: int, st: _Side, obs: int) -> CrossingEvent | None:
+    def _observe(self, tid: int, st: _Side, obs: int, t: float) -> None:
         if obs == 0:
-            return None
+            return
         if st.side == 0:
             st.side = obs  # first side seen: where the track comes from, not a crossing
-            return None
+            return
         if obs == st.side:
             st.candidate, st.candidate_n = 0, 0
-            return None
+            return
         st.candidate = obs
         st.candidate_n += 1
-        if st.candidate_n < self.settings.min_frames_on_side:
-            return None
-        ev = self._event(tid, st)
-        st.side, st.candidate, st.candidate_n = obs, 0, 0
-        return ev
+        if st.candidate_n >= self.settings.min_frames_on_side:
+            self._confirm(tid, st, obs, t)
 
-    def _event(self, tid: int, st: _Side) -> CrossingEvent:
-        return CrossingEvent(self.spec.name, tid, self.direction(st.side), st.passed_t)
+    def _confirm(self, tid: int, st: _Side, to_side: int, t: float) -> None:
+        """A crossing to ``to_side`` holds: it waits to settle, or cancels the one waiting
+        (which it reverses)."""
+        ev = CrossingEvent(self.spec.name, tid, self.direction(st.side), st.passed_t)
+        st.side, st.candidate, st.candidate_n = to_side, 0, 0
+        if st.pending is not None:
+            st.pending = None  # there and back within settle_s: neither counts
+        else:
+            st.pending, st.pending_since = ev, t

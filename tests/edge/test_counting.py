@@ -25,10 +25,13 @@ def run(
     min_frames: int = 2,
     spec: LineSpec = LINE,
     height: float | None = None,
+    settle_s: float = 0.0,
 ) -> list[tuple[str, int]]:
-    """Feed frames in order; returns (direction, track_id) of every event incl. the final flush."""
+    """Feed frames in order; returns (direction, track_id) of every event incl. the final flush.
+    Settling is off unless asked for: the tables test the other rules one at a time."""
     counter = LineCounter(
-        spec, CountingSettings(hysteresis=hysteresis, min_frames_on_side=min_frames)
+        spec,
+        CountingSettings(hysteresis=hysteresis, min_frames_on_side=min_frames, settle_s=settle_s),
     )
     frames: dict[int, list[tuple[int, float]]] = {}
     for f, tid, x in observations:
@@ -125,12 +128,12 @@ def test_band_scales_with_the_person(case, height, expected):
 
 def test_distances_are_measured_over_the_frames_shorter_side():
     # 0.02 of a 1920 px width is 38 px: beyond a band of 0.03 x 1080 px = 32 px
-    counter = LineCounter(LINE, CountingSettings(hysteresis=0.03, band_bodies=0.0))
+    counter = LineCounter(LINE, CountingSettings(hysteresis=0.03, band_bodies=0.0, settle_s=0.0))
     events = []
     for f, x in enumerate([0.4, 0.48, 0.52, 0.52, 0.6], start=1):
         events += counter.update(np.array([1]), np.array([[x, 0.5]]), f / FPS, None, (1920, 1080))
     assert [e.direction for e in events] == ["out"]
-    square = LineCounter(LINE, CountingSettings(hysteresis=0.03, band_bodies=0.0))
+    square = LineCounter(LINE, CountingSettings(hysteresis=0.03, band_bodies=0.0, settle_s=0.0))
     for f, x in enumerate([0.4, 0.48, 0.52, 0.52], start=1):
         assert square.update(np.array([1]), np.array([[x, 0.5]]), f / FPS, None, (1080, 1080)) == []
 
@@ -142,6 +145,33 @@ def test_end_settles_a_crossing_being_confirmed_and_forgets_the_track():
     assert counter.end([8]) == []
     assert [(e.direction, e.track_id) for e in counter.end([7])] == [("out", 7)]
     assert counter.finish() == []
+
+
+@pytest.mark.parametrize(
+    ("case", "xs", "expected"),
+    [
+        ("there and back within a second: a sway or a swap, nothing counts",
+         [0.3, 0.4, 0.6, 0.65, 0.7, 0.65, 0.6, 0.4, 0.35, 0.3], []),
+        ("there, 1.5 s beyond, and back: a u-turn, both count",
+         [0.3, 0.4, 0.6, 0.65] + [0.7] * 15 + [0.6, 0.4, 0.35, 0.3], [("out", 1), ("in", 1)]),
+        ("a box swaying on the line three times: nothing",
+         [0.3, 0.4] + [0.46, 0.46, 0.54, 0.54] * 3 + [0.4, 0.3], []),
+        ("swaying, then across for good: one crossing",
+         [0.3, 0.4, 0.46, 0.46, 0.54, 0.54, 0.46, 0.46, 0.54, 0.6, 0.7, 0.7, 0.7], [("out", 1)]),
+        ("across, and the track ends before a second passed: it counts",
+         [0.3, 0.4, 0.6, 0.7], [("out", 1)]),
+    ],
+)
+def test_a_crossing_reversed_within_settle_s_cancels_with_its_reversal(case, xs, expected):
+    assert run(walk(1, xs), settle_s=1.0) == expected, case
+
+
+def test_settled_crossings_are_reported_after_settle_s_not_at_once():
+    counter = LineCounter(LINE, CountingSettings(min_frames_on_side=1, settle_s=1.0))
+    out = []
+    for f, x in enumerate([0.3, 0.4, 0.6, 0.7, 0.7, 0.7, 0.7, 0.7, 0.7, 0.7, 0.7, 0.7, 0.7]):
+        out.append(len(counter.update(np.array([1]), np.array([[x, 0.5]]), f / FPS)))
+    assert out.index(1) == 12 and sum(out) == 1  # held from frame 2 (t 0.2) to t 1.2
 
 
 def test_min_frames_on_side_delays_but_late_count_settles():
@@ -161,7 +191,9 @@ def test_left_side_of_a_rightward_line_is_the_top():
 
 
 def test_event_time_is_when_the_foot_passed_the_line_itself():
-    counter = LineCounter(LINE, CountingSettings(hysteresis=0.05, min_frames_on_side=3))
+    counter = LineCounter(
+        LINE, CountingSettings(hysteresis=0.05, min_frames_on_side=3, settle_s=0.0)
+    )
     times = []
     for f, x in enumerate([0.3, 0.4, 0.49, 0.52, 0.6, 0.65, 0.7], start=1):
         times += [e.t for e in counter.update(np.array([1]), np.array([[x, 0.5]]), f / FPS)]
