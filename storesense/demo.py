@@ -194,7 +194,12 @@ class SimulatedEdges(threading.Thread):
         self.client.disconnect()
 
 
+def _interrupt(signum: int, frame: object) -> None:
+    raise KeyboardInterrupt  # SIGTERM (systemd, docker stop, kill) stops the demo as Ctrl-C does
+
+
 def run(args: argparse.Namespace) -> int:
+    signal.signal(signal.SIGTERM, _interrupt)
     workdir = Path(args.workdir).resolve()
     if args.fresh and workdir.exists():
         shutil.rmtree(workdir)

@@ -7,6 +7,7 @@ from __future__ import annotations
 import os
 import queue
 import signal
+import socket
 import sqlite3
 import subprocess
 import sys
@@ -107,3 +108,28 @@ def test_demo_runs_real_and_simulated_cameras_then_ctrl_c_stops_everything(
     assert proc.returncode == 0, out
     assert "demo stopped" in out
     assert _processes_mentioning(str(workdir)) == []
+
+
+def test_sigterm_stops_the_demo_and_everything_it_started(tmp_path: Path) -> None:
+    """What systemd, docker stop and kill send: the demo ends its broker, gateway and
+    simulators as Ctrl-C does, and the port is free again."""
+    workdir, port = tmp_path / "demo", free_port()
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "storesense.cli", "demo", "--workdir", str(workdir),
+         "--port", str(port), "--weeks", "1", "--window-s", "10", "--no-video"],
+        stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+        env={**os.environ, "PYTHONUNBUFFERED": "1"},
+    )
+    seen: list[str] = []
+    try:
+        q = _lines(proc)
+        _wait_line(q, "dashboards:", 120, seen)
+        assert _processes_mentioning(str(workdir)), "the demo started no process of its own"
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        proc.wait(timeout=20)
+    time.sleep(0.5)
+    assert "demo stopped" in "".join(seen + list(q.queue))
+    assert _processes_mentioning(str(workdir)) == []
+    with socket.socket() as sock:
+        assert sock.connect_ex(("127.0.0.1", port)) != 0  # nothing listens on the port
