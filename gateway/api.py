@@ -8,9 +8,11 @@ import logging
 from collections.abc import Callable
 from datetime import datetime
 from pathlib import Path
+from typing import Any
 
 from fastapi import FastAPI
 from fastapi.staticfiles import StaticFiles
+from fastapi_offline import FastAPIOffline
 
 from gateway import errors
 from gateway.config import GatewaySettings
@@ -21,6 +23,7 @@ from storesense import __version__
 from storesense.schema import utcnow
 
 log = logging.getLogger(__name__)
+DOCS_STATIC = "/docs/static"  # Swagger UI's files
 
 
 def static_dir() -> Path:
@@ -34,13 +37,20 @@ def static_dir() -> Path:
 
 
 def create_app(settings: GatewaySettings, storage: Storage,
-               clock: Callable[[], datetime] = utcnow) -> FastAPI:
-    """``clock`` is injectable so tests can pin "today" and the online cut-off."""
-    app = FastAPI(title="storesense gateway", version=__version__,
-                  description="Foot traffic, dwell, heatmaps and device health; see docs/api.md")
+               clock: Callable[[], datetime] = utcnow,
+               ingest: Callable[[], dict[str, Any]] | None = None) -> FastAPI:
+    """``clock`` is injectable so tests can pin "today" and the online cut-off. ``ingest``:
+    the ingest's own health (``Ingestor.health``), which /api/v1/health reports."""
+    # FastAPIOffline: /docs with Swagger UI served from this gateway (fastapi-offline's copy),
+    # not from a CDN: HQ's network and a store's may reach no CDN, and the page was blank.
+    app = FastAPIOffline(title="storesense gateway", version=__version__,
+                         description="Foot traffic, dwell, heatmaps and device health; see "
+                         "docs/api.md", docs_url="/docs", redoc_url=None,
+                         static_url=DOCS_STATIC)
     app.state.settings = settings
     app.state.storage = storage
     app.state.clock = clock
+    app.state.ingest = ingest
     errors.install(app)
     app.include_router(router, prefix="/api/v1")
     if settings.api.serve_dashboards:

@@ -80,6 +80,8 @@ class Ingestor:
         self.batch_max, self.batch_s = batch_max, batch_ms / 1000.0
         self.stats = IngestStats()
         self.connected = threading.Event()  # set once the broker acknowledged SUBSCRIBE
+        self.last_message_at: float | None = None  # wall time of the last read from the broker
+        self._unreachable = False  # a failed connection was logged; the next success says so
         self._items: deque[Item] = deque()  # received, not yet committed
         self._arrived = threading.Condition()  # guards _items
         self._generation = 0
@@ -102,6 +104,7 @@ class Ingestor:
         c.max_queued_messages_set(0)
         c.reconnect_delay_set(1, 5)
         c.on_connect = self._on_connect
+        c.on_connect_fail = self._on_connect_fail
         c.on_disconnect = self._on_disconnect
         c.on_message = self._on_message  # QoS 0 publishes (an edge's choice; not acked)
         c.on_publishes = self._on_publishes
@@ -126,6 +129,13 @@ class Ingestor:
         self._writer.start()
         self.client.loop_start()
 
+    def health(self) -> dict[str, Any]:
+        """For /api/v1/health: whether the broker is connected, and how long ago it last sent."""
+        last = self.last_message_at
+        return {"broker_connected": self.connected.is_set(),
+                "broker": f"{self.settings.host}:{self.settings.port}",
+                "last_message_age_s": None if last is None else round(time.time() - last, 1)}
+
     def stop(self, timeout: float = 10.0) -> None:
         """Commit and ack what is queued, then disconnect (the session stays on the broker)."""
         self._stop.set()
@@ -141,9 +151,16 @@ class Ingestor:
             log.error("broker refused connection: %s", reason)
             return
         self._generation += 1
+        self._unreachable = False
         client.subscribe([(t, 1) for t in self.subscriptions()])
         log.info("connected to %s:%s, subscribed %s", self.settings.host,
                  self.settings.port, self.subscriptions())
+
+    def _on_connect_fail(self, _c: mqtt.Client, _u: Any) -> None:
+        if not self._unreachable:  # once per outage, not at every retry
+            self._unreachable = True
+            log.error("cannot reach the broker at %s:%s; retrying every few seconds",
+                      self.settings.host, self.settings.port)
 
     def _on_disconnect(self, _c: mqtt.Client, _u: Any, _f: Any, reason: Any,
                        _p: Any) -> None:
@@ -160,6 +177,7 @@ class Ingestor:
         self._put([(g, mid, 1, _topic_text(topic), payload) for mid, topic, payload in publishes])
 
     def _put(self, items: list[Item]) -> None:
+        self.last_message_at = time.time()
         with self._arrived:
             self._items.extend(items)
             self._arrived.notify()

@@ -131,8 +131,17 @@ def _read(storage: Storage) -> sqlite3.Connection:
 
 
 @router.get("/health")
-def health() -> dict[str, str]:
-    return {"status": "ok", "version": __version__}
+def health(request: Request, response: Response) -> dict[str, Any]:
+    """ok, or 503 "degraded" while the gateway's ingest has no broker (a load balancer or a
+    monitor then sees it); the ingest's figures when this process runs one."""
+    ingest = request.app.state.ingest
+    if ingest is None:
+        return {"status": "ok", "version": __version__}
+    state = ingest()
+    if not state["broker_connected"]:
+        response.status_code = 503
+    status = "ok" if state["broker_connected"] else "degraded"
+    return {"status": status, "version": __version__, "ingest": state}
 
 
 @router.get("/me")

@@ -100,7 +100,7 @@ def serve(settings: GatewaySettings, api: bool = True) -> None:
     feed_thread = _start_feed(settings, feed_stop) if api else None
     try:
         if api:
-            app = create_app(settings, storage)
+            app = create_app(settings, storage, ingest=ingestor.health)
             uvicorn.run(app, host=settings.api.host, port=settings.api.port,
                         log_level="warning", **uvicorn_limits(settings.api))
         else:
