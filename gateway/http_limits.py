@@ -35,15 +35,14 @@ PAGE_CSP = "; ".join([
     "font-src 'self'", "object-src 'none'", "base-uri 'none'", "form-action 'self'",
     "frame-ancestors 'none'",
 ])
-# FastAPI's /docs and /redoc pages load their viewer from jsDelivr and start it with an
-# inline script; they show no device data.
+# /docs loads Swagger UI from this gateway (gateway/api.py) and starts it with an inline
+# script; it shows no device data.
 DOCS_CSP = "; ".join([
-    "default-src 'self'", "script-src 'self' 'unsafe-inline' https://cdn.jsdelivr.net",
-    "style-src 'self' 'unsafe-inline' https://cdn.jsdelivr.net",
-    "img-src 'self' data: https://fastapi.tiangolo.com", "worker-src 'self' blob:",
+    "default-src 'self'", "script-src 'self' 'unsafe-inline'",
+    "style-src 'self' 'unsafe-inline'", "img-src 'self' data:", "worker-src 'self' blob:",
     "object-src 'none'", "base-uri 'none'", "frame-ancestors 'none'",
 ])
-DOCS_PATHS = ("/docs", "/redoc")
+DOCS_PATHS = ("/docs",)
 SECURITY_HEADERS = [(b"x-content-type-options", b"nosniff"), (b"referrer-policy", b"no-referrer"),
                     (b"x-frame-options", b"DENY")]
 BODY_METHODS = frozenset({"POST", "PUT", "PATCH", "DELETE"})
