@@ -1,7 +1,9 @@
 """API tokens and scopes.
 
-A token is 32 random bytes (urlsafe text) shown once; only its sha256 is stored, so a copy of
-the database does not hand out access. A scope is ``hq``, ``region:<name>`` or
+A token is 32 random bytes (urlsafe text, never starting with "-" or "_", which shells and
+option parsers take for an option) shown once; only its sha256 is stored, so a copy of the
+database does not hand out access. A token may expire (``expires_at``); an expired one is
+refused like a revoked one. A scope is ``hq``, ``region:<name>`` or
 ``franchisee:<id>``; the stores a principal may see are resolved from the registry.
 """
 
@@ -10,6 +12,7 @@ from __future__ import annotations
 import hashlib
 import secrets
 from dataclasses import dataclass
+from datetime import datetime
 from typing import Literal
 
 from gateway.rollups import utc_text
@@ -52,21 +55,43 @@ def hash_token(token: str) -> str:
     return hashlib.sha256(token.encode()).hexdigest()
 
 
-def create_token(storage: Storage, name: str, scope: str) -> str:
+def unknown_scope(registry: Registry, scope: str) -> str | None:
+    """Why a scope names no registered store's region or franchisee (None: it does, or hq)."""
+    kind, value = parse_scope(scope)
+    if kind == "hq":
+        return None
+    known = {getattr(s, kind) for s in registry.stores.values()}
+    if value in known:
+        return None
+    return (f"no registered store has {kind} {value!r} (known: {sorted(known)[:10]}); a typo "
+            f"here would give a token that sees nothing")
+
+
+def new_token() -> str:
+    while not (token := secrets.token_urlsafe(32))[0].isalnum():
+        pass  # about one in 32 starts with - or _: draw again
+    return token
+
+
+def create_token(
+    storage: Storage, name: str, scope: str, expires_at: datetime | None = None
+) -> str:
     """Store a new token's hash; returns the token (the only time it is visible)."""
     parse_scope(scope)
-    token = secrets.token_urlsafe(32)
+    token = new_token()
     with storage.transaction() as conn:
         conn.execute(
-            "INSERT INTO tokens (name, scope, token_sha256, created_at) VALUES (?,?,?,?)",
-            (name, scope, hash_token(token), utc_text(utcnow())),
+            "INSERT INTO tokens (name, scope, token_sha256, created_at, expires_at) "
+            "VALUES (?,?,?,?,?)",
+            (name, scope, hash_token(token), utc_text(utcnow()),
+             utc_text(expires_at) if expires_at is not None else None),
         )
     return token
 
 
 def list_tokens(storage: Storage) -> list[dict[str, object]]:
     rows = storage.read().execute(
-        "SELECT id, name, scope, created_at, revoked_at FROM tokens ORDER BY id")
+        "SELECT id, name, scope, created_at, expires_at, revoked_at FROM tokens ORDER BY id")
     return [dict(r) for r in rows]
 
 
@@ -81,8 +106,9 @@ def revoke_token(storage: Storage, name_or_id: str) -> int:
 
 def authenticate(storage: Storage, token: str) -> Principal | None:
     row = storage.read().execute(
-        "SELECT name, scope FROM tokens WHERE token_sha256=? AND revoked_at IS NULL",
-        (hash_token(token),),
+        "SELECT name, scope FROM tokens WHERE token_sha256=? AND revoked_at IS NULL "
+        "AND (expires_at IS NULL OR expires_at > ?)",
+        (hash_token(token), utc_text(utcnow())),
     ).fetchone()
     if row is None:
         return None

@@ -193,6 +193,11 @@ def _m007_bounded_dead_letters(c: sqlite3.Connection) -> None:
     )
 
 
+def _m008_token_expiry(c: sqlite3.Connection) -> None:
+    # Tokens never expired: a leaked one worked for good. NULL keeps the old ones unexpiring.
+    _script(c, "ALTER TABLE tokens ADD COLUMN expires_at TEXT;")
+
+
 MIGRATIONS: list[Migration] = [
     ("001_core", _m001_core),
     ("002_rollups", _m002_rollups),
@@ -201,6 +206,7 @@ MIGRATIONS: list[Migration] = [
     ("005_chain_day", _m005_chain_day),
     ("006_no_windows_store_start", _m006_no_windows_store_start),
     ("007_bounded_dead_letters", _m007_bounded_dead_letters),
+    ("008_token_expiry", _m008_token_expiry),
 ]
 
 

@@ -138,8 +138,12 @@ def test_example_config_is_valid_and_documents_every_field() -> None:
 
 def test_token_cli_create_list_revoke(tmp_path: Path, capsys) -> None:
     from gateway.auth import authenticate, hash_token
+    from tests.gateway.helpers import store
 
     db = tmp_path / "g.db"
+    s = Storage(db)
+    s.upsert_stores([store("a1", franchisee="f1")])  # a scope must name a registered franchisee
+    s.close()
     args = ["gateway", "token", "create", "--db", str(db), "--name", "fr", "--scope",
             "franchisee:f1"]
     assert cli(args) == 0
