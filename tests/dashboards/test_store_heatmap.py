@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import csv
 import io
-from datetime import date
+from datetime import date, timedelta
 
 import pytest
 
@@ -166,3 +166,18 @@ def test_heatmap_view_renders_compares_and_exports(
     page = open_page(f"/heatmap.html?store={other}", token=gateway.hq_token)
     assert page.locator("#plan-note").is_visible()
     assert page.evaluate(NON_WHITE_PIXELS, "#heat-b") > 1000
+
+
+@pytest.mark.parametrize(("lang", "says"), [("en", "No difference"), ("zh-CN", "无差异")])
+def test_the_same_period_twice_shows_no_difference_not_no_data(
+        open_page: OpenPage, gateway: DemoGateway, lang: str, says: str) -> None:
+    days = {"a_start": "{s}", "a_end": "{e}", "b_start": "{s}", "b_end": "{e}"}
+    end = date.fromisoformat(YESTERDAY)
+    start = (end - timedelta(days=6)).isoformat()
+    query = "&".join(f"{k}={v.format(s=start, e=YESTERDAY)}" for k, v in days.items())
+    page = open_page(f"/heatmap.html?store={FLOORPLAN_STORE}&{query}", token=gateway.hq_token,
+                     lang=lang)
+    for panel in ("#heat-a", "#heat-b"):
+        assert page.evaluate(NON_WHITE_PIXELS, panel) > 1000, panel  # both periods have data
+    text = page.inner_text("#heat-d")
+    assert says in text, text

@@ -132,6 +132,7 @@ export default {
   "hm.before": "Before",
   "hm.after": "After",
   "hm.diff": "Difference",
+  "hm.noDifference": "No difference: both periods show the same time per cell.",
   "hm.noMapping": "Camera {camera} has no homography to the floor plan: its heatmap is drawn on a plain grid in the camera's own view (HQ can set one with PUT /api/v1/stores/{id}).",
   "hm.noPlan": "No floor plan uploaded for this store: the heatmap is drawn on a plain grid (HQ can upload one with PUT /api/v1/stores/{id}/floorplan).",
   "hm.planBroken": "The floor plan stored for store {id} could not be loaded (the file is damaged): the heatmap is drawn on a plain grid. HQ can upload it again with PUT /api/v1/stores/{id}/floorplan.",

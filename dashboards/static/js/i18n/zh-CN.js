@@ -132,6 +132,7 @@ export default {
   "hm.before": "调整前",
   "hm.after": "调整后",
   "hm.diff": "差异",
+  "hm.noDifference": "无差异：两个时段每格停留时间相同。",
   "hm.noMapping": "摄像头 {camera} 没有到平面图的单应矩阵：热力图按摄像头自身视角绘制在普通网格上（总部可通过 PUT /api/v1/stores/{id} 设置）。",
   "hm.planBroken": "门店 {id} 已存的平面图无法加载（文件已损坏）：热力图绘制在普通网格上。总部可通过 PUT /api/v1/stores/{id}/floorplan 重新上传。",
   "hm.noPlan": "此门店未上传平面图：热力图绘制在普通网格上（总部可通过 PUT /api/v1/stores/{id}/floorplan 上传）。",

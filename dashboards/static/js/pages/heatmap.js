@@ -178,7 +178,9 @@ function renderPanels() {
     drawChart(boxD, heatOption(boxD, a.heat, diff.filter((c) => c[2] !== 0), { min: -span, max: span,
       inRange: { color: ["rgba(37,99,235,0.85)", "rgba(147,197,253,0.5)", "rgba(255,255,255,0)",
         "rgba(252,165,165,0.5)", "rgba(220,38,38,0.85)"] }, text: [`+ ${t("hm.scale")}`, "−"] }),
-    { hasData: diff.some((c) => c[2] !== 0), emptyMessage: t("empty.noData") });
+    // Both periods may hold data and still not differ (the same days picked twice): say that.
+    { hasData: diff.some((c) => c[2] !== 0),
+      emptyMessage: da.length || db.length ? t("hm.noDifference") : t("empty.noData") });
   } else {
     drawChart(boxD, {}, { hasData: false,
       emptyMessage: t("empty.noHeatmap", { reason: (a.heat.missing || b.heat.missing) ?? "" }) });
