@@ -45,8 +45,8 @@ def open_page(browser: Browser, gateway: DemoGateway) -> Iterator[OpenPage]:
     foreign: list[str] = []
 
     def _open(path: str, token: str | None = None, lang: str | None = "en",
-              locale: str | None = None, wait: bool = True) -> Page:
-        ctx = signed_in_context(browser, token, lang, locale)
+              locale: str | None = None, wait: bool = True, width: int = 1440) -> Page:
+        ctx = signed_in_context(browser, token, lang, locale, width=width)
         contexts.append(ctx)
         page = ctx.new_page()
         page.on("pageerror", lambda e: errors.append(str(e)))
