@@ -70,9 +70,12 @@ def step(tr: Tracker, t: float, img: Image, boxes: list[list[float]]) -> list[in
     return out.tracker_id.tolist()
 
 
-def hidden_walk(tr: Tracker, looks: dict[str, Image], again: str) -> tuple[int, list[int]]:
+def hidden_walk(
+    tr: Tracker, looks: dict[str, Image], again: str, *more: tuple[str, float]
+) -> tuple[int, list[int]]:
     """'a' walks right 8 px a frame, is hidden 1.5 s, then ``again`` appears where 'a' would
-    be. -> (a's id before, the ids after)."""
+    be (and each of ``more``, a look and its x offset from there). -> (a's id before, the ids
+    after)."""
     first = []
     for i in range(10):
         img, boxes = scene([(looks["a"], 200 + 8 * i)])
@@ -81,7 +84,8 @@ def hidden_walk(tr: Tracker, looks: dict[str, Image], again: str) -> tuple[int, 
         step(tr, i * DT, scene([])[0], [])
     after: list[int] = []
     for i in range(25, 31):
-        img, boxes = scene([(looks[again], 200 + 8 * i + 15)])
+        at = 200 + 8 * i + 15
+        img, boxes = scene([(looks[again], at), *((looks[k], at + dx) for k, dx in more)])
         after = step(tr, i * DT, img, boxes)
     return first[0], after
 
@@ -159,17 +163,8 @@ def test_an_ambiguous_revival_is_refused(model: AppearanceModel, looks: dict[str
     """Two boxes that look the same as the lost person, both inside the gate: neither is
     taken for them (a crowd of look-alikes must not hand out a lost identity)."""
     tr = Tracker(reid=AppearanceReid(model))
-    first = []
-    for i in range(10):
-        img, boxes = scene([(looks["a"], 200 + 8 * i)])
-        first = step(tr, i * DT, img, boxes)
-    for i in range(10, 25):
-        step(tr, i * DT, scene([])[0], [])
-    after: list[int] = []
-    for i in range(25, 31):
-        img, boxes = scene([(looks["a_later"], 380 + 8 * i), (looks["a_later"], 220 + 8 * i)])
-        after = step(tr, i * DT, img, boxes)
-    assert len(after) == 2 and first[0] not in after and tr.revived == 0
+    before, after = hidden_walk(tr, looks, "a_later", ("a_later", 160.0))
+    assert len(after) == 2 and before not in after and tr.revived == 0
 
 
 def test_a_box_too_small_to_judge_a_look_by_is_not_revived(
