@@ -10,6 +10,7 @@ from __future__ import annotations
 import argparse
 import hashlib
 import os
+import shutil
 import sys
 import tomllib
 import urllib.request
@@ -40,6 +41,8 @@ class ModelSpec:
     url: str
     input: str
     output: str
+    # shipped inside the package (models/bundled/), so a fresh install runs without a download
+    bundled: bool = False
 
 
 @lru_cache(maxsize=1)
@@ -66,6 +69,15 @@ def default_models_dir() -> Path:
     return Path.home() / ".cache" / "storesense" / "models"
 
 
+def bundled_path(name: str) -> Path | None:
+    """The copy of a model shipped as package data (models/bundled/), when it has one."""
+    s = spec(name)
+    if not s.bundled:
+        return None
+    path = Path(str(resources.files("models").joinpath("bundled", s.file)))
+    return path if path.is_file() else None
+
+
 def sha256_of(path: Path) -> str:
     h = hashlib.sha256()
     with path.open("rb") as f:
@@ -84,6 +96,10 @@ def resolve(name: str, models_dir: str | Path | None = None) -> Path:
     s = spec(name)
     d = Path(models_dir) if models_dir else default_models_dir()
     path = d / s.file
+    if not path.is_file() and (shipped := bundled_path(name)) is not None:
+        # the same pinned bytes as a download (checked below): a directory without the file
+        # falls back to the package's copy; a file that is there but wrong is still refused
+        path = shipped
     if not path.is_file():
         raise ModelError(
             f"model {s.name}: file {path} not found (expected sha256 {s.sha256}); "
@@ -156,6 +172,11 @@ def _fetch_one(s: ModelSpec, d: Path, timeout: float) -> None:
     target = d / s.file
     if target.is_file() and sha256_of(target) == s.sha256:
         print(f"{s.file}: already present and verified")
+        return
+    shipped = bundled_path(s.name)
+    if shipped is not None and sha256_of(shipped) == s.sha256:
+        shutil.copyfile(shipped, target)  # no download needed: the package carries it
+        print(f"{s.file}: copied from the package's bundled copy, verified")
         return
     if not s.url:
         raise ModelError(

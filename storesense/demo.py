@@ -4,22 +4,28 @@ A broker (Mosquitto when installed, else an embedded Python broker), the gateway
 and dashboards, edge nodes running the real pipeline on looped video as the entrance cameras
 of some stores, and simulated edge aggregates (marked simulated) for the other cameras. Before
 that, several weeks of simulated history are seeded so the dashboards show trends at once.
-Ctrl-C stops everything; every child process is ended before the command returns.
+A fresh clone needs nothing else: without ../shared the edge nodes run the detector and the
+clip shipped in the package (models/bundled/, storesense/demo_media/).
+Ctrl-C or SIGTERM stops everything; every child process is ended before the command returns,
+and the last line printed is a JSON summary of the windows the gateway stored while it ran.
 """
 
 from __future__ import annotations
 
 import argparse
+import json
 import logging
 import os
 import shutil
 import signal
+import sqlite3
 import subprocess
 import sys
 import threading
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
+from importlib import resources
 from pathlib import Path
 
 import paho.mqtt.client as mqtt
@@ -27,6 +33,7 @@ from paho.mqtt.enums import CallbackAPIVersion
 from pydantic import ValidationError
 
 from edge.node.config import DetectorConfig
+from models.registry import REID_MODEL, default_models_dir
 from storesense import demo_setup
 from storesense.broker import EmbeddedBroker, Mosquitto, find_mosquitto
 from storesense.schema import AnalyticsConfig, DeviceState, DeviceStatus, utcnow
@@ -37,6 +44,19 @@ log = logging.getLogger("storesense.demo")
 
 REPO = Path(__file__).resolve().parent.parent
 DEFAULT_EVAL = REPO.parent / "shared" / "data" / "eval"
+ENV_EVAL = "STORESENSE_DEMO_EVAL"  # where the demo looks for eval sequences (tests: nowhere)
+BUNDLED_CLIP = "pets09-s2l1-view001.mp4"  # storesense/demo_media/, see its NOTICE
+OPEN_DETECTOR = "yolox_nano"  # shipped in the package: the detector a fresh clone has
+
+
+@dataclass
+class RealPipeline:
+    """What the edge nodes run: which videos, which detector, with re-identification or not
+    (``videos`` empty: every camera is simulated)."""
+
+    videos: list[str] = field(default_factory=list)
+    detector: str = "auto"
+    reid: bool = True
 
 
 @dataclass
@@ -83,17 +103,50 @@ def _start_broker(workdir: Path, embedded: bool) -> Mosquitto | EmbeddedBroker:
     return broker
 
 
-def _videos(args: argparse.Namespace) -> list[str]:
-    if args.no_video:
-        return []
-    if (missing := demo_setup.missing_models(DetectorConfig().model_names())):
-        print(f"no real pipeline: {missing[0]}")
-        return []
-    if args.video:
-        return list(args.video)
-    found = sorted(str(p) for p in DEFAULT_EVAL.glob("*/video.mp4"))
+def bundled_clip() -> Path:
+    return Path(str(resources.files("storesense").joinpath("demo_media", BUNDLED_CLIP)))
+
+
+def _eval_videos() -> list[str]:
+    root = Path(os.environ.get(ENV_EVAL) or DEFAULT_EVAL)
+    found = sorted(str(p) for p in root.glob("*/video.mp4"))
     # The shopping-street sequence first: it is the most store-like entrance view.
     return sorted(found, key=lambda v: "MOT17" not in v)
+
+
+def _pipeline(args: argparse.Namespace) -> RealPipeline:
+    """The best real pipeline the installed models allow: every model of the default camera
+    (both detectors, re-identification), else the bundled open-data detector."""
+    if args.no_video:
+        return RealPipeline()
+    plan = RealPipeline()
+    if (missing := demo_setup.missing_models(DetectorConfig().model_names())):
+        if demo_setup.missing_models([OPEN_DETECTOR]):
+            print(f"no real pipeline: {missing[0]}")
+            return RealPipeline()
+        plan.detector = OPEN_DETECTOR
+        plan.reid = not demo_setup.missing_models([REID_MODEL])
+        print(f"edge nodes run the bundled open-data detector {OPEN_DETECTOR}"
+              f"{'' if plan.reid else ' without re-identification'}: not every model is in "
+              f"{default_models_dir()} (`storesense models fetch` adds them)")
+    plan.videos = list(args.video) or _eval_videos() or [str(bundled_clip())]
+    return plan
+
+
+def _stored_windows(db: Path, since: str | None) -> dict[str, int]:
+    """Windows the gateway stored since ``since`` (after seeding), real and simulated."""
+    counts = {"real_video_windows": 0, "simulated_windows": 0}
+    if since is None or not db.is_file():
+        return counts
+    try:
+        with sqlite3.connect(f"file:{db}?mode=ro", uri=True, timeout=10) as conn:
+            for simulated, n in conn.execute(
+                    "SELECT simulated, COUNT(*) FROM windows WHERE received_at >= ? "
+                    "GROUP BY simulated", (since,)):
+                counts["simulated_windows" if simulated else "real_video_windows"] += n
+    except sqlite3.Error as e:
+        print(f"could not count the stored windows: {e}")
+    return counts
 
 
 def _missing_demographics() -> bool:
@@ -204,30 +257,39 @@ def run(args: argparse.Namespace) -> int:
     if args.fresh and workdir.exists():
         shutil.rmtree(workdir)
     workdir.mkdir(parents=True, exist_ok=True)
+    summary: dict[str, object] = {"real_video_sources": [], "detector": None}
+    started = time.monotonic()
+    code = 1
+    try:
+        code = _run(args, workdir, summary)
+        return code
+    finally:
+        # the last line, whatever happened: what reached the gateway while the demo ran
+        since = summary.pop("since", None)
+        summary.update(_stored_windows(workdir / "gateway.db", since if isinstance(since, str)
+                                       else None))
+        summary.update(duration_s=round(time.monotonic() - started, 1), exit_code=code)
+        print(json.dumps(summary), flush=True)
+
+
+def _run(args: argparse.Namespace, workdir: Path, summary: dict[str, object]) -> int:
     broker = _start_broker(workdir, args.embedded_broker)
     children: list[Child] = []
     sim: SimulatedEdges | None = None
     try:
         tokens = demo_setup.prepare_database(workdir, weeks=args.weeks)
+        # seeded windows were received before this instant; live ones arrive a window later
+        summary["since"] = (utcnow() + timedelta(seconds=1)).strftime("%Y-%m-%dT%H:%M:%SZ")
         gw_conf = demo_setup.write_gateway_config(
             workdir, broker.host, broker.port, args.host, args.port,
             mqtt5=isinstance(broker, Mosquitto))
         exe = [sys.executable, "-m", "storesense.cli"]
         children.append(_spawn("gateway", [*exe, "gateway", "run", "--config", str(gw_conf)],
                                workdir))
-        videos = _videos(args)
-        live: list[tuple[DemoStore, str]] = []
-        demographics = bool(videos) and not _missing_demographics()
-        for store, video in zip(DEMO_STORES, videos, strict=False):
-            conf = demo_setup.write_edge_config(
-                workdir, store, video, broker.host, broker.port, args.window_s, demographics,
-                mqtt5=isinstance(broker, Mosquitto))
-            children.append(_spawn(f"edge-{store.store_id}",
-                                   [*exe, "edge", "run", "--config", str(conf)], workdir))
-            live.append((store, "entrance"))
-            print(f"edge node {store.store_id}/entrance: real pipeline on {video} (looped)")
-        if not videos:
-            print("no video found or --no-video: every camera is SIMULATED")
+        plan = _pipeline(args)
+        summary.update(real_video_sources=plan.videos,
+                       detector=plan.detector if plan.videos else None)
+        live = _start_edges(plan, workdir, broker, args.window_s, children, exe)
         simulated = [(s, c.camera_id) for s in DEMO_STORES for c in s.cameras
                      if (s, c.camera_id) not in live]
         sim = SimulatedEdges(broker.host, broker.port, simulated, args.window_s,
@@ -248,6 +310,26 @@ def run(args: argparse.Namespace) -> int:
         _stop_children(children)
         broker.stop()
         print("demo stopped: broker, gateway and edge nodes ended")
+
+
+def _start_edges(plan: RealPipeline, workdir: Path, broker: Mosquitto | EmbeddedBroker,
+                 window_s: int, children: list[Child],
+                 exe: list[str]) -> list[tuple[DemoStore, str]]:
+    """One edge node per video, as the entrance camera of a store; the cameras they cover."""
+    live: list[tuple[DemoStore, str]] = []
+    demographics = bool(plan.videos) and not _missing_demographics()
+    for store, video in zip(DEMO_STORES, plan.videos, strict=False):
+        conf = demo_setup.write_edge_config(
+            workdir, store, video, broker.host, broker.port, window_s, demographics,
+            mqtt5=isinstance(broker, Mosquitto), detector=plan.detector, reid=plan.reid)
+        children.append(_spawn(f"edge-{store.store_id}",
+                               [*exe, "edge", "run", "--config", str(conf)], workdir))
+        live.append((store, "entrance"))
+        print(f"edge node {store.store_id}/entrance: real pipeline on {video} (looped, "
+              f"detector {plan.detector})")
+    if not plan.videos:
+        print("no video found or --no-video: every camera is SIMULATED")
+    return live
 
 
 def _supervise(children: list[Child], duration: float) -> int:

@@ -80,7 +80,7 @@ def write_gateway_config(
 
 def write_edge_config(
     workdir: Path, store: DemoStore, video: str, mqtt_host: str, mqtt_port: int, window_s: int,
-    demographics: bool = True, mqtt5: bool = True,
+    demographics: bool = True, mqtt5: bool = True, detector: str = "auto", reid: bool = True,
 ) -> Path:
     node_dir = workdir / f"edge-{store.store_id}"
     node_dir.mkdir(parents=True, exist_ok=True)
@@ -96,12 +96,14 @@ def write_edge_config(
         f"host = {_q(mqtt_host)}\nport = {mqtt_port}\n"
         + _protocol(mqtt5) +
         "[outbox]\nreplay_rate = 200\n"
+        f"[detector]\nmodel = {_q(detector)}\n"
         "[[cameras]]\n"
         "camera_id = \"entrance\"\n"
         f"source = {_q(video)}\n"
         "loop = true\nrealtime = true\n"
         "[cameras.analytics]\n"
         f"window_s = {window_s}\n"
+        f"[cameras.analytics.identity]\nreid = {str(reid).lower()}\n"
         "[[cameras.analytics.lines]]\n"
         "name = \"door\"\npoints = [0.5, 0.0, 0.5, 1.0]\n",
         encoding="utf-8",

@@ -18,9 +18,28 @@ def test_every_manifest_model_verifies(models_dir: Path) -> None:
 
 def test_missing_model_names_file_and_hash(tmp_path: Path) -> None:
     with pytest.raises(ModelError) as e:
-        registry.resolve("yolox_nano", tmp_path)
-    assert "yolox_nano.onnx" in str(e.value)
-    assert registry.spec("yolox_nano").sha256 in str(e.value)
+        registry.resolve("bytetrack_nano_mot17", tmp_path)
+    assert "bytetrack_nano_mot17.onnx" in str(e.value)
+    assert registry.spec("bytetrack_nano_mot17").sha256 in str(e.value)
+
+
+def test_a_directory_without_the_open_detector_falls_back_to_the_packaged_copy(
+    tmp_path: Path,
+) -> None:
+    """A fresh install (no ../shared, empty cache) still resolves yolox_nano: the package
+    ships it, and it is checked against the same pinned sha256."""
+    got = registry.resolve("yolox_nano", tmp_path)
+    assert got == registry.bundled_path("yolox_nano")
+    assert registry.sha256_of(got) == registry.spec("yolox_nano").sha256
+    assert registry.bundled_path("bytetrack_nano_mot17") is None  # only the open-data one
+
+
+def test_fetch_copies_the_packaged_model_without_a_download(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    registry.fetch(tmp_path, ["yolox_nano"])
+    assert "copied from the package" in capsys.readouterr().out
+    assert registry.sha256_of(tmp_path / "yolox_nano.onnx") == registry.spec("yolox_nano").sha256
 
 
 def test_corrupted_model_is_refused(tmp_path: Path, models_dir: Path) -> None:
