@@ -74,6 +74,10 @@ class LineSpec(Strict):
         description="x1, y1, x2, y2 normalised to the frame"
     )
     in_direction: Literal["left_to_right", "right_to_left"] = "left_to_right"
+    staff: bool = Field(
+        False, description="a staff line (the stock room door): a track that crosses it is "
+        "staff for the rest of its life; its crossings are not visitors (edge/analytics/staff.py)",
+    )
 
     @model_validator(mode="after")
     def _not_degenerate(self) -> LineSpec:
@@ -89,6 +93,28 @@ class ZoneSpec(Strict):
     name: Name
     polygon: list[Point] = Field(min_length=3, max_length=64)
     kind: Literal["display", "area", "queue", "checkout", "entrance"] = "area"
+    staff_only: bool = Field(
+        False, description="a staff-only zone (behind the till): a track whose feet stay in it "
+        "is staff for the rest of its life; the zone reports no visits of its own",
+    )
+    exit_edge: int | None = Field(
+        None, ge=0, le=63,
+        description="queue zones: the polygon edge from vertex i to vertex i+1 (the last to "
+        "the first) that people leave by when served; leaving by another edge is abandonment",
+    )
+
+    @model_validator(mode="after")
+    def _queue_rules(self) -> ZoneSpec:
+        if self.exit_edge is not None:
+            if self.kind != "queue":
+                raise ValueError(f"zone {self.name!r}: exit_edge is for kind 'queue' only, "
+                                 f"got kind {self.kind!r}")
+            if self.exit_edge >= len(self.polygon):
+                raise ValueError(f"zone {self.name!r}: exit_edge must be < "
+                                 f"{len(self.polygon)} (its vertices), got {self.exit_edge}")
+        if self.staff_only and self.kind == "queue":
+            raise ValueError(f"zone {self.name!r}: a staff-only zone cannot be a queue")
+        return self
 
 
 class CountingSettings(Strict):
@@ -183,6 +209,12 @@ class IdentitySettings(Strict):
     reid_max_distance: float = Field(
         0.4, gt=0.0, lt=2.0,
         description="largest cosine distance between two looks of the same person",
+    )
+    reentry_window_s: float = Field(
+        1800.0, ge=0.0, le=4 * 3600.0,
+        description="an entrance 'in' whose look matches one of the last this many seconds is "
+        "a re-entry: a pass, not a new unique visitor; looks are kept in memory only, this "
+        "long (edge/analytics/passes.py; 0 = every pass is a unique visitor)",
     )
 
 
@@ -352,6 +384,36 @@ _AGE_KEYS = frozenset((*AGE_BANDS, "unknown"))
 _GENDER_KEYS = frozenset((*GENDERS, "unknown"))
 
 
+class StaffCounts(Message, frozen=True, kw_only=True):
+    """Crossings of the visitor lines by tracks marked staff (edge/analytics/staff.py): left
+    out of ``lines`` and reported here; ``tracks``: tracks marked staff in the window."""
+
+    in_count: MsgCount = 0
+    out_count: MsgCount = 0
+    tracks: MsgCount = 0
+
+
+class QueueStats(Message, frozen=True, kw_only=True):
+    """A queue zone over the window (edge/analytics/queues.py): its length (people in it,
+    sampled per frame), and the visits that ended: served (left by the exit edge; their
+    waits in ``wait_histogram``, DWELL_BIN_EDGES_S bins, so the gateway merges windows),
+    abandoned (left by another edge after waiting) and lost (the track ended inside)."""
+
+    zone: MsgName
+    length: OccupancyStats
+    served: MsgCount
+    abandoned: MsgCount
+    lost: MsgCount = 0
+    wait_histogram: list[MsgCount]
+
+    def __post_init__(self) -> None:
+        if len(self.wait_histogram) != len(DWELL_BIN_EDGES_S):
+            raise ValueError(f"wait_histogram needs {len(DWELL_BIN_EDGES_S)} bins, got "
+                             f"{len(self.wait_histogram)}")
+        if sum(self.wait_histogram) != self.served:
+            raise ValueError("wait_histogram must sum to served")
+
+
 class Trajectory(Message, frozen=True, kw_only=True):
     """A short anonymous path: a few normalised foot points, no id, no time of day."""
 
@@ -395,11 +457,23 @@ class WindowAggregate(Message, frozen=True, kw_only=True):
     heatmap: Heatmap | None = None
     demographics: Demographics = msgspec.field(default_factory=Demographics)
     paths: Annotated[list[Trajectory], Meta(max_length=64)] = msgspec.field(default_factory=list)
+    # Retail figures (issue 16); None from devices that do not compute them. ``groups``:
+    # groups that crossed in (edge/analytics/groups.py); ``unique_visitors``: 'in' crossings
+    # that were not re-entries (edge/analytics/passes.py). Both count the lines' in_count.
+    staff: StaffCounts | None = None
+    groups: MsgCount | None = None
+    unique_visitors: MsgCount | None = None
+    queues: Annotated[list[QueueStats], Meta(max_length=64)] = msgspec.field(
+        default_factory=list)
 
     def __post_init__(self) -> None:
         span = (self.window_end - self.window_start).total_seconds()
         if not 0 < span <= 86_400:
             raise ValueError(f"window_end must be 0-86400 s after window_start, got {span} s")
+        ins = sum(x.in_count for x in self.lines)
+        for name, n in (("groups", self.groups), ("unique_visitors", self.unique_visitors)):
+            if n is not None and n > ins:
+                raise ValueError(f"{name} {n} exceeds the lines' in_count {ins}")
         expected = message_id(self.store_id, self.camera_id, self.window_start)
         if self.message_id != expected:
             raise ValueError(f"message_id {self.message_id!r} should be {expected!r}")
@@ -447,6 +521,8 @@ class DeviceStatus(Message, frozen=True, kw_only=True):
     models: Annotated[list[ModelInfo], Meta(max_length=16)] = msgspec.field(
         default_factory=list)
     software_version: Annotated[str, Meta(max_length=64)] = ""
+    # why the last model update HQ sent was refused or rolled back (edge/node/model_update.py)
+    model_error: Annotated[str, Meta(max_length=2000)] | None = None
 
 
 # --------------------------------------------------------------------------- remote config
@@ -461,6 +537,30 @@ class CameraConfigMessage(Strict):
     camera_id: Ident
     config_version: str = Field(min_length=1, max_length=128)
     analytics: AnalyticsConfig
+
+
+SHA256_PATTERN = r"^[0-9a-f]{64}$"
+MODEL_MAX_BYTES = 512 * 1024 * 1024
+
+
+class ModelUpdateMessage(Strict):
+    """Retained on a device's model topic, sent by HQ: the detector file to run next.
+
+    ``name`` says how the file is decoded (a detector layout the edge knows, such as
+    yolox_nano); the edge fetches ``url`` (a path on the gateway its edge.toml names, never
+    another host), checks ``bytes`` and ``sha256`` before loading, swaps at a window
+    boundary and rolls back by itself if the new file fails (docs/operations.md)."""
+
+    schema_version: Literal[1] = SCHEMA_VERSION
+    kind: Literal["model_update"] = "model_update"
+    store_id: Ident
+    device_id: Ident
+    update_id: str = Field(min_length=1, max_length=128, pattern=NAME_PATTERN)
+    name: Ident
+    sha256: str = Field(pattern=SHA256_PATTERN)
+    bytes: int = Field(ge=1, le=MODEL_MAX_BYTES)
+    url: str = Field(min_length=2, max_length=2048, pattern=r"^/[\x21-\x7e]*$",
+                     description="path (and query) on the gateway, starting with /")
 
 
 def utcnow() -> datetime:

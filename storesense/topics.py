@@ -4,6 +4,8 @@
     {prefix}/{store}/{device}/status   device status, retained, last will "offline"
     {prefix}/{store}/{camera}/config   remote camera config from HQ, retained
     {prefix}/{store}/{camera}/ack      gateway -> edge: window ids committed (storesense.acks)
+    {prefix}/{store}/{camera}/reported edge -> HQ: config saved on the installer page, retained
+    {prefix}/{store}/{device}/model    HQ -> edge: the detector to run (ModelUpdateMessage)
 
 The store id is the second level so a broker ACL can confine a device to its own store
 (``pattern`` rules or one rule per device user, see deploy/mosquitto).
@@ -14,6 +16,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 DEFAULT_PREFIX = "storesense/v1"
+KINDS = ("agg", "status", "config", "ack", "reported", "model")
 
 
 @dataclass(frozen=True)
@@ -32,6 +35,12 @@ class Topics:
     def ack(self, store_id: str, camera_id: str) -> str:
         return f"{self.prefix}/{store_id}/{camera_id}/ack"
 
+    def reported(self, store_id: str, camera_id: str) -> str:
+        return f"{self.prefix}/{store_id}/{camera_id}/reported"
+
+    def model(self, store_id: str, device_id: str) -> str:
+        return f"{self.prefix}/{store_id}/{device_id}/model"
+
     def all_aggregates(self) -> str:
         return f"{self.prefix}/+/+/agg"
 
@@ -48,6 +57,6 @@ class Topics:
         if not topic.startswith(head):
             return None
         parts = topic[len(head):].split("/")
-        if len(parts) != 3 or parts[2] not in ("agg", "status", "config", "ack"):
+        if len(parts) != 3 or parts[2] not in KINDS:
             return None
         return parts[0], parts[1], parts[2]

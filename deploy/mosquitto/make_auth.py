@@ -13,12 +13,15 @@ store). Writes to OUTDIR:
     secrets.csv     user,password for provisioning each device's edge.toml (mode 600)
 
 Users: ``<device_id>@<store_id>`` per device, may write only its store's aggregates and its
-own status and read only its cameras' config and confirmations (``.../ack``). ``@`` cannot
-occur in an id (``IDENT``), so two devices never share a user: with ``.`` as separator (up
-to 2026-12) store ``a.b`` device ``c`` and store ``a`` device ``b.c`` were both ``a.b.c``.
+own status and its cameras' installer-saved configs (``.../reported``), and read only its
+cameras' config and confirmations (``.../ack``) and its own model updates (``.../model``).
+``@`` cannot occur in an id (``IDENT``), so two devices never share a user: with ``.`` as
+separator (up to 2026-12) store ``a.b`` device ``c`` and store ``a`` device ``b.c`` were both
+``a.b.c``.
 ``gateway`` (and ``gateway-1`` ... for ``--gateway-workers N``: each ingest process needs its
 own user, as mosquitto.conf binds client ids to user names) reads everything and writes
-confirmations; ``hq`` writes config and reads status. Stdlib only, so it runs on the broker
+confirmations; ``hq`` writes config and reads status; ``models`` (the gateway's model update
+publisher) writes model updates. Stdlib only, so it runs on the broker
 host as is.
 """
 
@@ -59,6 +62,9 @@ def device_acl(prefix: str, store: str, device: str, cameras: list[str]) -> list
     lines = [f"user {device_user(store, device)}"]
     lines += [f"topic write {prefix}/{store}/{cam}/agg" for cam in cams]
     lines.append(f"topic write {prefix}/{store}/{device}/status")
+    # the config an installer saved on the edge's own page, reported to HQ (never an image)
+    lines += [f"topic write {prefix}/{store}/{cam}/reported" for cam in cams]
+    lines.append(f"topic read {prefix}/{store}/{device}/model")
     lines += [f"topic read {prefix}/{store}/{cam}/config" for cam in cams]
     lines += [f"topic read {prefix}/{store}/{cam}/ack" for cam in cams]
     return lines
@@ -68,8 +74,11 @@ def service_acl(prefix: str, workers: int = 1) -> list[str]:
     lines: list[str] = []
     for user in gateway_users(workers):
         lines += [f"user {user}", f"topic read {prefix}/#", f"topic write {prefix}/+/+/ack", ""]
+    # models: the gateway's model update publisher (gateway/model_routes.py), its own user
+    # because mosquitto.conf binds a client id to its user name
     return [*lines, "user hq", f"topic write {prefix}/+/+/config",
-            f"topic read {prefix}/+/+/status"]
+            f"topic read {prefix}/+/+/status", "", "user models",
+            f"topic write {prefix}/+/+/model"]
 
 
 def read_devices(path: Path) -> list[dict[str, str]]:
@@ -135,6 +144,7 @@ def main(argv: list[str] | None = None) -> int:
     gateway_pw = known.get("gateway") or secrets.token_urlsafe(24)
     creds = [(u, gateway_pw) for u in gateway_users(args.gateway_workers)]
     creds += [("hq", known.get("hq") or secrets.token_urlsafe(24))]
+    creds += [("models", known.get("models") or secrets.token_urlsafe(24))]
     creds += device_passwords(rows, known)
     acl = service_acl(args.prefix, args.gateway_workers)
     for row in rows:

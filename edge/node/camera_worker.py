@@ -109,6 +109,10 @@ class CameraWorker:
         self._sink_backoff_s = 0.0
         self._sink_retry_at = 0.0  # monotonic time of the next attempt after a failure
         self._rate_mark = (time.monotonic(), 0)  # for fps between two status calls
+        # Optional, called on the camera thread: before a frame with its time (model updates
+        # swap detectors at a window boundary), after it with the frame (installer page).
+        self.before_frame: Callable[[float], None] | None = None
+        self.after_frame: Callable[[Frame], None] | None = None
         self.thread = threading.Thread(target=self._run, name=f"camera-{camera_id}", daemon=True)
 
     def start(self) -> None:
@@ -191,10 +195,14 @@ class CameraWorker:
         if frame is None:
             return not self.source.ended
         self._follow_clock()
+        if self.before_frame is not None:
+            self.before_frame(frame.t)
         if getattr(frame, "decoded", True):
             self._emit(self.pipeline.process(frame.image, frame.t))
         else:  # the decoder skipped it when the pipeline said it would not detect on it
             self._emit(self.pipeline.process(None, frame.t, decoded=False))
+        if self.after_frame is not None:
+            self.after_frame(frame)
         self._last_t = frame.t
         self.frames += 1
         if self._live:

@@ -110,6 +110,46 @@ class DetectorConfig(_Section):
         return [*(AUTO_DETECTORS if self.model == "auto" else (self.model,)), REID_MODEL]
 
 
+class InstallerConfig(_Section):
+    """The installer's page on the edge box (edge/node/installer.py): store LAN only."""
+
+    host: str = Field(
+        min_length=1, max_length=255,
+        description="address to listen on: the box's address on the store LAN, never one "
+        "reachable from outside the store (the page shows live camera pictures)")
+    port: int = Field(8090, ge=0, le=65535, description="0 picks a free port (tests)")
+    username: str = Field("installer", min_length=1, max_length=64, pattern=r"^[^:\s]+$")
+    password_hash_file: Path = Field(
+        description="file with the password's scrypt hash, written by `python -m "
+        "edge.node.installer hash-password FILE`; there is no default password")
+    snapshot_width: int = Field(960, ge=160, le=3840,
+                                description="widest snapshot sent to the page, in pixels")
+
+
+class ModelUpdateConfig(_Section):
+    """Detector models HQ sends (edge/node/model_update.py)."""
+
+    gateway_url: str = Field(
+        min_length=8, max_length=512, pattern=r"^https?://[^/?#\s]+/?$",
+        description="the gateway a model is fetched from; a model message names only a "
+        "path on it, so the broker cannot send the box to another host")
+    ca_file: Path | None = Field(None, description="CA for an https gateway")
+    max_bytes: int = Field(100 * 1024 * 1024, ge=1024, le=512 * 1024 * 1024,
+                           description="largest model file accepted")
+    timeout_s: float = Field(60.0, ge=1.0, le=3600.0, description="download timeout")
+    check_frames: int = Field(
+        30, ge=5, le=10_000,
+        description="detector frames a new model is judged on before it is kept")
+    collapse_ratio: float = Field(
+        0.25, ge=0.0, le=1.0,
+        description="rolled back if its detections per frame fall below this share of the "
+        "previous model's (docs/operations.md says on which data this was chosen)")
+    min_rate: float = Field(
+        0.5, ge=0.0, le=1000.0,
+        description="the previous model's detections per frame needed to judge at all: "
+        "an empty store cannot tell a blind model from a quiet hour")
+
+
 class CameraConfig(_Section):
     camera_id: Ident
     source: str | int = Field(description="RTSP URL, video file path or USB camera index")
@@ -133,6 +173,10 @@ class EdgeConfig(_Section):
     broker: BrokerConfig
     outbox: OutboxConfig = Field(default_factory=OutboxConfig)
     detector: DetectorConfig = Field(default_factory=DetectorConfig)
+    installer: InstallerConfig | None = Field(
+        None, description="the installer's local page; off unless configured")
+    model_update: ModelUpdateConfig | None = Field(
+        None, description="accept detector models from HQ; off unless configured")
     cameras: Annotated[list[CameraConfig], Field(min_length=1, max_length=64)]
 
     @model_validator(mode="after")
@@ -150,6 +194,10 @@ class EdgeConfig(_Section):
     @property
     def remote_config_dir(self) -> Path:
         return self.state_dir / "remote_config"
+
+    @property
+    def model_dir(self) -> Path:
+        return self.state_dir / "models"
 
 
 def load_edge_config(path: str | Path) -> EdgeConfig:

@@ -19,6 +19,9 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 from types import FrameType
+from typing import TYPE_CHECKING
+
+import msgspec
 
 from edge.node.camera_worker import CameraWorker, Pipeline, Source
 from edge.node.clock import ClockWatch
@@ -32,6 +35,10 @@ from edge.node.systemd import sd_notify, watchdog_interval_s
 from edge.node.transport import MqttTransport
 from storesense.schema import AnalyticsConfig, CameraConfigMessage, ModelInfo, WindowAggregate
 from storesense.topics import Topics
+
+if TYPE_CHECKING:
+    from edge.node.installer import Installer
+    from edge.node.model_update import ModelUpdater
 
 log = logging.getLogger(__name__)
 
@@ -67,6 +74,7 @@ class EdgeNode:
         self.probe = ProcessProbe()
         self._status_now = threading.Event()
         self._problems: list[str] = []
+        self._to_report: dict[str, CameraConfigMessage] = {}  # installer saves not yet applied
         # Transport first: bad credentials or TLS files fail before models are loaded.
         self.transport = self._transport()
         self.workers = {c.camera_id: self._worker(c, make_source, make_pipeline)
@@ -76,6 +84,8 @@ class EdgeNode:
             max_inflight=cfg.outbox.max_inflight, confirm=cfg.outbox.confirm,
             confirm_timeout_s=cfg.outbox.confirm_timeout_s,
         )
+        self.models = self._model_updater()
+        self.installer = self._installer()
 
     def _worker(
         self, cam: CameraConfig, make_source: SourceFactory, make_pipeline: PipelineFactory,
@@ -91,12 +101,38 @@ class EdgeNode:
         w.on_config_event = self._config_event
         return w
 
+    def _model_updater(self) -> ModelUpdater | None:
+        if self.cfg.model_update is None:
+            return None
+        from edge.node.model_update import ModelUpdater  # onnxruntime: only when asked for
+
+        updater = ModelUpdater(self.cfg.model_update, self.cfg.store_id, self.cfg.device_id,
+                               self.workers, self.cfg.model_dir, self.cfg.detector.threads)
+        updater.on_event = self._status_now.set
+        return updater
+
+    def _installer(self) -> Installer | None:
+        if self.cfg.installer is None:
+            return None
+        from edge.node.installer import Installer
+
+        return Installer(self.cfg.installer, self.cfg.store_id, self.workers, self._installed)
+
+    def _installed(self, msg: CameraConfigMessage) -> None:
+        """An installer saved a camera's config on the local page: apply it as a remote
+        config is applied (kept on disk by _config_event), which reports it to HQ once
+        the camera applied it."""
+        self._to_report[msg.camera_id] = msg
+        self.workers[msg.camera_id].reconfigure(msg)
+
     def _transport(self) -> MqttTransport:
         c = self.cfg
         will = Will(self.topics.status(c.store_id, c.device_id), self._offline_payload())
         subs = [self.topics.config(c.store_id, cam.camera_id) for cam in c.cameras]
         if c.outbox.confirm:  # the gateway's confirmations of this node's windows
             subs += [self.topics.ack(c.store_id, cam.camera_id) for cam in c.cameras]
+        if c.model_update is not None:
+            subs.append(self.topics.model(c.store_id, c.device_id))
         return MqttTransport(
             c.broker, f"storesense-{c.store_id}-{c.device_id}", will=will,
             subscriptions=subs, on_message=self._on_message, on_connected=self._on_connected,
@@ -127,10 +163,20 @@ class EdgeNode:
     def _config_event(self, msg: CameraConfigMessage | None) -> None:
         if msg is not None:
             self.saved.save(msg)
+            if self._to_report.get(msg.camera_id) is msg:
+                # the configuration, retained, QoS 1: never a picture
+                del self._to_report[msg.camera_id]
+                self.transport.publish(self.topics.reported(msg.store_id, msg.camera_id),
+                                       msg.model_dump_json().encode(), retain=True,
+                                       what="reported config")
         self._status_now.set()
 
     def _on_message(self, topic: str, payload: bytes) -> None:
         parsed = self.topics.parse(topic)
+        if parsed is not None and parsed[2] == "model" and self.models is not None \
+                and parsed[:2] == (self.cfg.store_id, self.cfg.device_id):
+            self.models.offer(payload)
+            return
         if parsed is None or parsed[0] != self.cfg.store_id or parsed[1] not in self.workers:
             return
         if parsed[2] == "config":
@@ -154,6 +200,8 @@ class EdgeNode:
             self.cfg.store_id, self.cfg.device_id, probe=self.probe,
             outbox=self.outbox.stats(), cameras=cameras, models=list(models.values()),
         )
+        if self.models is not None and self.models.error:
+            st = msgspec.structs.replace(st, model_error=self.models.error)
         return st.to_json()
 
     def _publish_status(self) -> bool:
@@ -205,8 +253,12 @@ class EdgeNode:
     def run(self, stop: threading.Event) -> int:
         self.transport.start()
         self.publisher.start()
+        if self.models is not None:
+            self.models.start()
         for w in self.workers.values():
             w.start()
+        if self.installer is not None:
+            self.installer.start()
         sd_notify("READY=1")
         try:
             self._main_loop(stop)
@@ -236,6 +288,10 @@ class EdgeNode:
     def shutdown(self) -> None:
         """Flush open windows into the outbox, send what we can, say goodbye, disconnect."""
         sd_notify("STOPPING=1")
+        if self.installer is not None:
+            self.installer.stop()
+        if self.models is not None:
+            self.models.stop()
         for w in self.workers.values():
             w.stop()
         if self.transport.connected.is_set():
