@@ -1,0 +1,217 @@
+"""The installer's page on a running edge node (real pipeline on real video, real Mosquitto,
+real Chromium): draw a line with the mouse, save, and see the node count on it, HQ told the
+configuration, and no picture ever on MQTT."""
+
+from __future__ import annotations
+
+import base64
+import json
+import threading
+import urllib.error
+import urllib.request
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from playwright.sync_api import Browser
+
+from dashboards.browser import CHROMIUM, chromium
+from edge.node.config import EdgeConfig
+from edge.node.installer import hash_password
+from edge.node.service import EdgeNode, real_parts
+from storesense.topics import Topics
+from tests.brokers import Mosquitto
+from tests.edge_node.helpers import Collector
+from tests.waiting import wait_until
+
+pytestmark = [pytest.mark.broker, pytest.mark.video, pytest.mark.browser]
+TOPICS = Topics()
+USER, PASSWORD = "installer", "a long store password"
+JPEG, PNG = b"\xff\xd8\xff", b"\x89PNG"
+
+
+@pytest.fixture(scope="module")
+def browser() -> Iterator[Browser]:
+    if not CHROMIUM.exists():
+        pytest.fail(f"Chromium not found at {CHROMIUM} (apt-get install chromium)")
+    with chromium() as b:
+        yield b
+
+
+class Node:
+    """EdgeNode.run in a thread, with the installer page on a free port."""
+
+    def __init__(self, tmp: Path, broker: Mosquitto, models_dir: Path, video: Path) -> None:
+        secret = tmp / "installer.hash"
+        secret.write_text(hash_password(PASSWORD) + "\n")
+        cfg = EdgeConfig.model_validate({
+            "store_id": "s1", "device_id": "edge1", "state_dir": str(tmp / "state"),
+            "models_dir": str(models_dir), "status_interval_s": 0.5, "demographics": False,
+            "broker": {"host": broker.host, "port": broker.port, "keepalive_s": 5,
+                       "reconnect_min_s": 0.5, "reconnect_max_s": 1.0},
+            "outbox": {"confirm": False},
+            "detector": {"model": "yolox_nano"},
+            "installer": {"host": "127.0.0.1", "port": 0, "username": USER,
+                          "password_hash_file": str(secret)},
+            "cameras": [{"camera_id": "door", "source": str(video), "loop": True,
+                         "analytics": {"window_s": 10, "identity": {"reid": False}}}],
+        })
+        self.node = EdgeNode(cfg, *real_parts(cfg))
+        assert self.node.installer is not None
+        self.url = f"http://127.0.0.1:{self.node.installer.port}"
+        self.stop = threading.Event()
+        self.thread = threading.Thread(target=self.node.run, args=(self.stop,))
+        self.thread.start()
+
+    def close(self) -> None:
+        self.stop.set()
+        self.thread.join(30)
+        assert not self.thread.is_alive()
+
+
+@pytest.fixture
+def node(tmp_path: Path, broker: Mosquitto, models_dir: Path, eval_dir: Path) -> Iterator[Node]:
+    n = Node(tmp_path, broker, models_dir, eval_dir / "PETS09-S2L1" / "video.mp4")
+    yield n
+    n.close()
+
+
+def _get(url: str, auth: tuple[str, str] | None) -> tuple[int, bytes]:
+    req = urllib.request.Request(url)
+    if auth is not None:
+        token = base64.b64encode(f"{auth[0]}:{auth[1]}".encode()).decode()
+        req.add_header("Authorization", f"Basic {token}")
+    try:
+        with urllib.request.urlopen(req, timeout=10) as r:
+            return r.status, r.read()
+    except urllib.error.HTTPError as e:
+        return e.code, e.read()
+
+
+def _windows(everything: Collector) -> list[dict[str, Any]]:
+    return [json.loads(p) for t, p in list(everything.messages) if t.endswith("/agg")]
+
+
+def test_draw_a_line_save_and_the_node_counts_on_it(
+    node: Node, broker: Mosquitto, browser: Browser,
+) -> None:
+    everything = Collector(broker, "#", client_id="everything")
+    try:
+        _draw_save_and_check(node, everything, browser, broker)
+        # Never a picture on MQTT: every message on every topic is small JSON.
+        assert everything.messages
+        for topic, payload in list(everything.messages):
+            assert not payload.startswith((JPEG, PNG)), topic
+            assert len(payload) < 64 * 1024, (topic, len(payload))
+            if payload:
+                json.loads(payload)
+    finally:
+        everything.close()
+
+
+def _draw_save_and_check(node: Node, everything: Collector, browser: Browser,
+                         broker: Mosquitto) -> None:
+    ctx = browser.new_context(viewport={"width": 1000, "height": 1100},
+                              http_credentials={"username": USER, "password": PASSWORD})
+    try:
+        page = ctx.new_page()
+        errors: list[str] = []
+        page.on("pageerror", lambda e: errors.append(str(e)))
+        page.goto(node.url + "/")
+        page.wait_for_selector("body[data-state=ready]", timeout=15_000)
+        # the live picture arrives once the camera has decoded a frame
+        page.wait_for_function("() => document.getElementById('snapshot').naturalWidth > 0",
+                               timeout=30_000)
+        box = page.locator("#overlay").bounding_box()
+        assert box is not None
+        y = box["y"] + 0.5 * box["height"]
+        page.mouse.move(box["x"] + 0.02 * box["width"], y)
+        page.mouse.down()
+        page.mouse.move(box["x"] + 0.5 * box["width"], y, steps=5)
+        page.mouse.move(box["x"] + 0.98 * box["width"], y, steps=5)
+        page.mouse.up()
+        assert page.locator("#lines li").count() == 1
+        page.click("#save")
+        page.wait_for_selector("#status.ok", timeout=15_000)
+        version = page.locator("#status").get_attribute("data-version")
+        assert version is not None and version.startswith("installer-")
+
+        # applied by the running camera, and reported in its status
+        w = node.node.workers["door"]
+        assert w.config_version == version
+        line = w.applied.analytics.lines[0] if w.applied else None
+        assert line is not None and line.name == "line1"
+        assert line.points[1] == pytest.approx(0.5, abs=0.01)
+        assert line.points[0] < 0.05 and line.points[2] > 0.95
+
+        def status_version() -> str | None:
+            for t, p in reversed(list(everything.messages)):
+                if t == TOPICS.status("s1", "edge1") and p:
+                    cams = json.loads(p).get("cameras", [])
+                    return next((c.get("config_version") for c in cams), None)
+            return None
+
+        wait_until(lambda: status_version() == version, 10, "the status to carry the version")
+        # reported to HQ as configuration: the applied message, retained
+        reported = [json.loads(p) for t, p in list(everything.messages)
+                    if t == TOPICS.reported("s1", "door")]
+        assert reported and reported[-1]["config_version"] == version
+        assert reported[-1]["analytics"]["lines"][0]["name"] == "line1"
+        retained = Collector(broker, TOPICS.reported("s1", "door"),
+                             client_id="late-hq")
+        try:
+            wait_until(lambda: bool(retained.payloads()), 10, "the retained reported config")
+            assert json.loads(retained.payloads()[0])["config_version"] == version
+        finally:
+            retained.close()
+        # kept on disk, so a reboot runs it
+        saved = json.loads((node.node.cfg.remote_config_dir / "door.json").read_text())
+        assert saved["config_version"] == version
+
+        # the windows published from now on count on the new line, and the page shows it
+        def crossed() -> int:
+            return sum(c["in_count"] + c["out_count"] for win in _windows(everything)
+                       for c in win["lines"] if c["line"] == "line1")
+
+        wait_until(lambda: crossed() > 0, 60, "a window counting crossings of line1")
+        page.wait_for_function(
+            "() => [...document.querySelectorAll('.count')].some("
+            "el => /[1-9]/.test(el.textContent))", timeout=30_000)
+        assert not errors, errors
+    finally:
+        ctx.close()
+
+
+def test_wrong_credentials_are_refused(node: Node, browser: Browser) -> None:
+    assert _get(node.url + "/api/cameras", (USER, PASSWORD))[0] == 200
+    for auth in (None, (USER, "wrong password"), ("admin", PASSWORD), ("", "")):
+        status, body = _get(node.url + "/api/cameras", auth)
+        assert status == 401, auth
+        assert b"door" not in body
+    assert _get(node.url + "/api/cameras/door/snapshot.jpg", (USER, "nope"))[0] == 401
+    ctx = browser.new_context(http_credentials={"username": USER, "password": "guess"})
+    try:
+        response = ctx.new_page().goto(node.url + "/")
+        assert response is not None and response.status == 401
+    finally:
+        ctx.close()
+
+
+def test_a_save_the_schema_refuses_changes_nothing(node: Node) -> None:
+    token = base64.b64encode(f"{USER}:{PASSWORD}".encode()).decode()
+    bad = {"lines": [{"name": "x", "points": [0.1, 0.1, 0.1, 0.1]}], "zones": []}
+    req = urllib.request.Request(node.url + "/api/cameras/door/config", method="PUT",
+                                 data=json.dumps(bad).encode(),
+                                 headers={"Authorization": f"Basic {token}",
+                                          "Content-Type": "application/json"})
+    with pytest.raises(urllib.error.HTTPError) as e:
+        urllib.request.urlopen(req, timeout=10)
+    assert e.value.code == 422
+    assert "points must be distinct" in e.value.read().decode()
+    req = urllib.request.Request(node.url + "/api/cameras/door/config", method="PUT",
+                                 data=b"{" * 70_000, headers={"Authorization": f"Basic {token}"})
+    with pytest.raises(urllib.error.HTTPError) as e:
+        urllib.request.urlopen(req, timeout=10)
+    assert e.value.code == 422
+    assert node.node.workers["door"].config_version is None
