@@ -198,6 +198,26 @@ def _m008_token_expiry(c: sqlite3.Connection) -> None:
     _script(c, "ALTER TABLE tokens ADD COLUMN expires_at TEXT;")
 
 
+def _m009_members_and_weather(c: sqlite3.Connection) -> None:
+    # POS hours may carry member and new-member transactions (NULL: not reported, so hours
+    # imported before stay out of member figures instead of counting as 0 members); the
+    # overview's POS read stays index-only with them in the covering index. Daily weather per
+    # store and local date, upserted by the CSV import and the weather feed's push.
+    _script(c,
+        """
+        ALTER TABLE pos ADD COLUMN members INTEGER;
+        ALTER TABLE pos ADD COLUMN new_members INTEGER;
+        DROP INDEX IF EXISTS pos_date;
+        CREATE INDEX pos_date ON pos(local_date, store_id, transactions, members, new_members);
+        CREATE TABLE weather_day (
+            store_id TEXT NOT NULL, local_date TEXT NOT NULL, condition TEXT NOT NULL,
+            precipitation_mm REAL, temperature_c REAL, source TEXT NOT NULL DEFAULT '',
+            updated_at TEXT NOT NULL, PRIMARY KEY (store_id, local_date));
+        CREATE INDEX weather_day_date ON weather_day(local_date, store_id, condition)
+        """
+    )
+
+
 MIGRATIONS: list[Migration] = [
     ("001_core", _m001_core),
     ("002_rollups", _m002_rollups),
@@ -207,6 +227,7 @@ MIGRATIONS: list[Migration] = [
     ("006_no_windows_store_start", _m006_no_windows_store_start),
     ("007_bounded_dead_letters", _m007_bounded_dead_letters),
     ("008_token_expiry", _m008_token_expiry),
+    ("009_members_and_weather", _m009_members_and_weather),
 ]
 
 

@@ -1,19 +1,35 @@
-"""Point-of-sale transactions per store and local hour, for conversion = transactions/visitors.
+"""Point-of-sale transactions per store and local hour, for conversion = transactions/visitors,
+and optionally the hour's member transactions and new members (gateway/members.py).
 
-Records are keyed by the store-local hour label, the same label the hourly rollups use.
+Records are keyed by the store-local hour label, the same label the hourly rollups use. A
+re-import of an hour replaces its figures, members included (absent members become "not
+reported", never the figures of an earlier import beside new transactions).
+
+``storesense gateway import-pos --db PATH FILE.csv`` imports a CSV without the API.
 """
 
 from __future__ import annotations
 
+import argparse
 import csv
 import io
+import json
 from datetime import date, datetime
+from pathlib import Path
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
 
 from gateway.storage import Storage
 from storesense.config import describe_validation_error
+from storesense.errors import ConfigError
 from storesense.schema import Ident
 
 HOUR_LABEL = r"^\d{4}-\d{2}-\d{2}T\d{2}:00$"
@@ -26,6 +42,16 @@ class PosRecord(BaseModel):
     hour_start: str = Field(pattern=HOUR_LABEL, description="store-local 'YYYY-MM-DDTHH:00'")
     transactions: int = Field(ge=0, le=10_000_000)
     revenue: float | None = Field(None, ge=0.0, allow_inf_nan=False)
+    members: int | None = Field(
+        None, ge=0, le=10_000_000,
+        description="transactions by loyalty members, including those who joined in that "
+        "transaction; null: not reported",
+    )
+    new_members: int | None = Field(
+        None, ge=0, le=10_000_000,
+        description="transactions in which the customer joined the loyalty programme "
+        "(counted in members too); needs members",
+    )
 
     @field_validator("hour_start")
     @classmethod
@@ -38,6 +64,22 @@ class PosRecord(BaseModel):
             raise ValueError("not a real store-local hour: month 01-12, a day of that month, "
                              "hour 00-23, as YYYY-MM-DDTHH:00") from e
         return v
+
+    @model_validator(mode="after")
+    def _members_fit(self) -> PosRecord:
+        # every member transaction is a transaction, every new member a member: otherwise the
+        # shares computed from them leave 0..1 (gateway/members.py)
+        if self.members is not None and self.members > self.transactions:
+            raise ValueError(f"members ({self.members}) must be <= transactions "
+                             f"({self.transactions})")
+        if self.new_members is not None:
+            if self.members is None:
+                raise ValueError("new_members needs members (new members are counted in "
+                                 "members)")
+            if self.new_members > self.members:
+                raise ValueError(f"new_members ({self.new_members}) must be <= members "
+                                 f"({self.members})")
+        return self
 
 
 class PosFileError(ValueError):
@@ -62,6 +104,11 @@ def _int(row: dict[str, Any], field: str) -> int:
         raise ValueError(f"{field} {text!r} is not a whole number") from None
 
 
+def _optional_int(row: dict[str, Any], field: str) -> int | None:
+    """An optional column: absent from the file, or an empty cell, is None (not reported)."""
+    return None if (row.get(field) or "").strip() == "" else _int(row, field)
+
+
 def unknown_stores(storage: Storage, records: list[PosRecord]) -> list[str]:
     return sorted({r.store_id for r in records} - storage.registry.stores.keys())
 
@@ -69,10 +116,12 @@ def unknown_stores(storage: Storage, records: list[PosRecord]) -> list[str]:
 def upsert(storage: Storage, records: list[PosRecord]) -> int:
     with storage.transaction() as conn:
         conn.executemany(
-            "INSERT INTO pos VALUES (?,?,?,?,?) ON CONFLICT DO UPDATE SET "
-            "transactions=excluded.transactions, revenue=excluded.revenue",
-            [(r.store_id, r.hour_start, r.hour_start[:10], r.transactions, r.revenue)
-             for r in records],
+            "INSERT INTO pos (store_id, local_hour, local_date, transactions, revenue, members, "
+            "new_members) VALUES (?,?,?,?,?,?,?) ON CONFLICT DO UPDATE SET "
+            "transactions=excluded.transactions, revenue=excluded.revenue, "
+            "members=excluded.members, new_members=excluded.new_members",
+            [(r.store_id, r.hour_start, r.hour_start[:10], r.transactions, r.revenue,
+              r.members, r.new_members) for r in records],
         )
     return len(records)
 
@@ -92,11 +141,14 @@ def _row_to_record(row: dict[str, Any]) -> PosRecord:
         hour_start=f"{_day(row.get('date') or '')}T{hour:02d}:00",
         transactions=_int(row, "transactions"),
         revenue=money,
+        members=_optional_int(row, "members"),
+        new_members=_optional_int(row, "new_members"),
     )
 
 
 def parse_csv(text: str, known: set[str]) -> tuple[list[PosRecord], list[dict[str, Any]]]:
-    """CSV ``store_id,date,hour,transactions[,revenue]`` -> (records, rejected lines).
+    """CSV ``store_id,date,hour,transactions[,revenue][,members][,new_members]`` ->
+    (records, rejected lines). The optional columns may be absent or empty (not reported).
 
     Raises PosFileError when the CSV itself breaks (a field over csv.field_size_limit())."""
     records: list[PosRecord] = []
@@ -120,3 +172,35 @@ def parse_csv(text: str, known: set[str]) -> tuple[list[PosRecord], list[dict[st
             continue
         records.append(rec)
     return records, rejected
+
+
+def import_text(storage: Storage, text: str) -> dict[str, Any]:
+    """Parse and store a POS CSV: ``{"stored": n, "rejected": [{"line", "reason"}]}``."""
+    records, rejected = parse_csv(text, set(storage.registry.stores))
+    return {"stored": upsert(storage, records), "rejected": rejected}
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--db", type=Path, required=True, help="gateway SQLite database")
+    parser.add_argument("file", type=Path, help="CSV: store_id,date,hour,transactions"
+                        "[,revenue][,members][,new_members] (date and hour store-local)")
+
+
+def run(args: argparse.Namespace) -> int:
+    """``storesense gateway import-pos``: prints what was stored and each rejected line;
+    exit status 1 when a line was rejected (the good lines are stored all the same)."""
+    try:
+        text = args.file.read_bytes().decode("utf-8-sig")
+    except OSError as e:
+        raise ConfigError(f"POS file {args.file}: {e.strerror or e}") from e
+    except UnicodeDecodeError as e:
+        raise ConfigError(f"POS file {args.file} is not UTF-8 text") from e
+    storage = Storage(args.db)
+    try:
+        result = import_text(storage, text)
+    except PosFileError as e:
+        raise ConfigError(f"POS file {args.file}: {e}") from e
+    finally:
+        storage.close()
+    print(json.dumps(result, ensure_ascii=False, indent=2))
+    return 1 if result["rejected"] else 0
