@@ -18,8 +18,12 @@ import numpy.typing as npt
 
 from edge.analytics.cadence import FrameRate
 from edge.analytics.counting import CrossingEvent, LineCounter, signed_distance
+from edge.analytics.groups import GroupCounter
 from edge.analytics.heatmap import HeatmapGrid
+from edge.analytics.passes import ReentryMemory, TrackerLooks
 from edge.analytics.paths import PathRecorder, TransitionCounter
+from edge.analytics.queues import QueueTracker, QueueVisit
+from edge.analytics.staff import StaffMarker
 from edge.analytics.windows import WindowAccumulator
 from edge.analytics.zones import Visit, ZoneTracker
 from edge.tracking.track_life import TrackLife
@@ -51,6 +55,10 @@ class AnalyticsOutput:
     transitions: list[tuple[str, str]] = field(default_factory=list)
     paths: list[Trajectory] = field(default_factory=list)
     finished_tracks: list[int] = field(default_factory=list)
+    staff_crossings: list[CrossingEvent] = field(default_factory=list)  # of visitor lines
+    new_staff: list[int] = field(default_factory=list)
+    groups: int = 0  # groups started by this frame's 'in' crossings
+    queue_visits: list[QueueVisit] = field(default_factory=list)
 
 
 class Analytics:
@@ -66,26 +74,40 @@ class Analytics:
         self.transitions = TransitionCounter()
         self.life = TrackLife(track_timeout_s)
         self.config = config
-        self.lines: list[LineCounter] = []
-        self.zones: list[ZoneTracker] = []
+        self.lines: list[LineCounter] = []  # visitor lines
+        self.staff_lines: list[LineCounter] = []
+        self.zones: list[ZoneTracker] = []  # every zone but the staff-only ones
+        self.queues: list[QueueTracker] = []
+        self.staff = StaffMarker([])
+        self.groups = GroupCounter()
         self.reconfigure(config)
 
     def reconfigure(self, config: AnalyticsConfig) -> None:
         """New lines/zones; counters of lines and zones that keep their name keep their state."""
-        old_lines = {c.spec.name: c for c in self.lines}
+        old_lines = {c.spec.name: c for c in (*self.lines, *self.staff_lines)}
         old_zones = {z.spec.name: z for z in self.zones}
-        self.lines = []
+        old_queues = {q.spec.name: q for q in self.queues}
+        self.lines, self.staff_lines = [], []
         for spec in config.lines:
             c = old_lines.get(spec.name)
             if c is None or c.spec != spec or c.settings != config.counting:
                 c = LineCounter(spec, config.counting)
-            self.lines.append(c)
-        self.zones = []
+            (self.staff_lines if spec.staff else self.lines).append(c)
+        self.zones, self.queues = [], []
         for zs in config.zones:
+            if zs.staff_only:
+                continue
             z = old_zones.get(zs.name)
             if z is None or z.spec != zs or z.settings != config.zone:
                 z = ZoneTracker(zs, config.zone)
             self.zones.append(z)
+            if zs.kind == "queue" and zs.exit_edge is not None:
+                q = old_queues.get(zs.name)
+                if q is None or q.spec != zs or q.settings != config.zone:
+                    q = QueueTracker(zs, config.zone)
+                self.queues.append(q)
+        self.staff.zones = [zs for zs in config.zones if zs.staff_only]
+        self.staff.min_frames = config.zone.inertia_frames
         self.config = config
 
     def update(
@@ -102,27 +124,61 @@ class Analytics:
         the ids the tracker gave up on at this frame, and the frame's (width, height)."""
         out = AnalyticsOutput()
         _, gone = self.life.update(ids.tolist(), t, ended)
-        for line in self.lines:
-            out.crossings.extend(line.update(ids, feet, t, heights, frame_size))
+        crossed_staff = [e.track_id for line in self.staff_lines
+                         for e in line.update(ids, feet, t, heights, frame_size)]
+        self._mark_staff(out, self.staff.update(ids, feet, t, crossed_staff))
+        crossings = [e for line in self.lines
+                     for e in line.update(ids, feet, t, heights, frame_size)]
+        # Staff are left out of dwell, queues, paths and groups from the frame they are marked.
+        keep = ~self.staff.staff_mask(ids)
+        ids, feet = ids[keep], feet[keep]
         for zone in self.zones:
             started, left = zone.update(ids, feet, t)
             out.started.extend(started)
             out.ended.extend(left)
+        for q in self.queues:
+            out.queue_visits.extend(q.update(ids, feet, t))
         self.paths.update(ids, feet, t)
-        self._settle(out, gone, t)
+        self.groups.frame_size = frame_size
+        self.groups.observe(ids, feet, None if heights is None else heights[keep], t)
+        self._settle(out, gone, t, crossings)
         return out
+
+    def _mark_staff(self, out: AnalyticsOutput, new: list[int]) -> None:
+        """Tracks marked staff now: their open visits are dropped, not reported."""
+        if not new:
+            return
+        out.new_staff.extend(new)
+        for zone in self.zones:
+            zone.end(new)
+        for q in self.queues:
+            q.forget(new)
+        self.paths.end(new)
 
     def finish(self) -> AnalyticsOutput:
         out = AnalyticsOutput()
-        self._settle(out, self.life.finish(), float("inf"))
+        self._settle(out, self.life.finish(), float("inf"), [])
         return out
 
-    def _settle(self, out: AnalyticsOutput, gone: list[int], t: float) -> None:
-        """Tracks that ended: every analytic closes them now; then zone transitions."""
+    def _settle(
+        self, out: AnalyticsOutput, gone: list[int], t: float, crossings: list[CrossingEvent]
+    ) -> None:
+        """Tracks that ended: every analytic closes them now; then staff, groups and zone
+        transitions."""
+        for line in self.staff_lines:
+            line.end(gone)
         for line in self.lines:
-            out.crossings.extend(line.end(gone))
+            crossings.extend(line.end(gone))
+        for e in crossings:
+            staff = self.staff.is_staff(e.track_id)
+            (out.staff_crossings if staff else out.crossings).append(e)
+            if not staff and e.direction == "in":
+                out.groups += self.groups.on_in(e.track_id, e.t)
+        self.staff.end(gone)
         for zone in self.zones:
             out.ended.extend(zone.end(gone))
+        for q in self.queues:
+            out.queue_visits.extend(q.end(gone))
         for v in out.started:
             move = self.transitions.on_visit_start(v.track_id, v.zone, v.start)
             if move:
@@ -136,6 +192,14 @@ class Analytics:
 
     def zone_occupancy(self) -> dict[str, int]:
         return {z.spec.name: z.occupancy() for z in self.zones}
+
+    def queue_lengths(self) -> dict[str, int]:
+        return {q.spec.name: q.length() for q in self.queues}
+
+
+def _reentry_memory(config: AnalyticsConfig) -> ReentryMemory:
+    ident = config.identity
+    return ReentryMemory(window_s=ident.reentry_window_s, max_distance=ident.reid_max_distance)
 
 
 def make_tracker(
@@ -231,6 +295,10 @@ class CameraPipeline:
         self.zoom = ZoomPolicy(config.zoom)
         self.zoom_frames: Counter[float] = Counter()  # detector frames run at each zoom
         self.rate = FrameRate()  # for detect_every = 0 (auto)
+        # Passes and unique visitors (edge/analytics/passes.py): looks in memory only.
+        self.looks = TrackerLooks.of(self.tracker)
+        self.reentry = _reentry_memory(config)
+        self._voters: set[int] = set()  # tracks that crossed in as unique visitors
 
     def model_infos(self) -> list[ModelInfo]:
         infos = self.detector.model_infos()
@@ -245,6 +313,9 @@ class CameraPipeline:
         if (config.heatmap_cols, config.heatmap_rows) != (self.heatmap.cols, self.heatmap.rows):
             self.heatmap = HeatmapGrid(config.heatmap_cols, config.heatmap_rows)
         self.windows.stop_threshold_s = config.zone.stop_threshold_s
+        ident = config.identity
+        self.reentry.window_s, self.reentry.max_distance = (
+            ident.reentry_window_s, ident.reid_max_distance)
         if config.zoom != self.config.zoom:
             self.zoom = ZoomPolicy(config.zoom)
         if config.window_s != self.windows.window_s:
@@ -316,7 +387,10 @@ class CameraPipeline:
             assert image_bgr is not None
             self.demographics.observe(image_bgr, tracks)
         self._record(out, t, len(tracks))
-        self.heatmap.add(feet, t)
+        if self.looks is not None:
+            self.looks.refresh(self.tracker.tracks)
+        self.reentry.forget_before(t)
+        self.heatmap.add(feet[~self.analytics.staff.staff_mask(ids)], t)
         self.last_events = out.crossings
         self._near_line = self._tracks_near_line()
         return closed
@@ -404,14 +478,37 @@ class CameraPipeline:
     def _record(self, out: AnalyticsOutput, t: float, occupancy: int | None) -> None:
         w = self.windows
         if occupancy is not None:
-            w.add_frame(t, occupancy, self.analytics.zone_occupancy())
+            w.add_frame(t, occupancy, self.analytics.zone_occupancy(),
+                        self.analytics.queue_lengths())
         w.add_crossings(t, out.crossings, [c.spec.name for c in self.analytics.lines])
         w.add_visits(t, out.started, out.ended)
         w.add_transitions(t, out.transitions)
         w.add_paths(t, out.paths)
+        w.add_retail(t, out.staff_crossings, len(out.new_staff), out.groups, self._unique(out))
+        w.add_queue_visits(t, out.queue_visits)
+        self._vote(out.finished_tracks, t)
+
+    def _unique(self, out: AnalyticsOutput) -> int:
+        """Unique visitors among this frame's 'in' crossings (the rest are re-entries)."""
+        n = 0
+        for e in out.crossings:
+            if e.direction != "in":
+                continue
+            look = self.looks.look(e.track_id) if self.looks is not None else None
+            if self.reentry.on_in(look, e.t):
+                n += 1
+                self._voters.add(e.track_id)
+        return n
+
+    def _vote(self, finished: list[int], t: float) -> None:
+        """Demographics: one vote per unique visitor, cast when their track ends (the
+        estimate is then over the whole track); other tracks' estimates are dropped."""
+        est = self.demographics
+        people = []
+        for k in finished:
+            person = est.end_track(k) if est else ("unknown", "unknown")
+            if k in self._voters:
+                self._voters.discard(k)
+                people.append(person)
         if self.config.demographics:
-            est = self.demographics
-            people = [
-                est.end_track(k) if est else ("unknown", "unknown") for k in out.finished_tracks
-            ]
-            w.add_demographics(t, people)
+            self.windows.add_demographics(t, people)

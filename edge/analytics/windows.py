@@ -26,6 +26,7 @@ from datetime import UTC, datetime
 import numpy as np
 
 from edge.analytics.counting import CrossingEvent
+from edge.analytics.queues import QueueVisit
 from edge.analytics.zones import Visit
 from storesense.schema import (
     DWELL_BIN_EDGES_S,
@@ -33,6 +34,8 @@ from storesense.schema import (
     Heatmap,
     LineCount,
     OccupancyStats,
+    QueueStats,
+    StaffCounts,
     Trajectory,
     Transition,
     WindowAggregate,
@@ -68,6 +71,14 @@ class _ZoneAcc:
 
 
 @dataclass
+class _QueueAcc:
+    length: list[int] = field(default_factory=list)
+    waits: list[float] = field(default_factory=list)  # of served visits
+    abandoned: int = 0
+    lost: int = 0
+
+
+@dataclass
 class _Acc:
     start: float
     end: float  # nominal end: the next multiple of window_s
@@ -79,6 +90,10 @@ class _Acc:
     ages: Counter[str] = field(default_factory=Counter)
     genders: Counter[str] = field(default_factory=Counter)
     paths: list[Trajectory] = field(default_factory=list)
+    staff: list[int] = field(default_factory=lambda: [0, 0, 0])  # in, out, tracks marked
+    groups: int = 0
+    unique: int = 0
+    queues: dict[str, _QueueAcc] = field(default_factory=dict)
 
 
 @dataclass
@@ -141,12 +156,37 @@ class WindowAccumulator:
         self._opened_before = True
         return _Acc(start=start, end=aligned + w)
 
-    def add_frame(self, t: float, occupancy: int, zone_occupancy: dict[str, int]) -> None:
+    def add_frame(self, t: float, occupancy: int, zone_occupancy: dict[str, int],
+                  queue_lengths: dict[str, int] | None = None) -> None:
         acc = self.current(t)
         acc.frames += 1
         acc.occupancy.append(occupancy)
         for name, n in zone_occupancy.items():
             acc.zones.setdefault(name, _ZoneAcc()).occupancy.append(n)
+        for name, n in (queue_lengths or {}).items():
+            acc.queues.setdefault(name, _QueueAcc()).length.append(n)
+
+    def add_retail(self, t: float, staff_crossings: list[CrossingEvent], new_staff: int,
+                   groups: int, unique: int) -> None:
+        """Staff crossings of the visitor lines, tracks newly marked staff, groups started
+        and unique visitors among this frame's 'in' crossings."""
+        acc = self.current(t)
+        for e in staff_crossings:
+            acc.staff[0 if e.direction == "in" else 1] += 1
+        acc.staff[2] += new_staff
+        acc.groups += groups
+        acc.unique += unique
+
+    def add_queue_visits(self, t: float, visits: list[QueueVisit]) -> None:
+        acc = self.current(t)
+        for v in visits:
+            q = acc.queues.setdefault(v.zone, _QueueAcc())
+            if v.outcome == "served":
+                q.waits.append(v.wait_s)
+            elif v.outcome == "abandoned":
+                q.abandoned += 1
+            elif v.outcome == "lost":
+                q.lost += 1
 
     def add_crossings(self, t: float, events: list[CrossingEvent], lines: list[str]) -> None:
         acc = self.current(t)
@@ -199,6 +239,16 @@ class WindowAccumulator:
             heatmap=hm,
             demographics=Demographics(age_bands=dict(acc.ages), genders=dict(acc.genders)),
             paths=acc.paths,
+            staff=StaffCounts(in_count=acc.staff[0], out_count=acc.staff[1],
+                              tracks=acc.staff[2]),
+            groups=acc.groups,
+            unique_visitors=acc.unique,
+            queues=[
+                QueueStats(zone=name, length=occupancy_stats(q.length), served=len(q.waits),
+                           abandoned=q.abandoned, lost=q.lost,
+                           wait_histogram=dwell_histogram(q.waits))
+                for name, q in acc.queues.items()
+            ],
         )
 
     def _zone(self, name: str, z: _ZoneAcc) -> ZoneStats:

@@ -119,11 +119,16 @@ def test_identity_at_risk_near_a_line():
     assert not identity_at_risk(np.array([near_a, near_b]), np.zeros(2, bool), [], size, 0.1)
 
 
-def test_demographics_count_every_finished_visitor_once(detector, models_dir, pets_clip: Path):
+def test_demographics_one_vote_per_unique_visitor(detector, models_dir, pets_clip: Path):
+    """Issue 16: a vote per visitor who crossed in (not per track), so the split never
+    exceeds the visitors; tracks that crossed no line do not vote."""
     from edge.vision.demographics import load_demographics
 
     demo = load_demographics(models_dir)
-    pipe = CameraPipeline("s", "c", config(window_s=3600), detector, demographics=demo)
+    # PETS09's people walk left and right across the frame: a vertical line in the middle
+    line = LineSpec(name="door", points=(0.5, 0.0, 0.5, 1.0), in_direction="right_to_left")
+    pipe = CameraPipeline("s", "c", config(window_s=3600, lines=[line]), detector,
+                          demographics=demo)
     src = open_source(str(pets_clip))
     ids: set[int] = set()
     while (f := src.read(timeout=5)) is not None:
@@ -131,8 +136,11 @@ def test_demographics_count_every_finished_visitor_once(detector, models_dir, pe
         assert pipe.last_tracks.tracker_id is not None
         ids |= set(pipe.last_tracks.tracker_id.tolist())
     [w] = pipe.flush(60 / 7)
-    assert sum(w.demographics.age_bands.values()) == len(ids)
-    assert sum(w.demographics.genders.values()) == len(ids)
+    ins = sum(x.in_count for x in w.lines)
+    assert ins >= 1
+    assert w.unique_visitors == ins  # no re-identification here: every pass is unique
+    assert sum(w.demographics.age_bands.values()) == ins < len(ids)
+    assert sum(w.demographics.genders.values()) == ins
     assert [m.name for m in pipe.model_infos()] == [
         "yolox_nano",
         "yunet_dynamic",

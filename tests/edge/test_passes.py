@@ -1,0 +1,105 @@
+"""Passes and unique visitors: the re-entry rule on plain embeddings, and the adapter that
+reads looks from the tracker's re-identification."""
+
+from __future__ import annotations
+
+import numpy as np
+import numpy.typing as npt
+import pytest
+
+from edge.analytics.passes import ReentryMemory, TrackerLooks
+from edge.tracking.reid import AppearanceReid
+from edge.tracking.tracker import Tracker
+from edge.vision.detections import Detections
+
+
+def look(*v: float) -> npt.NDArray[np.float32]:
+    a = np.asarray(v, np.float32)
+    return a / np.linalg.norm(a)
+
+
+ANNA, BEN, CARL = look(1, 0, 0, 0), look(0, 1, 0, 0), look(0, 0, 1, 0)
+ANNA_AGAIN = look(1, 0.2, 0, 0)  # cosine distance ~0.02 from ANNA
+ANNA_OR_BEN = look(1, 1, 0, 0)  # halfway: as close to one as to the other
+
+
+@pytest.mark.parametrize(("case", "ins", "unique"), [
+    ("three different people", [(0, ANNA), (10, BEN), (20, CARL)], [True, True, True]),
+    ("Anna comes back after five minutes", [(0, ANNA), (300, ANNA_AGAIN)], [True, False]),
+    ("Anna comes back after the window (30 min)", [(0, ANNA), (1801, ANNA_AGAIN)],
+     [True, True]),
+    ("no look taken: counted unique", [(0, ANNA), (5, None)], [True, True]),
+    ("ambiguous between two people: counted unique",
+     [(0, ANNA), (1, BEN), (60, ANNA_OR_BEN)], [True, True, True]),
+    ("Anna three times", [(0, ANNA), (60, ANNA_AGAIN), (120, ANNA)], [True, False, False]),
+])
+def test_reentry_rule(case: str, ins: list[tuple[float, npt.NDArray[np.float32] | None]],
+                      unique: list[bool]) -> None:
+    m = ReentryMemory(window_s=1800)
+    assert [m.on_in(v, t) for t, v in ins] == unique, case
+
+
+def test_looks_are_forgotten_after_the_window_and_bounded() -> None:
+    m = ReentryMemory(window_s=60, max_looks=3)
+    for i in range(5):
+        m.on_in(look(1, i, 0, 0), float(i))
+    assert len(m) == 3  # the oldest dropped beyond max_looks
+    m.forget_before(63.5)
+    assert len(m) == 1  # looks of t = 2, 3 are older than 60 s at 63.5
+    m.forget_before(200)
+    assert len(m) == 0
+
+
+def test_window_zero_turns_reentry_off() -> None:
+    m = ReentryMemory(window_s=0)
+    assert m.on_in(ANNA, 0) and m.on_in(ANNA, 1)
+    assert len(m) == 0  # nothing kept
+
+
+def colour_embed(crops: npt.NDArray[np.uint8]) -> npt.NDArray[np.float32]:
+    """A stand-in appearance model: the mean colour of each crop, normalised."""
+    v = crops.reshape(len(crops), -1, 3).mean(axis=1).astype(np.float32) + 1e-3
+    out: npt.NDArray[np.float32] = v / np.linalg.norm(v, axis=1, keepdims=True)
+    return out
+
+
+def test_tracker_looks_read_what_the_identity_stage_keeps() -> None:
+    """Through a real Tracker with AppearanceReid: a red person crosses in, goes, and a red
+    person crosses in again as a new track (a re-entry); a blue one is a new visitor."""
+    tracker = Tracker(reid=AppearanceReid(colour_embed))
+    looks = TrackerLooks.of(tracker)
+    assert looks is not None
+    memory = ReentryMemory(window_s=1800)
+    image = np.zeros((400, 400, 3), np.uint8)
+
+    def person(colour: tuple[int, int, int], t0: float) -> tuple[int, bool]:
+        """A person seen for 3 s, who crosses in at the end of it, then goes."""
+        image[:] = 0
+        image[100:300, 150:230] = colour
+        tid = -1
+        for i in range(6):
+            tracks = tracker.step(Detections.from_arrays([[150, 100, 230, 300]], [0.9]),
+                                  t0 + i * 0.6, image)
+            looks.refresh(tracker.tracks)
+            if tracks.tracker_id is not None and len(tracks):
+                tid = int(tracks.tracker_id[0])
+        # the crossing is reported a frame after the person was last seen, as a settled one is
+        tracker.step(Detections.from_arrays(np.zeros((0, 4)), []), t0 + 3.6, image)
+        unique = memory.on_in(looks.look(tid), t0 + 3.6)
+        looks.refresh(tracker.tracks)
+        for i in range(40):  # gone: the tracker ends the track
+            tracker.step(Detections.from_arrays(np.zeros((0, 4)), []), t0 + 4 + i, image)
+            looks.refresh(tracker.tracks)
+        assert looks.look(tid) is None  # forgotten with the track
+        return tid, unique
+
+    first, unique_1 = person((0, 0, 200), t0=0.0)
+    second, unique_2 = person((0, 0, 200), t0=100.0)
+    assert second != first  # a new track: the tracker gave the first one up
+    _, unique_3 = person((200, 0, 0), t0=200.0)
+    assert [unique_1, unique_2, unique_3] == [True, False, True]
+    assert looks.embedded == 3
+
+
+def test_no_reid_no_adapter() -> None:
+    assert TrackerLooks.of(Tracker()) is None
