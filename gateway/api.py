@@ -17,8 +17,10 @@ from fastapi_offline import FastAPIOffline
 from gateway import errors
 from gateway.config import GatewaySettings
 from gateway.http_limits import HttpLimits
+from gateway.members_routes import router as members_router
 from gateway.routes import router
 from gateway.storage import Storage
+from gateway.weather_routes import router as weather_router
 from storesense import __version__
 from storesense.schema import utcnow
 
@@ -53,6 +55,8 @@ def create_app(settings: GatewaySettings, storage: Storage,
     app.state.ingest = ingest
     errors.install(app)
     app.include_router(router, prefix="/api/v1")
+    app.include_router(members_router, prefix="/api/v1")
+    app.include_router(weather_router, prefix="/api/v1")
     if settings.api.serve_dashboards:
         _mount_dashboards(app)
     # outermost of the app's own middleware: bounds bodies before anything reads them

@@ -3,8 +3,9 @@
 A token is 32 random bytes (urlsafe text, never starting with "-" or "_", which shells and
 option parsers take for an option) shown once; only its sha256 is stored, so a copy of the
 database does not hand out access. A token may expire (``expires_at``); an expired one is
-refused like a revoked one. A scope is ``hq``, ``region:<name>`` or
-``franchisee:<id>``; the stores a principal may see are resolved from the registry.
+refused like a revoked one. A scope is ``hq``, ``region:<name>``, ``franchisee:<id>`` or
+``weather`` (a weather feed: may push daily weather, sees no store); the stores a principal
+may see are resolved from the registry.
 """
 
 from __future__ import annotations
@@ -19,7 +20,7 @@ from gateway.rollups import utc_text
 from gateway.storage import Registry, Storage
 from storesense.schema import utcnow
 
-ScopeKind = Literal["hq", "region", "franchisee"]
+ScopeKind = Literal["hq", "region", "franchisee", "weather"]
 
 
 @dataclass(frozen=True)
@@ -43,12 +44,13 @@ class Principal:
 
 
 def parse_scope(scope: str) -> tuple[ScopeKind, str]:
-    if scope == "hq":
-        return "hq", ""
+    if scope in ("hq", "weather"):
+        return ("hq" if scope == "hq" else "weather"), ""
     kind, sep, value = scope.partition(":")
     if sep and value and kind in ("region", "franchisee"):
         return ("region" if kind == "region" else "franchisee"), value
-    raise ValueError(f"scope {scope!r}: expected hq, region:<name> or franchisee:<id>")
+    raise ValueError(f"scope {scope!r}: expected hq, region:<name>, franchisee:<id> or "
+                     f"weather")
 
 
 def hash_token(token: str) -> str:
@@ -58,7 +60,7 @@ def hash_token(token: str) -> str:
 def unknown_scope(registry: Registry, scope: str) -> str | None:
     """Why a scope names no registered store's region or franchisee (None: it does, or hq)."""
     kind, value = parse_scope(scope)
-    if kind == "hq":
+    if kind in ("hq", "weather"):
         return None
     known = {getattr(s, kind) for s in registry.stores.values()}
     if value in known:

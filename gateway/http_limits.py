@@ -47,8 +47,10 @@ SECURITY_HEADERS = [(b"x-content-type-options", b"nosniff"), (b"referrer-policy"
                     (b"x-frame-options", b"DENY")]
 BODY_METHODS = frozenset({"POST", "PUT", "PATCH", "DELETE"})
 OPEN_PATHS = frozenset({"/api/v1/health"})
-# Routes that take files (floor plan image, store and POS imports) get the larger limit.
-UPLOAD_PATH = re.compile(r"^/api/v1/(stores/[^/]+/floorplan|stores/import|pos/upload)$")
+# Routes that take files (floor plan image, store and POS imports, models) get the larger
+# limit.
+UPLOAD_PATH = re.compile(
+    r"^/api/v1/(stores/[^/]+/floorplan|stores/import|pos/upload|weather/upload|models)$")
 BEARER = re.compile(rb"^bearer +[\x21-\x7e]{1,512}$", re.IGNORECASE)
 
 

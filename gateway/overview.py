@@ -38,6 +38,10 @@ def devices(conn: sqlite3.Connection, ids: StoreIds, now: datetime,
             "online": r[2] == "online" and r[3] >= cutoff_text, "last_seen": r[3],
             "outbox_depth": p.get("outbox_depth", 0),
             "outbox_dropped": p.get("outbox_dropped", 0),
+            # which detector (and other models) the device runs, and why HQ's last model
+            # update was refused or rolled back (edge/node/model_update.py)
+            "models": [{k: m.get(k) for k in ("name", "sha256")} for m in p.get("models", [])],
+            "model_error": p.get("model_error"),
             "cameras": [{k: c.get(k) for k in ("camera_id", "state", "fps", "lag_s",
                                                 "last_error")}
                         for c in p.get("cameras", [])],

@@ -17,7 +17,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("action", choices=("create", "list", "revoke"))
     parser.add_argument("--db", type=Path, required=True, help="gateway SQLite database")
     parser.add_argument("--name", help="token name (create; revoke by name or id)")
-    parser.add_argument("--scope", help="hq | region:<name> | franchisee:<id> (create)")
+    parser.add_argument("--scope", help="hq | region:<name> | franchisee:<id> | weather "
+                        "(create; weather: may only push daily weather)")
     parser.add_argument("--expires-days", type=float, default=None,
                         help="create: the token stops working this many days from now")
     parser.add_argument("--allow-unknown-scope", action="store_true",

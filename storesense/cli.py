@@ -27,6 +27,8 @@ COMMANDS: dict[tuple[str, ...], tuple[str, str]] = {
     ("gateway", "run"): ("gateway.service", "run the gateway (MQTT ingest, API, dashboards)"),
     ("gateway", "token"): ("gateway.tokens", "create, list or revoke API tokens"),
     ("gateway", "import-stores"): ("gateway.registry", "import the stores registry from CSV/JSON"),
+    ("gateway", "import-pos"): ("gateway.pos", "import POS hours (transactions, members) from CSV"),
+    ("gateway", "import-weather"): ("gateway.weather", "import daily weather per store from CSV"),
     ("gateway", "replay-dead-letters"): ("gateway.replay",
                                          "store windows dead-lettered before their store "
                                          "was registered"),
