@@ -8,6 +8,8 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
+from gateway.alerts import AlertSettings
+from gateway.config_publisher import ConfigPublishSettings
 from gateway.deadletters import DeadLetterSettings
 from gateway.feed import FeedConfig
 from gateway.plausible import CheckSettings
@@ -85,6 +87,21 @@ class ApiSettings(Section):
                                    description="connections and requests at once (503 beyond)")
 
 
+class ModelSettings(Section):
+    """Detector models HQ uploads and sends to devices (gateway/model_routes.py)."""
+
+    dir: Path | None = Field(None, description="where uploaded models are kept; default "
+                             "<directory of db>/models")
+    max_bytes: int = Field(64 * 1024 * 1024, ge=1024, le=256 * 1024 * 1024,
+                           description="largest model file accepted (api.max_upload_bytes "
+                           "bounds the request too)")
+    mqtt_username: str | None = Field(
+        None, min_length=1, max_length=128, description="broker user that publishes model "
+        "updates ('models' in deploy/mosquitto); default: [mqtt]'s")
+    mqtt_password: str | None = Field(None, max_length=256)
+    client_id: str = Field("storesense-gateway-models", min_length=1, max_length=128)
+
+
 class GatewaySettings(Section):
     db: Path = Field(Path("var/gateway.db"), description="SQLite database file")
     synchronous: Literal["NORMAL", "FULL"] = Field(
@@ -108,6 +125,16 @@ class GatewaySettings(Section):
     dead_letters: DeadLetterSettings = Field(
         default_factory=DeadLetterSettings,
         description="how much of what is refused is kept, and for how long")
+    config_publish: ConfigPublishSettings = Field(
+        default_factory=ConfigPublishSettings,
+        description="the connection that publishes camera configurations from HQ "
+        "(gateway/config_publisher.py)")
+    alerts: AlertSettings = Field(
+        default_factory=AlertSettings,
+        description="offline devices and cameras, outbox backlog, low traffic, occupancy "
+        "over a store's limit; webhook (gateway/alerts.py)")
+    models: ModelSettings = Field(default_factory=ModelSettings,
+                                  description="models HQ sends to devices")
 
     @model_validator(mode="after")
     def _workers_share(self) -> GatewaySettings:

@@ -213,7 +213,36 @@ function renderDevices(ov) {
       `${storeName(state.byId.get(d.store_id)) || d.store_id} / ${c.camera_id}`,
       c.last_error ? el("span", { class: "muted" }, ` · ${c.last_error}`) : null))));
   }
+  parts.push(...modelParts(state.devices || []));
   box.replaceChildren(...parts);
+}
+
+// Which detector each device runs (HQ's model updates, docs/operations.md): devices per
+// model, each device's models, and the updates a device refused or rolled back.
+function modelParts(devices) {
+  const label = (m) => `${m.name} · ${String(m.sha256 || "").slice(0, 12)}`;
+  const runs = new Map();
+  for (const d of devices) for (const m of d.models || []) runs.set(label(m), (runs.get(label(m)) || 0) + 1);
+  const parts = [];
+  if (runs.size) {
+    parts.push(el("h3", {}, t("dev.models")));
+    parts.push(el("ul", { class: "offline-list model-list" }, [...runs].sort().map(([k, n]) =>
+      el("li", {}, el("code", {}, k), " · ", t("dev.modelDevices", { n: fmtInt(n) })))));
+    parts.push(el("details", {}, el("summary", {}, t("dev.modelPerDevice")),
+      el("ul", { class: "offline-list" }, devices.slice(0, 500).map((d) =>
+        el("li", { "data-device": `${d.store_id}/${d.device_id}` },
+          `${storeName(state.byId.get(d.store_id)) || d.store_id} / ${d.device_id}: `,
+          el("code", {}, (d.models || []).map(label).join(", ") || "–"))))));
+  }
+  const refused = devices.filter((d) => d.model_error);
+  if (refused.length) {
+    parts.push(el("h3", {}, t("dev.modelErrors")));
+    parts.push(el("ul", { class: "offline-list" }, refused.slice(0, 50).map((d) => el("li", {},
+      el("span", { class: "badge warn" }, t("dev.modelRefused")), " ",
+      `${storeName(state.byId.get(d.store_id)) || d.store_id} / ${d.device_id}`,
+      el("span", { class: "muted" }, ` · ${d.model_error}`)))));
+  }
+  return parts;
 }
 
 function render() {
