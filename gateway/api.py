@@ -18,6 +18,7 @@ from gateway import errors
 from gateway.config import GatewaySettings
 from gateway.http_limits import HttpLimits
 from gateway.members_routes import router as members_router
+from gateway.model_routes import router as model_router
 from gateway.routes import router
 from gateway.storage import Storage
 from gateway.weather_routes import router as weather_router
@@ -55,6 +56,7 @@ def create_app(settings: GatewaySettings, storage: Storage,
     app.state.ingest = ingest
     errors.install(app)
     app.include_router(router, prefix="/api/v1")
+    app.include_router(model_router, prefix="/api/v1")
     app.include_router(members_router, prefix="/api/v1")
     app.include_router(weather_router, prefix="/api/v1")
     if settings.api.serve_dashboards:
