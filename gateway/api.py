@@ -15,7 +15,9 @@ from fastapi.staticfiles import StaticFiles
 from fastapi_offline import FastAPIOffline
 
 from gateway import errors
+from gateway.alerts_routes import router as alerts_router
 from gateway.config import GatewaySettings
+from gateway.config_routes import router as config_router
 from gateway.http_limits import HttpLimits
 from gateway.members_routes import router as members_router
 from gateway.model_routes import router as model_router
@@ -56,6 +58,8 @@ def create_app(settings: GatewaySettings, storage: Storage,
     app.state.ingest = ingest
     errors.install(app)
     app.include_router(router, prefix="/api/v1")
+    app.include_router(config_router, prefix="/api/v1")
+    app.include_router(alerts_router, prefix="/api/v1")
     app.include_router(model_router, prefix="/api/v1")
     app.include_router(members_router, prefix="/api/v1")
     app.include_router(weather_router, prefix="/api/v1")

@@ -31,8 +31,8 @@ from paho.mqtt.packettypes import PacketTypes
 from paho.mqtt.properties import Properties
 
 from gateway.config import MqttSettings
+from gateway.config_history import ingest_with_reported
 from gateway.confirm import publish_confirmations
-from gateway.isolate import ingest_isolating
 from gateway.mqtt_reader import BatchReadingClient, Publish
 from gateway.storage import Storage
 from storesense.topics import Topics
@@ -112,7 +112,9 @@ class Ingestor:
         return c
 
     def subscriptions(self) -> list[str]:
-        topics = [self.topics.all_aggregates(), self.topics.all_status()]
+        # .../reported: configs installers saved on the edge box (gateway/config_history.py)
+        topics = [self.topics.all_aggregates(), self.topics.all_status(),
+                  self.topics.reported("+", "+")]
         group = self.settings.shared_group
         return [self.topics.shared(group, t) for t in topics] if group else topics
 
@@ -207,7 +209,8 @@ class Ingestor:
         t0 = time.perf_counter()
         while True:
             try:
-                result = ingest_isolating(self.storage, [(t, p) for _, _, _, t, p in batch])
+                result = ingest_with_reported(self.storage,
+                                              [(t, p) for _, _, _, t, p in batch])
                 break
             except Exception:  # disk full, lock timeout...: keep the batch, do not ack
                 self.stats.commit_errors += 1

@@ -218,6 +218,21 @@ def _m009_members_and_weather(c: sqlite3.Connection) -> None:
     )
 
 
+def _m011_camera_config_history(c: sqlite3.Connection) -> None:
+    # Configurations HQ publishes to cameras (and installers save on site), versioned with
+    # who and when, so a device's reported version can be named and rolled back.
+    from gateway.config_history import migrate  # it imports storage, which imports us
+
+    migrate(c)
+
+
+def _m012_alerts(c: sqlite3.Connection) -> None:
+    # Alerts raised and resolved, their webhook deliveries, and each store's occupancy limit.
+    from gateway.alerts_store import migrate  # it imports storage, which imports us
+
+    migrate(c)
+
+
 MIGRATIONS: list[Migration] = [
     ("001_core", _m001_core),
     ("002_rollups", _m002_rollups),
@@ -228,6 +243,8 @@ MIGRATIONS: list[Migration] = [
     ("007_bounded_dead_letters", _m007_bounded_dead_letters),
     ("008_token_expiry", _m008_token_expiry),
     ("009_members_and_weather", _m009_members_and_weather),
+    ("011_camera_config_history", _m011_camera_config_history),
+    ("012_alerts", _m012_alerts),
 ]
 
 

@@ -16,8 +16,10 @@ from pathlib import Path
 
 import uvicorn
 
+from gateway import alerts_runner
 from gateway.api import create_app
 from gateway.config import GatewaySettings, MqttSettings, load
+from gateway.config_publisher import ConfigPublisher
 from gateway.feed import FeedRunner
 from gateway.http_limits import uvicorn_limits
 from gateway.ingest import Ingestor, tune_interpreter
@@ -98,9 +100,11 @@ def serve(settings: GatewaySettings, api: bool = True) -> None:
     # Only the API process runs the feed: two runners on one database would both send the
     # pending batch.
     feed_thread = _start_feed(settings, feed_stop) if api else None
+    publisher = _start_hq_tasks(settings, storage, feed_stop) if api else None
     try:
         if api:
             app = create_app(settings, storage, ingest=ingestor.health)
+            app.state.config_publisher = publisher
             uvicorn.run(app, host=settings.api.host, port=settings.api.port,
                         log_level="warning", **uvicorn_limits(settings.api))
         else:
@@ -109,6 +113,8 @@ def serve(settings: GatewaySettings, api: bool = True) -> None:
         feed_stop.set()
         if feed_thread is not None:
             feed_thread.join(timeout=settings.feed.timeout_s + 5)
+        if publisher is not None:
+            publisher.stop()
         for p in workers:
             p.terminate()  # SIGTERM: each commits and acks what it holds
         ingestor.stop()
@@ -116,6 +122,18 @@ def serve(settings: GatewaySettings, api: bool = True) -> None:
             p.join(15)
         storage.close()
         log.info("gateway stopped: %s", ingestor.stats)
+
+
+def _start_hq_tasks(settings: GatewaySettings, storage: Storage,
+                    stop: threading.Event) -> ConfigPublisher:
+    """The API process's own threads: camera configurations published to the broker
+    (gateway/config_publisher.py) and the alert task (gateway/alerts_runner.py)."""
+    publisher = ConfigPublisher(settings.mqtt, settings.config_publish, storage)
+    publisher.start()
+    threading.Thread(target=publisher.run_forever, args=(stop,), name="config-publish",
+                     daemon=True).start()
+    alerts_runner.start(storage, settings.alerts, stop)
+    return publisher
 
 
 def _start_feed(settings: GatewaySettings, stop: threading.Event) -> threading.Thread | None:
