@@ -289,6 +289,10 @@ class ModelUpdater:
         if not swap.done:
             if pipeline.windows.is_open and not pipeline.windows.due(t):
                 return  # not at a window boundary yet
+            running = pipeline.detector
+            if swap.new.on_probation and isinstance(running, WatchedDetector) \
+                    and running.calls < self.cfg.check_frames:
+                return  # the running model's rate is the baseline: let it have one first
             swap.old, pipeline.detector, swap.done = pipeline.detector, swap.new, True
             log.info("camera %s: detector %s swapped in", w.camera_id, update.msg.update_id)
             self.on_event()
