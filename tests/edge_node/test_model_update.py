@@ -4,10 +4,14 @@ video) that fetches it over HTTP, checks it, swaps it, and keeps it or rolls bac
 
 from __future__ import annotations
 
+import csv
 import hashlib
 import json
 import shutil
+import subprocess
+import sys
 import threading
+import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -16,8 +20,10 @@ from typing import Any
 import httpx
 import numpy as np
 import onnx
+import paho.mqtt.client as mqtt
 import pytest
 from onnx import TensorProto, helper, numpy_helper
+from paho.mqtt.enums import CallbackAPIVersion
 
 from dashboards.demo import serve
 from edge.node.config import EdgeConfig
@@ -261,3 +267,59 @@ def test_download_link_is_good_for_one_device_only(gateway: Gateway, models_dir:
                       content=b"x").status_code == 401
     shutil.rmtree(gateway.models_dir)
     assert httpx.get(gateway.url + url, timeout=30).status_code in (403, 404)
+
+
+def test_broker_acl_for_model_and_reported_topics(tmp_path: Path) -> None:
+    """deploy/mosquitto/make_auth.py: the `models` user writes model updates, a device reads
+    only its own and writes its cameras' reported configs, and cannot forge a model update."""
+    (tmp_path / "devices.csv").write_text("store_id,device_id,cameras\ns1,edge1,door\n"
+                                          "s1,edge2,\n")
+    deploy = Path(__file__).resolve().parents[2] / "deploy" / "mosquitto"
+    subprocess.run([sys.executable, str(deploy / "make_auth.py"), str(tmp_path / "devices.csv"),
+                    str(tmp_path / "auth")], check=True, capture_output=True)
+    with open(tmp_path / "auth" / "secrets.csv") as f:
+        creds = {r["user"]: r["password"] for r in csv.DictReader(f)}
+    extra = (f"password_file {tmp_path / 'auth' / 'passwd'}\n"
+             f"acl_file {tmp_path / 'auth' / 'acl'}\n")
+    with Mosquitto(tmp_path / "broker", extra=extra, allow_anonymous=False) as broker:
+        hq = Collector(broker, "storesense/v1/#", client_id="gateway", username="gateway",
+                       password=creds["gateway"])
+        clients = []
+        try:
+            models = _client(broker, "models", creds["models"])
+            clients.append(models)
+            for device in ("edge1", "edge2"):
+                models.publish(TOPICS.model("s1", device), device.encode(), qos=1,
+                               retain=True).wait_for_publish(10)
+            edge1 = Collector(broker, "storesense/v1/s1/+/model", client_id="edge1@s1",
+                              username="edge1@s1", password=creds["edge1@s1"])
+            try:
+                wait_until(lambda: edge1.payloads() == [b"edge1"], 10, "edge1's own update")
+                edge1.client.publish(TOPICS.reported("s1", "door"), b"{}", qos=1,
+                                     retain=True).wait_for_publish(10)
+                wait_until(lambda: (TOPICS.reported("s1", "door"), b"{}") in hq.messages, 10,
+                           "the reported config at HQ")
+                forged = edge1.client.publish(TOPICS.model("s1", "edge2"), b"forged", qos=1)
+                wait_until(lambda: forged.is_published() or not edge1.client.is_connected(),
+                           10, "the broker to handle the forged update")
+            finally:
+                edge1.close()
+            time.sleep(0.5)
+            assert b"forged" not in hq.payloads()
+            assert edge1.payloads() == [b"edge1"]
+        finally:
+            for c in clients:
+                c.disconnect()
+                c.loop_stop()
+            hq.close()
+
+
+def _client(broker: Mosquitto, user: str, password: str) -> mqtt.Client:
+    c = mqtt.Client(CallbackAPIVersion.VERSION2, client_id=user, protocol=mqtt.MQTTv311)
+    c.username_pw_set(user, password)
+    connected = threading.Event()
+    c.on_connect = lambda cl, u, f, rc, p: connected.set() if not rc.is_failure else None
+    c.connect(broker.host, broker.port, 10)
+    c.loop_start()
+    assert connected.wait(10), f"{user} could not connect"
+    return c
