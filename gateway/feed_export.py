@@ -1,7 +1,8 @@
 """Feed records and the data-lake export files (used by gateway.feed).
 
 One record shape leaves the gateway, documented in docs/feed.md: flat, platform-friendly columns
-(ids, UTC times, in/out totals and per line, occupancy) plus the full WindowAggregate. JSON
+(ids, UTC times, in/out totals and per line, occupancy) plus the full WindowAggregate, its
+demographic cells of fewer than 5 people suppressed (``public_aggregate``). JSON
 (HTTP push, ``jsonl`` files) carries the aggregate as an object under ``aggregate``; Parquet
 carries it as text in ``aggregate_json`` because Parquet has no JSON type and a struct column
 would change with every schema version.
@@ -29,6 +30,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import sqlite_utils
 
+from gateway.suppress import MIN_CELL, suppress_dimensions
 from storesense.errors import StoresenseError
 
 ExportFormat = Literal["parquet", "jsonl"]
@@ -104,13 +106,19 @@ def _line_counts(agg: dict[str, Any]) -> list[dict[str, Any]]:
 
 
 def flat_fields(row: WindowRow) -> dict[str, Any]:
-    """The flat columns of a window's record (everything except the full aggregate).
+    """The flat columns of a window's record (everything except the full aggregate)."""
+    return _parsed(row)[0]
+
+
+def _parsed(row: WindowRow) -> tuple[dict[str, Any], str]:
+    """(flat columns, the aggregate as it may leave the gateway: demographics suppressed).
 
     A stored window that does not parse stops the feed with its seq and id (permanent):
     skipping it would lose it silently, and retrying cannot change it.
     """
     try:
-        return _flat_fields(row)
+        agg: dict[str, Any] = json.loads(row.payload)
+        return _flat_fields(row, agg), public_aggregate(row.payload, agg)
     except (ValueError, KeyError, TypeError, AttributeError) as e:
         raise FeedError(
             f"stored window seq {row.seq} ({row.message_id}) cannot be formatted: {e!r}",
@@ -118,8 +126,20 @@ def flat_fields(row: WindowRow) -> dict[str, Any]:
         ) from e
 
 
-def _flat_fields(row: WindowRow) -> dict[str, Any]:
-    agg: dict[str, Any] = json.loads(row.payload)
+def public_aggregate(payload: str, agg: dict[str, Any]) -> str:
+    """The stored aggregate with its demographics k-suppressed at the feed's level, the window
+    (gateway/suppress.py): cells of fewer than MIN_CELL people are null, with complements,
+    listed in ``demographics.suppressed``. A window without demographic counts leaves as
+    stored, byte for byte (re-encoding costs a third of the push)."""
+    demo = agg.get("demographics")
+    if not isinstance(demo, dict) or not any(isinstance(v, dict) and v for v in demo.values()):
+        return payload.strip()
+    cells, hidden = suppress_dimensions(demo, MIN_CELL)
+    public = {**agg, "demographics": {**cells, "min_cell": MIN_CELL, "suppressed": hidden}}
+    return json.dumps(public, ensure_ascii=False, separators=(",", ":"))
+
+
+def _flat_fields(row: WindowRow, agg: dict[str, Any]) -> dict[str, Any]:
     lines = _line_counts(agg)
     occ = agg.get("occupancy") or {}
     return {
@@ -144,11 +164,13 @@ def _flat_fields(row: WindowRow) -> dict[str, Any]:
 def record_json(row: WindowRow) -> str:
     """The JSON record of one window (HTTP push and jsonl files), on one line.
 
-    The stored payload is spliced in as ``aggregate`` verbatim: it was validated at ingest and
-    has just been parsed by ``flat_fields``, and re-encoding it would cost a third of the push.
+    The aggregate is spliced in as text (``public_aggregate``): the stored payload verbatim
+    when it has no demographic counts (it was validated at ingest), else re-encoded with them
+    suppressed.
     """
-    flat = json.dumps(flat_fields(row), ensure_ascii=False, separators=(",", ":"))
-    return f'{flat[:-1]},"aggregate":{row.payload.strip()}}}'
+    fields, aggregate = _parsed(row)
+    flat = json.dumps(fields, ensure_ascii=False, separators=(",", ":"))
+    return f'{flat[:-1]},"aggregate":{aggregate}}}'
 
 
 _TS = pa.timestamp("us", tz="UTC")  # microseconds: what Spark, Hive and Trino read natively
@@ -177,11 +199,11 @@ PARQUET_SCHEMA = pa.schema([
 
 
 def _parquet_row(row: WindowRow) -> dict[str, Any]:
-    rec = flat_fields(row)
+    rec, aggregate = _parsed(row)
     rec["window_start"] = parse_utc(row.window_start)
     rec["window_end"] = parse_utc(row.window_end)
     rec["received_at"] = parse_utc(row.received_at) if row.received_at else None
-    rec["aggregate_json"] = row.payload  # the stored text, byte for byte
+    rec["aggregate_json"] = aggregate  # as pushed: demographics suppressed
     return rec
 
 

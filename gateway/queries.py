@@ -16,11 +16,11 @@ from typing import Any, Literal
 from gateway import floorplan
 from gateway.migrations import DEMO_COLUMNS, DEMO_KEYS
 from gateway.storage import Registry
+from gateway.suppress import MIN_CELL, suppress
 from storesense.schema import AGE_BANDS, DWELL_BIN_EDGES_S, GENDERS, window_key
 
 Granularity = Literal["minute", "hour", "day"]
 StoreIds = list[str] | None
-MIN_CELL = 5
 
 _SOURCES: dict[str, tuple[str, str]] = {  # granularity -> (table, label column)
     "hour": ("rollup_hour", "local_hour"),
@@ -225,7 +225,8 @@ def heatmap(conn: sqlite3.Connection, store_id: str, start: date, end: date,
 
 def demographics(conn: sqlite3.Connection, store_id: str, start: date,
                  end: date) -> dict[str, Any]:
-    """Counts per age band and gender; cells below MIN_CELL are null and listed."""
+    """Counts per age band and gender; cells below MIN_CELL are null and listed, with their
+    complements (gateway/suppress.py): ``visitors`` is the total of each dimension."""
     row = conn.execute(
         f"SELECT {', '.join(f'SUM({c})' for c in DEMO_COLUMNS)} FROM rollup_day "
         f"WHERE store_id=? AND local_date BETWEEN ? AND ?",
@@ -234,12 +235,9 @@ def demographics(conn: sqlite3.Connection, store_id: str, start: date,
     suppressed: list[str] = []
 
     def cells(dim: str, keys: tuple[str, ...], name: str) -> dict[str, int | None]:
-        out: dict[str, int | None] = {}
-        for k in (*keys, "unknown"):
-            n = sums.get((dim, k), 0)
-            out[k] = n if n >= MIN_CELL else None
-            if n < MIN_CELL:
-                suppressed.append(f"{name}.{k}")
+        out, hidden = suppress({k: sums.get((dim, k), 0) for k in (*keys, "unknown")},
+                               MIN_CELL)
+        suppressed.extend(f"{name}.{k}" for k in hidden)
         return out
 
     visitors = sum(n for (dim, _), n in sums.items() if dim == "gender")

@@ -18,11 +18,12 @@ import threading
 import time
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
+import msgspec
 import pyarrow.dataset as ds
 import pyarrow.parquet as pq
 import pytest
@@ -33,8 +34,9 @@ from gateway.feed import FeedConfig, FeedRunner, main, open_db, read_cursor
 from gateway.seed import store_records
 from gateway.storage import Storage
 from storesense.errors import ConfigError
-from storesense.schema import WindowAggregate
+from storesense.schema import Demographics, WindowAggregate
 from storesense.simulate import DEMO_STORES, history
+from tests.gateway.helpers import recent_day, window
 
 # --------------------------------------------------------------------------- windows table
 
@@ -271,7 +273,8 @@ def test_record_fields_match_the_aggregate(db_path: Path, serve: Callable[..., R
     rx = serve(lambda n: OK)
     assert FeedRunner(db_path, fast(rx)).run_once().ok
     rec = next(r for r in rx.records() if r["camera_id"] == "entrance" and r["in_count"] > 0)
-    agg = WindowAggregate.from_dict(rec["aggregate"])
+    # the schema's demographics have no nulls: the feed's (suppressed) are checked below
+    agg = WindowAggregate.from_dict({**rec["aggregate"], "demographics": {}})
     assert rec["message_id"] == agg.message_id
     assert rec["window_start"] == _iso(agg.window_start)
     assert rec["window_end"] == _iso(agg.window_end)
@@ -281,6 +284,47 @@ def test_record_fields_match_the_aggregate(db_path: Path, serve: Callable[..., R
     assert rec["lines"] == [x.to_dict() for x in agg.lines]
     assert (rec["occupancy_avg"], rec["occupancy_max"]) == (agg.occupancy.avg, agg.occupancy.max)
     assert rx.arrivals[0].key == f"platform:{rx.records()[0]['seq']}-{rx.records()[24]['seq']}"
+
+
+def test_demographics_leave_k_anonymous_per_window(tmp_path: Path,
+                                                  serve: Callable[..., Receiver]) -> None:
+    """k = 5 at the feed's level, the window: cells of fewer than 5 people are null, and
+    complements hide the smallest shown cell while the nulls add up to 1-4 people."""
+    sid, t = DEMO_STORES[0].store_id, recent_day() + timedelta(hours=10)
+    ages = {"<25": 7, "25-34": 3, "35-44": 20, "45-54": 0, "55-64": 6, "65+": 1, "unknown": 0}
+    genders = {"female": 35, "male": 2, "unknown": 0}
+    small = window(sid, t, camera_id="entrance", ins=37)
+    small = msgspec.structs.replace(small, demographics=Demographics(age_bands=ages,
+                                                                     genders=genders))
+    big = msgspec.structs.replace(
+        window(sid, t + timedelta(hours=1), camera_id="entrance", ins=55),
+        demographics=Demographics(genders={"female": 30, "male": 25}))
+    none = window(sid, t + timedelta(hours=2), camera_id="entrance", ins=0, outs=0)
+    path = tmp_path / "gateway.db"
+    store_windows(path, [small, big, none])
+    rx = serve(lambda n: OK)
+    out = tmp_path / "lake"
+    assert FeedRunner(path, fast(rx, export_dir=out)).run_once().ok
+    pushed = {r["message_id"]: r["aggregate"] for r in rx.records()}
+    exported = {r["message_id"]: json.loads(r["aggregate_json"])
+                for f in part_files(out, "parquet") for r in read_parquet(f)}
+    for sent in (pushed, exported):
+        demo = sent[small.message_id]["demographics"]
+        # 25-34, 45-54, 65+ and unknown are under 5 (4 people together): 55-64 (6) joins them
+        assert demo["age_bands"] == {"<25": 7, "25-34": None, "35-44": 20, "45-54": None,
+                                     "55-64": None, "65+": None, "unknown": None}
+        # male + unknown = 2 people, the total being known from the ages: female hides too
+        assert demo["genders"] == {"female": None, "male": None, "unknown": None}
+        assert demo["min_cell"] == 5 and "age_bands.55-64" in demo["suppressed"]
+        assert sent[big.message_id]["demographics"]["genders"] == {"female": 30, "male": 25}
+        assert sent[big.message_id]["demographics"]["suppressed"] == []
+    rows = {r["message_id"]: r for r in stored(path)}
+    # a window without demographic counts leaves unchanged
+    assert json.dumps(pushed[none.message_id]) == json.dumps(json.loads(rows[none.message_id][
+        "payload"]))
+    for f in part_files(out, "parquet"):
+        for r in read_parquet(f):
+            check_payload(r, rows[r["message_id"]])
 
 
 def test_restart_resends_the_pending_batch_with_the_same_key_and_loses_nothing(
@@ -502,16 +546,44 @@ def check_partitions(out: Path, ext: str, rows_of: Callable[[Path], list[dict[st
 
 
 def check_payload(rec: dict[str, Any], row: dict[str, Any]) -> None:
-    if "aggregate_json" in rec:  # parquet: timestamps typed, payload verbatim
-        assert rec["aggregate_json"] == row["payload"]
+    if "aggregate_json" in rec:  # parquet: timestamps typed, the aggregate as text
+        sent = json.loads(rec["aggregate_json"])
         assert _iso(rec["window_start"]) == row["window_start"]
         assert _iso(rec["window_end"]) == row["window_end"]
     else:
-        assert rec["aggregate"] == json.loads(row["payload"])
+        sent = rec["aggregate"]
         assert rec["window_start"] == row["window_start"]
     agg = json.loads(row["payload"])
+    check_k_anonymous(sent, agg)
     assert rec["in_count"] == sum(x["in_count"] for x in agg["lines"])
     assert rec["occupancy_max"] == agg["occupancy"]["max"]
+
+
+K = 5
+
+
+def check_k_anonymous(sent: dict[str, Any], stored_agg: dict[str, Any]) -> None:
+    """What left is the stored aggregate except demographics, whose cells are the stored
+    counts when 5 or more and null otherwise; the nulls of a dimension hide 0 or at least 5
+    people together (a total minus the shown cells cannot single out fewer)."""
+    assert {k: v for k, v in sent.items() if k != "demographics"} == {
+        k: v for k, v in stored_agg.items() if k != "demographics"}
+    demo = stored_agg.get("demographics") or {}
+    if not any(demo.get(d) for d in ("age_bands", "genders")):
+        assert sent.get("demographics") == stored_agg.get("demographics")
+        return
+    out = sent["demographics"]
+    assert out["min_cell"] == K
+    for dim in ("age_bands", "genders"):
+        cells, counts = out[dim], demo.get(dim, {})
+        assert set(cells) == set(counts)
+        for key, n in counts.items():
+            assert cells[key] in (None, n)
+            if n < K:
+                assert cells[key] is None, (dim, key, n)
+        hidden = sum(n for key, n in counts.items() if cells[key] is None)
+        assert hidden == 0 or hidden >= K, (dim, counts, cells)
+        assert {f"{dim}.{k}" for k, v in cells.items() if v is None} <= set(out["suppressed"])
 
 
 def read_parquet(f: Path) -> list[dict[str, Any]]:
