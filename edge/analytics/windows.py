@@ -90,6 +90,7 @@ class _Acc:
     ages: Counter[str] = field(default_factory=Counter)
     genders: Counter[str] = field(default_factory=Counter)
     paths: list[Trajectory] = field(default_factory=list)
+    retail: bool = False  # whether the caller computes staff, groups and unique visitors
     staff: list[int] = field(default_factory=lambda: [0, 0, 0])  # in, out, tracks marked
     groups: int = 0
     unique: int = 0
@@ -171,6 +172,7 @@ class WindowAccumulator:
         """Staff crossings of the visitor lines, tracks newly marked staff, groups started
         and unique visitors among this frame's 'in' crossings."""
         acc = self.current(t)
+        acc.retail = True
         for e in staff_crossings:
             acc.staff[0 if e.direction == "in" else 1] += 1
         acc.staff[2] += new_staff
@@ -239,10 +241,11 @@ class WindowAccumulator:
             heatmap=hm,
             demographics=Demographics(age_bands=dict(acc.ages), genders=dict(acc.genders)),
             paths=acc.paths,
+            # None where the caller did not compute them (the gateway then falls back)
             staff=StaffCounts(in_count=acc.staff[0], out_count=acc.staff[1],
-                              tracks=acc.staff[2]),
-            groups=acc.groups,
-            unique_visitors=acc.unique,
+                              tracks=acc.staff[2]) if acc.retail else None,
+            groups=acc.groups if acc.retail else None,
+            unique_visitors=acc.unique if acc.retail else None,
             queues=[
                 QueueStats(zone=name, length=occupancy_stats(q.length), served=len(q.waits),
                            abandoned=q.abandoned, lost=q.lost,
