@@ -20,6 +20,7 @@ from dashboards.browser import CHROMIUM, chromium
 from edge.node.config import EdgeConfig
 from edge.node.installer import hash_password
 from edge.node.service import EdgeNode, real_parts
+from storesense.errors import ConfigError
 from storesense.topics import Topics
 from tests.brokers import Mosquitto
 from tests.edge_node.helpers import Collector
@@ -215,3 +216,41 @@ def test_a_save_the_schema_refuses_changes_nothing(node: Node) -> None:
         urllib.request.urlopen(req, timeout=10)
     assert e.value.code == 422
     assert node.node.workers["door"].config_version is None
+
+
+def test_the_page_fits_a_phone_in_both_languages(node: Node, browser: Browser) -> None:
+    ctx = browser.new_context(viewport={"width": 390, "height": 844},
+                              http_credentials={"username": USER, "password": PASSWORD})
+    try:
+        page = ctx.new_page()
+        page.goto(node.url + "/")
+        page.wait_for_selector("body[data-state=ready]", timeout=15_000)
+        wide = "() => document.documentElement.scrollWidth"
+        assert page.evaluate(wide) <= 390
+        assert page.locator("h1").inner_text() == "Camera set-up"
+        page.click("#lang")
+        assert page.locator("h1").inner_text() == "摄像头设置"
+        assert page.locator("#save").inner_text() == "保存并应用"
+        assert page.evaluate(wide) <= 390
+    finally:
+        ctx.close()
+
+
+@pytest.mark.parametrize("content", [None, "hunter2\n"])
+def test_a_missing_or_malformed_password_hash_fails_at_start(
+    tmp_path: Path, broker: Mosquitto, models_dir: Path, content: str | None,
+) -> None:
+    secret = tmp_path / "installer.hash"
+    if content is not None:
+        secret.write_text(content)
+    cfg = EdgeConfig.model_validate({
+        "store_id": "s1", "device_id": "edge1", "state_dir": str(tmp_path / "state"),
+        "models_dir": str(models_dir), "demographics": False,
+        "broker": {"host": broker.host, "port": broker.port},
+        "detector": {"model": "yolox_nano"},
+        "installer": {"host": "127.0.0.1", "port": 0, "password_hash_file": str(secret)},
+        "cameras": [{"camera_id": "door", "source": "unused.mp4",
+                     "analytics": {"identity": {"reid": False}}}],
+    })
+    with pytest.raises(ConfigError, match=r"installer\.password_hash_file"):
+        EdgeNode(cfg, *real_parts(cfg))
