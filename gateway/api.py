@@ -21,6 +21,7 @@ from gateway.config_routes import router as config_router
 from gateway.http_limits import HttpLimits
 from gateway.members_routes import router as members_router
 from gateway.model_routes import router as model_router
+from gateway.retail_routes import router as retail_router
 from gateway.routes import router
 from gateway.storage import Storage
 from gateway.weather_routes import router as weather_router
@@ -63,6 +64,7 @@ def create_app(settings: GatewaySettings, storage: Storage,
     app.include_router(model_router, prefix="/api/v1")
     app.include_router(members_router, prefix="/api/v1")
     app.include_router(weather_router, prefix="/api/v1")
+    app.include_router(retail_router, prefix="/api/v1")
     if settings.api.serve_dashboards:
         _mount_dashboards(app)
     # outermost of the app's own middleware: bounds bodies before anything reads them

@@ -233,6 +233,14 @@ def _m012_alerts(c: sqlite3.Connection) -> None:
     migrate(c)
 
 
+def _m013_retail_figures(c: sqlite3.Connection) -> None:
+    # Passes, unique visitors, groups and staff passes per store and local hour, and queues
+    # per zone and local day (issue 16; gateway/retail_rollups.py).
+    from gateway.retail_rollups import migrate
+
+    migrate(c)
+
+
 MIGRATIONS: list[Migration] = [
     ("001_core", _m001_core),
     ("002_rollups", _m002_rollups),
@@ -245,6 +253,7 @@ MIGRATIONS: list[Migration] = [
     ("009_members_and_weather", _m009_members_and_weather),
     ("011_camera_config_history", _m011_camera_config_history),
     ("012_alerts", _m012_alerts),
+    ("013_retail_figures", _m013_retail_figures),
 ]
 
 

@@ -98,6 +98,14 @@ class Checker:
                                 z.dwell_total_s, flow, people)
             if reason:
                 return reason
+        for q in w.queues:  # issue 16: a queue's visits and length, like a zone's
+            ended = q.served + q.abandoned + q.lost
+            if ended > people or q.length.max > s.max_occupancy:
+                return (f"implausible count: queue {q.zone!r} {ended} visits, length max "
+                        f"{q.length.max} (bounds {people:g}, {s.max_occupancy})")
+        if w.staff is not None and w.staff.in_count + w.staff.out_count > flow * len(w.lines):
+            return (f"implausible count: {w.staff.in_count + w.staff.out_count} staff "
+                    f"crossings in {span:g} s (> {s.max_crossings_per_s:g} people/s a line)")
         return self._extras(w, span, people)
 
     def _zone(self, name: str, entries: int, visits: int, occ_max: int, dwell_s: float,

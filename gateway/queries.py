@@ -227,11 +227,7 @@ def demographics(conn: sqlite3.Connection, store_id: str, start: date,
                  end: date) -> dict[str, Any]:
     """Counts per age band and gender; cells below MIN_CELL are null and listed, with their
     complements (gateway/suppress.py): ``visitors`` is the total of each dimension."""
-    row = conn.execute(
-        f"SELECT {', '.join(f'SUM({c})' for c in DEMO_COLUMNS)} FROM rollup_day "
-        f"WHERE store_id=? AND local_date BETWEEN ? AND ?",
-        (store_id, start.isoformat(), end.isoformat())).fetchone()
-    sums = {key: int(n or 0) for key, n in zip(DEMO_KEYS, row, strict=True)}
+    sums, unique_visitors = _demographics_within_visitors(conn, store_id, start, end)
     suppressed: list[str] = []
 
     def cells(dim: str, keys: tuple[str, ...], name: str) -> dict[str, int | None]:
@@ -241,9 +237,36 @@ def demographics(conn: sqlite3.Connection, store_id: str, start: date,
         return out
 
     visitors = sum(n for (dim, _), n in sums.items() if dim == "gender")
-    return {"min_cell": MIN_CELL, "visitors": visitors,
+    return {"min_cell": MIN_CELL, "visitors": visitors, "unique_visitors": unique_visitors,
             "age_bands": cells("age", AGE_BANDS, "age_bands"),
             "genders": cells("gender", GENDERS, "genders"), "suppressed": suppressed}
+
+
+def _demographics_within_visitors(
+    conn: sqlite3.Connection, store_id: str, start: date, end: date,
+) -> tuple[dict[tuple[str, str], int], int]:
+    """The demographic sums over the days, each day's split clamped to that day's unique
+    visitors (entrance passes minus re-entries), and those visitors. A device may send more
+    votes than people (a hostile one, or one from before the vote per visitor of issue 16):
+    the day's split is then scaled down (gateway/retail_rollups.clamp_split), not refused."""
+    from gateway.retail_rollups import clamp_split
+
+    rows = conn.execute(
+        f"SELECT d.visitors - COALESCE((SELECT SUM(r.passes - r.unique_visitors) "
+        f"FROM retail_hour r WHERE r.store_id = d.store_id AND r.local_date = d.local_date), "
+        f"0), {', '.join(f'd.{c}' for c in DEMO_COLUMNS)} FROM rollup_day d "
+        f"WHERE d.store_id=? AND d.local_date BETWEEN ? AND ?",
+        (store_id, start.isoformat(), end.isoformat())).fetchall()
+    sums = dict.fromkeys(DEMO_KEYS, 0)
+    unique_visitors = 0
+    for cap, *counts in rows:
+        unique_visitors += int(cap)
+        day = dict(zip(DEMO_KEYS, (int(n) for n in counts), strict=True))
+        for dim in ("age", "gender"):
+            split = clamp_split({k: n for (d, k), n in day.items() if d == dim}, int(cap))
+            for k, n in split.items():
+                sums[(dim, k)] += n
+    return sums, unique_visitors
 
 
 def dead_letters(conn: sqlite3.Connection, limit: int) -> list[dict[str, Any]]:

@@ -20,6 +20,7 @@ from functools import lru_cache
 from zoneinfo import ZoneInfo
 
 from gateway.migrations import DEMO_COLUMNS, DEMO_KEYS
+from gateway.retail_rollups import RetailBatch
 from storesense.schema import WindowAggregate
 
 N_BINS = 11
@@ -73,6 +74,7 @@ class RollupBatch:
             lambda: [0.0] * (4 + N_BINS))
         self.transition: dict[tuple[str, str, str, str], int] = defaultdict(int)
         self.heat: dict[tuple[str, str, str], tuple[int, int, list[float]]] = {}
+        self.retail = RetailBatch()  # passes, unique visitors, groups, staff, queues
 
     def add(self, w: WindowAggregate, tz: ZoneInfo, entrance: bool) -> None:
         # Inlined (no helper calls, no per-field loops): this runs once per ingested window.
@@ -111,10 +113,12 @@ class RollupBatch:
                 acc[i] += v
         for t in w.transitions:
             self.transition[(s, date, t.from_zone, t.to_zone)] += t.count
-        for k, n in w.demographics.age_bands.items():
-            day[_AGE_AT[k]] += n
-        for k, n in w.demographics.genders.items():
-            day[_GENDER_AT[k]] += n
+        if entrance:  # a vote per visitor: only where visitors are counted (issue 16)
+            for k, n in w.demographics.age_bands.items():
+                day[_AGE_AT[k]] += n
+            for k, n in w.demographics.genders.items():
+                day[_GENDER_AT[k]] += n
+        self.retail.add(w, hour_utc, hour, date, entrance)
         if w.heatmap is not None:
             self._add_heat((s, date, w.camera_id), w.heatmap.cols, w.heatmap.rows,
                            w.heatmap.cells)
@@ -135,6 +139,7 @@ class RollupBatch:
         self._flush_day(conn)
         self._flush_details(conn)
         _flush_heat(conn, self.heat)
+        self.retail.flush(conn)
 
 
     def _flush_day(self, conn: sqlite3.Connection) -> None:

@@ -8,9 +8,11 @@ retail day (a midday and an evening peak, busier weekends) in each store's local
 from __future__ import annotations
 
 import math
+import zlib
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
+from typing import Any
 from zoneinfo import ZoneInfo
 
 import numpy as np
@@ -22,6 +24,8 @@ from storesense.schema import (
     Heatmap,
     LineCount,
     OccupancyStats,
+    QueueStats,
+    StaffCounts,
     Transition,
     WindowAggregate,
     ZoneStats,
@@ -149,8 +153,9 @@ def simulated_window(
             age_bands={b: int(n) for b, n in zip(AGE_BANDS, ages, strict=True)},
             genders={"female": female, "male": visitors - female},
         )
+    mid = message_id(store.store_id, camera.camera_id, start)
     return WindowAggregate(
-        message_id=message_id(store.store_id, camera.camera_id, start),
+        message_id=mid,
         store_id=store.store_id,
         camera_id=camera.camera_id,
         window_start=start,
@@ -163,7 +168,37 @@ def simulated_window(
         transitions=transitions,
         heatmap=_heatmap(camera.zones, zone_visits) if camera.zones else None,
         demographics=demo,
+        **_retail(mid, camera, visitors, zone_visits.get("checkout", 0),
+                  (end - start).total_seconds()),
     )
+
+
+def _retail(mid: str, camera: DemoCamera, visitors: int, checkout: int,
+            secs: float) -> dict[str, Any]:
+    """Issue 16's figures: re-entries, groups and staff at the door, a queue at the till.
+    Drawn from a generator of their own (seeded by the message id), so the traffic above is
+    the same as before they existed."""
+    rng = np.random.default_rng(zlib.crc32(mid.encode()))
+    if camera.role == "entrance":
+        unique = visitors - int(rng.binomial(visitors, 0.08))  # ~8 % come back within 30 min
+        # about 1.6 people a group: couples, families, friends
+        groups = max(1, round(visitors / rng.uniform(1.4, 1.8))) if visitors else 0
+        staff = StaffCounts(in_count=int(rng.poisson(0.3)), out_count=int(rng.poisson(0.3)),
+                            tracks=int(rng.poisson(0.2)))
+        return {"unique_visitors": unique, "groups": min(groups, visitors), "staff": staff}
+    if "checkout" not in camera.zones:
+        return {}
+    abandoned = int(rng.binomial(checkout, 0.07))
+    served = checkout - abandoned
+    waits = rng.gamma(2.0, 45.0, size=served)  # a minute and a half on average
+    edges = np.asarray(DWELL_BIN_EDGES_S[1:])
+    hist = np.bincount(np.searchsorted(edges, waits, side="right"), minlength=len(edges) + 1)
+    length = float(waits.sum()) / secs  # people waiting at a time, on average
+    return {"queues": [QueueStats(
+        zone="checkout", length=OccupancyStats(avg=round(length, 3), max=math.ceil(length)
+                                               + int(rng.poisson(1))),
+        served=served, abandoned=abandoned, lost=int(rng.poisson(0.2)),
+        wait_histogram=[int(x) for x in hist])]}
 
 
 def history(

@@ -32,10 +32,10 @@ def api(storage: Storage) -> Iterator[tuple[TestClient, dict[str, dict[str, str]
         store("b1", region="Europe", franchisee="fb"),
     ])
     t = datetime(2026, 11, 23, 10, tzinfo=UTC)
-    storage.store_windows([window("a1", t, ins=10), window("a2", t, ins=20),
-                           window("b1", t, ins=40),
-                           window("a1", t, camera_id="floor", ins=0, outs=0, zone_visits=3,
-                                  ages={"<25": 7, "65+": 2})])
+    # demographics are votes of the entrance camera's visitors (issue 16)
+    storage.store_windows([window("a1", t, ins=10, ages={"<25": 7, "65+": 2}),
+                           window("a2", t, ins=20), window("b1", t, ins=40),
+                           window("a1", t, camera_id="floor", ins=0, outs=0, zone_visits=3)])
     status = DeviceStatus(store_id="a1", device_id="box", state="online",
                           sent_at=NOW - timedelta(seconds=5))
     storage.ingest([(TOPICS.status("a1", "box"), status.to_json())])
