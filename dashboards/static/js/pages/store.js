@@ -8,6 +8,7 @@ import {
 } from "../format.js";
 import { storeName, t } from "../i18n.js";
 import { boot, reloading } from "../shell.js";
+import { fetchRetail, renderRetail } from "./store_retail.js";
 
 const storeId = new URLSearchParams(location.search).get("store");
 const state = { store: null, traffic: null, zones: [], transitions: [], demo: null,
@@ -32,6 +33,7 @@ async function fetchData() {
   ]);
   Object.assign(state, { traffic, zones: zones.zones || [], transitions: transitions.transitions || [],
     demo, conversion, devices });
+  state.retail = await fetchRetail(storeId, r, granularity);
 }
 
 async function load() {
@@ -255,6 +257,7 @@ function render() {
   renderDemo();
   renderConversion();
   renderCameras();
+  renderRetail(state.retail);
 }
 
 function fail(err) {
