@@ -35,13 +35,13 @@ export function query(params = {}) {
   return s ? `?${s}` : "";
 }
 
-async function request(path, params) {
-  const headers = {};
+async function request(path, params, init = {}) {
+  const headers = { ...(init.headers || {}) };
   const token = getToken();
   if (token) headers.Authorization = `Bearer ${token}`;
   let res;
   try {
-    res = await fetch(`${BASE}${path}${query(params)}`, { headers });
+    res = await fetch(`${BASE}${path}${query(params)}`, { ...init, headers });
   } catch (err) {
     throw new ApiError(0, "network", String(err && err.message ? err.message : err));
   }
@@ -62,6 +62,13 @@ async function request(path, params) {
 
 export async function apiGet(path, params) {
   const res = await request(path, params);
+  return res.json();
+}
+
+/** PUT or POST a JSON body; the answer's JSON. */
+export async function apiSend(method, path, body) {
+  const res = await request(path, {}, {
+    method, body: JSON.stringify(body), headers: { "Content-Type": "application/json" } });
   return res.json();
 }
 

@@ -1,9 +1,13 @@
 // Language choice (persisted in localStorage, default from navigator.language) and lookup.
 import en from "./i18n/en.js";
 import zh from "./i18n/zh-CN.js";
+import ops from "./i18n/ops.js";
 
 const LANG_KEY = "storesense.lang";
-export const LANGS = { en, "zh-CN": zh };
+export const LANGS = {
+  en: { ...en, ...ops.en },
+  "zh-CN": { ...zh, ...ops["zh-CN"] }, // the operations pages' strings, kept in their own file
+};
 
 export function lang() {
   const saved = localStorage.getItem(LANG_KEY);

@@ -27,6 +27,8 @@ function topBar(me, onLang) {
     el("a", { href: "./", "data-i18n": "nav.overview" }, t("nav.overview")),
     store ? el("a", { href: `store.html?store=${encodeURIComponent(store)}`, "data-i18n": "nav.store" }, t("nav.store")) : null,
     store ? el("a", { href: `heatmap.html?store=${encodeURIComponent(store)}`, "data-i18n": "nav.heatmap" }, t("nav.heatmap")) : null,
+    el("a", { href: store ? `config.html?store=${encodeURIComponent(store)}` : "config.html", "data-i18n": "nav.config" }, t("nav.config")),
+    el("a", { href: store ? `alerts.html?store=${encodeURIComponent(store)}` : "alerts.html", "data-i18n": "nav.alerts" }, t("nav.alerts")),
   );
   const user = me
     ? el("span", { class: "user", id: "user" },
