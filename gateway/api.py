@@ -19,6 +19,7 @@ from gateway.alerts_routes import router as alerts_router
 from gateway.config import GatewaySettings
 from gateway.config_routes import router as config_router
 from gateway.http_limits import HttpLimits
+from gateway.live_routes import router as live_router
 from gateway.members_routes import router as members_router
 from gateway.model_routes import router as model_router
 from gateway.retail_routes import router as retail_router
@@ -59,6 +60,7 @@ def create_app(settings: GatewaySettings, storage: Storage,
     app.state.ingest = ingest
     errors.install(app)
     app.include_router(router, prefix="/api/v1")
+    app.include_router(live_router, prefix="/api/v1")
     app.include_router(config_router, prefix="/api/v1")
     app.include_router(alerts_router, prefix="/api/v1")
     app.include_router(model_router, prefix="/api/v1")

@@ -8,7 +8,10 @@ Never edit a released migration: append a new one.
 from __future__ import annotations
 
 import sqlite3
+from collections import defaultdict
 from collections.abc import Callable
+from datetime import datetime
+from zoneinfo import ZoneInfo
 
 from storesense.schema import AGE_BANDS, GENDERS, utcnow
 
@@ -218,6 +221,35 @@ def _m009_members_and_weather(c: sqlite3.Connection) -> None:
     )
 
 
+def _m010_simulated_windows(c: sqlite3.Connection) -> None:
+    # Which figures are simulated (the demo's, or a test rig's) must show on every page: the
+    # rollups count their simulated windows, and a partial index finds the store-days that
+    # have any (none in a real chain, so it stays empty and costs ingest nothing). Windows
+    # stored before are counted into the rollups here, by each store's local time.
+    from gateway.rollups import local_keys  # rollups imports this module
+
+    _script(c,
+        """
+        ALTER TABLE rollup_hour ADD COLUMN sim_windows INTEGER NOT NULL DEFAULT 0;
+        ALTER TABLE rollup_day ADD COLUMN sim_windows INTEGER NOT NULL DEFAULT 0;
+        CREATE INDEX rollup_day_simulated ON rollup_day(local_date, store_id, sim_windows,
+            windows) WHERE sim_windows > 0
+        """
+    )
+    zones = {s: ZoneInfo(z) for s, z in c.execute("SELECT store_id, timezone FROM stores")}
+    hours: dict[tuple[str, str], int] = defaultdict(int)
+    days: dict[tuple[str, str], int] = defaultdict(int)
+    for store, start in c.execute("SELECT store_id, window_start FROM windows WHERE simulated"):
+        if store in zones:
+            _, day, hour_utc = local_keys(datetime.fromisoformat(start), zones[store])
+            hours[(store, hour_utc)] += 1
+            days[(store, day)] += 1
+    c.executemany("UPDATE rollup_hour SET sim_windows = ? WHERE store_id = ? AND hour_utc = ?",
+                  [(n, *k) for k, n in hours.items()])
+    c.executemany("UPDATE rollup_day SET sim_windows = ? WHERE store_id = ? AND local_date = ?",
+                  [(n, *k) for k, n in days.items()])
+
+
 def _m011_camera_config_history(c: sqlite3.Connection) -> None:
     # Configurations HQ publishes to cameras (and installers save on site), versioned with
     # who and when, so a device's reported version can be named and rolled back.
@@ -251,6 +283,7 @@ MIGRATIONS: list[Migration] = [
     ("007_bounded_dead_letters", _m007_bounded_dead_letters),
     ("008_token_expiry", _m008_token_expiry),
     ("009_members_and_weather", _m009_members_and_weather),
+    ("010_simulated_windows", _m010_simulated_windows),
     ("011_camera_config_history", _m011_camera_config_history),
     ("012_alerts", _m012_alerts),
     ("013_retail_figures", _m013_retail_figures),

@@ -15,7 +15,7 @@ from datetime import date, datetime, timedelta
 from typing import Any, TypeVar
 from zoneinfo import ZoneInfo
 
-from gateway.queries import StoreIds, store_filter
+from gateway.queries import StoreIds, in_store_now, store_filter
 from gateway.storage import Registry, StoreInfo
 
 OFFLINE_AFTER_INTERVALS = 3
@@ -278,7 +278,7 @@ def _rows(ids: list[str], meta: dict[str, StoreInfo],
             "transactions": int(t) if t is not None else None,
             "conversion": round(t / v, 4) if t is not None and v else None,
             "avg_dwell_s": round(r[3] / r[2], 1) if r and r[2] else None,
-            "occupancy_now": max(0, int(n[0]) - int(n[1])) if n else 0,
+            "occupancy_now": in_store_now(int(n[0]), int(n[1])) if n else 0,
             "online": online, "last_seen": seen,
         })
     return out

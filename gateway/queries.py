@@ -36,17 +36,23 @@ def store_filter(ids: StoreIds, col: str = "store_id") -> tuple[str, list[Any]]:
 
 def traffic(conn: sqlite3.Connection, ids: StoreIds, granularity: Granularity,
             start: date, end: date, registry: Registry | None = None) -> list[dict[str, Any]]:
-    """in/out/visitors per local period. Occupancy: time-weighted people in view per camera,
-    summed over stores; occupancy_max: the most one camera saw in one window, summed.
+    """in/out/visitors per local period, and ``in_store``: the people in the store at the end
+    of the period, by the one definition the live figure uses too (``IN_STORE`` below).
+    Occupancy avg/max: people in the cameras' view (time-weighted average and the most one
+    camera saw in one window), another measure, summed over stores. ``windows`` and
+    ``simulated_windows`` say how much of a period is simulated data.
     Minutes come from the raw windows (``registry`` gives zones and camera roles)."""
     if granularity == "minute":
         return minute_traffic(conn, registry or Registry(), ids, start, end)
     table, label = _SOURCES[granularity]
     where, params = store_filter(ids)
     rows = conn.execute(
-        f"""SELECT period, SUM(i), SUM(o), SUM(v), SUM(occ), SUM(mx) FROM (
+        f"""SELECT period, SUM(i), SUM(o), SUM(v), SUM(occ), SUM(mx), SUM(inside), SUM(n),
+                   SUM(sim) FROM (
               SELECT {label} AS period, SUM(in_count) i, SUM(out_count) o, SUM(visitors) v,
-                     SUM(occ_sum) / NULLIF(SUM(occ_secs), 0) occ, MAX(occ_max) mx
+                     SUM(occ_sum) / NULLIF(SUM(occ_secs), 0) occ, MAX(occ_max) mx,
+                     {IN_STORE.format(label=label)} inside,
+                     SUM(windows) n, SUM(sim_windows) sim
               FROM {table} WHERE local_date BETWEEN ? AND ? AND {where}
               GROUP BY store_id, period)
             GROUP BY period ORDER BY period""",
@@ -54,10 +60,24 @@ def traffic(conn: sqlite3.Connection, ids: StoreIds, granularity: Granularity,
     )
     return [
         {"period": r[0], "in": int(r[1]), "out": int(r[2]), "visitors": int(r[3]),
+         "in_store": int(r[6]),
          "occupancy_avg": round(r[4], 2) if r[4] is not None else None,
-         "occupancy_max": int(r[5])}
+         "occupancy_max": int(r[5]), "windows": int(r[7]), "simulated_windows": int(r[8])}
         for r in rows
     ]
+
+
+# People in the store: entrance ins minus outs since the store's local day began, clamped at
+# 0, per store (docs/dashboards.md says why this and not the cameras' view). Over one store's
+# rows of a local date in label order, the running sum at a row is the figure at the end of
+# that period; the overview's "in store now" is the same sum over today's rollup_day row.
+IN_STORE = ("MAX(0, SUM(SUM(visitors) - SUM(exits)) OVER (PARTITION BY store_id, "
+            "substr({label}, 1, 10) ORDER BY {label}))")
+
+
+def in_store_now(visitors: int, exits: int) -> int:
+    """The live figure from today's totals so far: IN_STORE at the latest period."""
+    return max(0, visitors - exits)
 
 
 # windows has one index, the unique message_id '<store>/<camera>/<window key>': the cameras
@@ -89,7 +109,9 @@ def minute_traffic(conn: sqlite3.Connection, registry: Registry, ids: StoreIds, 
     lo = datetime.combine(start, time(), UTC) - timedelta(hours=14)
     hi = datetime.combine(end + timedelta(days=1), time(), UTC) + timedelta(hours=12)
     where, params = store_filter(ids, "s.store_id")
-    per: dict[tuple[str, str], list[float]] = defaultdict(lambda: [0, 0, 0, 0.0, 0.0, 0])
+    # per (store, label): in, out, visitors, exits, occupancy-seconds, seconds, max, windows,
+    # simulated windows
+    per: dict[tuple[str, str], list[float]] = defaultdict(lambda: [0, 0, 0, 0, 0.0, 0.0, 0, 0, 0])
     for store_id, camera_id, payload in conn.execute(
         _MINUTE_WINDOWS.format(where=where), [*params, window_key(lo), window_key(hi)]):
         info = registry.stores.get(store_id)
@@ -101,26 +123,38 @@ def minute_traffic(conn: sqlite3.Connection, registry: Registry, ids: StoreIds, 
             continue
         acc = per[(store_id, local.strftime("%Y-%m-%dT%H:%M"))]
         ins = sum(x["in_count"] for x in w["lines"])
+        outs = sum(x["out_count"] for x in w["lines"])
         secs = (datetime.fromisoformat(w["window_end"]) - local).total_seconds()
+        entrance = registry.roles.get((store_id, camera_id)) == "entrance"
         acc[0] += ins
-        acc[1] += sum(x["out_count"] for x in w["lines"])
-        acc[2] += ins if registry.roles.get((store_id, camera_id)) == "entrance" else 0
-        acc[3] += w["occupancy"]["avg"] * secs
-        acc[4] += secs
-        acc[5] = max(acc[5], w["occupancy"]["max"])
+        acc[1] += outs
+        acc[2] += ins if entrance else 0
+        acc[3] += outs if entrance else 0
+        acc[4] += w["occupancy"]["avg"] * secs
+        acc[5] += secs
+        acc[6] = max(acc[6], w["occupancy"]["max"])
+        acc[7] += 1
+        acc[8] += 1 if w.get("simulated") else 0
     return _sum_by_label(per)
 
 
 def _sum_by_label(per: dict[tuple[str, str], list[float]]) -> list[dict[str, Any]]:
     out: dict[str, dict[str, Any]] = {}
-    for (_, label), (i, o, v, occ, secs, mx) in sorted(per.items(), key=lambda kv: kv[0][1]):
+    net: dict[tuple[str, str], float] = defaultdict(float)  # (store, local date): ins - outs
+    for (store, label), (i, o, v, x, occ, secs, mx, n, sim) in sorted(
+            per.items(), key=lambda kv: kv[0][1]):
+        net[(store, label[:10])] += v - x
         p = out.setdefault(label, {"period": label, "in": 0, "out": 0, "visitors": 0,
-                                   "occupancy_avg": 0.0, "occupancy_max": 0})
+                                   "in_store": 0, "occupancy_avg": 0.0, "occupancy_max": 0,
+                                   "windows": 0, "simulated_windows": 0})
         p["in"] += int(i)
         p["out"] += int(o)
         p["visitors"] += int(v)
+        p["in_store"] += in_store_now(int(net[(store, label[:10])]), 0)
         p["occupancy_avg"] = round(p["occupancy_avg"] + (occ / secs if secs else 0.0), 2)
         p["occupancy_max"] += int(mx)
+        p["windows"] += int(n)
+        p["simulated_windows"] += int(sim)
     return list(out.values())
 
 

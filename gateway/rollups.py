@@ -24,9 +24,10 @@ from gateway.retail_rollups import RetailBatch
 from storesense.schema import WindowAggregate
 
 N_BINS = 11
-# exits: out_count on entrance cameras, so occupancy_now = visitors - exits
+# exits: out_count on entrance cameras, so people in the store = visitors - exits since the
+# local day started (gateway/queries.py); sim_windows: windows marked simulated
 COUNT_FIELDS = ("in_count", "out_count", "visitors", "exits", "occ_sum", "occ_secs", "occ_max",
-                "windows")
+                "windows", "sim_windows")
 DEMO_INDEX = {key: i for i, key in enumerate(DEMO_KEYS)}
 _DAY_EXTRA = ("zone_visits", "dwell_total_s", *DEMO_COLUMNS)
 _VISITORS = COUNT_FIELDS.index("visitors")
@@ -87,6 +88,7 @@ class RollupBatch:
         secs = (w.window_end - w.window_start).total_seconds()
         occ_sum, mx = w.occupancy.avg * secs, w.occupancy.max
         vis, ex = (ins, outs) if entrance else (0, 0)
+        sim = 1 if w.simulated else 0
         key = (s, hour_utc)
         hour_acc = self.hour.get(key)
         if hour_acc is None:
@@ -103,6 +105,7 @@ class RollupBatch:
             if mx > acc[6]:
                 acc[6] = mx
             acc[7] += 1
+            acc[8] += sim
         # zone totals and demographics follow
         for z in w.zones:
             day[_ZV] += z.visits

@@ -68,7 +68,8 @@ def test_stores_in_different_zones_sum_by_local_label(storage: Storage) -> None:
     d = date(2026, 11, 23)
     hours = queries.traffic(conn, None, "hour", d, d)
     assert hours == [{"period": "2026-11-23T10:00", "in": 111, "out": 0, "visitors": 111,
-                      "occupancy_avg": 4.5, "occupancy_max": 12}]
+                      "in_store": 111, "occupancy_avg": 4.5, "occupancy_max": 12,
+                      "windows": 3, "simulated_windows": 0}]
     days = queries.traffic(conn, None, "day", d, date(2026, 11, 24))
     assert [(p["period"], p["visitors"]) for p in days] == [("2026-11-23", 111),
                                                              ("2026-11-24", 7)]

@@ -10,9 +10,10 @@ import {
 } from "../format.js";
 import { storeName, t } from "../i18n.js";
 import { boot, reloading } from "../shell.js";
+import { showSimulated } from "../simulated.js";
 
 const storeId = new URLSearchParams(location.search).get("store");
-const state = { store: null, plan: null, planBroken: false, a: null, b: null };
+const state = { store: null, plan: null, planBroken: false, a: null, b: null, simulated: null };
 const PERIODS = { a: ["#a-start", "#a-end"], b: ["#b-start", "#b-end"] };
 
 function period(key) {
@@ -45,9 +46,14 @@ async function fetchPeriod(key) {
 }
 
 async function fetchData() {
-  const [a, b] = await Promise.all([fetchPeriod("a"), fetchPeriod("b")]);
+  // simulated windows anywhere in the two periods (the span from the earlier start to the later end)
+  const first = [period("a").start, period("b").start].sort()[0];
+  const last = [period("a").end, period("b").end].sort()[1];
+  const [a, b, simulated] = await Promise.all([fetchPeriod("a"), fetchPeriod("b"),
+    apiGet("/simulated", { store_id: storeId, start: first, end: last })]);
   state.a = a;
   state.b = b;
+  state.simulated = simulated;
 }
 
 async function load() {
@@ -252,6 +258,7 @@ function render() {
   $("#store-name").textContent = s ? storeName(s) : storeId;
   $("#tz-note").textContent = t("note.storeTime", { tz: s ? s.timezone : "?" });
   document.title = `storesense · ${t("hm.title")} · ${$("#store-name").textContent}`;
+  showSimulated(state.simulated, 1);
   renderPanels();
   renderTable();
 }

@@ -8,9 +8,11 @@ import {
   fmtChangePct, fmtDay, fmtDuration, fmtInstant, fmtInt, fmtPeriod, fmtRatio,
 } from "../format.js";
 import { storeName, t } from "../i18n.js";
+import { keepLive } from "../live.js";
 import { boot, reloading } from "../shell.js";
+import { byStore, showSimulated, simulatedMark } from "../simulated.js";
 
-const state = { me: null, stores: [], byId: new Map(), overview: null, devices: [],
+const state = { me: null, stores: [], byId: new Map(), overview: null, devices: [], simulated: null,
   sort: { key: "visitors", dir: -1 } };
 
 function filters() {
@@ -44,6 +46,7 @@ async function fetchData() {
   ]);
   state.overview = overview;
   state.devices = devices;
+  state.simulated = await apiGet("/simulated", { ...sel, start: overview.period_start, end: overview.date });
 }
 
 async function load(me) {
@@ -68,6 +71,8 @@ async function load(me) {
     });
   }
   await fetchData();
+  keepLive(() => reloading(async () => { await fetchData(); render(); }).catch(fail),
+    () => ({ region: filters().region, franchisee: filters().franchisee }));
 }
 
 /** What the figures cover and what they are compared with; a day keeps its own wording. */
@@ -164,11 +169,12 @@ function renderRanking(ov) {
     }
     return th;
   }));
+  const sim = byStore(state.simulated);
   const rows = sortedStores(ov.stores || []).map((s, i) => el("tr", { "data-store-id": s.store_id,
     class: s.online ? "" : "offline" },
   el("td", { "data-col": "rank", class: "num" }, fmtInt(i + 1)),
   el("td", { "data-col": "name" }, el("a", { href: `store.html?store=${encodeURIComponent(s.store_id)}` },
-    storeName(s))),
+    storeName(s)), simulatedMark(sim.get(s.store_id))),
   el("td", { "data-col": "region" }, s.region),
   el("td", { "data-col": "franchisee" }, s.franchisee),
   el("td", { "data-col": "visitors", class: "num" }, fmtInt(s.visitors)),
@@ -255,6 +261,7 @@ function render() {
   for (const opt of $("#f-days").options) {
     opt.textContent = opt.value === "1" ? t("period.day") : t("range.days", { n: fmtInt(Number(opt.value)) });
   }
+  showSimulated(state.simulated, (ov.stores || []).length);
   renderKpis(ov);
   renderTrend(ov);
   renderRanking(ov);

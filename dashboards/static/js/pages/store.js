@@ -7,12 +7,14 @@ import {
   daysBetween, fmtDuration, fmtSeconds, fmtInstant, fmtInt, fmtNum, fmtPeriod, fmtRatio, todayIn,
 } from "../format.js";
 import { storeName, t } from "../i18n.js";
+import { keepLive } from "../live.js";
 import { boot, reloading } from "../shell.js";
+import { showSimulated } from "../simulated.js";
 import { fetchRetail, renderRetail } from "./store_retail.js";
 
 const storeId = new URLSearchParams(location.search).get("store");
 const state = { store: null, traffic: null, zones: [], transitions: [], demo: null,
-  conversion: null, devices: [] };
+  conversion: null, devices: [], inStoreNow: null, simulated: null };
 
 function range() {
   return { start: $("#f-start").value, end: $("#f-end").value };
@@ -23,16 +25,21 @@ async function fetchData() {
   const granularity = daysBetween(r.start, r.end) > 3 ? "day" : "hour";
   const sel = { store_id: storeId, ...r };
   const enc = encodeURIComponent(storeId);
-  const [traffic, zones, transitions, demo, conversion, devices] = await Promise.all([
+  const [traffic, zones, transitions, demo, conversion, devices, simulated, now] = await Promise.all([
     apiGet("/traffic", { ...sel, granularity }),
     apiGet(`/stores/${enc}/zones`, r),
     apiGet(`/stores/${enc}/transitions`, r),
     apiGet(`/stores/${enc}/demographics`, r),
     apiGet("/conversion", { ...sel, granularity }),
     apiGet("/devices", { store_id: storeId }),
+    apiGet("/simulated", sel),
+    // "in store now" only when the range ends today: the overview's live figure, by the same
+    // definition as the chart's "in store" line (gateway/queries.py IN_STORE)
+    r.end === todayIn(state.store?.timezone) ? apiGet("/overview", { store_id: storeId }) : null,
   ]);
   Object.assign(state, { traffic, zones: zones.zones || [], transitions: transitions.transitions || [],
-    demo, conversion, devices });
+    demo, conversion, devices, simulated,
+    inStoreNow: now ? (now.stores || []).find((x) => x.store_id === storeId)?.occupancy_now ?? null : null });
   state.retail = await fetchRetail(storeId, r, granularity);
 }
 
@@ -53,6 +60,8 @@ async function load() {
   }
   // A store outside the token's scope is missing from /stores; the calls below then get 403.
   await fetchData();
+  keepLive(() => reloading(async () => { await fetchData(); render(); }).catch(fail),
+    () => ({ store_id: storeId }));
 }
 
 function renderHead() {
@@ -79,11 +88,20 @@ function renderTraffic() {
     series: [
       { type: "bar", name: t("st.in"), data: series.map((p) => p.in) },
       { type: "bar", name: t("st.out"), data: series.map((p) => p.out) },
-      { type: "line", name: t("st.occAvg"), yAxisIndex: 1, data: series.map((p) => p.occupancy_avg), smooth: true },
+      { type: "line", name: t("st.inStore"), yAxisIndex: 1, data: series.map((p) => p.in_store),
+        lineStyle: { width: 3 } },
+      { type: "line", name: t("st.occAvg"), yAxisIndex: 1, data: series.map((p) => p.occupancy_avg),
+        lineStyle: { type: "dotted" }, smooth: true },
       { type: "line", name: t("st.occMax"), yAxisIndex: 1, data: series.map((p) => p.occupancy_max),
         lineStyle: { type: "dashed" }, smooth: true },
     ],
   }, { hasData: series.some((p) => p.in > 0 || p.out > 0), emptyMessage: t("empty.noData") });
+}
+
+function renderInStore() {
+  const box = $("#in-store-now");
+  box.hidden = state.inStoreNow === null;
+  $("#in-store-value").textContent = state.inStoreNow === null ? "" : fmtInt(state.inStoreNow);
 }
 
 function renderZones() {
@@ -251,6 +269,8 @@ function renderCameras() {
 
 function render() {
   renderHead();
+  showSimulated(state.simulated, 1);
+  renderInStore();
   renderTraffic();
   renderZones();
   renderFlow();
