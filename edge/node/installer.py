@@ -24,6 +24,7 @@ import socket
 import sys
 import threading
 import time
+from collections import deque
 from collections.abc import Callable
 from importlib import resources
 from pathlib import Path
@@ -43,6 +44,9 @@ from storesense.schema import AnalyticsConfig, CameraConfigMessage
 MAX_BODY = 64 * 1024  # a config with the schema's most lines and zones is ~40 kB of JSON
 APPLY_WAIT_S = 10.0  # how long a save waits for the camera thread to apply it
 FAIL_DELAY_S = 1.0  # each refused login costs the caller this long
+# After this many refused logins in a minute every login is refused unchecked until the
+# minute has passed: guessing stays slow, and scrypt cannot be made to eat the box's CPU.
+FAIL_BURST, FAIL_WINDOW_S = 10, 60.0
 SCRYPT = {"n": 2**14, "r": 8, "p": 1}
 CSP = ("default-src 'self'; img-src 'self' blob:; script-src 'self'; style-src 'self'; "
        "connect-src 'self'; object-src 'none'; base-uri 'none'; frame-ancestors 'none'")
@@ -88,6 +92,7 @@ class BasicAuth:
         self.username, self.stored = username, stored
         self._key = secrets.token_bytes(32)
         self._good: bytes | None = None
+        self._failures: deque[float] = deque(maxlen=FAIL_BURST)
 
     def _mac(self, header: str) -> bytes:
         return hmac.new(self._key, header.encode(), "sha256").digest()
@@ -96,9 +101,13 @@ class BasicAuth:
         header = request.headers.get("authorization", "")
         if self._good is not None and hmac.compare_digest(self._mac(header), self._good):
             return
-        if self._check(header):
+        now = time.monotonic()
+        throttled = len(self._failures) == FAIL_BURST and now - self._failures[0] < FAIL_WINDOW_S
+        if not throttled and self._check(header):
             self._good = self._mac(header)
             return
+        if not throttled:
+            self._failures.append(now)
         await asyncio.sleep(FAIL_DELAY_S)
         raise _Unauthorized()
 

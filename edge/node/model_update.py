@@ -181,6 +181,7 @@ class ModelUpdater:
         self.on_event: Any = lambda: None  # the node publishes a status at once
         self._queue: queue.Queue[ModelUpdateMessage | None] = queue.Queue(maxsize=1)
         self._lock = threading.Lock()
+        self._state_lock = threading.Lock()
         self._update: Update | None = None
         self._state = self._load_state()
         for w in workers.values():
@@ -197,10 +198,12 @@ class ModelUpdater:
             return {"kept": None, "refused": {}}
 
     def _save_state(self) -> None:
-        self.dir.mkdir(parents=True, exist_ok=True)
-        tmp = self.dir / (STATE_FILE + ".tmp")
-        tmp.write_text(json.dumps(self._state))
-        os.replace(tmp, self.dir / STATE_FILE)
+        # the update thread (refusals) and camera threads (verdicts) both write it
+        with self._state_lock:
+            self.dir.mkdir(parents=True, exist_ok=True)
+            tmp = self.dir / (STATE_FILE + ".tmp")
+            tmp.write_text(json.dumps(self._state))
+            os.replace(tmp, self.dir / STATE_FILE)
 
     # ---------------------------------------------------------------- threads
 
@@ -296,6 +299,8 @@ class ModelUpdater:
             swap.old, pipeline.detector, swap.done = pipeline.detector, swap.new, True
             log.info("camera %s: detector %s swapped in", w.camera_id, update.msg.update_id)
             self.on_event()
+            if swap.verdict is not None:  # kept before a restart: nothing to judge
+                self._settle(update)
             return
         if swap.verdict is None and (verdict := self._judge(swap)) is not None:
             swap.verdict = verdict
@@ -325,6 +330,8 @@ class ModelUpdater:
         bad = [f"camera {cam}: {s.verdict}" for cam, s in update.swaps.items()
                if s.verdict != "kept"]
         with self._lock:
+            if self._update is not update:
+                return  # another camera settled it, or a newer update replaced it
             self._update = None
         if bad:
             for cam, s in update.swaps.items():

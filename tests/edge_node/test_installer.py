@@ -199,6 +199,18 @@ def test_wrong_credentials_are_refused(node: Node, browser: Browser) -> None:
         ctx.close()
 
 
+def test_a_burst_of_guesses_shuts_logins_for_a_minute(node: Node) -> None:
+    """After 10 refused logins within a minute even the right password is refused, unchecked
+    (no scrypt run per guess), until the minute has passed."""
+    guesses = [threading.Thread(target=_get, args=(node.url + "/api/cameras", (USER, f"g{i}")))
+               for i in range(10)]
+    for t in guesses:
+        t.start()
+    for t in guesses:
+        t.join(30)
+    assert _get(node.url + "/api/cameras", (USER, PASSWORD))[0] == 401
+
+
 def test_a_save_the_schema_refuses_changes_nothing(node: Node) -> None:
     token = base64.b64encode(f"{USER}:{PASSWORD}".encode()).decode()
     bad = {"lines": [{"name": "x", "points": [0.1, 0.1, 0.1, 0.1]}], "zones": []}
