@@ -63,7 +63,8 @@ function render() {
     el("td", {}, el("a", { href: `store.html?store=${encodeURIComponent(a.store_id)}` },
       storeName(byId[a.store_id]) || a.store_id)),
     el("td", {}, a.kind === "traffic_low" || a.kind === "occupancy_high" ? "" : a.subject),
-    el("td", { class: "detail" }, detailText(a)),
+    // wraps: a sentence, the one column that may be long
+    el("td", { class: "detail", style: "white-space:normal;min-width:14em" }, detailText(a)),
     el("td", {}, fmtInstant(a.raised_at, tz(a.store_id))),
     el("td", {}, a.resolved_at
       ? el("span", { class: "badge ok" }, t("al.resolvedAt", { t: fmtInstant(a.resolved_at, tz(a.store_id)) }))

@@ -138,7 +138,7 @@ function renderRunning() {
     el("tbody", {}, ...rows.map((r) => el("tr", { dataset: { device: r.device_id, version: r.config_version || "" } },
       el("td", {}, r.device_id),
       el("td", { class: "version" }, versionText(r)),
-      el("td", { class: "config-error" }, r.config_error || t("cf.none"))))))));
+      el("td", { class: "config-error", style: "white-space:normal;min-width:14em" }, r.config_error || t("cf.none"))))))));
 }
 
 function sourceText(h) {
