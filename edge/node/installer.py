@@ -78,7 +78,12 @@ def read_hash(path: Path) -> str:
     except OSError as e:
         raise ConfigError(f"installer.password_hash_file: cannot read {path}: {e}") from e
     parts = text.split("$")
-    if len(parts) != 6 or parts[0] != "scrypt":
+    try:
+        ok = len(parts) == 6 and parts[0] == "scrypt" and all(
+            1 <= int(v) <= 2**20 for v in parts[1:4]) and all(bytes.fromhex(v) for v in parts[4:])
+    except ValueError:
+        ok = False
+    if not ok:
         raise ConfigError(f"installer.password_hash_file: {path} holds no scrypt hash; write "
                           "one with `python -m edge.node.installer hash-password FILE`")
     return text

@@ -248,7 +248,7 @@ def test_the_page_fits_a_phone_in_both_languages(node: Node, browser: Browser) -
         ctx.close()
 
 
-@pytest.mark.parametrize("content", [None, "hunter2\n"])
+@pytest.mark.parametrize("content", [None, "hunter2\n", "scrypt$16384$8$1$zz$00\n"])
 def test_a_missing_or_malformed_password_hash_fails_at_start(
     tmp_path: Path, broker: Mosquitto, models_dir: Path, content: str | None,
 ) -> None:
