@@ -27,6 +27,7 @@ from gateway.config import GatewaySettings
 from gateway.storage import Storage
 from storesense.schema import CameraStatus, DeviceStatus, utcnow
 from storesense.simulate import DEMO_STORES, DemoStore, history, pos_transactions
+from storesense.simulate_members_weather import members, weather_days
 
 # The demo store left without POS data and the one whose edge device is offline, so the pages
 # show their empty states; the one with a floor plan for the heatmap view.
@@ -43,6 +44,7 @@ class DemoGateway:
     franchisee_token: str
     franchisee: str
     stores: tuple[DemoStore, ...]
+    weather_token: str = ""  # scope "weather": pushes the demo's weather
 
     def client(self, token: str) -> httpx.Client:
         return httpx.Client(base_url=f"{self.base_url}/api/v1", timeout=30.0,
@@ -113,12 +115,26 @@ def seed_status(storage: Storage, stores: tuple[DemoStore, ...], now: datetime,
 def seed_pos(client: httpx.Client, stores: tuple[DemoStore, ...], now: datetime,
              days: int) -> int:
     zones = {s.store_id: ZoneInfo(s.timezone) for s in stores}
+    rng = np.random.default_rng(2)
     rows = [{"store_id": sid, "transactions": n, "revenue": revenue,
-             "hour_start": t.astimezone(zones[sid]).strftime("%Y-%m-%dT%H:00")}
+             "hour_start": t.astimezone(zones[sid]).strftime("%Y-%m-%dT%H:00"),
+             **dict(zip(("members", "new_members"), members(n, rng), strict=True))}
             for sid, t, n, revenue in pos_transactions(stores, now, days)]
     stored = 0
     for i in range(0, len(rows), 5000):
         r = client.post("/pos", json=rows[i:i + 5000])
+        r.raise_for_status()
+        stored += int(r.json()["stored"])
+    return stored
+
+
+def seed_weather(client: httpx.Client, stores: tuple[DemoStore, ...], now: datetime,
+                 days: int) -> int:
+    """Random daily weather (not tied to the traffic) pushed as a weather feed would."""
+    records = list(weather_days(stores, now, days))
+    stored = 0
+    for i in range(0, len(records), 5000):  # each push well under the 1 MB body limit
+        r = client.post("/weather", json=records[i:i + 5000])
         r.raise_for_status()
         stored += int(r.json()["stored"])
     return stored
@@ -180,9 +196,9 @@ def serve(storage: Storage, settings: GatewaySettings | None = None) -> Iterator
 def demo_gateway(db: Path, stores: tuple[DemoStore, ...] = DEMO_STORES, days: int = 21,
                  now: datetime | None = None, franchisee: str = "huadong-retail",
                  ) -> Iterator[DemoGateway]:
-    """A gateway on ``db`` with ``stores``, ``days`` of simulated windows, POS (except for
-    NO_POS_STORE), device status (OFFLINE_STORE offline), a floor plan for FLOORPLAN_STORE,
-    an HQ token and a token for ``franchisee``."""
+    """A gateway on ``db`` with ``stores``, ``days`` of simulated windows, POS with members
+    (except for NO_POS_STORE), random daily weather, device status (OFFLINE_STORE offline),
+    a floor plan for FLOORPLAN_STORE, an HQ token and a token for ``franchisee``."""
     now = now or utcnow()
     storage = Storage(db)
     try:
@@ -192,11 +208,15 @@ def demo_gateway(db: Path, stores: tuple[DemoStore, ...] = DEMO_STORES, days: in
                                            if s.store_id.startswith(OFFLINE_STORE)})
         hq = create_token(storage, "HQ operations", "hq")
         fr = create_token(storage, f"{franchisee} manager", f"franchisee:{franchisee}")
+        feed = create_token(storage, "weather feed", "weather")
         with serve(storage) as url:
-            gw = DemoGateway(url, storage, hq, fr, franchisee, stores)
+            gw = DemoGateway(url, storage, hq, fr, franchisee, stores, feed)
             with gw.client(hq) as client:
                 seed_pos(client, tuple(s for s in stores
                                        if not s.store_id.startswith(NO_POS_STORE)), now, days)
+            with gw.client(feed) as client:
+                seed_weather(client, stores, now, days)
+            with gw.client(hq) as client:
                 if any(s.store_id == FLOORPLAN_STORE for s in stores):
                     client.put(f"/stores/{FLOORPLAN_STORE}/floorplan", content=floorplan_png(),
                                headers={"Content-Type": "image/png"}).raise_for_status()

@@ -3,7 +3,8 @@
 // export to CSV (from the data) and PNG (from the charts' canvases).
 import { apiBlob, apiGet, orWhen } from "../api.js";
 import { FONT, chartOf, drawChart } from "../charts.js";
-import { $, csvSafe, el, errorText, escapeHtml } from "../dom.js";
+import { csvText as tableCsv, download, downloadCsv } from "../csv.js";
+import { $, el, errorText, escapeHtml } from "../dom.js";
 import {
   addDays, daysBetween, fmtChangePct, fmtDay, fmtDuration, fmtDurationDiff, fmtInt, fmtNum,
   fmtRatio, todayIn,
@@ -263,42 +264,29 @@ function render() {
   renderTable();
 }
 
-function download(name, blob) {
-  const a = el("a", { href: URL.createObjectURL(blob), download: name });
-  document.body.append(a);
-  a.click();
-  a.remove();
-  setTimeout(() => URL.revokeObjectURL(a.href), 1000);
-}
-
 function baseName(ext) {
   const { a, b } = state;
   return `heatmap-${storeId}-${$("#f-camera").value || "all"}-${a.start}_${a.end}-vs-${b.start}_${b.end}.${ext}`;
 }
 
-/** CSV from the data (machine-readable numbers, not the localised text). */
+/** CSV from the data (machine-readable numbers, not the localised text; js/csv.js). */
 export function csvText() {
   const { a, b } = state;
   const cols = ["store_id", "camera_id", "zone", "before_start", "before_end", "after_start", "after_end",
     "entries_before", "entries_after", "entries_per_day_before", "entries_per_day_after",
     "entries_per_day_change_pct", "stop_rate_before", "stop_rate_after", "stop_rate_change_pp",
     "dwell_mean_s_before", "dwell_mean_s_after", "dwell_mean_change_s"];
-  const num = (v, d = 4) => (v === null || v === undefined ? "" : String(Number(v.toFixed(d))));
-  const quote = (s) => (/[",\r\n]/.test(s) ? `"${s.replace(/"/g, '""')}"` : s);
-  const lines = [cols.join(",")];
-  for (const r of zoneRows()) {
-    // ids and zone names are text from the registry and devices: neutralised as formulas
-    lines.push([csvSafe(storeId), csvSafe($("#f-camera").value), csvSafe(r.zone), a.start, a.end,
-      b.start, b.end,
-      num(r.za?.entries, 0), num(r.zb?.entries, 0), num(r.perA, 2), num(r.perB, 2), num(r.perChange, 2),
-      num(r.za?.stop_rate), num(r.zb?.stop_rate), num(r.stopDiff, 2), num(r.za?.dwell_mean_s, 2),
-      num(r.zb?.dwell_mean_s, 2), num(r.dwellDiff, 2)].map((v) => quote(String(v))).join(","));
-  }
-  return `${lines.join("\r\n")}\r\n`;
+  const num = (v, d = 4) => (v === null || v === undefined ? null : Number(v.toFixed(d)));
+  // ids and zone names are text from the registry and devices: csvText neutralises formulas
+  return tableCsv(cols, zoneRows().map((r) => [storeId, $("#f-camera").value, r.zone, a.start, a.end,
+    b.start, b.end,
+    num(r.za?.entries, 0), num(r.zb?.entries, 0), num(r.perA, 2), num(r.perB, 2), num(r.perChange, 2),
+    num(r.za?.stop_rate), num(r.zb?.stop_rate), num(r.stopDiff, 2), num(r.za?.dwell_mean_s, 2),
+    num(r.zb?.dwell_mean_s, 2), num(r.dwellDiff, 2)]));
 }
 
 function exportCsv() {
-  download(baseName("csv"), new Blob(["\ufeff", csvText()], { type: "text/csv;charset=utf-8" }));
+  downloadCsv(baseName("csv"), csvText());
 }
 
 /** One PNG with the three panels side by side and their titles. */

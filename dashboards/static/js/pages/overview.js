@@ -3,11 +3,15 @@
 // day, period and trend range (all store-local days).
 import { apiGet } from "../api.js";
 import { baseGrid, drawChart } from "../charts.js";
+import { addCsvButtons, deviceTable, fileSafe, objectTable } from "../csv.js";
 import { $, el, errorText, fillSelect, showEmpty } from "../dom.js";
 import {
   fmtChangePct, fmtDay, fmtDuration, fmtInstant, fmtInt, fmtPeriod, fmtRatio,
 } from "../format.js";
 import { storeName, t } from "../i18n.js";
+import {
+  fetchMembersWeather, membersTable, renderMembers, renderWeather, weatherTable,
+} from "../members_weather.js";
 import { keepLive } from "../live.js";
 import { boot, reloading } from "../shell.js";
 import { byStore, showSimulated, simulatedMark } from "../simulated.js";
@@ -45,6 +49,8 @@ async function fetchData() {
     apiGet("/devices", sel),
   ]);
   state.overview = overview;
+  // the members and weather cards cover the overview's period, as its response dates it
+  state.mw = await fetchMembersWeather(sel, overview.period_start, overview.date);
   state.devices = devices;
   state.simulated = await apiGet("/simulated", { ...sel, start: overview.period_start, end: overview.date });
 }
@@ -71,6 +77,7 @@ async function load(me) {
     });
   }
   await fetchData();
+  addCsvButtons(csvExports());
   keepLive(() => reloading(async () => { await fetchData(); render(); }).catch(fail),
     () => ({ region: filters().region, franchisee: filters().franchisee }));
 }
@@ -266,6 +273,30 @@ function render() {
   renderTrend(ov);
   renderRanking(ov);
   renderDevices(ov);
+  renderMembers($("#members"), state.mw?.members);
+  renderWeather($("#weather"), state.mw?.weather);
+}
+
+/** The page's tables as CSV (js/csv.js): the ranking as sorted on screen, for the period. */
+function csvExports() {
+  const ov = () => state.overview || {};
+  const name = (what) => () => {
+    const f = filters();
+    return `${what}-${fileSafe(f.region)}-${fileSafe(f.franchisee)}-${fileSafe(ov().period_start)}_${fileSafe(ov().date)}.csv`;
+  };
+  const period = () => ({ period_start: ov().period_start, date: ov().date, days: ov().days });
+  return [
+    { card: "section:has(> #trend-chart)", id: "csv-trend", name: name("trend"),
+      table: () => objectTable(ov().trend || []) },
+    { card: "section:has(> .table-wrap > #ranking)", id: "csv-ranking", name: name("stores"),
+      table: () => objectTable(sortedStores(ov().stores || []), period()) },
+    { card: "section:has(> #devices)", id: "csv-devices", name: name("devices"),
+      table: () => deviceTable(state.devices) },
+    { card: "#members-card", id: "csv-members", name: name("members"),
+      table: () => membersTable(state.mw?.members, { start: ov().period_start, end: ov().date }) },
+    { card: "#weather-card", id: "csv-weather", name: name("weather"),
+      table: () => weatherTable(state.mw?.weather) },
+  ];
 }
 
 function fail(err) {

@@ -2,11 +2,15 @@
 // demographics with small cells suppressed, conversion when POS data exists, camera status.
 import { apiGet } from "../api.js";
 import { baseGrid, drawChart } from "../charts.js";
+import { addCsvButtons, deviceTable, fileSafe, objectTable } from "../csv.js";
 import { $, el, errorText, escapeHtml, showEmpty } from "../dom.js";
 import {
   daysBetween, fmtDuration, fmtSeconds, fmtInstant, fmtInt, fmtNum, fmtPeriod, fmtRatio, todayIn,
 } from "../format.js";
 import { storeName, t } from "../i18n.js";
+import {
+  fetchMembersWeather, membersTable, renderMembers, renderWeather, weatherTable,
+} from "../members_weather.js";
 import { keepLive } from "../live.js";
 import { boot, reloading } from "../shell.js";
 import { showSimulated } from "../simulated.js";
@@ -25,6 +29,7 @@ async function fetchData() {
   const granularity = daysBetween(r.start, r.end) > 3 ? "day" : "hour";
   const sel = { store_id: storeId, ...r };
   const enc = encodeURIComponent(storeId);
+  const mw = fetchMembersWeather({ store_id: storeId }, r.start, r.end);
   const [traffic, zones, transitions, demo, conversion, devices, simulated, now] = await Promise.all([
     apiGet("/traffic", { ...sel, granularity }),
     apiGet(`/stores/${enc}/zones`, r),
@@ -41,6 +46,7 @@ async function fetchData() {
     demo, conversion, devices, simulated,
     inStoreNow: now ? (now.stores || []).find((x) => x.store_id === storeId)?.occupancy_now ?? null : null });
   state.retail = await fetchRetail(storeId, r, granularity);
+  state.mw = await mw;
 }
 
 async function load() {
@@ -60,6 +66,7 @@ async function load() {
   }
   // A store outside the token's scope is missing from /stores; the calls below then get 403.
   await fetchData();
+  addCsvButtons(csvExports());
   keepLive(() => reloading(async () => { await fetchData(); render(); }).catch(fail),
     () => ({ store_id: storeId }));
 }
@@ -186,7 +193,7 @@ function demoTable(dim, title, counts, labelOf, minCell, suppressed) {
       el("th", { class: "num" }, t("col.share")), el("th", {}))),
     el("tbody", {}, entries.map(([key, n]) => {
       const hidden = n === null || n === undefined;
-      const text = hidden ? (suppressed.has(`${dim}.${key}`) ? `<${minCell}` : "—") : fmtInt(n);
+      const text = hidden ? (suppressed.has(`${dim}.${key}`) ? t("st.hidden") : "—") : fmtInt(n);
       return el("tr", { "data-group": key, class: hidden ? "suppressed" : "" },
         el("td", {}, labelOf(key)), el("td", { class: "num" }, text),
         el("td", { class: "num" }, hidden || !known ? "—" : fmtRatio(n / known)),
@@ -277,7 +284,44 @@ function render() {
   renderDemo();
   renderConversion();
   renderCameras();
+  renderMembers($("#members"), state.mw?.members);
+  renderWeather($("#weather"), state.mw?.weather);
   renderRetail(state.retail);
+}
+
+/** The page's tables as CSV (js/csv.js): what the cards show, for this store and range. */
+function csvExports() {
+  const name = (what) => () => {
+    const r = range();
+    return `${what}-${fileSafe(storeId)}-${fileSafe(r.start)}_${fileSafe(r.end)}.csv`;
+  };
+  const about = () => ({ store_id: storeId, ...range() });
+  return [
+    { card: "section:has(> #traffic-title)", id: "csv-traffic", name: name("traffic"),
+      table: () => objectTable(state.traffic?.series || [], { ...about(), granularity: state.traffic?.granularity }) },
+    { card: "section:has(> #zones-chart)", id: "csv-zones", name: name("zones"),
+      table: () => objectTable(state.zones, about()) },
+    { card: "section:has(> #flow-chart)", id: "csv-flow", name: name("flow"),
+      table: () => objectTable(state.transitions, about()) },
+    { card: "section:has(> #demo)", id: "csv-demographics", name: name("demographics"), table: demoCsv },
+    { card: "section:has(> #conversion-chart)", id: "csv-conversion", name: name("conversion"),
+      table: () => objectTable(state.conversion?.series || [], { ...about(), granularity: state.conversion?.granularity }) },
+    { card: "#members-card", id: "csv-members", name: name("members"),
+      table: () => membersTable(state.mw?.members, range()) },
+    { card: "#weather-card", id: "csv-weather", name: name("weather"),
+      table: () => weatherTable(state.mw?.weather) },
+    { card: "section:has(> #cameras)", id: "csv-cameras", name: name("devices"),
+      table: () => deviceTable(state.devices) },
+  ];
+}
+
+/** Demographic cells as the API gives them: suppressed cells empty and marked, never a number. */
+function demoCsv() {
+  const d = state.demo || {};
+  const sup = new Set(d.suppressed || []);
+  const rows = ["age_bands", "genders"].flatMap((dim) => Object.entries(d[dim] || {})
+    .map(([key, n]) => [storeId, range().start, range().end, dim, key, n, sup.has(`${dim}.${key}`)]));
+  return { columns: ["store_id", "start", "end", "dimension", "group", "visitors", "suppressed"], rows };
 }
 
 function fail(err) {
