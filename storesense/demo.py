@@ -265,7 +265,7 @@ def run(args: argparse.Namespace) -> int:
         return code
     finally:
         # the last line, whatever happened: what reached the gateway while the demo ran
-        since = summary.pop("since", None)
+        since = summary.get("counted_since")
         summary.update(_stored_windows(workdir / "gateway.db", since if isinstance(since, str)
                                        else None))
         summary.update(duration_s=round(time.monotonic() - started, 1), exit_code=code)
@@ -279,7 +279,8 @@ def _run(args: argparse.Namespace, workdir: Path, summary: dict[str, object]) ->
     try:
         tokens = demo_setup.prepare_database(workdir, weeks=args.weeks)
         # seeded windows were received before this instant; live ones arrive a window later
-        summary["since"] = (utcnow() + timedelta(seconds=1)).strftime("%Y-%m-%dT%H:%M:%SZ")
+        summary["counted_since"] = (utcnow() + timedelta(seconds=1)).strftime(
+            "%Y-%m-%dT%H:%M:%SZ")
         gw_conf = demo_setup.write_gateway_config(
             workdir, broker.host, broker.port, args.host, args.port,
             mqtt5=isinstance(broker, Mosquitto))

@@ -1,9 +1,11 @@
 """`storesense demo` end to end, as the README runs it: its own Mosquitto, the gateway with the
 API, one edge node running the real pipeline on a real video and simulated cameras for the
-rest; SIGINT (Ctrl-C) must stop every process it started."""
+rest; SIGINT (Ctrl-C) must stop every process it started. The real pipeline is run as a
+fresh clone has it: no ../shared, an empty models directory, only what the package ships."""
 
 from __future__ import annotations
 
+import json
 import os
 import queue
 import signal
@@ -19,6 +21,7 @@ from typing import Any
 import httpx
 
 from storesense.broker import free_port
+from storesense.demo import bundled_clip
 
 
 def _lines(proc: subprocess.Popen[str]) -> queue.Queue[str]:
@@ -66,22 +69,24 @@ def _live_windows(db: Path, since: str) -> list[Any]:
 
 
 def test_demo_runs_real_and_simulated_cameras_then_ctrl_c_stops_everything(
-    tmp_path: Path, models_dir: Path, eval_dir: Path
+    tmp_path: Path
 ) -> None:
     workdir, port = tmp_path / "demo", free_port()
-    video = eval_dir / "MOT17-09" / "video.mp4"
+    (tmp_path / "models").mkdir()
     started = time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime())
     proc = subprocess.Popen(
         [sys.executable, "-m", "storesense.cli", "demo", "--workdir", str(workdir),
-         "--port", str(port), "--weeks", "1", "--window-s", "10", "--video", str(video)],
+         "--port", str(port), "--weeks", "1", "--window-s", "10"],
         stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
-        env={**os.environ, "STORESENSE_MODELS_DIR": str(models_dir), "PYTHONUNBUFFERED": "1"},
+        env={**os.environ, "STORESENSE_MODELS_DIR": str(tmp_path / "models"),
+             "STORESENSE_DEMO_EVAL": str(tmp_path / "no-eval"), "PYTHONUNBUFFERED": "1"},
     )
     seen: list[str] = []
     try:
         q = _lines(proc)
         assert "mosquitto" in _wait_line(q, "broker:", 60, seen)
-        assert str(video) in _wait_line(q, "edge node sh-001/entrance: real pipeline", 60, seen)
+        line = _wait_line(q, "edge node sh-001/entrance: real pipeline", 60, seen)
+        assert str(bundled_clip()) in line and "yolox_nano" in line
         _wait_line(q, "dashboards:", 120, seen)
         token = _wait_line(q, "sign in as HQ", 10, seen).split()[-1]
         api = httpx.Client(base_url=f"http://127.0.0.1:{port}/api/v1",
@@ -108,6 +113,12 @@ def test_demo_runs_real_and_simulated_cameras_then_ctrl_c_stops_everything(
     assert proc.returncode == 0, out
     assert "demo stopped" in out
     assert _processes_mentioning(str(workdir)) == []
+    # the last line: what the gateway stored while the demo ran, counted from its database
+    summary = json.loads(out.strip().splitlines()[-1])
+    stored = _live_windows(workdir / "gateway.db", summary["counted_since"])
+    assert summary["real_video_windows"] == sum(r[3] for r in stored if r[2] == 0) > 0
+    assert summary["simulated_windows"] == sum(r[3] for r in stored if r[2] == 1) > 0
+    assert summary["real_video_sources"] == [str(bundled_clip())]
 
 
 def test_sigterm_stops_the_demo_and_everything_it_started(tmp_path: Path) -> None:
