@@ -80,7 +80,8 @@ _params = st.fixed_dictionaries({}, optional={
     "franchisee": st.sampled_from(["fa", "fb"]) | _junk})
 GET_ROUTES = ["/me", "/stores", "/traffic", "/overview", "/conversion", "/devices",
               "/deadletters", "/stores/{s}/zones", "/stores/{s}/transitions",
-              "/stores/{s}/heatmap", "/stores/{s}/demographics", "/stores/{s}/floorplan"]
+              "/stores/{s}/heatmap", "/stores/{s}/demographics", "/stores/{s}/floorplan",
+              "/members", "/weather/compare", "/stores/{s}/weather"]
 
 
 @pytest.mark.parametrize("route", GET_ROUTES)
