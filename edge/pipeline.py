@@ -11,6 +11,7 @@ from __future__ import annotations
 import logging
 from collections import Counter
 from dataclasses import dataclass, field
+from functools import partial
 from pathlib import Path
 
 import numpy as np
@@ -20,7 +21,7 @@ from edge.analytics.cadence import FrameRate
 from edge.analytics.counting import CrossingEvent, LineCounter, signed_distance
 from edge.analytics.groups import GroupCounter
 from edge.analytics.heatmap import HeatmapGrid
-from edge.analytics.passes import ReentryMemory, TrackerLooks
+from edge.analytics.passes import PassCounter, ReentryMemory, TrackerLooks
 from edge.analytics.paths import PathRecorder, TransitionCounter
 from edge.analytics.queues import QueueTracker, QueueVisit
 from edge.analytics.staff import StaffMarker
@@ -298,7 +299,7 @@ class CameraPipeline:
         # Passes and unique visitors (edge/analytics/passes.py): looks in memory only.
         self.looks = TrackerLooks.of(self.tracker)
         self.reentry = _reentry_memory(config)
-        self._voters: set[int] = set()  # tracks that crossed in as unique visitors
+        self.passes = PassCounter(self.reentry)
 
     def model_infos(self) -> list[ModelInfo]:
         infos = self.detector.model_infos()
@@ -494,11 +495,11 @@ class CameraPipeline:
         for e in out.crossings:
             if e.direction != "in":
                 continue
-            look = self.looks.look(e.track_id) if self.looks is not None else None
-            if self.reentry.on_in(look, e.t):
-                n += 1
-                self._voters.add(e.track_id)
+            n += self.passes.on_in(e.track_id, partial(self._look, e.track_id), e.t)
         return n
+
+    def _look(self, track_id: int) -> npt.NDArray[np.float32] | None:
+        return self.looks.look(track_id) if self.looks is not None else None
 
     def _vote(self, finished: list[int], t: float) -> None:
         """Demographics: one vote per unique visitor, cast when their track ends (the
@@ -507,8 +508,7 @@ class CameraPipeline:
         people = []
         for k in finished:
             person = est.end_track(k) if est else ("unknown", "unknown")
-            if k in self._voters:
-                self._voters.discard(k)
+            if self.passes.end(k):
                 people.append(person)
         if self.config.demographics:
             self.windows.add_demographics(t, people)

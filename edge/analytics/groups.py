@@ -55,6 +55,9 @@ class GroupCounter:
     _history: dict[int, deque[tuple[float, float, float, float]]] = field(default_factory=dict)
     _recent: list[_Crossing] = field(default_factory=list)
     _next_group: int = 0
+    # (track, crossing time, group) of every 'in', for evaluation runs that explain their
+    # groups; off in the pipeline, where it would grow without bound
+    log: list[tuple[int, float, int]] | None = None
 
     def observe(
         self, ids: npt.NDArray[np.int64], feet: npt.NDArray[np.floating],
@@ -88,12 +91,12 @@ class GroupCounter:
                 continue
             if best is None or d < best[0]:
                 best = (d, c.group)
-        if best is None:
-            self._next_group += 1
-            self._recent.append(_Crossing(track_id, t, self._next_group))
-            return True
-        self._recent.append(_Crossing(track_id, t, best[1]))
-        return False
+        group = best[1] if best is not None else self._next_group + 1
+        self._next_group = max(self._next_group, group)
+        self._recent.append(_Crossing(track_id, t, group))
+        if self.log is not None:
+            self.log.append((track_id, t, group))
+        return best is None
 
     def _at(self, tid: int, t: float) -> tuple[float, float, float] | None:
         """The track's (x, y, height) at the observation nearest ``t`` (within half a second)."""

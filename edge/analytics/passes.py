@@ -94,6 +94,29 @@ class ReentryMemory:
 
 
 @dataclass
+class PassCounter:
+    """Unique visitors among the passes of one camera, and who of them votes.
+
+    A track that crosses in a second time in its life went out and came back without losing
+    its identity: a re-entry, known without any look. Otherwise the memory decides."""
+
+    memory: ReentryMemory
+    _entered: dict[int, bool] = field(default_factory=dict)  # live track -> entered as unique
+
+    def on_in(self, track_id: int, look: Callable[[], F32 | None], t: float) -> bool:
+        """An 'in' crossing -> True if a unique visitor; ``look`` is asked only when needed."""
+        if track_id in self._entered:
+            return False
+        unique = self.memory.on_in(look(), t)
+        self._entered[track_id] = unique
+        return unique
+
+    def end(self, track_id: int) -> bool:
+        """The track ended -> whether it entered as a unique visitor (then it votes)."""
+        return self._entered.pop(track_id, False)
+
+
+@dataclass
 class TrackerLooks:
     """The looks of the tracker's tracks, read through what edge/tracking exposes.
 

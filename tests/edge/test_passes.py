@@ -3,11 +3,13 @@ reads looks from the tracker's re-identification."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import numpy as np
 import numpy.typing as npt
 import pytest
 
-from edge.analytics.passes import ReentryMemory, TrackerLooks
+from edge.analytics.passes import PassCounter, ReentryMemory, TrackerLooks
 from edge.tracking.reid import AppearanceReid
 from edge.tracking.tracker import Tracker
 from edge.vision.detections import Detections
@@ -103,3 +105,21 @@ def test_tracker_looks_read_what_the_identity_stage_keeps() -> None:
 
 def test_no_reid_no_adapter() -> None:
     assert TrackerLooks.of(Tracker()) is None
+
+
+def test_the_same_track_in_twice_is_a_reentry_without_a_look() -> None:
+    counter = PassCounter(ReentryMemory(window_s=1800))
+    asked: list[int] = []
+
+    def look_of(tid: int) -> Callable[[], npt.NDArray[np.float32] | None]:
+        def look() -> npt.NDArray[np.float32] | None:
+            asked.append(tid)
+            return None
+        return look
+
+    assert counter.on_in(1, look_of(1), 0.0) is True
+    assert counter.on_in(2, look_of(2), 1.0) is True
+    assert counter.on_in(1, look_of(1), 30.0) is False  # out and back in, same identity
+    assert asked == [1, 2]  # the second crossing needed no look
+    assert counter.end(1) is True and counter.end(1) is False  # one vote, then forgotten
+    assert counter.end(3) is False  # a track that never crossed in does not vote
