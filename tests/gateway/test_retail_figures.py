@@ -166,3 +166,19 @@ def test_openapi_names_the_retail_figures(api) -> None:
                  "unique_visitors", "/api/v1/stores/{store_id}/queues", "abandonment_rate",
                  "wait_p90_s", "/api/v1/visitors"):
         assert word in spec, word
+
+
+def test_implausible_queues_and_staff_are_dead_lettered(api) -> None:
+    """Bounded like zones and lines (gateway/plausible.py): a minute cannot end 100,000
+    queue visits, nor carry staff crossings on a camera without lines."""
+    _, _, storage = api
+    big = queue("till", {3: 100_000}, abandoned=0, avg=1.0, mx=2)
+    no_lines = window("a1", T, camera_id="floor", ins=0, outs=0)
+    cases = [(retail(no_lines, queues=[big]), "queue 'till'"),
+             (retail(no_lines, staff=StaffCounts(in_count=1)), "staff crossings")]
+    for w, fragment in cases:
+        assert storage.ingest([message(w)]).dead == 1
+        reason = storage.read().execute(
+            "SELECT reason FROM dead_letters ORDER BY id DESC LIMIT 1").fetchone()[0]
+        assert fragment in reason, reason
+    assert storage.read().execute("SELECT COUNT(*) FROM queue_day").fetchone()[0] == 0
