@@ -124,6 +124,16 @@ class InstallerConfig(_Section):
         "edge.node.installer hash-password FILE`; there is no default password")
     snapshot_width: int = Field(960, ge=160, le=3840,
                                 description="widest snapshot sent to the page, in pixels")
+    cert_file: Path | None = Field(
+        None, description="TLS certificate: the page over https (the password then never "
+        "crosses the LAN in clear); e.g. from deploy/mosquitto/make_tls.sh")
+    key_file: Path | None = Field(None, description="its private key")
+
+    @model_validator(mode="after")
+    def _cert_and_key_together(self) -> InstallerConfig:
+        if (self.cert_file is None) != (self.key_file is None):
+            raise ValueError("installer.cert_file and installer.key_file must be given together")
+        return self
 
 
 class ModelUpdateConfig(_Section):

@@ -327,9 +327,18 @@ class Installer:
         app = create_app(cfg, store_id, workers, self.views, on_save)  # reads the hash now
         self.sock = socket.create_server((cfg.host, cfg.port))
         self.port: int = self.sock.getsockname()[1]
-        self.server = uvicorn.Server(uvicorn.Config(
-            app, log_level="warning", limit_concurrency=32, timeout_keep_alive=5,
-            h11_max_incomplete_event_size=16 * 1024))
+        tls = {"ssl_certfile": str(cfg.cert_file), "ssl_keyfile": str(cfg.key_file)} \
+            if cfg.cert_file is not None else {}
+        config = uvicorn.Config(app, log_level="warning", limit_concurrency=32,
+                                timeout_keep_alive=5, h11_max_incomplete_event_size=16 * 1024,
+                                **tls)  # type: ignore[arg-type]
+        try:
+            config.load()  # reads the certificate now: a bad one fails at start
+        except (OSError, ValueError) as e:
+            self.sock.close()
+            raise ConfigError(f"installer.cert_file/key_file: {e}") from e
+        self.server = uvicorn.Server(config)
+        self.scheme = "https" if cfg.cert_file is not None else "http"
         self.thread = threading.Thread(target=self.server.run, kwargs={"sockets": [self.sock]},
                                        name="installer", daemon=True)
 

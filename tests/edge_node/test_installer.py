@@ -6,6 +6,8 @@ from __future__ import annotations
 
 import base64
 import json
+import ssl
+import subprocess
 import threading
 import urllib.error
 import urllib.request
@@ -43,7 +45,8 @@ def browser() -> Iterator[Browser]:
 class Node:
     """EdgeNode.run in a thread, with the installer page on a free port."""
 
-    def __init__(self, tmp: Path, broker: Mosquitto, models_dir: Path, video: Path) -> None:
+    def __init__(self, tmp: Path, broker: Mosquitto, models_dir: Path, video: Path,
+                 tls: dict[str, str] | None = None) -> None:
         secret = tmp / "installer.hash"
         secret.write_text(hash_password(PASSWORD) + "\n")
         cfg = EdgeConfig.model_validate({
@@ -54,7 +57,7 @@ class Node:
             "outbox": {"confirm": False},
             "detector": {"model": "yolox_nano"},
             "installer": {"host": "127.0.0.1", "port": 0, "username": USER,
-                          "password_hash_file": str(secret)},
+                          "password_hash_file": str(secret), **(tls or {})},
             "cameras": [{"camera_id": "door", "source": str(video), "loop": True,
                          "analytics": {"window_s": 10, "identity": {"reid": False}}}],
         })
@@ -266,3 +269,29 @@ def test_a_missing_or_malformed_password_hash_fails_at_start(
     })
     with pytest.raises(ConfigError, match=r"installer\.password_hash_file"):
         EdgeNode(cfg, *real_parts(cfg))
+
+
+def test_the_page_over_https(tmp_path: Path, broker: Mosquitto, models_dir: Path,
+                             eval_dir: Path) -> None:
+    """With cert_file/key_file the page is https only: the password never crosses the LAN in
+    clear (certificate from deploy/mosquitto/make_tls.sh)."""
+    tls = tmp_path / "tls"
+    deploy = Path(__file__).resolve().parents[2] / "deploy" / "mosquitto"
+    subprocess.run(["sh", str(deploy / "make_tls.sh"), str(tls), "localhost", "127.0.0.1"],
+                   check=True, capture_output=True)
+    n = Node(tmp_path, broker, models_dir, eval_dir / "PETS09-S2L1" / "video.mp4",
+             tls={"cert_file": str(tls / "server.crt"), "key_file": str(tls / "server.key")})
+    try:
+        url = n.url.replace("http://", "https://")
+        ctx = ssl.create_default_context(cafile=str(tls / "ca.crt"))
+        token = base64.b64encode(f"{USER}:{PASSWORD}".encode()).decode()
+        req = urllib.request.Request(url + "/api/cameras",
+                                     headers={"Authorization": f"Basic {token}"})
+        with urllib.request.urlopen(req, timeout=10, context=ctx) as r:
+            assert r.status == 200 and json.loads(r.read())[0]["camera_id"] == "door"
+        with pytest.raises(OSError) as refused:  # plain http is not served: the TLS
+            urllib.request.urlopen(n.url + "/api/cameras", timeout=10)  # server hangs up
+        assert not isinstance(refused.value, urllib.error.HTTPError)
+        assert "timed out" not in str(refused.value)
+    finally:
+        n.close()
