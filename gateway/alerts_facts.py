@@ -19,13 +19,20 @@ def read_facts(conn: sqlite3.Connection, registry: Registry, now: datetime,
                  occupancy(conn, registry, now))
 
 
+def _plain(conn: sqlite3.Connection) -> sqlite3.Cursor:
+    """A cursor giving plain tuples: sqlite3.Row per row costs more than the query here."""
+    cur = conn.cursor()
+    cur.row_factory = None
+    return cur
+
+
 def _instant(text: str) -> datetime:
     return datetime.fromisoformat(text.replace("Z", "+00:00"))
 
 
 def devices(conn: sqlite3.Connection, registry: Registry) -> tuple[DeviceFact, ...]:
     out = []
-    for store_id, device_id, state, sent_at, received_at, payload in conn.execute(
+    for store_id, device_id, state, sent_at, received_at, payload in _plain(conn).execute(
             "SELECT store_id, device_id, state, sent_at, received_at, payload "
             "FROM device_status ORDER BY store_id, device_id"):
         if store_id not in registry.stores:
@@ -60,7 +67,7 @@ def traffic(conn: sqlite3.Connection, registry: Registry, now: datetime,
 def _hour_sums(conn: sqlite3.Connection, ids: list[str], days: list[str],
                hour: int) -> dict[tuple[str, str], int]:
     """Visitors per (store, local date) in local hours before ``hour``."""
-    return {(r[0], r[1]): int(r[2]) for r in conn.execute(
+    return {(r[0], r[1]): int(r[2]) for r in _plain(conn).execute(
         "SELECT store_id, local_date, SUM(visitors) FROM rollup_hour "
         "WHERE local_date IN (SELECT value FROM json_each(?)) "
         "AND store_id IN (SELECT value FROM json_each(?)) "
@@ -71,7 +78,7 @@ def _hour_sums(conn: sqlite3.Connection, ids: list[str], days: list[str],
 def _days_with_windows(conn: sqlite3.Connection, ids: list[str],
                        days: list[str]) -> set[tuple[str, str]]:
     """A day before the store was installed (or with its devices down) is no baseline."""
-    return {(r[0], r[1]) for r in conn.execute(
+    return {(r[0], r[1]) for r in _plain(conn).execute(
         "SELECT store_id, local_date FROM rollup_day WHERE windows > 0 "
         "AND local_date IN (SELECT value FROM json_each(?)) "
         "AND store_id IN (SELECT value FROM json_each(?))", (json.dumps(days), json.dumps(ids)))}
@@ -81,14 +88,13 @@ def occupancy(conn: sqlite3.Connection, registry: Registry,
               now: datetime) -> tuple[OccupancyFact, ...]:
     """Stores with a limit: today's visitors - exits by their local date (the overview's
     "in store now", gateway/overview.py)."""
-    out = []
-    for sid, limit in sorted(alerts_store.limits(conn).items()):
-        info = registry.stores.get(sid)
-        if info is None:
-            continue
-        row = conn.execute("SELECT visitors, exits FROM rollup_day WHERE store_id=? AND "
-                           "local_date=?", (sid, now.astimezone(info.tz).date().isoformat())
-                           ).fetchone()
-        occ = max(0, int(row[0]) - int(row[1])) if row else 0
-        out.append(OccupancyFact(sid, occ, limit))
-    return tuple(out)
+    limits = {s: n for s, n in alerts_store.limits(conn).items() if s in registry.stores}
+    by_day: dict[str, list[str]] = defaultdict(list)
+    for sid in limits:
+        by_day[now.astimezone(registry.stores[sid].tz).date().isoformat()].append(sid)
+    inside: dict[str, int] = {}
+    for day, ids in by_day.items():
+        inside.update((r[0], max(0, int(r[1]) - int(r[2]))) for r in _plain(conn).execute(
+            "SELECT store_id, visitors, exits FROM rollup_day WHERE local_date=? AND store_id "
+            "IN (SELECT value FROM json_each(?))", (day, json.dumps(ids))))
+    return tuple(OccupancyFact(sid, inside.get(sid, 0), n) for sid, n in sorted(limits.items()))
