@@ -199,8 +199,7 @@ class Analytics:
 
 
 def _reentry_memory(config: AnalyticsConfig) -> ReentryMemory:
-    ident = config.identity
-    return ReentryMemory(window_s=ident.reentry_window_s, max_distance=ident.reid_max_distance)
+    return ReentryMemory(window_s=config.identity.reentry_window_s)
 
 
 def make_tracker(
@@ -314,9 +313,7 @@ class CameraPipeline:
         if (config.heatmap_cols, config.heatmap_rows) != (self.heatmap.cols, self.heatmap.rows):
             self.heatmap = HeatmapGrid(config.heatmap_cols, config.heatmap_rows)
         self.windows.stop_threshold_s = config.zone.stop_threshold_s
-        ident = config.identity
-        self.reentry.window_s, self.reentry.max_distance = (
-            ident.reentry_window_s, ident.reid_max_distance)
+        self.reentry.window_s = config.identity.reentry_window_s
         if config.zoom != self.config.zoom:
             self.zoom = ZoomPolicy(config.zoom)
         if config.window_s != self.windows.window_s:
