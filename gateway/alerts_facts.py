@@ -66,13 +66,16 @@ def traffic(conn: sqlite3.Connection, registry: Registry, now: datetime,
 
 def _hour_sums(conn: sqlite3.Connection, ids: list[str], days: list[str],
                hour: int) -> dict[tuple[str, str], int]:
-    """Visitors per (store, local date) in local hours before ``hour``."""
-    return {(r[0], r[1]): int(r[2]) for r in _plain(conn).execute(
-        "SELECT store_id, local_date, SUM(visitors) FROM rollup_hour "
-        "WHERE local_date IN (SELECT value FROM json_each(?)) "
-        "AND store_id IN (SELECT value FROM json_each(?)) "
-        "AND CAST(substr(local_hour, 12, 2) AS INTEGER) < ? GROUP BY store_id, local_date",
-        (json.dumps(days), json.dumps(ids), hour))}
+    """Visitors per (store, local date) in local hours before ``hour``: one range of the
+    (local_date, store_id, local_hour) index per store and day."""
+    wanted = json.dumps(ids)
+    out: dict[tuple[str, str], int] = {}
+    for day in days:
+        out.update(((r[0], day), int(r[1])) for r in _plain(conn).execute(
+            "SELECT store_id, SUM(visitors) FROM rollup_hour WHERE local_date=? AND "
+            "local_hour < ? AND store_id IN (SELECT value FROM json_each(?)) GROUP BY store_id",
+            (day, f"{day}T{hour:02d}:00", wanted)))
+    return out
 
 
 def _days_with_windows(conn: sqlite3.Connection, ids: list[str],
