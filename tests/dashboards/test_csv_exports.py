@@ -85,7 +85,8 @@ def test_store_page_csvs_hold_what_the_page_shows(open_page: OpenPage, gateway: 
     page = open_page(f"/store.html?store={store}&start={START}&end={YESTERDAY}",
                      token=gateway.hq_token, lang=lang)
     assert buttons(page) == ["csv-traffic", "csv-zones", "csv-flow", "csv-demographics",
-                             "csv-conversion", "csv-members", "csv-weather", "csv-cameras"]
+                             "csv-conversion", "csv-visitors", "csv-queues", "csv-members",
+                             "csv-weather", "csv-cameras"]
     span = {"start": START, "end": YESTERDAY}
     with gateway.client(gateway.hq_token) as api:
         traffic = api.get("/traffic", params={**span, "store_id": store,
@@ -110,7 +111,13 @@ def test_store_page_csvs_hold_what_the_page_shows(open_page: OpenPage, gateway: 
     _, rows = download(page, "#csv-conversion")
     assert [r["transactions"] for r in rows] == [str(p["transactions"])
                                                  for p in conversion["series"]]
-    for button in ("#csv-flow", "#csv-members", "#csv-weather", "#csv-cameras"):
+    _, rows = download(page, "#csv-visitors")
+    with gateway.client(gateway.hq_token) as api:
+        visitors = api.get("/visitors", params={**span, "store_id": store,
+                                                "granularity": "day"}).json()
+    assert [(r["period"], int(r["passes"])) for r in rows] == [
+        (p["period"], p["passes"]) for p in visitors["series"]]
+    for button in ("#csv-flow", "#csv-queues", "#csv-members", "#csv-weather", "#csv-cameras"):
         _, rows = download(page, button)
         assert rows, button
 
