@@ -2,7 +2,9 @@
 
 Its own MQTT connection, not the ingest's: in deploy/mosquitto the ingest user may write
 only confirmations, and the user that may write ``.../config`` is ``hq`` (make_auth.py), so
-``[config_publish]`` in gateway.toml names that user. Only the API process runs it.
+``[config_publish]`` in gateway.toml names that user; with a broker that has users and no
+``[config_publish] username``, nothing is published (gateway/service.py says so at start):
+logging in as the ingest's user would take over its session. Only the API process runs it.
 
 A row is stored before it is published. The API publishes at once and waits for the
 broker's PUBACK; whatever is left unpublished (broker down, refused, an installer's report

@@ -116,7 +116,7 @@ def _add_and_publish(storage: Storage, publisher: ConfigPublisher | None, store_
     with storage.transaction() as conn:
         entry = ch.add(conn, store_id, camera_id, analytics, source, who,
                        utc_text(storage.clock()), rollback_of=rollback_of)
-    why = ("this gateway process does not publish configurations (no API service)"
-           if publisher is None else publisher.publish(entry))
+    why = ("this gateway does not publish configurations: [config_publish] username is not "
+           "set (docs/operations.md)" if publisher is None else publisher.publish(entry))
     fresh = ch.get(storage.read(), store_id, camera_id, entry.version) or entry
     return {**fresh.public(), "published": why is None, "not_published_because": why}

@@ -125,14 +125,20 @@ def serve(settings: GatewaySettings, api: bool = True) -> None:
 
 
 def _start_hq_tasks(settings: GatewaySettings, storage: Storage,
-                    stop: threading.Event) -> ConfigPublisher:
+                    stop: threading.Event) -> ConfigPublisher | None:
     """The API process's own threads: camera configurations published to the broker
     (gateway/config_publisher.py) and the alert task (gateway/alerts_runner.py)."""
+    alerts_runner.start(storage, settings.alerts, stop)
+    if settings.mqtt.username and not settings.config_publish.username:
+        # A broker with users names each client by its user (deploy/mosquitto): a second
+        # connection as the ingest's user would take over the ingest's session.
+        log.warning("camera configurations are not published: set [config_publish] "
+                    "username (make_auth.py's 'hq' user) and password")
+        return None
     publisher = ConfigPublisher(settings.mqtt, settings.config_publish, storage)
     publisher.start()
     threading.Thread(target=publisher.run_forever, args=(stop,), name="config-publish",
                      daemon=True).start()
-    alerts_runner.start(storage, settings.alerts, stop)
     return publisher
 
 
