@@ -1,11 +1,13 @@
 """CSV downloads on every page, in a real browser: each card's button gives a UTF-8 file with a
 byte-order mark (Excel on a Chinese Windows reads Chinese names right), the figures the API
-gives, suppressed demographic cells empty, and formulas from devices neutralised."""
+gives, suppressed demographic cells empty, and formulas from devices neutralised (also on
+the alerts page)."""
 
 from __future__ import annotations
 
 import csv
 import io
+import json
 from collections.abc import Iterator
 from datetime import date, timedelta
 
@@ -14,6 +16,8 @@ from playwright.sync_api import Browser, Page
 
 from dashboards.browser import signed_in_context
 from dashboards.demo import FLOORPLAN_STORE, DemoGateway, serve
+from gateway import alerts_store
+from gateway.alerts import Alert, Changes
 from gateway.auth import create_token
 from gateway.storage import Storage
 from storesense.schema import utcnow
@@ -138,6 +142,10 @@ def hostile_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str,
     storage = Storage(tmp_path_factory.mktemp("hostile-csv") / "gateway.db")
     try:
         _seed(storage, utcnow())
+        with storage.transaction() as conn:  # a device id that is a formula, in an alert
+            alerts_store.apply(conn, Changes(raised=(Alert(
+                "device_offline", EVIL, FORMULA, {"last_seen": "x", "state": "offline",
+                                                  "minutes": 12.5}),)), "2026-12-06T10:00:00Z")
         token = create_token(storage, "HQ", "hq")
         with serve(storage) as url:
             yield url, token
@@ -162,5 +170,13 @@ def test_formulas_from_the_registry_and_devices_are_neutralised(
         assert {r["zone"] for r in zones} == neutral
         assert {"'" + FORMULA, "'" + AT, "'" + MINUS} <= neutral
         assert all(float(r["entries"]) > 0 for r in zones)  # numbers are left as numbers
+        page.goto(f"{url}/alerts.html")
+        wait_settled(page)
+        assert buttons(page) == ["csv-alerts"]
+        name, alerts = download(page, "#csv-alerts")
+        assert name == "alerts-open-all.csv"
+        assert [(r["kind"], r["store_id"], r["subject"]) for r in alerts] == [
+            ("device_offline", EVIL, "'" + FORMULA)]
+        assert json.loads(alerts[0]["detail"])["minutes"] == 12.5
     finally:
         ctx.close()

@@ -62,12 +62,14 @@ export function fileSafe(text) {
 
 /**
  * Put a "CSV" button beside each card's heading: { card: "#selector", id, name: () => file name,
- * table: () => ({columns, rows}) }. Once per page; the tables are read when clicked.
+ * table: () => ({columns, rows}) }, or into an element: { into: "#selector", ... } (a card
+ * without a heading). Once per page; the tables are read when clicked.
  */
 export function addCsvButtons(exports) {
   for (const x of exports) {
-    const heading = document.querySelector(`${x.card} h2`);
-    if (!heading || document.getElementById(x.id)) continue;
+    const heading = x.card ? document.querySelector(`${x.card} h2`) : null;
+    const into = x.into ? document.querySelector(x.into) : null;
+    if ((!heading && !into) || document.getElementById(x.id)) continue;
     const button = el("button", { type: "button", class: "secondary csv-button", id: x.id,
       "data-i18n": "csv.button", "data-i18n-title": "csv.title", title: t("csv.title") },
     t("csv.button"));
@@ -75,6 +77,10 @@ export function addCsvButtons(exports) {
       const { columns, rows } = x.table();
       downloadCsv(x.name(), csvText(columns, rows));
     });
+    if (into) {
+      into.append(button);
+      continue;
+    }
     // beside the heading, not in it: a heading's text is replaced on a language change
     const head = el("div", { class: "card-head" });
     heading.replaceWith(head);

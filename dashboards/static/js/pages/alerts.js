@@ -1,6 +1,7 @@
 // Alerts page: open and resolved alerts of the stores in the token's scope (GET /alerts),
 // newest first with open ones on top; refreshes itself every REFRESH_MS.
 import { apiGet } from "../api.js";
+import { addCsvButtons, fileSafe, objectTable } from "../csv.js";
 import { $, el, errorText, showEmpty } from "../dom.js";
 import { fmtInstant, fmtNum } from "../format.js";
 import { storeName, t } from "../i18n.js";
@@ -26,6 +27,10 @@ async function load() {
   $("#refresh").addEventListener("click", refresh);
   setInterval(() => { if (document.body.dataset.state === "ready") refresh(); }, REFRESH_MS);
   await fetchAlerts();
+  // the alerts shown, as CSV (js/csv.js); detail as its JSON, machine-readable
+  addCsvButtons([{ into: "#alerts-body .actions", id: "csv-alerts",
+    name: () => `alerts-${fileSafe($("#f-state").value)}-${fileSafe($("#f-store").value)}.csv`,
+    table: () => objectTable(state.alerts.map((a) => ({ ...a, detail: JSON.stringify(a.detail ?? {}) }))) }]);
 }
 
 function refresh() {
