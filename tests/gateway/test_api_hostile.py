@@ -81,7 +81,8 @@ _params = st.fixed_dictionaries({}, optional={
 GET_ROUTES = ["/me", "/stores", "/traffic", "/overview", "/conversion", "/devices",
               "/deadletters", "/stores/{s}/zones", "/stores/{s}/transitions",
               "/stores/{s}/heatmap", "/stores/{s}/demographics", "/stores/{s}/floorplan",
-              "/members", "/weather/compare", "/stores/{s}/weather"]
+              "/members", "/weather/compare", "/stores/{s}/weather",
+              "/alerts", "/alerts/limits", "/config/{s}", "/config/{s}/{camera_id}"]
 
 
 @pytest.mark.parametrize("route", GET_ROUTES)
