@@ -173,3 +173,38 @@ def test_a_box_too_small_to_judge_a_look_by_is_not_revived(
     reid = AppearanceReid(model, min_crop_px=PH + 1)  # every person here is PH px tall
     before, after = hidden_walk(Tracker(reid=reid), looks, "a_later")
     assert after and after != [before]
+
+
+
+def meet_and_part(tr: Tracker, looks: dict[str, Image], stand: int) -> tuple[int, dict[int, int]]:
+    """'a' walks right from the left, 'b' left from the right; they meet, stand ``stand``
+    frames seen as one box (the detector cannot tell them apart), then walk on their ways.
+    -> (the ids before they met, {id: x} of the live tracks at the end)."""
+    walk = []
+    xa, xb = 300.0, 900.0
+    while xa < 560:
+        walk.append((xa, xb))
+        xa, xb = xa + 12, xb - 12
+    walk += [(xa, xb)] * stand + [(xa + 12 * k, xb - 12 * k) for k in range(1, 25)]
+    before: dict[int, int] = {}
+    for i, (xa, xb) in enumerate(walk):
+        img, boxes = scene([(looks["a"], xa), (looks["b"], xb)])
+        if abs(xa - xb) < PW:
+            boxes = [[min(xa, xb), 300.0, max(xa, xb) + PW, 300.0 + PH]]
+        step(tr, i * DT, img, boxes)
+        if i == 3:
+            before = {t.track_id: round(t.mean[0]) for t in tr.tracks}
+    return before, {t.track_id: round(t.mean[0]) for t in tr.tracks if not t.lost}
+
+
+@pytest.mark.parametrize("stand", [10, 20])
+def test_people_who_meet_and_part_keep_their_ids(
+    model: AppearanceModel, looks: dict[str, Image], stand: int
+) -> None:
+    """Standing together as one box, one of the two tracks is lost; when they part, its
+    person comes back by their look, on the side they were walking to."""
+    before, after = meet_and_part(Tracker(reid=AppearanceReid(model)), looks, stand)
+    a_id, b_id = sorted(before, key=before.__getitem__)  # a started on the left
+    assert set(after) == {a_id, b_id} and after[a_id] > after[b_id]
+    before, after = meet_and_part(Tracker(), looks, stand)
+    assert set(after) != set(before)  # what re-identification repairs
