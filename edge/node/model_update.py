@@ -49,6 +49,7 @@ COUNTED_SCORE = 0.3  # a detection this confident counts towards the rate (the b
 # it are the tracker's second-stage candidates, many of them background)
 PREVIOUS_FRAMES = 300  # the previous model's rate: over its last this many detector frames
 STATE_FILE = "state.json"
+BASELINE_WAIT = 3  # window boundaries a swap waits for the running model to have a rate
 
 
 class WatchedDetector(Detector):
@@ -97,6 +98,7 @@ class Swap:
     new: WatchedDetector
     old: WatchedDetector | None = None
     done: bool = False
+    waited: int = 0  # window boundaries passed waiting for the running model's baseline
     verdict: str | None = None  # None while judging; "kept" or why it was rolled back
 
 
@@ -294,8 +296,11 @@ class ModelUpdater:
                 return  # not at a window boundary yet
             running = pipeline.detector
             if swap.new.on_probation and isinstance(running, WatchedDetector) \
-                    and running.calls < self.cfg.check_frames:
-                return  # the running model's rate is the baseline: let it have one first
+                    and running.calls < self.cfg.check_frames and swap.waited < BASELINE_WAIT:
+                # the running model's rate is the baseline: let it have one first (a camera
+                # in its crowd profile seldom runs it: after a few windows, swap unjudged)
+                swap.waited += 1
+                return
             swap.old, pipeline.detector, swap.done = pipeline.detector, swap.new, True
             log.info("camera %s: detector %s swapped in", w.camera_id, update.msg.update_id)
             self.on_event()
