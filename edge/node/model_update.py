@@ -49,6 +49,7 @@ COUNTED_SCORE = 0.3  # a detection this confident counts towards the rate (the b
 # it are the tracker's second-stage candidates, many of them background)
 PREVIOUS_FRAMES = 300  # the previous model's rate: over its last this many detector frames
 STATE_FILE = "state.json"
+REFUSED_KEPT = 100  # refused sha256s remembered, the latest
 BASELINE_WAIT = 3  # window boundaries a swap waits for the running model to have a rate
 
 
@@ -193,11 +194,17 @@ class ModelUpdater:
     # ---------------------------------------------------------------- state on disk
 
     def _load_state(self) -> dict[str, Any]:
+        path = self.dir / STATE_FILE
         try:
-            state: dict[str, Any] = json.loads((self.dir / STATE_FILE).read_text())
-            return state
+            state = json.loads(path.read_text())
         except (OSError, ValueError):
+            state = None
+        if not (isinstance(state, dict) and isinstance(state.get("refused"), dict)
+                and isinstance(state.get("kept"), dict | None)):
+            if path.exists():  # damaged: start afresh rather than stop the node
+                log.warning("ignoring damaged %s", path)
             return {"kept": None, "refused": {}}
+        return state
 
     def _save_state(self) -> None:
         # the update thread (refusals) and camera threads (verdicts) both write it
@@ -231,8 +238,10 @@ class ModelUpdater:
         except ConfigError as e:
             self._refused(None, str(e))
             return
-        if msg.sha256 in self._state["refused"]:
-            return  # refused before: the reason is in the status already
+        if (why := self._state["refused"].get(msg.sha256)) is not None:
+            self.error = why  # refused before (perhaps before a restart): not tried again
+            self.on_event()
+            return
         kept = self._state.get("kept") or {}
         if msg.sha256 in (self._running_sha(), kept.get("sha256")):
             return
@@ -273,7 +282,10 @@ class ModelUpdater:
         log.error("model update refused: %s", reason)
         self.error = reason[:2000]
         if msg is not None:
-            self._state["refused"][msg.sha256] = reason[:500]
+            refused = self._state["refused"]
+            refused[msg.sha256] = reason[:500]
+            for old in list(refused)[:-REFUSED_KEPT]:  # oldest first (dicts keep order)
+                del refused[old]
             self._save_state()
         self.on_event()
 

@@ -213,6 +213,19 @@ def test_a_model_that_fails_to_load_is_rolled_back(
         assert record["sha256"] in state["refused"] and state["kept"] is None
     finally:
         node.close()
+    # after a restart the retained message comes again: refused at once, with its reason
+    (gateway.models_dir / f"{record['sha256']}.onnx").unlink()  # a retry would show as 404
+    seen = len(status.payloads())
+    again = Node(tmp_path, broker, models_dir, video, gateway.url)
+    try:
+        def after_restart() -> list[dict[str, Any]]:
+            return [json.loads(p) for p in status.payloads()[seen:] if p]
+
+        wait_until(lambda: any("cannot be loaded" in (s.get("model_error") or "")
+                               for s in after_restart()), 30, "the remembered refusal")
+        assert all("404" not in (s.get("model_error") or "") for s in after_restart())
+    finally:
+        again.close()
 
 
 def test_a_file_whose_sha256_does_not_match_is_never_loaded(
