@@ -489,10 +489,12 @@ class CameraPipeline:
     def _unique(self, out: AnalyticsOutput) -> int:
         """Unique visitors among this frame's 'in' crossings (the rest are re-entries)."""
         n = 0
+        ids = self.last_tracks.tracker_id
+        in_view = frozenset(ids.tolist()) if ids is not None else frozenset()
         for e in out.crossings:
             if e.direction != "in":
                 continue
-            n += self.passes.on_in(e.track_id, partial(self._look, e.track_id), e.t)
+            n += self.passes.on_in(e.track_id, partial(self._look, e.track_id), e.t, in_view)
         return n
 
     def _look(self, track_id: int) -> npt.NDArray[np.float32] | None:

@@ -55,7 +55,8 @@ class ReentryMemory:
     max_distance: float = REENTRY_MAX_DISTANCE
     margin: float = 0.1
     max_looks: int = MAX_LOOKS
-    _looks: deque[tuple[float, F32, int]] = field(default_factory=deque)  # t, look, person
+    # t, look, person, track that crossed
+    _looks: deque[tuple[float, F32, int, int]] = field(default_factory=deque)
     _people: int = 0
 
     def __post_init__(self) -> None:
@@ -71,24 +72,28 @@ class ReentryMemory:
         while self._looks and t - self._looks[0][0] > self.window_s:
             self._looks.popleft()
 
-    def on_in(self, look: F32 | None, t: float) -> bool:
-        """An 'in' crossing at ``t`` with the person's embedding (None: none was taken)
-        -> True if it is a unique visitor, False if a re-entry."""
+    def on_in(self, look: F32 | None, t: float, track_id: int = -1,
+              in_view: frozenset[int] = frozenset()) -> bool:
+        """An 'in' crossing at ``t`` by ``track_id`` with the person's embedding (None: none
+        was taken) -> True if it is a unique visitor, False if a re-entry. Looks taken from
+        tracks still ``in_view`` are not candidates: that person is here, not coming back."""
         self.forget_before(t)
         if look is None or self.window_s == 0:
             return True
-        person = self._match(look, t)
+        person = self._match(look, t, in_view)
         if person is None:
             self._people += 1
-        self._looks.append((t, look, self._people if person is None else person))
+        self._looks.append((t, look, self._people if person is None else person, track_id))
         while len(self._looks) > self.max_looks:
             self._looks.popleft()
         return person is None
 
-    def _match(self, look: F32, t: float) -> int | None:
+    def _match(self, look: F32, t: float, in_view: frozenset[int]) -> int | None:
         """The person whose remembered looks are nearest, if near enough and clearly nearer
         than anyone else's (a person seen twice is one candidate, not two)."""
-        past = [(emb, who) for (ts, emb, who) in self._looks if 0 <= t - ts <= self.window_s]
+        seen = {who for (_, _, who, tid) in self._looks if tid in in_view}
+        past = [(emb, who) for (ts, emb, who, _) in self._looks
+                if 0 <= t - ts <= self.window_s and who not in seen]
         if not past:
             return None
         d = cosine_distance(look[None, :], np.stack([emb for emb, _ in past]))[0]
@@ -111,11 +116,13 @@ class PassCounter:
     memory: ReentryMemory
     _entered: dict[int, bool] = field(default_factory=dict)  # live track -> entered as unique
 
-    def on_in(self, track_id: int, look: Callable[[], F32 | None], t: float) -> bool:
-        """An 'in' crossing -> True if a unique visitor; ``look`` is asked only when needed."""
+    def on_in(self, track_id: int, look: Callable[[], F32 | None], t: float,
+              in_view: frozenset[int] = frozenset()) -> bool:
+        """An 'in' crossing -> True if a unique visitor; ``look`` is asked only when needed;
+        ``in_view``: the tracks seen in this frame (people here cannot be coming back)."""
         if track_id in self._entered:
             return False
-        unique = self.memory.on_in(look(), t)
+        unique = self.memory.on_in(look(), t, track_id, in_view)
         self._entered[track_id] = unique
         return unique
 

@@ -71,8 +71,8 @@ def on_video(info: SeqInfo, config: AnalyticsConfig, args: argparse.Namespace) -
     decisions: list[tuple[float, bool, bool]] = []  # (t, unique, had a look) per 'in'
     memory_on_in = pipe.reentry.on_in
 
-    def on_in(look: Any, t: float) -> bool:
-        unique = memory_on_in(look, t)
+    def on_in(look: Any, t: float, *rest: Any) -> bool:
+        unique = memory_on_in(look, t, *rest)
         decisions.append((round(t, 2), unique, look is not None))
         return unique
 

@@ -123,3 +123,12 @@ def test_the_same_track_in_twice_is_a_reentry_without_a_look() -> None:
     assert asked == [1, 2]  # the second crossing needed no look
     assert counter.end(1) is True and counter.end(1) is False  # one vote, then forgotten
     assert counter.end(3) is False  # a track that never crossed in does not vote
+
+
+def test_someone_still_in_view_is_not_coming_back() -> None:
+    """A stranger who looks like Anna crosses in while Anna (track 1) is still in view: not a
+    re-entry. The same look once Anna's track is gone is one."""
+    for in_view, unique in ((frozenset({1, 2}), True), (frozenset({2}), False)):
+        m = ReentryMemory(window_s=1800)
+        assert m.on_in(ANNA, 0.0, track_id=1)
+        assert m.on_in(ANNA_AGAIN, 5.0, track_id=2, in_view=in_view) is unique
