@@ -7,7 +7,10 @@ gateway/alerts_facts.py; gateway/alerts_runner.py runs both every ``interval_s``
 What holds (docs/operations.md, "Alerts", says why):
 
 - ``device_offline``: nothing heard from the device for ``offline_minutes`` (its last status,
-  "online" or the broker's last will "offline", arrived that long ago by the gateway's clock).
+  "online" or the broker's last will "offline", arrived that long ago by the gateway's clock),
+  counted from ``Facts.hearing_since`` at the earliest: a gateway that was stopped, or cut off
+  from the broker, heard nothing either, and gives every device that long to speak again
+  rather than paging for the whole chain.
 - ``camera_offline``: a device heard from recently says a camera has not been "ok" for
   ``offline_minutes``. The time comes from the device's own report as a duration
   (sent_at - since), plus the age of the report by the gateway's clock, so a device clock
@@ -109,6 +112,8 @@ class Facts:
     devices: tuple[DeviceFact, ...] = ()
     traffic: tuple[TrafficFact, ...] = ()
     occupancy: tuple[OccupancyFact, ...] = ()
+    # since when the gateway has been connected to the broker without a break (None: unknown)
+    hearing_since: datetime | None = None
 
 
 @dataclass(frozen=True)
@@ -139,7 +144,7 @@ def evaluate(facts: Facts, rules: AlertSettings, now: datetime,
 def holds(facts: Facts, rules: AlertSettings, now: datetime) -> list[Alert]:
     out: list[Alert] = []
     for d in facts.devices:
-        out += device_alerts(d, rules, now)
+        out += device_alerts(d, rules, now, facts.hearing_since)
     out += [a for t in facts.traffic if (a := traffic_alert(t, rules)) is not None]
     out += [Alert("occupancy_high", o.store_id, o.store_id,
                   {"occupancy": o.occupancy, "limit": o.limit})
@@ -147,9 +152,11 @@ def holds(facts: Facts, rules: AlertSettings, now: datetime) -> list[Alert]:
     return out
 
 
-def device_alerts(d: DeviceFact, rules: AlertSettings, now: datetime) -> list[Alert]:
+def device_alerts(d: DeviceFact, rules: AlertSettings, now: datetime,
+                  hearing_since: datetime | None = None) -> list[Alert]:
     limit = timedelta(minutes=rules.offline_minutes)
-    silent = now - d.received_at
+    age = now - d.received_at  # of the device's last status
+    silent = now - max(d.received_at, hearing_since or d.received_at)
     if silent >= limit:
         return [Alert("device_offline", d.store_id, d.device_id,
                       {"last_seen": _text(d.received_at), "state": d.state,
@@ -160,7 +167,7 @@ def device_alerts(d: DeviceFact, rules: AlertSettings, now: datetime) -> list[Al
                          {"outbox_depth": d.outbox_depth, "threshold": rules.outbox_backlog}))
     for c in d.cameras:
         # a duration on the device's clock, aged by the gateway's: immune to a clock offset
-        down = max(d.sent_at - c.since, timedelta(0)) + max(silent, timedelta(0))
+        down = max(d.sent_at - c.since, timedelta(0)) + max(age, timedelta(0))
         if c.state != "ok" and down >= limit:
             out.append(Alert("camera_offline", d.store_id, f"{d.device_id}/{c.camera_id}",
                              {"state": c.state, "minutes": round(down.total_seconds() / 60, 1)}))

@@ -100,7 +100,7 @@ def serve(settings: GatewaySettings, api: bool = True) -> None:
     # Only the API process runs the feed: two runners on one database would both send the
     # pending batch.
     feed_thread = _start_feed(settings, feed_stop) if api else None
-    publisher = _start_hq_tasks(settings, storage, feed_stop) if api else None
+    publisher = _start_hq_tasks(settings, storage, ingestor, feed_stop) if api else None
     try:
         if api:
             app = create_app(settings, storage, ingest=ingestor.health)
@@ -124,11 +124,11 @@ def serve(settings: GatewaySettings, api: bool = True) -> None:
         log.info("gateway stopped: %s", ingestor.stats)
 
 
-def _start_hq_tasks(settings: GatewaySettings, storage: Storage,
+def _start_hq_tasks(settings: GatewaySettings, storage: Storage, ingestor: Ingestor,
                     stop: threading.Event) -> ConfigPublisher | None:
     """The API process's own threads: camera configurations published to the broker
     (gateway/config_publisher.py) and the alert task (gateway/alerts_runner.py)."""
-    alerts_runner.start(storage, settings.alerts, stop)
+    alerts_runner.start(storage, settings.alerts, stop, ingestor.connected.is_set)
     if settings.mqtt.username and not settings.config_publish.username:
         # A broker with users names each client by its user (deploy/mosquitto): a second
         # connection as the ingest's user would take over the ingest's session.

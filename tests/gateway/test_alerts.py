@@ -113,3 +113,29 @@ def test_bad_settings_fail_naming_the_field() -> None:
         AlertSettings(retry_initial_s=60, retry_max_s=10)
     with pytest.raises(ValueError, match="webhook_url"):
         AlertSettings(webhook_url="ftp://example")
+
+
+@pytest.mark.parametrize(("case", "dev", "hearing_min", "expected"), [
+    ("silent 20 min, the gateway has heard for 2 min", device(1200), 2, []),
+    ("silent 20 min, the gateway has heard for 10 min", device(1200), 10,
+     [("device_offline", "edge1")]),
+    ("last will 20 min ago, the gateway back for 9 min", device(1200, "offline"), 9, []),
+    ("heard 30 s ago, gateway just connected", device(30), 0, []),
+    # a camera's own report is as old as it is, whatever the gateway heard since
+    ("camera failed 11 min in a fresh report", device(5, cams=(cam("failed", 660, ago_s=5),)),
+     0, [("camera_offline", "edge1/door")]),
+])
+def test_silence_counts_from_when_the_gateway_could_hear(
+        case: str, dev: DeviceFact, hearing_min: float,
+        expected: list[tuple[str, str]]) -> None:
+    facts = Facts(devices=(dev,), hearing_since=NOW - timedelta(minutes=hearing_min))
+    assert sorted((a.kind, a.subject) for a in holds(facts, RULES, NOW)) == expected, case
+
+
+def test_hearing_since_starts_at_each_connection() -> None:
+    from gateway.alerts_runner import Hearing
+
+    h = Hearing()
+    t = [NOW + timedelta(seconds=i) for i in range(5)]
+    assert [h.update(False, t[0]), h.update(True, t[1]), h.update(True, t[2]),
+            h.update(False, t[3]), h.update(True, t[4])] == [None, t[1], t[1], None, t[4]]
