@@ -82,7 +82,8 @@ GET_ROUTES = ["/me", "/stores", "/traffic", "/overview", "/conversion", "/device
               "/deadletters", "/stores/{s}/zones", "/stores/{s}/transitions",
               "/stores/{s}/heatmap", "/stores/{s}/demographics", "/stores/{s}/floorplan",
               "/members", "/weather/compare", "/stores/{s}/weather",
-              "/alerts", "/alerts/limits", "/config/{s}", "/config/{s}/{camera_id}"]
+              "/alerts", "/alerts/limits", "/config/{s}", "/config/{s}/{camera_id}",
+              "/live", "/simulated"]
 
 
 @pytest.mark.parametrize("route", GET_ROUTES)
