@@ -69,7 +69,8 @@ class Child:
 def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--video", action="append", default=[],
                    help="video file or RTSP URL to run as an entrance camera (repeatable); "
-                        "default: the sequences under ../shared/data/eval when present")
+                        "default: the sequences under ../shared/data/eval when present, else "
+                        "the clip shipped in the package (PETS 2009 S2.L1, 28.6 s)")
     p.add_argument("--no-video", action="store_true",
                    help="no real pipeline: every camera is simulated (and labelled so)")
     p.add_argument("--host", default="127.0.0.1", help="address the dashboards listen on")

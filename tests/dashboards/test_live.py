@@ -159,6 +159,11 @@ def test_pages_show_new_windows_without_a_reload(live: LiveGateway,
         assert page.evaluate("() => window.__sameDocument === true")  # updated, not reloaded
     ranking = overview.inner_text("#ranking tr[data-store-id=real-1] td[data-col=occupancy_now]")
     assert ranking == "12"
+    # the chart's in-store line ends on the same figure
+    last = store_page.evaluate(
+        "() => echarts.getInstanceByDom(document.querySelector('#traffic-chart')).getOption()"
+        ".series.find((s) => s.name === 'In store (entrance in − out)').data.at(-1)")
+    assert last == 12
 
 
 def test_simulated_data_are_labelled_on_every_page(live: LiveGateway,
