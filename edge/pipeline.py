@@ -58,6 +58,7 @@ class AnalyticsOutput:
     finished_tracks: list[int] = field(default_factory=list)
     staff_crossings: list[CrossingEvent] = field(default_factory=list)  # of visitor lines
     new_staff: list[int] = field(default_factory=list)
+    finished_staff: list[int] = field(default_factory=list)  # of finished_tracks
     groups: int = 0  # groups started by this frame's 'in' crossings
     queue_visits: list[QueueVisit] = field(default_factory=list)
 
@@ -175,6 +176,7 @@ class Analytics:
             (out.staff_crossings if staff else out.crossings).append(e)
             if not staff and e.direction == "in":
                 out.groups += self.groups.on_in(e.track_id, e.t)
+        out.finished_staff = [k for k in gone if self.staff.is_staff(k)]
         self.staff.end(gone)
         for zone in self.zones:
             out.ended.extend(zone.end(gone))
@@ -484,7 +486,7 @@ class CameraPipeline:
         w.add_paths(t, out.paths)
         w.add_retail(t, out.staff_crossings, len(out.new_staff), out.groups, self._unique(out))
         w.add_queue_visits(t, out.queue_visits)
-        self._vote(out.finished_tracks, t)
+        self._vote(out.finished_tracks, set(out.finished_staff), t)
 
     def _unique(self, out: AnalyticsOutput) -> int:
         """Unique visitors among this frame's 'in' crossings (the rest are re-entries)."""
@@ -500,14 +502,15 @@ class CameraPipeline:
     def _look(self, track_id: int) -> npt.NDArray[np.float32] | None:
         return self.looks.look(track_id) if self.looks is not None else None
 
-    def _vote(self, finished: list[int], t: float) -> None:
+    def _vote(self, finished: list[int], staff: set[int], t: float) -> None:
         """Demographics: one vote per unique visitor, cast when their track ends (the
-        estimate is then over the whole track); other tracks' estimates are dropped."""
+        estimate is then over the whole track); other tracks' estimates are dropped, and so
+        is the vote of a visitor who turned out to be staff."""
         est = self.demographics
         people = []
         for k in finished:
             person = est.end_track(k) if est else ("unknown", "unknown")
-            if self.passes.end(k):
+            if self.passes.end(k) and k not in staff:
                 people.append(person)
         if self.config.demographics:
             self.windows.add_demographics(t, people)

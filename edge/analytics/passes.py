@@ -130,6 +130,11 @@ class PassCounter:
         """The track ended -> whether it entered as a unique visitor (then it votes)."""
         return self._entered.pop(track_id, False)
 
+    def rename(self, old: int, new: int) -> None:
+        """Identity repair continued track ``old`` as ``new``: it has still crossed in."""
+        if old in self._entered:
+            self._entered[new] = self._entered.pop(old)
+
 
 @dataclass
 class TrackerLooks:

@@ -123,6 +123,9 @@ def test_the_same_track_in_twice_is_a_reentry_without_a_look() -> None:
     assert asked == [1, 2]  # the second crossing needed no look
     assert counter.end(1) is True and counter.end(1) is False  # one vote, then forgotten
     assert counter.end(3) is False  # a track that never crossed in does not vote
+    assert counter.on_in(4, look_of(4), 40.0) is True
+    counter.rename(4, 5)  # identity repair: the person is still the one who came in
+    assert counter.on_in(5, look_of(5), 50.0) is False and counter.end(5) is True
 
 
 def test_someone_still_in_view_is_not_coming_back() -> None:

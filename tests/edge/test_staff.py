@@ -53,6 +53,7 @@ def run(path: list[tuple[float, float, float]], tid: int = 7) -> dict[str, objec
         "marked": sum(len(o.new_staff) for o in outs),
         "display_visits": sum(1 for o in outs for v in o.ended if v.zone == "display"),
         "till_visits": sum(1 for o in outs for v in o.ended if v.zone == "till"),
+        "finished_staff": [k for o in outs for k in o.finished_staff],
     }
 
 
@@ -82,6 +83,8 @@ def test_staff_rules(case: str, points: list[tuple[float, float]],
     assert got["marked"] == expected["marked"], case
     assert got["display_visits"] == expected["display_visits"], case
     assert got["till_visits"] == 0, case  # a staff-only zone reports no visits
+    # the pipeline drops the demographic vote of a track that ends as staff
+    assert got["finished_staff"] == ([7] if expected["marked"] else []), case
 
 
 def test_staff_for_the_rest_of_the_track_life_then_forgotten() -> None:
