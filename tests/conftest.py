@@ -5,6 +5,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from playwright.sync_api import Browser
 
 from storesense.broker import Mosquitto
 
@@ -18,6 +19,18 @@ EVAL_DIR = SHARED / "data" / "eval"
 def broker(tmp_path: Path) -> Iterator[Mosquitto]:
     """A real Mosquitto on a free port, anonymous access, persistence on."""
     with Mosquitto(tmp_path / "broker") as b:
+        yield b
+
+
+@pytest.fixture(scope="session")
+def browser() -> Iterator[Browser]:
+    """One headless Chromium for the whole session: Playwright's sync API allows one instance
+    per thread, so every browser test (dashboards, the edge's installer page) shares it."""
+    from dashboards.browser import CHROMIUM, chromium
+
+    if not CHROMIUM.exists():
+        pytest.fail(f"Chromium not found at {CHROMIUM} (apt-get install chromium)")
+    with chromium() as b:
         yield b
 
 

@@ -1,4 +1,5 @@
-"""A real gateway (uvicorn + SQLite) with 21 days of demo data, and one headless Chromium."""
+"""A real gateway (uvicorn + SQLite) with 21 days of demo data; the one headless Chromium
+(``browser``) is tests/conftest.py's, shared with the edge node's installer page tests."""
 
 from __future__ import annotations
 
@@ -9,7 +10,7 @@ from datetime import date, timedelta
 import pytest
 from playwright.sync_api import Browser, Page
 
-from dashboards.browser import CHROMIUM, READY, chromium, signed_in_context
+from dashboards.browser import READY, signed_in_context
 from dashboards.demo import DemoGateway, demo_gateway
 
 # Just after a store's local midnight its today holds minutes of data (no demographics yet):
@@ -21,14 +22,6 @@ YESTERDAY = (date.today() - timedelta(days=1)).isoformat()
 def gateway(tmp_path_factory: pytest.TempPathFactory) -> Iterator[DemoGateway]:
     with demo_gateway(tmp_path_factory.mktemp("gateway") / "gateway.db", days=21) as gw:
         yield gw
-
-
-@pytest.fixture(scope="session")
-def browser() -> Iterator[Browser]:
-    if not CHROMIUM.exists():
-        pytest.fail(f"Chromium not found at {CHROMIUM} (apt-get install chromium)")
-    with chromium() as b:
-        yield b
 
 
 OpenPage = Callable[..., Page]

@@ -18,7 +18,6 @@ from typing import Any
 import pytest
 from playwright.sync_api import Browser
 
-from dashboards.browser import CHROMIUM, chromium
 from edge.node.config import EdgeConfig
 from edge.node.installer import hash_password
 from edge.node.service import EdgeNode, real_parts
@@ -32,14 +31,6 @@ pytestmark = [pytest.mark.broker, pytest.mark.video, pytest.mark.browser]
 TOPICS = Topics()
 USER, PASSWORD = "installer", "a long store password"
 JPEG, PNG = b"\xff\xd8\xff", b"\x89PNG"
-
-
-@pytest.fixture(scope="module")
-def browser() -> Iterator[Browser]:
-    if not CHROMIUM.exists():
-        pytest.fail(f"Chromium not found at {CHROMIUM} (apt-get install chromium)")
-    with chromium() as b:
-        yield b
 
 
 class Node:

@@ -83,7 +83,7 @@ GET_ROUTES = ["/me", "/stores", "/traffic", "/overview", "/conversion", "/device
               "/stores/{s}/heatmap", "/stores/{s}/demographics", "/stores/{s}/floorplan",
               "/members", "/weather/compare", "/stores/{s}/weather",
               "/alerts", "/alerts/limits", "/config/{s}", "/config/{s}/{camera_id}",
-              "/live", "/simulated"]
+              "/live", "/simulated", "/models", "/models/{sha256}/file"]
 
 
 @pytest.mark.parametrize("route", GET_ROUTES)
