@@ -127,6 +127,11 @@ def _draw_save_and_check(node: Node, everything: Collector, browser: Browser,
         page.mouse.move(box["x"] + 0.98 * box["width"], y, steps=5)
         page.mouse.up()
         assert page.locator("#lines li").count() == 1
+        page.click("#mode-zone")
+        for fx, fy in ((0.1, 0.1), (0.4, 0.1), (0.4, 0.3), (0.1, 0.3)):
+            page.mouse.click(box["x"] + fx * box["width"], box["y"] + fy * box["height"])
+        page.click("#close-zone")
+        page.select_option("#zones li select.kind", "display")
         page.click("#save")
         page.wait_for_selector("#status.ok", timeout=15_000)
         version = page.locator("#status").get_attribute("data-version")
@@ -139,6 +144,9 @@ def _draw_save_and_check(node: Node, everything: Collector, browser: Browser,
         assert line is not None and line.name == "line1"
         assert line.points[1] == pytest.approx(0.5, abs=0.01)
         assert line.points[0] < 0.05 and line.points[2] > 0.95
+        zone = w.applied.analytics.zones[0] if w.applied else None
+        assert zone is not None and zone.kind == "display" and len(zone.polygon) == 4
+        assert zone.polygon[0] == pytest.approx((0.1, 0.1), abs=0.01)
 
         def status_version() -> str | None:
             for t, p in reversed(list(everything.messages)):

@@ -12,6 +12,8 @@ const TEXT = {
     flip: "Flip direction", remove: "Remove", saving: "Saving…", applied: "Applied",
     notApplied: "Saved, not yet applied", failed: "Not saved", noPicture: "No picture yet",
     in: "in", out: "out", other: "中文",
+    "kind.display": "display", "kind.area": "area", "kind.queue": "queue",
+    "kind.checkout": "checkout", "kind.entrance": "entrance",
   },
   zh: {
     title: "摄像头设置", note: "画面只留在本机，只有线和区域发送到总部。",
@@ -22,6 +24,8 @@ const TEXT = {
     flip: "反转方向", remove: "删除", saving: "保存中…", applied: "已应用",
     notApplied: "已保存，尚未应用", failed: "未保存", noPicture: "暂无画面",
     in: "进", out: "出", other: "English",
+    "kind.display": "陈列", "kind.area": "区域", "kind.queue": "排队",
+    "kind.checkout": "收银", "kind.entrance": "入口",
   },
 };
 let lang = localStorage.getItem("storesense.installer.lang") || (navigator.language.startsWith("zh") ? "zh" : "en");
@@ -132,8 +136,14 @@ function renderLists() {
     count.dataset.line = l.name;
     return item(l.name, (n) => { l.name = n; }, [flip, count], () => state.lines.splice(i, 1));
   }));
-  zones.replaceChildren(...state.zones.map((z, i) =>
-    item(z.name, (n) => { z.name = n; }, [], () => state.zones.splice(i, 1))));
+  zones.replaceChildren(...state.zones.map((z, i) => {
+    const kind = document.createElement("select");
+    kind.className = "kind";
+    for (const k of ["area", "display", "queue", "checkout", "entrance"]) kind.append(new Option(t(`kind.${k}`), k));
+    kind.value = z.kind || "area";
+    kind.addEventListener("change", () => { z.kind = kind.value; });
+    return item(z.name, (n) => { z.name = n; }, [kind], () => state.zones.splice(i, 1));
+  }));
   showCounts();
 }
 
