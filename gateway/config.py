@@ -6,13 +6,15 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from gateway.alerts import AlertSettings
 from gateway.config_publisher import ConfigPublishSettings
+from gateway.db import check_dsn
 from gateway.deadletters import DeadLetterSettings
 from gateway.feed import FeedConfig
 from gateway.plausible import CheckSettings
+from gateway.retention import RetentionSettings
 from storesense.config import load_toml
 from storesense.topics import DEFAULT_PREFIX
 
@@ -103,7 +105,12 @@ class ModelSettings(Section):
 
 
 class GatewaySettings(Section):
-    db: Path = Field(Path("var/gateway.db"), description="SQLite database file")
+    db: Path = Field(Path("var/gateway.db"), description="SQLite database file (the "
+                     "embedded engine; unused when database_url is set)")
+    database_url: str | None = Field(
+        None, description="PostgreSQL instead of SQLite: postgresql://user[:password]@host"
+        "[:port]/dbname (or ?host=/unix/socket/dir). Several gateways may share it "
+        "(deploy/postgresql/README.md)")
     synchronous: Literal["NORMAL", "FULL"] = Field(
         "FULL", description="FULL syncs every commit (one fsync per batch) before the batch "
         "is acknowledged to the broker. NORMAL in WAL mode: a power cut may lose the last "
@@ -135,6 +142,20 @@ class GatewaySettings(Section):
         "over a store's limit; webhook (gateway/alerts.py)")
     models: ModelSettings = Field(default_factory=ModelSettings,
                                   description="models HQ sends to devices")
+
+    retention: RetentionSettings = Field(
+        default_factory=RetentionSettings,
+        description="how long raw windows and hourly rollups are kept (gateway/retention.py)")
+
+    @field_validator("database_url")
+    @classmethod
+    def _dsn(cls, v: str | None) -> str | None:
+        return None if v is None else check_dsn(v)
+
+    @property
+    def database(self) -> str | Path:
+        """Where the gateway's data lives: the PostgreSQL URL, else the SQLite file."""
+        return self.database_url or self.db
 
     @model_validator(mode="after")
     def _workers_share(self) -> GatewaySettings:

@@ -17,12 +17,13 @@ from __future__ import annotations
 
 import hashlib
 import json
-import sqlite3
 from collections.abc import Sequence
 from datetime import datetime
 from typing import NamedTuple
 
 from pydantic import BaseModel, ConfigDict, Field
+
+from gateway.db import Database
 
 PRUNE_EVERY_S = 60.0  # retention runs at most this often per process
 
@@ -72,7 +73,7 @@ class DeadLetters:
         self._used: dict[tuple[str, bool], int] = {}  # (topic, replayable) -> stored this minute
         self.pruned_at: datetime | None = None  # by the storage's clock
 
-    def write(self, conn: sqlite3.Connection, letters: Sequence[Letter], now: str) -> None:
+    def write(self, conn: Database, letters: Sequence[Letter], now: str) -> None:
         """Store or count each letter (caller holds the transaction)."""
         if not letters:
             return
@@ -89,8 +90,10 @@ class DeadLetters:
             "replay_store) VALUES (?,?,?,?,?,?,?)", rows)
         conn.executemany(
             "INSERT INTO dead_letter_counts (topic, minute, count, bytes, last_reason) "
-            "VALUES (?, ?, 1, ?, ?) ON CONFLICT DO UPDATE SET count = count + 1, "
-            "bytes = bytes + excluded.bytes, last_reason = excluded.last_reason", counted)
+            "VALUES (?, ?, 1, ?, ?) ON CONFLICT (topic, minute) DO UPDATE SET "
+            "count = dead_letter_counts.count + 1, "
+            "bytes = dead_letter_counts.bytes + excluded.bytes, "
+            "last_reason = excluded.last_reason", counted)
 
     def _admit(self, letter: Letter) -> bool:
         replayable = letter.replay_store is not None
@@ -109,7 +112,7 @@ class DeadLetters:
         return (now, letter.topic, _clean(letter.reason), kept, len(p),
                 hashlib.sha256(p).hexdigest(), letter.replay_store)
 
-    def prune(self, conn: sqlite3.Connection, cutoff: str) -> int:
+    def prune(self, conn: Database, cutoff: str) -> int:
         """Delete letters received before ``cutoff`` and all but the newest max_rows."""
         n = conn.execute("DELETE FROM dead_letters WHERE received_at < ?", (cutoff,)).rowcount
         conn.execute("DELETE FROM dead_letter_counts WHERE minute < ?", (_minute(cutoff),))
@@ -125,7 +128,7 @@ def _clean(text: str) -> str:
     return text.encode("utf-8", "replace").decode("utf-8")
 
 
-def replay_rows(conn: sqlite3.Connection, stores: Sequence[str],
+def replay_rows(conn: Database, stores: Sequence[str],
                 ) -> list[tuple[int, str, bytes, str]]:
     """(id, topic, payload, received_at) of windows held back only as of these stores."""
     return [(r[0], r[1], r[2].encode() if isinstance(r[2], str) else bytes(r[2]), r[3])

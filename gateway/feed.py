@@ -2,7 +2,7 @@
 
 Interface for the gateway service (the ``[feed]`` section of the gateway config is FeedConfig)::
 
-    runner = FeedRunner(db_path, config.feed)      # db_path: the gateway's SQLite file
+    runner = FeedRunner(db, config.feed)           # db: the gateway's SQLite file or URL
     report = runner.run_once()                     # push the backlog, then export; FeedReport
     stop = threading.Event()
     thread = threading.Thread(target=runner.run_forever, args=(stop,),
@@ -14,7 +14,8 @@ Interface for the gateway service (the ``[feed]`` section of the gateway config 
 
 The feed only reads the ``windows`` table (``seq`` is an append-only cursor: rows are
 insert-or-ignore on message_id and never updated) and keeps its own state in ``feed_cursors``.
-Each run opens its own SQLite connection, so the runner can live in any thread.
+Each run opens its own connection (SQLite or PostgreSQL, gateway/db.py), so the runner can
+live in any thread.
 
 Delivery is at least once: a batch is the seq range ``first..last``; the range is written to
 ``feed_cursors`` as *pending* before the first attempt, and the same range (same rows, same
@@ -32,7 +33,6 @@ import gzip
 import json
 import logging
 import random
-import sqlite3
 import threading
 import time
 from collections.abc import Callable
@@ -43,9 +43,9 @@ from pathlib import Path
 from typing import Any, Literal
 
 import httpx
-import sqlite_utils
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, model_validator
 
+from gateway.db import Database, connect, is_postgres
 from gateway.feed_export import (
     ExportFormat,
     FeedError,
@@ -152,14 +152,12 @@ CREATE TABLE IF NOT EXISTS feed_cursors (
 )"""
 
 
-def open_db(path: Path) -> sqlite_utils.Database:
+def open_db(target: str | Path) -> Database:
     """A connection of our own; waits (not fails) while the ingest writer holds the lock."""
-    conn = sqlite3.connect(str(path), timeout=30.0)
-    conn.execute("PRAGMA busy_timeout = 30000")
-    db = sqlite_utils.Database(conn)
-    if not db.table("feed_cursors").exists():  # skip the write lock on every later run
-        with conn:
-            conn.execute(CURSOR_DDL)
+    db = connect(target)
+    if not db.table_exists("feed_cursors"):  # skip the write lock on every later run
+        with db.transaction():
+            db.execute(CURSOR_DDL)
     return db
 
 
@@ -167,7 +165,7 @@ def _now() -> str:
     return datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
-def read_cursor(db: sqlite_utils.Database, name: str) -> tuple[int, tuple[int, int] | None]:
+def read_cursor(db: Database, name: str) -> tuple[int, tuple[int, int] | None]:
     """(committed seq, pending range or None) of a cursor; a new cursor starts at 0."""
     row = db.execute(
         "SELECT seq, pending_first, pending_last FROM feed_cursors WHERE name = ?", [name]
@@ -179,11 +177,11 @@ def read_cursor(db: sqlite_utils.Database, name: str) -> tuple[int, tuple[int, i
 
 
 def _write_cursor(
-    db: sqlite_utils.Database, name: str, seq: int, pending: tuple[int, int] | None
+    db: Database, name: str, seq: int, pending: tuple[int, int] | None
 ) -> None:
     first, last = pending if pending else (None, None)
-    with db.conn:
-        db.conn.execute(
+    with db.transaction():
+        db.execute(
             "INSERT INTO feed_cursors (name, seq, pending_first, pending_last, updated_at) "
             "VALUES (?, ?, ?, ?, ?) ON CONFLICT(name) DO UPDATE SET seq = excluded.seq, "
             "pending_first = excluded.pending_first, pending_last = excluded.pending_last, "
@@ -192,11 +190,11 @@ def _write_cursor(
         )
 
 
-def _windows_exist(db: sqlite_utils.Database) -> bool:
-    return db.table("windows").exists()
+def _windows_exist(db: Database) -> bool:
+    return db.table_exists("windows")
 
 
-def next_range(db: sqlite_utils.Database, name: str, limit: int) -> tuple[int, int] | None:
+def next_range(db: Database, name: str, limit: int) -> tuple[int, int] | None:
     """The range to send next: the pending one if a previous attempt did not finish, else the
     next ``limit`` rows after the cursor, recorded as pending before anything leaves."""
     seq, pending = read_cursor(db, name)
@@ -206,7 +204,7 @@ def next_range(db: sqlite_utils.Database, name: str, limit: int) -> tuple[int, i
         return None
     row = db.execute(
         "SELECT min(seq), max(seq) FROM (SELECT seq FROM windows WHERE seq > ? "
-        "ORDER BY seq LIMIT ?)",
+        "ORDER BY seq LIMIT ?) AS next_rows",
         [seq, limit],
     ).fetchone()
     if row is None or row[0] is None:
@@ -216,11 +214,11 @@ def next_range(db: sqlite_utils.Database, name: str, limit: int) -> tuple[int, i
     return rng
 
 
-def commit_range(db: sqlite_utils.Database, name: str, last: int) -> None:
+def commit_range(db: Database, name: str, last: int) -> None:
     _write_cursor(db, name, last, None)
 
 
-def backlog(db: sqlite_utils.Database, name: str) -> int:
+def backlog(db: Database, name: str) -> int:
     if not _windows_exist(db):
         return 0
     seq, _ = read_cursor(db, name)
@@ -320,7 +318,7 @@ def batch_body(batch_id: str, rows: list[WindowRow]) -> bytes:
 
 
 def push_backlog(
-    db: sqlite_utils.Database, pusher: Pusher, report: FeedReport, stop: threading.Event
+    db: Database, pusher: Pusher, report: FeedReport, stop: threading.Event
 ) -> None:
     """Push batch after batch until the backlog is empty, a push fails, or ``stop`` is set."""
     name = pusher.config.name
@@ -347,7 +345,7 @@ def export_cursor_name(config: FeedConfig) -> str:
 
 
 def export_backlog(
-    db: sqlite_utils.Database, config: FeedConfig, out_dir: Path, report: FeedReport
+    db: Database, config: FeedConfig, out_dir: Path, report: FeedReport
 ) -> None:
     """Write new windows into dt= partitions, batch by batch, each committed after its files."""
     name = export_cursor_name(config)
@@ -376,7 +374,7 @@ class FeedRunner:
 
     def __init__(self, db_path: str | Path, config: FeedConfig,
                  rng: random.Random | None = None) -> None:
-        self.db_path = Path(db_path)
+        self.db_path: str | Path = db_path if is_postgres(db_path) else Path(db_path)
         self.config = config
         self.rng = rng
         self.last_report: FeedReport | None = None
@@ -395,7 +393,7 @@ class FeedRunner:
         finally:
             report.backlog = backlog(db, self.config.name)
             pusher.close()
-            db.conn.close()
+            db.close()
 
     def export_once(self, report: FeedReport) -> None:
         out_dir = self.config.export_dir
@@ -408,7 +406,7 @@ class FeedRunner:
         except FeedError as e:
             report.export_error = str(e)
         finally:
-            db.conn.close()
+            db.close()
 
     def run_once(self, stop: threading.Event | None = None) -> FeedReport:
         """Push everything not yet acknowledged, then export everything not yet written."""

@@ -29,8 +29,8 @@ from typing import Any, Literal
 import msgspec
 import pyarrow as pa
 import pyarrow.parquet as pq
-import sqlite_utils
 
+from gateway.db import Database
 from gateway.suppress import MIN_CELL, suppress_dimensions
 from storesense.errors import StoresenseError
 
@@ -67,7 +67,7 @@ class WindowRow:
     payload: str
 
 
-def read_rows(db: sqlite_utils.Database, first: int, last: int) -> list[WindowRow]:
+def read_rows(db: Database, first: int, last: int) -> list[WindowRow]:
     """Rows with ``first <= seq <= last`` in seq order (rows are never updated, so a range
     read twice gives the same rows: that is what makes a retried batch identical)."""
     cur = db.execute(

@@ -7,7 +7,8 @@ failing batch in halves until the failing messages stand alone, stores the rest,
 dead-letters each culprit with the exception's text (whole, so it can be looked at and
 stored later by hand if the gateway was wrong).
 
-Failures of the database itself (disk full, locked, I/O: ``sqlite3.OperationalError``) are
+Failures of the database itself (disk full, locked, I/O, a lost PostgreSQL connection:
+``OperationalError`` of either engine) are
 no message's fault: they propagate, and the caller keeps the batch unacknowledged and
 retries it as before, so nothing valid is dead-lettered for them.
 """
@@ -18,6 +19,8 @@ import logging
 import sqlite3
 from collections.abc import Sequence
 
+import psycopg
+
 from gateway.storage import IngestResult, Storage
 
 log = logging.getLogger(__name__)
@@ -25,7 +28,8 @@ log = logging.getLogger(__name__)
 
 def environmental(e: BaseException) -> bool:
     """True when the database or the process failed, not the message."""
-    return (isinstance(e, sqlite3.OperationalError | MemoryError)
+    return (isinstance(e, sqlite3.OperationalError | psycopg.OperationalError
+                       | psycopg.InterfaceError | MemoryError)
             or type(e) is sqlite3.DatabaseError)  # e.g. a corrupt file
 
 

@@ -7,15 +7,15 @@ Never edit a released migration: append a new one.
 
 from __future__ import annotations
 
-import sqlite3
 from collections import defaultdict
 from collections.abc import Callable
 from datetime import datetime
 from zoneinfo import ZoneInfo
 
+from gateway.db import Database
 from storesense.schema import AGE_BANDS, GENDERS, utcnow
 
-Migration = tuple[str, Callable[[sqlite3.Connection], None]]
+Migration = tuple[str, Callable[[Database], None]]
 
 # rollup_day columns per demographic key, in schema order, "unknown" last in each group
 DEMO_KEYS: tuple[tuple[str, str], ...] = (
@@ -26,14 +26,14 @@ DEMO_COLUMNS: tuple[str, ...] = tuple(f"demo_{i}" for i in range(len(DEMO_KEYS))
 HIST_COLS = ", ".join(f"h{i} INTEGER NOT NULL DEFAULT 0" for i in range(11))
 
 
-def _script(c: sqlite3.Connection, sql: str) -> None:
+def _script(c: Database, sql: str) -> None:
     # executescript() would COMMIT the migration's open transaction; run statement by statement.
     for stmt in sql.split(";"):
         if stmt.strip():
             c.execute(stmt)
 
 
-def _m001_core(c: sqlite3.Connection) -> None:
+def _m001_core(c: Database) -> None:
     _script(c,
         """
         CREATE TABLE windows (
@@ -74,7 +74,7 @@ def _m001_core(c: sqlite3.Connection) -> None:
     )
 
 
-def _m002_rollups(c: sqlite3.Connection) -> None:
+def _m002_rollups(c: Database) -> None:
     # Hour rows are keyed by the UTC instant the local hour starts, so the repeated hour of a
     # fall-back day stays two rows; local_hour is the label the API groups by.
     counts = (
@@ -122,7 +122,7 @@ def _m002_rollups(c: sqlite3.Connection) -> None:
     )
 
 
-def _m003_lean_ingest(c: sqlite3.Connection) -> None:
+def _m003_lean_ingest(c: Database) -> None:
     # Minutes are served from the raw windows: a per-window rollup row doubled ingest writes.
     # Demographic keys are fixed by the schema (AGE_BANDS, GENDERS), so they become columns
     # of the daily rollup instead of ~13 upserted rows per store and batch.
@@ -132,7 +132,7 @@ def _m003_lean_ingest(c: sqlite3.Connection) -> None:
         c.execute(f"ALTER TABLE rollup_day ADD COLUMN {col} INTEGER NOT NULL DEFAULT 0")
 
 
-def _m004_covering_indexes(c: sqlite3.Connection) -> None:
+def _m004_covering_indexes(c: Database) -> None:
     # The overview reads one day of thousands of stores (daily figures, POS, and for "today"
     # last week's hours) and a 28-day trend: with the figures in the index those are
     # index-only scans instead of a row lookup per store and hour.
@@ -147,7 +147,7 @@ def _m004_covering_indexes(c: sqlite3.Connection) -> None:
         c.execute(f"CREATE INDEX {name} ON {table}({cols})")
 
 
-def _m005_chain_day(c: sqlite3.Connection) -> None:
+def _m005_chain_day(c: Database) -> None:
     # The HQ overview's trend is the whole chain's visitors per local date: one row per date
     # maintained at ingest instead of summing ~4,000 store rows a day for 28 days per request.
     # The device-health read (online flag and last seen per store) becomes index-only.
@@ -162,14 +162,14 @@ def _m005_chain_day(c: sqlite3.Connection) -> None:
     )
 
 
-def _m006_no_windows_store_start(c: sqlite3.Connection) -> None:
+def _m006_no_windows_store_start(c: Database) -> None:
     # Every window insert wrote this index at a random place (one leaf per store in a batch),
     # as it does the unique message_id index, which is ordered the same way
     # ('<store>/<camera>/<start>'): minute queries now read ranges of that one instead.
     c.execute("DROP INDEX IF EXISTS windows_store_start")
 
 
-def _m007_bounded_dead_letters(c: sqlite3.Connection) -> None:
+def _m007_bounded_dead_letters(c: Database) -> None:
     # Dead letters were stored whole and for ever: a device sending 250 kB of junk grew the
     # file by gigabytes. Now junk keeps a prefix plus its size and sha256, floods are counted
     # per topic and minute instead of stored (gateway/deadletters.py), and windows refused
@@ -196,12 +196,12 @@ def _m007_bounded_dead_letters(c: sqlite3.Connection) -> None:
     )
 
 
-def _m008_token_expiry(c: sqlite3.Connection) -> None:
+def _m008_token_expiry(c: Database) -> None:
     # Tokens never expired: a leaked one worked for good. NULL keeps the old ones unexpiring.
     _script(c, "ALTER TABLE tokens ADD COLUMN expires_at TEXT;")
 
 
-def _m009_members_and_weather(c: sqlite3.Connection) -> None:
+def _m009_members_and_weather(c: Database) -> None:
     # POS hours may carry member and new-member transactions (NULL: not reported, so hours
     # imported before stay out of member figures instead of counting as 0 members); the
     # overview's POS read stays index-only with them in the covering index. Daily weather per
@@ -221,7 +221,7 @@ def _m009_members_and_weather(c: sqlite3.Connection) -> None:
     )
 
 
-def _m010_simulated_windows(c: sqlite3.Connection) -> None:
+def _m010_simulated_windows(c: Database) -> None:
     # Which figures are simulated (the demo's, or a test rig's) must show on every page: the
     # rollups count their simulated windows, and a partial index finds the store-days that
     # have any (none in a real chain, so it stays empty and costs ingest nothing). Windows
@@ -239,7 +239,8 @@ def _m010_simulated_windows(c: sqlite3.Connection) -> None:
     zones = {s: ZoneInfo(z) for s, z in c.execute("SELECT store_id, timezone FROM stores")}
     hours: dict[tuple[str, str], int] = defaultdict(int)
     days: dict[tuple[str, str], int] = defaultdict(int)
-    for store, start in c.execute("SELECT store_id, window_start FROM windows WHERE simulated"):
+    for store, start in c.execute(
+            "SELECT store_id, window_start FROM windows WHERE simulated <> 0"):
         if store in zones:
             _, day, hour_utc = local_keys(datetime.fromisoformat(start), zones[store])
             hours[(store, hour_utc)] += 1
@@ -250,7 +251,7 @@ def _m010_simulated_windows(c: sqlite3.Connection) -> None:
                   [(n, *k) for k, n in days.items()])
 
 
-def _m011_camera_config_history(c: sqlite3.Connection) -> None:
+def _m011_camera_config_history(c: Database) -> None:
     # Configurations HQ publishes to cameras (and installers save on site), versioned with
     # who and when, so a device's reported version can be named and rolled back.
     from gateway.config_history import migrate  # it imports storage, which imports us
@@ -258,14 +259,14 @@ def _m011_camera_config_history(c: sqlite3.Connection) -> None:
     migrate(c)
 
 
-def _m012_alerts(c: sqlite3.Connection) -> None:
+def _m012_alerts(c: Database) -> None:
     # Alerts raised and resolved, their webhook deliveries, and each store's occupancy limit.
     from gateway.alerts_store import migrate  # it imports storage, which imports us
 
     migrate(c)
 
 
-def _m013_retail_figures(c: sqlite3.Connection) -> None:
+def _m013_retail_figures(c: Database) -> None:
     # Passes, unique visitors, groups and staff passes per store and local hour, and queues
     # per zone and local day (issue 16; gateway/retail_rollups.py).
     from gateway.retail_rollups import migrate
@@ -290,25 +291,20 @@ MIGRATIONS: list[Migration] = [
 ]
 
 
-def apply(conn: sqlite3.Connection, migrations: list[Migration] = MIGRATIONS) -> list[str]:
-    """Run the migrations not yet recorded; returns their names. Idempotent."""
-    conn.execute(
-        "CREATE TABLE IF NOT EXISTS _migrations (name TEXT PRIMARY KEY, applied_at TEXT)"
-    )
+def apply(conn: Database, migrations: list[Migration] = MIGRATIONS) -> list[str]:
+    """Run the migrations not yet recorded; returns their names. Idempotent. Each runs in
+    a write transaction, which serialises two gateways starting together (either engine)."""
+    with conn.transaction():
+        conn.execute(
+            "CREATE TABLE IF NOT EXISTS _migrations (name TEXT PRIMARY KEY, applied_at TEXT)")
     applied: list[str] = []
     for name, fn in migrations:
-        conn.execute("BEGIN IMMEDIATE")  # serialises two gateways starting together
-        try:
+        with conn.transaction():
             if conn.execute("SELECT 1 FROM _migrations WHERE name=?", (name,)).fetchone():
-                conn.execute("COMMIT")
                 continue
             fn(conn)
             conn.execute(
                 "INSERT INTO _migrations VALUES (?, ?)", (name, utcnow().isoformat())
             )
-            conn.execute("COMMIT")
-        except BaseException:
-            conn.execute("ROLLBACK")
-            raise
         applied.append(name)
     return applied

@@ -8,13 +8,13 @@ queries per distinct (local date, local hour) group of stores, never a scan of h
 from __future__ import annotations
 
 import json
-import sqlite3
 from collections import defaultdict
 from collections.abc import Callable
 from datetime import date, datetime, timedelta
 from typing import Any, TypeVar
 from zoneinfo import ZoneInfo
 
+from gateway.db import Database
 from gateway.queries import StoreIds, in_store_now, store_filter
 from gateway.storage import Registry, StoreInfo
 
@@ -23,7 +23,7 @@ PERIODS = (1, 7, 28)  # overview period lengths in local days
 T = TypeVar("T")
 
 
-def devices(conn: sqlite3.Connection, ids: StoreIds, now: datetime,
+def devices(conn: Database, ids: StoreIds, now: datetime,
             status_interval_s: float) -> list[dict[str, Any]]:
     where, params = store_filter(ids)
     cutoff = (now - timedelta(seconds=OFFLINE_AFTER_INTERVALS * status_interval_s))
@@ -56,16 +56,14 @@ def _change(now_v: int, before: int) -> float | None:
 DayRow = tuple[int, int, int, float]  # visitors, exits, zone_visits, dwell_total_s
 
 
-def _day_rows(conn: sqlite3.Connection, ids: StoreIds, day: str) -> dict[str, DayRow]:
+def _day_rows(conn: Database, ids: StoreIds, day: str) -> dict[str, DayRow]:
     where, params = store_filter(ids)
-    cur = conn.cursor()
-    cur.row_factory = None  # plain tuples: thousands of rows
-    return {r[0]: r[1:] for r in cur.execute(
+    return {r[0]: tuple(r[1:]) for r in conn.execute(
         f"SELECT store_id, visitors, exits, zone_visits, dwell_total_s FROM rollup_day "
         f"WHERE local_date=? AND {where}", [day, *params])}
 
 
-def _partial_visitors(conn: sqlite3.Connection, ids: StoreIds, day: str,
+def _partial_visitors(conn: Database, ids: StoreIds, day: str,
                       hour: str, elapsed_s: float) -> dict[str, int]:
     """Visitors of ``day`` in windows that had ended by the local time ``hour`` + elapsed_s.
 
@@ -78,10 +76,11 @@ def _partial_visitors(conn: sqlite3.Connection, ids: StoreIds, day: str,
     return {s: round(n) for s, n in conn.execute(
         f"""SELECT store_id, SUM(CASE WHEN local_hour < ? THEN visitors
                    WHEN occ_secs / windows >= 3600 THEN 0
-                   ELSE visitors * MAX(0.0, (? - occ_secs / windows) /
-                                       (3600.0 - occ_secs / windows)) END)
+                   WHEN ? <= occ_secs / windows THEN 0
+                   ELSE visitors * (? - occ_secs / windows) /
+                                   (3600.0 - occ_secs / windows) END)
             FROM rollup_hour WHERE local_date=? AND local_hour <= ? AND windows > 0
-            AND {where} GROUP BY store_id""", [hour, elapsed_s, day, hour, *params])}
+            AND {where} GROUP BY store_id""", [hour, elapsed_s, elapsed_s, day, hour, *params])}
 
 
 def _group(registry: Registry, ids: list[str], day: date | None,
@@ -104,7 +103,7 @@ def _group(registry: Registry, ids: list[str], day: date | None,
     return groups
 
 
-def overview(conn: sqlite3.Connection, registry: Registry, ids: list[str], day: date | None,
+def overview(conn: Database, registry: Registry, ids: list[str], day: date | None,
              trend_days: int, now: datetime, status_interval_s: float,
              days: int = 1) -> dict[str, Any]:
     """Figures over the ``days`` local days ending on ``day`` (each store's today when None)."""
@@ -137,47 +136,46 @@ def overview(conn: sqlite3.Connection, registry: Registry, ids: list[str], day: 
     }
 
 
-def _health(conn: sqlite3.Connection, ids: StoreIds, now: datetime,
+def _health(conn: Database, ids: StoreIds, now: datetime,
             status_interval_s: float) -> dict[str, tuple[bool, str | None]]:
     cutoff = (now - timedelta(seconds=OFFLINE_AFTER_INTERVALS * status_interval_s))
     where, params = store_filter(ids)
     out: dict[str, tuple[bool, str | None]] = {}
     for s, online, seen in conn.execute(
-        f"SELECT store_id, MAX(state='online' AND received_at >= ?), MAX(received_at) "
+        f"SELECT store_id, MAX(CASE WHEN state='online' AND received_at >= ? THEN 1 ELSE 0 END), "
+        f"MAX(received_at) "
         f"FROM device_status WHERE {where} GROUP BY store_id",
         [cutoff.strftime("%Y-%m-%dT%H:%M:%SZ"), *params]):
         out[s] = (bool(online), seen)
     return out
 
 
-def _span_rows(conn: sqlite3.Connection, ids: StoreIds, first: str,
+def _span_rows(conn: Database, ids: StoreIds, first: str,
                last: str) -> dict[str, DayRow]:
     """Daily rows summed over [first, last] in the DayRow shape (exits, meaningless summed
     over days, are 0: occupancy reads today's row)."""
     where, params = store_filter(ids)
-    cur = conn.cursor()
-    cur.row_factory = None
-    return {r[0]: r[1:] for r in cur.execute(
+    return {r[0]: tuple(r[1:]) for r in conn.execute(
         f"SELECT store_id, SUM(visitors), 0, SUM(zone_visits), SUM(dwell_total_s) "
         f"FROM rollup_day WHERE local_date BETWEEN ? AND ? AND {where} GROUP BY store_id",
         [first, last, *params])}
 
 
-def _day_tx(conn: sqlite3.Connection, ids: StoreIds, day: str) -> dict[str, Any]:
+def _day_tx(conn: Database, ids: StoreIds, day: str) -> dict[str, Any]:
     where, params = store_filter(ids)
     return dict(conn.execute(
         f"SELECT store_id, SUM(transactions) FROM pos WHERE local_date=? AND {where} "
         f"GROUP BY store_id", [day, *params]).fetchall())
 
 
-def _span_tx(conn: sqlite3.Connection, ids: StoreIds, first: date,
+def _span_tx(conn: Database, ids: StoreIds, first: date,
              last: date) -> dict[str, Any]:
     if ids is None:
         # POS rows are hourly: grouping by (date, store) first follows the covering index,
         # so only one row per store and day reaches the sort of the outer GROUP BY
         return dict(conn.execute(
             "SELECT store_id, SUM(n) FROM (SELECT local_date, store_id, SUM(transactions) n "
-            "FROM pos WHERE local_date BETWEEN ? AND ? GROUP BY local_date, store_id) "
+            "FROM pos WHERE local_date BETWEEN ? AND ? GROUP BY local_date, store_id) AS d "
             "GROUP BY store_id", [first.isoformat(), last.isoformat()]).fetchall())
     # A selection of stores: a local_hour range lets SQLite read just their period from the
     # (store_id, local_hour) key; by local_date it would read every hour of those stores
@@ -192,7 +190,7 @@ class _Reads:
     """Per-store reads of one zone group, memoised in ``cache``. For the whole chain ``ids``
     is None and the cache is shared, so zone groups on the same local dates read once."""
 
-    def __init__(self, conn: sqlite3.Connection, ids: StoreIds,
+    def __init__(self, conn: Database, ids: StoreIds,
                  cache: dict[tuple[str, ...], Any]) -> None:
         self.conn, self.ids, self.cache = conn, ids, cache
 
@@ -226,7 +224,7 @@ def _comparison_span(end: date, days: int) -> tuple[date, date]:
     return end - timedelta(days=2 * days - 1), end - timedelta(days=days)
 
 
-def _comparison(conn: sqlite3.Connection, ids: list[str], reads: _Reads, first: date,
+def _comparison(conn: Database, ids: list[str], reads: _Reads, first: date,
                 last: date, local_now: str | None) -> dict[str, int]:
     """Visitors per store over [first, last]. When the period ends today (``local_now`` is
     the local 'YYYY-MM-DDTHH:MM'), the last day counts only what had ended by that time of
@@ -245,7 +243,7 @@ def _comparison(conn: sqlite3.Connection, ids: list[str], reads: _Reads, first: 
 
 
 def _store_figures(
-    conn: sqlite3.Connection, ids: list[str], reads: _Reads, end: date, days: int,
+    conn: Database, ids: list[str], reads: _Reads, end: date, days: int,
     is_today: bool, local_now: str,
     meta: dict[str, StoreInfo], health: dict[str, tuple[bool, str | None]],
 ) -> list[dict[str, Any]]:
@@ -284,7 +282,7 @@ def _rows(ids: list[str], meta: dict[str, StoreInfo],
     return out
 
 
-def _trend(conn: sqlite3.Connection, ids: StoreIds, end: date,
+def _trend(conn: Database, ids: StoreIds, end: date,
            days: int) -> list[dict[str, Any]]:
     start = end - timedelta(days=days - 1)
     span = [start.isoformat(), end.isoformat()]

@@ -117,7 +117,7 @@ def upsert(storage: Storage, records: list[PosRecord]) -> int:
     with storage.transaction() as conn:
         conn.executemany(
             "INSERT INTO pos (store_id, local_hour, local_date, transactions, revenue, members, "
-            "new_members) VALUES (?,?,?,?,?,?,?) ON CONFLICT DO UPDATE SET "
+            "new_members) VALUES (?,?,?,?,?,?,?) ON CONFLICT (store_id, local_hour) DO UPDATE SET "
             "transactions=excluded.transactions, revenue=excluded.revenue, "
             "members=excluded.members, new_members=excluded.new_members",
             [(r.store_id, r.hour_start, r.hour_start[:10], r.transactions, r.revenue,

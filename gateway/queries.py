@@ -8,12 +8,12 @@ Multi-store series are summed by store-local label: "10:00" is 10:00 in each sto
 from __future__ import annotations
 
 import json
-import sqlite3
 from collections import defaultdict
 from datetime import UTC, date, datetime, time, timedelta
 from typing import Any, Literal
 
 from gateway import floorplan
+from gateway.db import Database
 from gateway.migrations import DEMO_COLUMNS, DEMO_KEYS
 from gateway.storage import Registry
 from gateway.suppress import MIN_CELL, suppress
@@ -34,7 +34,7 @@ def store_filter(ids: StoreIds, col: str = "store_id") -> tuple[str, list[Any]]:
     return f"{col} IN (SELECT value FROM json_each(?))", [json.dumps(ids)]
 
 
-def traffic(conn: sqlite3.Connection, ids: StoreIds, granularity: Granularity,
+def traffic(conn: Database, ids: StoreIds, granularity: Granularity,
             start: date, end: date, registry: Registry | None = None) -> list[dict[str, Any]]:
     """in/out/visitors per local period, and ``in_store``: the people in the store at the end
     of the period, by the one definition the live figure uses too (``IN_STORE`` below).
@@ -54,7 +54,7 @@ def traffic(conn: sqlite3.Connection, ids: StoreIds, granularity: Granularity,
                      {IN_STORE.format(label=label)} inside,
                      SUM(windows) n, SUM(sim_windows) sim
               FROM {table} WHERE local_date BETWEEN ? AND ? AND {where}
-              GROUP BY store_id, period)
+              GROUP BY store_id, period) AS per_store
             GROUP BY period ORDER BY period""",
         [start.isoformat(), end.isoformat(), *params],
     )
@@ -102,7 +102,7 @@ SELECT w.store_id, w.camera_id, w.payload FROM cams AS c JOIN windows AS w
 """
 
 
-def minute_traffic(conn: sqlite3.Connection, registry: Registry, ids: StoreIds, start: date,
+def minute_traffic(conn: Database, registry: Registry, ids: StoreIds, start: date,
                    end: date) -> list[dict[str, Any]]:
     """Per local minute of window_start, from the windows themselves (no minute rollup)."""
     # zones run from UTC-12 to UTC+14: this UTC span covers the local dates in every zone
@@ -158,7 +158,7 @@ def _sum_by_label(per: dict[tuple[str, str], list[float]]) -> list[dict[str, Any
     return list(out.values())
 
 
-def conversion(conn: sqlite3.Connection, ids: StoreIds, granularity: Literal["hour", "day"],
+def conversion(conn: Database, ids: StoreIds, granularity: Literal["hour", "day"],
                start: date, end: date) -> list[dict[str, Any]]:
     """Visitors and POS transactions per local period; conversion null without POS data."""
     table, label = _SOURCES[granularity]
@@ -197,7 +197,7 @@ def dwell_percentile(hist: list[int], q: float) -> float:
     return float(edges[-1])
 
 
-def zones(conn: sqlite3.Connection, store_id: str, start: date,
+def zones(conn: Database, store_id: str, start: date,
           end: date) -> list[dict[str, Any]]:
     hcols = ", ".join(f"SUM(h{i})" for i in range(len(DWELL_BIN_EDGES_S)))
     rows = conn.execute(
@@ -219,7 +219,7 @@ def zones(conn: sqlite3.Connection, store_id: str, start: date,
     return out
 
 
-def transitions(conn: sqlite3.Connection, store_id: str, start: date,
+def transitions(conn: Database, store_id: str, start: date,
                 end: date) -> list[dict[str, Any]]:
     rows = conn.execute(
         "SELECT from_zone, to_zone, SUM(count) n FROM transition_day WHERE store_id=? AND "
@@ -228,7 +228,7 @@ def transitions(conn: sqlite3.Connection, store_id: str, start: date,
     return [{"from_zone": r[0], "to_zone": r[1], "count": int(r[2])} for r in rows]
 
 
-def heatmap(conn: sqlite3.Connection, store_id: str, start: date, end: date,
+def heatmap(conn: Database, store_id: str, start: date, end: date,
             camera_id: str | None) -> dict[str, Any] | None:
     """Summed seconds per cell over the days; None when the camera has no heatmap.
 
@@ -236,7 +236,8 @@ def heatmap(conn: sqlite3.Connection, store_id: str, start: date, end: date,
     plan, ``outside_s`` the seconds that fell off it) and "frame" otherwise."""
     rows = conn.execute(
         "SELECT camera_id, cols, rows, cells FROM heatmap_day WHERE store_id=? AND "
-        "local_date BETWEEN ? AND ? AND (? IS NULL OR camera_id=?) ORDER BY camera_id, "
+        "local_date BETWEEN ? AND ? AND (CAST(? AS TEXT) IS NULL OR camera_id=?) "
+        "ORDER BY camera_id, "
         "local_date", (store_id, start.isoformat(), end.isoformat(), camera_id, camera_id),
     ).fetchall()
     if not rows:
@@ -257,7 +258,7 @@ def heatmap(conn: sqlite3.Connection, store_id: str, start: date, end: date,
             "total_s": round(sum(cells), 2), "outside_s": round(outside, 2)}
 
 
-def demographics(conn: sqlite3.Connection, store_id: str, start: date,
+def demographics(conn: Database, store_id: str, start: date,
                  end: date) -> dict[str, Any]:
     """Counts per age band and gender; cells below MIN_CELL are null and listed, with their
     complements (gateway/suppress.py): ``visitors`` is the total of each dimension."""
@@ -277,7 +278,7 @@ def demographics(conn: sqlite3.Connection, store_id: str, start: date,
 
 
 def _demographics_within_visitors(
-    conn: sqlite3.Connection, store_id: str, start: date, end: date,
+    conn: Database, store_id: str, start: date, end: date,
 ) -> tuple[dict[tuple[str, str], int], int]:
     """The demographic sums over the days, each day's split clamped to that day's unique
     visitors (entrance passes minus re-entries), and those visitors. A device may send more
@@ -303,7 +304,7 @@ def _demographics_within_visitors(
     return sums, unique_visitors
 
 
-def dead_letters(conn: sqlite3.Connection, limit: int) -> list[dict[str, Any]]:
+def dead_letters(conn: Database, limit: int) -> list[dict[str, Any]]:
     rows = conn.execute(
         "SELECT id, received_at, topic, reason, payload FROM dead_letters "
         "ORDER BY id DESC LIMIT ?", (limit,))

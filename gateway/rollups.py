@@ -13,12 +13,12 @@ added, so a redelivered window never counts twice.
 from __future__ import annotations
 
 import json
-import sqlite3
 from collections import defaultdict
 from datetime import UTC, datetime
 from functools import lru_cache
 from zoneinfo import ZoneInfo
 
+from gateway.db import Database
 from gateway.migrations import DEMO_COLUMNS, DEMO_KEYS
 from gateway.retail_rollups import RetailBatch
 from storesense.schema import WindowAggregate
@@ -135,7 +135,7 @@ class RollupBatch:
             return
         self.heat[key] = (cols, rows, [a + b for a, b in zip(old[2], cells, strict=True)])
 
-    def flush(self, conn: sqlite3.Connection) -> None:
+    def flush(self, conn: Database) -> None:
         """Upsert-add everything into the rollup tables (caller holds the transaction)."""
         _upsert_counts(conn, "rollup_hour", ("store_id", "hour_utc"),
                        ("local_hour", "local_date"), self.hour, self.hour_labels)
@@ -145,61 +145,66 @@ class RollupBatch:
         self.retail.flush(conn)
 
 
-    def _flush_day(self, conn: sqlite3.Connection) -> None:
+    def _flush_day(self, conn: Database) -> None:
         fields = (*COUNT_FIELDS, *_DAY_EXTRA)
         conn.executemany(
             f"INSERT INTO rollup_day (store_id, local_date, {', '.join(fields)}) "
             f"VALUES (?, ?, {', '.join('?' * len(fields))}) "
-            f"ON CONFLICT DO UPDATE SET {_add_sets(fields)}",
-            [(*k, *v) for k, v in self.day.items()],
+            f"ON CONFLICT (store_id, local_date) DO UPDATE SET {_add_sets(fields, 'rollup_day')}",
+            [(*k, *v) for k, v in sorted(self.day.items())],
         )
         chain: dict[str, float] = defaultdict(float)  # rollup_chain_day: the chain's visitors
         for (_, date), v in self.day.items():
             chain[date] += v[_VISITORS]
         conn.executemany(
             "INSERT INTO rollup_chain_day (local_date, visitors) VALUES (?, ?) "
-            "ON CONFLICT DO UPDATE SET visitors = visitors + excluded.visitors",
-            list(chain.items()),
+            "ON CONFLICT (local_date) DO UPDATE SET visitors = "
+            "rollup_chain_day.visitors + excluded.visitors",
+            sorted(chain.items()),
         )
 
-    def _flush_details(self, conn: sqlite3.Connection) -> None:
+    def _flush_details(self, conn: Database) -> None:
         zf = ("entries", "visits", "stops", "dwell_total_s", *(f"h{i}" for i in range(N_BINS)))
         conn.executemany(
             f"INSERT INTO zone_day (store_id, local_date, camera_id, zone, {', '.join(zf)}) "
             f"VALUES (?, ?, ?, ?, {', '.join('?' * len(zf))}) "
-            f"ON CONFLICT DO UPDATE SET {_add_sets(zf)}",
-            [(*k, *v) for k, v in self.zone.items()],
+            f"ON CONFLICT (store_id, local_date, camera_id, zone) DO UPDATE SET "
+            f"{_add_sets(zf, 'zone_day')}",
+            [(*k, *v) for k, v in sorted(self.zone.items())],
         )
         conn.executemany(
             "INSERT INTO transition_day VALUES (?, ?, ?, ?, ?) "
-            "ON CONFLICT DO UPDATE SET count = count + excluded.count",
-            [(*k, v) for k, v in self.transition.items()],
+            "ON CONFLICT (store_id, local_date, from_zone, to_zone) DO UPDATE SET "
+            "count = transition_day.count + excluded.count",
+            [(*k, v) for k, v in sorted(self.transition.items())],
         )
 
 
-def _add_sets(fields: tuple[str, ...]) -> str:
+def _add_sets(fields: tuple[str, ...], table: str) -> str:
+    # the stored row is named by its table: PostgreSQL finds a bare name ambiguous
     return ", ".join(
-        f"{f} = max({f}, excluded.{f})" if f == "occ_max" else f"{f} = {f} + excluded.{f}"
+        f"{f} = CASE WHEN excluded.{f} > {table}.{f} THEN excluded.{f} ELSE {table}.{f} END"
+        if f == "occ_max" else f"{f} = {table}.{f} + excluded.{f}"
         for f in fields
     )
 
 
 def _upsert_counts(
-    conn: sqlite3.Connection, table: str, keys: tuple[str, ...], labels: tuple[str, ...],
+    conn: Database, table: str, keys: tuple[str, ...], labels: tuple[str, ...],
     sums: dict[tuple[str, str], list[float]], label_values: dict[tuple[str, str], tuple[str, str]],
 ) -> None:
     cols = (*keys, *labels, *COUNT_FIELDS)
     conn.executemany(
         f"INSERT INTO {table} ({', '.join(cols)}) VALUES ({', '.join('?' * len(cols))}) "
-        f"ON CONFLICT DO UPDATE SET {_add_sets(COUNT_FIELDS)}",
-        [(*k, *label_values[k], *v) for k, v in sums.items()],
+        f"ON CONFLICT ({', '.join(keys)}) DO UPDATE SET {_add_sets(COUNT_FIELDS, table)}",
+        [(*k, *label_values[k], *v) for k, v in sorted(sums.items())],
     )
 
 
 def _flush_heat(
-    conn: sqlite3.Connection, heat: dict[tuple[str, str, str], tuple[int, int, list[float]]]
+    conn: Database, heat: dict[tuple[str, str, str], tuple[int, int, list[float]]]
 ) -> None:
-    for (store, date, camera), (cols, rows, cells) in heat.items():
+    for (store, date, camera), (cols, rows, cells) in sorted(heat.items()):
         row = conn.execute(
             "SELECT cols, rows, cells FROM heatmap_day "
             "WHERE store_id=? AND local_date=? AND camera_id=?", (store, date, camera)
@@ -207,6 +212,8 @@ def _flush_heat(
         if row is not None and (row[0], row[1]) == (cols, rows):
             cells = [a + b for a, b in zip(json.loads(row[2]), cells, strict=True)]
         conn.execute(
-            "INSERT OR REPLACE INTO heatmap_day VALUES (?, ?, ?, ?, ?, ?)",
+            "INSERT INTO heatmap_day VALUES (?, ?, ?, ?, ?, ?) "
+            "ON CONFLICT (store_id, local_date, camera_id) DO UPDATE SET cols=excluded.cols, "
+            "rows=excluded.rows, cells=excluded.cells",
             (store, camera, date, cols, rows, json.dumps([round(c, 3) for c in cells])),
         )

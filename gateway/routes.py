@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import sqlite3
 from datetime import date, datetime
 from typing import Annotated, Any, Literal
 
@@ -16,6 +15,7 @@ from gateway import overview as ov
 from gateway import pos, queries
 from gateway.auth import Principal, authenticate
 from gateway.config import GatewaySettings
+from gateway.db import Database
 from gateway.errors import ApiError
 from gateway.floorplan import PlanImageError, check_plan_image
 from gateway.registry import StoreRecord, parse_file
@@ -126,7 +126,7 @@ def _store_today(storage: Storage, store_id: str, now: datetime) -> date:
     return now.astimezone(storage.registry.stores[store_id].tz).date()
 
 
-def _read(storage: Storage) -> sqlite3.Connection:
+def _read(storage: Storage) -> Database:
     return storage.read()
 
 

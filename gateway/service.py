@@ -10,10 +10,12 @@ import argparse
 import logging
 import multiprocessing as mp
 import os
+import re
 import signal
 import threading
 from pathlib import Path
 
+import psycopg
 import uvicorn
 
 from gateway import alerts_runner
@@ -24,6 +26,7 @@ from gateway.feed import FeedRunner
 from gateway.http_limits import uvicorn_limits
 from gateway.ingest import Ingestor, tune_interpreter
 from gateway.storage import Storage
+from storesense.errors import ConfigError
 from storesense.topics import Topics
 
 log = logging.getLogger(__name__)
@@ -53,9 +56,22 @@ def worker_mqtt(settings: GatewaySettings, index: int) -> MqttSettings:
 
 
 def _open_storage(settings: GatewaySettings) -> Storage:
-    return Storage(settings.db, Topics(settings.mqtt.topic_prefix),
-                   synchronous=settings.synchronous, checks=settings.checks,
-                   dead_letters=settings.dead_letters)
+    """The gateway's storage; a PostgreSQL that cannot be reached (or refuses us) fails the
+    start naming the field, as any other bad setting does."""
+    try:
+        return Storage(settings.database, Topics(settings.mqtt.topic_prefix),
+                       synchronous=settings.synchronous, checks=settings.checks,
+                       dead_letters=settings.dead_letters, retention=settings.retention)
+    except (psycopg.OperationalError, ValueError) as e:
+        if settings.database_url is None:
+            raise
+        raise ConfigError(f"database_url: cannot use {_redacted(settings.database_url)}: "
+                          f"{str(e).strip()}") from e
+
+
+def _redacted(url: str) -> str:
+    """The URL without its password, for messages."""
+    return re.sub(r"(://[^:/@]*):[^@]*@", r"\1:***@", url)
 
 
 def _start_ingestor(settings: GatewaySettings, storage: Storage, index: int) -> Ingestor:
@@ -92,7 +108,8 @@ def _start_workers(settings: GatewaySettings) -> list[mp.process.BaseProcess]:
 
 
 def serve(settings: GatewaySettings, api: bool = True) -> None:
-    settings.db.parent.mkdir(parents=True, exist_ok=True)
+    if settings.database_url is None:
+        settings.db.parent.mkdir(parents=True, exist_ok=True)
     storage = _open_storage(settings)  # runs migrations before the workers start
     workers = _start_workers(settings)
     ingestor = _start_ingestor(settings, storage, 0)
@@ -145,7 +162,7 @@ def _start_hq_tasks(settings: GatewaySettings, storage: Storage, ingestor: Inges
 def _start_feed(settings: GatewaySettings, stop: threading.Event) -> threading.Thread | None:
     if not (settings.feed.push_url or settings.feed.export_dir):
         return None
-    runner = FeedRunner(settings.db, settings.feed)
+    runner = FeedRunner(settings.database, settings.feed)
     thread = threading.Thread(target=runner.run_forever, args=(stop,), name="feed", daemon=True)
     thread.start()
     log.info("feed started: push %s, export %s", settings.feed.push_url or "off",

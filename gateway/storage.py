@@ -14,7 +14,6 @@ from __future__ import annotations
 import fcntl
 import json
 import logging
-import sqlite3
 import threading
 import time
 from collections.abc import Callable, Iterable, Iterator, Sequence
@@ -23,12 +22,10 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from itertools import groupby
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any
 from zoneinfo import ZoneInfo
 
-import sqlite_utils
-
-from gateway import migrations
+from gateway import db, migrations, retention
 from gateway.deadletters import (
     PRUNE_EVERY_S,
     DeadLetters,
@@ -38,13 +35,14 @@ from gateway.deadletters import (
 )
 from gateway.plausible import Checker, CheckSettings, status_reason
 from gateway.registry import CameraRecord, StoreRecord
+from gateway.retention import RetentionSettings
 from gateway.rollups import RollupBatch, utc_text
 from gateway.validate import Rejected, parse_message
 from storesense.schema import DeviceStatus, WindowAggregate, utcnow
 from storesense.topics import Topics
 
 log = logging.getLogger(__name__)
-Synchronous = Literal["OFF", "NORMAL", "FULL"]
+Synchronous = db.Synchronous
 REGISTRY_RELOAD_S = 1.0  # another process may have registered a store; look again this often
 CHECKPOINT_S = 1.0  # the WAL is copied into the database file this often, off the write path
 WAL_RESTART_PAGES = 16_384  # 64 MiB of 4 KiB pages: past this, start the WAL over
@@ -82,78 +80,79 @@ class Registry:
     loaded_at: float = 0.0
 
 
-def connect(path: str | Path, synchronous: Synchronous = "NORMAL") -> sqlite3.Connection:
-    conn = sqlite3.connect(str(path), isolation_level=None, check_same_thread=False,
-                           timeout=30.0)
-    conn.execute("PRAGMA journal_mode=WAL")
-    conn.execute(f"PRAGMA synchronous={synchronous}")
-    conn.execute("PRAGMA busy_timeout=30000")
-    return conn
-
-
 class Storage:
     """The database of one gateway. Thread-safe; several processes may share the file."""
 
     def __init__(self, path: str | Path, topics: Topics | None = None,
                  synchronous: Synchronous = "NORMAL",
                  clock: Callable[[], datetime] = utcnow, checks: CheckSettings | None = None,
-                 dead_letters: DeadLetterSettings | None = None) -> None:
-        self.path = Path(path)
+                 dead_letters: DeadLetterSettings | None = None,
+                 retention: RetentionSettings | None = None) -> None:
+        # a SQLite file, or a PostgreSQL URL (gateway/db.py): the chain's shared engine
+        self.target: str | Path = path if db.is_postgres(path) else Path(path)
+        self.engine: db.Engine = "postgresql" if db.is_postgres(path) else "sqlite"
         # stamps received_at and is what windows' times are judged against; injectable so
         # tests can pin it
         self.clock = clock
         self.checker = Checker(checks)
         self.dead_letters = DeadLetters(dead_letters)
+        self.retention = retention or RetentionSettings()
         self.topics = topics or Topics()
         self._synchronous: Synchronous = synchronous
-        self._conn = connect(self.path, synchronous)
-        self.db = sqlite_utils.Database(self._conn)
+        self._conn = db.connect(self.target, synchronous)
         self._lock = threading.RLock()
-        self._lock_file = open(self.path.with_name(self.path.name + ".writelock"), "a")  # noqa: SIM115
+        self._lock_file = (open(self.path.with_name(self.path.name + ".writelock"), "a")  # noqa: SIM115
+                           if self.engine == "sqlite" else None)
         self._local = threading.local()
-        self._readers: list[sqlite3.Connection] = []
-        migrations.apply(self._conn)
+        self._readers: list[db.Database] = []
+        with self._writers_queued():
+            migrations.apply(self._conn)
         self._closing = threading.Event()
-        self._checkpointer = self._start_checkpointer()
+        self._checkpointer = self._start_checkpointer() if self.engine == "sqlite" else None
         self.registry = Registry()
         self.reload_registry()
 
     # ------------------------------------------------------------------ connections
 
+    @property
+    def path(self) -> Path:
+        """The SQLite file (PostgreSQL has none)."""
+        if not isinstance(self.target, Path):
+            raise AttributeError("a PostgreSQL storage has no file path")
+        return self.target
+
     @contextmanager
-    def transaction(self) -> Iterator[sqlite3.Connection]:
+    def transaction(self) -> Iterator[db.Database]:
         """One write transaction; nested use joins the outer one."""
         with self._lock:
             if self._conn.in_transaction:
                 yield self._conn
                 return
-            with self._writers_queued():
-                self._conn.execute("BEGIN IMMEDIATE")
-                try:
-                    yield self._conn
-                except BaseException:
-                    self._conn.execute("ROLLBACK")
-                    raise
-                self._conn.execute("COMMIT")
+            with self._writers_queued(), self._conn.transaction():
+                yield self._conn
 
     @contextmanager
     def _writers_queued(self) -> Iterator[None]:
         """Hold the file lock every writing process queues on (with self._lock held).
 
         Writers in other processes (ingest workers) queue on it and it wakes them at once;
-        SQLite's own busy handler polls with sleeps of up to 100 ms."""
+        SQLite's own busy handler polls with sleeps of up to 100 ms. PostgreSQL's writers
+        queue on an advisory lock instead (gateway/db.py), taken in the transaction."""
+        if self._lock_file is None:
+            yield
+            return
         fcntl.flock(self._lock_file, fcntl.LOCK_EX)
         try:
             yield
         finally:
             fcntl.flock(self._lock_file, fcntl.LOCK_UN)
 
-    def read(self) -> sqlite3.Connection:
-        """This thread's read connection (WAL readers do not block the writer)."""
-        conn: sqlite3.Connection | None = getattr(self._local, "conn", None)
+    def read(self) -> db.Database:
+        """This thread's read connection (WAL readers do not block the writer; PostgreSQL
+        readers are autocommit, so each statement sees every commit)."""
+        conn: db.Database | None = getattr(self._local, "conn", None)
         if conn is None:
-            conn = connect(self.path, self._synchronous)
-            conn.row_factory = sqlite3.Row
+            conn = db.connect(self.target, self._synchronous, rows=True)
             self._local.conn = conn
             with self._lock:
                 self._readers.append(conn)
@@ -173,7 +172,7 @@ class Storage:
         which has little left to copy by then.
         """
         self._conn.execute("PRAGMA wal_autocheckpoint=0")
-        conn = connect(self.path, self._synchronous)
+        conn = db.connect_sqlite(self.path, self._synchronous)
 
         def loop() -> None:
             try:
@@ -191,13 +190,15 @@ class Storage:
 
     def close(self) -> None:
         self._closing.set()
-        self._checkpointer.join()
+        if self._checkpointer is not None:
+            self._checkpointer.join()
         with self._lock:
             for c in self._readers:
                 c.close()
             self._readers.clear()
             self._conn.close()
-            self._lock_file.close()
+            if self._lock_file is not None:
+                self._lock_file.close()
 
     # ------------------------------------------------------------------ registry
 
@@ -258,11 +259,11 @@ class Storage:
         return len(recs)
 
     @staticmethod
-    def _upsert_store(conn: sqlite3.Connection, r: StoreRecord, now: str) -> None:
+    def _upsert_store(conn: db.Database, r: StoreRecord, now: str) -> None:
         conn.execute(
             "INSERT INTO stores (store_id, name, name_zh, region, franchisee, timezone, "
             "open_hour, close_hour, updated_at) VALUES (?,?,?,?,?,?,?,?,?) "
-            "ON CONFLICT DO UPDATE SET name=excluded.name, name_zh=excluded.name_zh, "
+            "ON CONFLICT (store_id) DO UPDATE SET name=excluded.name, name_zh=excluded.name_zh, "
             "region=excluded.region, franchisee=excluded.franchisee, "
             "timezone=excluded.timezone, open_hour=excluded.open_hour, "
             "close_hour=excluded.close_hour, updated_at=excluded.updated_at",
@@ -325,6 +326,23 @@ class Storage:
         cutoff = now - timedelta(days=self.dead_letters.settings.retention_days)
         with self.transaction() as conn:
             self.dead_letters.prune(conn, utc_text(cutoff))
+        self.prune_retained(now)
+
+    def prune_retained(self, now: datetime) -> int:
+        """Raw windows and hourly rollups past their retention (gateway/retention.py), a
+        slice per transaction so ingest waits at most one slice; returns rows deleted."""
+        raw_cutoff = utc_text(now - timedelta(days=self.retention.raw_days))
+        deleted = 0
+        while True:
+            with self.transaction() as conn:
+                n = retention.raw_slice(conn, raw_cutoff)
+            deleted += n
+            if n == 0:
+                break
+        hour_cutoff = (now - timedelta(days=self.retention.hourly_days)).date().isoformat()
+        with self.transaction() as conn:
+            deleted += retention.hourly(conn, hour_cutoff)
+        return deleted
 
     def replay_dead_letters(self, store_ids: Iterable[str] | None = None) -> IngestResult:
         """Store the windows dead-lettered only because their store was unknown, for the
@@ -385,9 +403,15 @@ class Storage:
                 rows, batch, cams = self._prepare(list(fresh.values()), now)
             for store_id, cam in cams:
                 _insert_camera(conn, store_id, cam, auto=True)
-            conn.executemany(
+            # the unique message_id is the guard across gateways too: a copy committed by
+            # another one is skipped here, and seen above, since writers queue (gateway/db.py)
+            inserted = conn.executemany(
                 "INSERT INTO windows (message_id, store_id, camera_id, window_start, "
-                "window_end, received_at, simulated, payload) VALUES (?,?,?,?,?,?,?,?)", rows)
+                "window_end, received_at, simulated, payload) VALUES (?,?,?,?,?,?,?,?) "
+                "ON CONFLICT (message_id) DO NOTHING", rows).rowcount
+            if rows and inserted != len(rows):  # would count a window twice in the rollups
+                raise RuntimeError(f"{len(rows) - inserted} windows were stored by another "
+                                   "writer inside this transaction: writers must queue")
             batch.flush(conn)
             self._upsert_statuses(conn, statuses, now, dead)
             self.dead_letters.write(conn, dead, now)
@@ -419,7 +443,7 @@ class Storage:
         return fresh, extra
 
     @staticmethod
-    def _already_stored(conn: sqlite3.Connection, ids: list[str]) -> dict[str, str]:
+    def _already_stored(conn: db.Database, ids: list[str]) -> dict[str, str]:
         """message_id -> stored payload, for the ids already stored."""
         return {r[0]: r[1] for r in conn.execute(
             "SELECT message_id, payload FROM windows WHERE message_id IN "
@@ -464,7 +488,7 @@ class Storage:
         return rows, batch, [(k[0], c) for k, c in new_cams.items()]
 
     def _upsert_statuses(
-        self, conn: sqlite3.Connection, statuses: list[tuple[DeviceStatus, str]], now: str,
+        self, conn: db.Database, statuses: list[tuple[DeviceStatus, str]], now: str,
         dead: list[Letter],
     ) -> None:
         for s, raw in statuses:
@@ -474,15 +498,21 @@ class Storage:
                 continue
             # the last status received wins: a last will carries its connect-time sent_at
             conn.execute(
-                "INSERT OR REPLACE INTO device_status VALUES (?,?,?,?,?,?)",
+                "INSERT INTO device_status VALUES (?,?,?,?,?,?) "
+                "ON CONFLICT (store_id, device_id) DO UPDATE SET state=excluded.state, "
+                "sent_at=excluded.sent_at, received_at=excluded.received_at, "
+                "payload=excluded.payload",
                 (s.store_id, s.device_id, s.state, utc_text(s.sent_at), now, raw),
             )
 
 
-def _insert_camera(conn: sqlite3.Connection, store_id: str, c: CameraRecord,
+def _insert_camera(conn: db.Database, store_id: str, c: CameraRecord,
                    auto: bool) -> None:
     conn.execute(
-        "INSERT OR REPLACE INTO cameras VALUES (?,?,?,?,?,?,?)",
+        "INSERT INTO cameras VALUES (?,?,?,?,?,?,?) ON CONFLICT (store_id, camera_id) DO "
+        "UPDATE SET role=excluded.role, name=excluded.name, "
+        "floorplan_points=excluded.floorplan_points, homography=excluded.homography, "
+        "auto_registered=excluded.auto_registered",
         (store_id, c.camera_id, c.role, c.name,
          json.dumps(c.floorplan_points) if c.floorplan_points else None,
          json.dumps(c.homography) if c.homography else None, int(auto)),
@@ -493,7 +523,7 @@ class _RegistryChanged(Exception):
     """A store this batch dead-letters as unknown is registered by now."""
 
 
-def _registered(conn: sqlite3.Connection, store_ids: set[str]) -> bool:
+def _registered(conn: db.Database, store_ids: set[str]) -> bool:
     return conn.execute("SELECT 1 FROM stores WHERE store_id IN (SELECT value FROM "
                         "json_each(?)) LIMIT 1", (json.dumps(sorted(store_ids)),)).fetchone() \
         is not None

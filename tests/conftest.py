@@ -8,6 +8,7 @@ import pytest
 from playwright.sync_api import Browser
 
 from storesense.broker import Mosquitto
+from tests.postgres import PostgresServer
 
 REPO = Path(__file__).resolve().parent.parent
 SHARED = Path(os.environ.get("STORESENSE_SHARED", REPO.parent / "shared"))
@@ -46,3 +47,20 @@ def eval_dir() -> Path:
     if not (EVAL_DIR / "MOT17-09" / "video.mp4").exists():
         pytest.fail(f"evaluation sequences not found in {EVAL_DIR}")
     return EVAL_DIR
+
+
+@pytest.fixture(scope="session")
+def postgres_server() -> Iterator[PostgresServer]:
+    """One real PostgreSQL for the session (tests/postgres.py); each test gets a schema."""
+    with PostgresServer() as server:
+        yield server
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def database(request: pytest.FixtureRequest, tmp_path: Path) -> str | Path:
+    """Where a gateway keeps its data, once per engine: a SQLite file, or a PostgreSQL URL
+    of an empty schema. Pass it wherever a gateway takes a database (Storage, --db, db =)."""
+    if request.param == "sqlite":
+        return tmp_path / "gateway.db"
+    server: PostgresServer = request.getfixturevalue("postgres_server")
+    return server.new_database_url()

@@ -15,8 +15,9 @@ PINNED_NOW = datetime(2026, 11, 25, tzinfo=UTC)
 
 
 @pytest.fixture
-def storage(tmp_path: Path) -> Iterator[Storage]:
-    """A real SQLite file (WAL) with the gateway's migrations applied, its clock pinned."""
-    s = Storage(tmp_path / "gateway.db", clock=lambda: PINNED_NOW)
+def storage(database: str | Path) -> Iterator[Storage]:
+    """The gateway's storage on each engine (a real SQLite file in WAL mode, and a real
+    PostgreSQL: tests/postgres.py), migrations applied, its clock pinned."""
+    s = Storage(database, clock=lambda: PINNED_NOW)
     yield s
     s.close()

@@ -226,7 +226,7 @@ def cursor(db_path: Path, name: str = "platform") -> tuple[int, tuple[int, int] 
     try:
         return read_cursor(db, name)
     finally:
-        db.conn.close()
+        db.close()
 
 
 def wait_for(cond: Callable[[], bool], timeout: float = 15.0) -> bool:

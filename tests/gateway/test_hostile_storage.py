@@ -12,6 +12,7 @@ from typing import Any
 
 import msgspec
 import numpy as np
+import psycopg
 import pytest
 from pydantic import ValidationError
 
@@ -20,6 +21,7 @@ from edge.analytics.windows import WindowAccumulator
 from edge.analytics.zones import Visit
 from gateway import migrations
 from gateway.bench import payload, store_ids
+from gateway.db import connect, connect_sqlite
 from gateway.deadletters import DeadLetterSettings
 from gateway.isolate import ingest_isolating
 from gateway.plausible import Checker, CheckSettings
@@ -216,7 +218,7 @@ def test_old_dead_letters_are_cut_and_marked_for_replay_by_the_migration(
     tmp_path: Path,
 ) -> None:
     db = tmp_path / "g.db"
-    conn = sqlite3.connect(str(db), isolation_level=None)
+    conn = connect_sqlite(db)
     migrations.apply(conn, migrations.MIGRATIONS[:6])  # a database from before
     topic, raw = message(window("late", T))
     at = "2026-11-24T21:00:00Z"
@@ -240,11 +242,18 @@ def test_old_dead_letters_are_cut_and_marked_for_replay_by_the_migration(
 
 def test_a_failing_database_keeps_the_batch_and_blames_no_message(storage: Storage) -> None:
     storage.upsert_stores([store("s1")])
-    other = sqlite3.connect(str(storage.path), isolation_level=None)
-    other.execute("BEGIN EXCLUSIVE")  # another writer holds the database
-    storage._conn.execute("PRAGMA busy_timeout=200")
+    if storage.engine == "sqlite":
+        other = connect_sqlite(storage.path)
+        other.raw.execute("BEGIN EXCLUSIVE")  # another writer holds the database
+        storage._conn.execute("PRAGMA busy_timeout=200")
+        failure: type[Exception] = sqlite3.OperationalError
+    else:  # another gateway holds the writers' lock, longer than we wait for it
+        other = connect(storage.target)
+        other.begin()
+        storage._conn.execute("SET lock_timeout = '200ms'")
+        failure = psycopg.errors.LockNotAvailable
     try:
-        with pytest.raises(sqlite3.OperationalError, match="locked"):
+        with pytest.raises(failure, match="lock"):
             ingest_isolating(storage, [message(window("s1", T))])
     finally:
         other.execute("ROLLBACK")

@@ -130,9 +130,10 @@ def test_example_config_is_valid_and_documents_every_field() -> None:
     assert settings == GatewaySettings()  # the example shows the defaults
     text = example.read_text()
     for section in (settings, settings.mqtt, settings.ingest, settings.api, settings.feed,
-                    settings.checks, settings.dead_letters):
+                    settings.checks, settings.dead_letters, settings.retention):
         for name in type(section).model_fields:
-            if name not in ("mqtt", "ingest", "api", "feed", "checks", "dead_letters"):
+            if name not in ("mqtt", "ingest", "api", "feed", "checks", "dead_letters",
+                            "retention"):
                 assert name in text, f"{name} is not documented in the example"
 
 
