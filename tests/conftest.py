@@ -7,8 +7,8 @@ from pathlib import Path
 import pytest
 from playwright.sync_api import Browser
 
+from gateway.pg_local import PostgresServer
 from storesense.broker import Mosquitto
-from tests.postgres import PostgresServer
 
 REPO = Path(__file__).resolve().parent.parent
 SHARED = Path(os.environ.get("STORESENSE_SHARED", REPO.parent / "shared"))
@@ -51,7 +51,7 @@ def eval_dir() -> Path:
 
 @pytest.fixture(scope="session")
 def postgres_server() -> Iterator[PostgresServer]:
-    """One real PostgreSQL for the session (tests/postgres.py); each test gets a schema."""
+    """One real PostgreSQL for the session (gateway/pg_local.py); each test gets a schema."""
     with PostgresServer() as server:
         yield server
 

@@ -17,7 +17,7 @@ PINNED_NOW = datetime(2026, 11, 25, tzinfo=UTC)
 @pytest.fixture
 def storage(database: str | Path) -> Iterator[Storage]:
     """The gateway's storage on each engine (a real SQLite file in WAL mode, and a real
-    PostgreSQL: tests/postgres.py), migrations applied, its clock pinned."""
+    PostgreSQL: gateway/pg_local.py), migrations applied, its clock pinned."""
     s = Storage(database, clock=lambda: PINNED_NOW)
     yield s
     s.close()

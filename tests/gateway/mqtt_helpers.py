@@ -1,4 +1,4 @@
-"""Real-broker helpers: a QoS 1 publisher, gateway subprocesses, bounded waits on SQLite."""
+"""Real-broker helpers: a QoS 1 publisher, gateway subprocesses, bounded waits on the database."""
 
 from __future__ import annotations
 
@@ -13,6 +13,7 @@ import paho.mqtt.client as mqtt
 from paho.mqtt.enums import CallbackAPIVersion
 from paho.mqtt.properties import Properties
 
+from gateway.db import connect
 from storesense.broker import Mosquitto, free_port
 
 
@@ -35,7 +36,14 @@ def publish_all(broker: Mosquitto, messages: Iterable[tuple[str, bytes]],
     return len(infos)
 
 
-def count(db: Path, sql: str) -> int:
+def count(db: Path | str, sql: str) -> int:
+    """One figure from a gateway's database: a SQLite file or a PostgreSQL URL."""
+    if isinstance(db, str):
+        conn = connect(db)
+        try:
+            return int(conn.execute(sql).fetchone()[0] or 0)
+        finally:
+            conn.close()
     if not db.exists():
         return 0
     conn = sqlite3.connect(str(db), timeout=30)
@@ -47,10 +55,11 @@ def count(db: Path, sql: str) -> int:
         conn.close()
 
 
-def write_config(path: Path, broker: Mosquitto, db: Path, client_id: str,
+def write_config(path: Path, broker: Mosquitto, db: Path | str, client_id: str,
                  group: str | None = None, api_port: int | None = None,
                  protocol: str | None = None) -> Path:
-    lines = [f'db = "{db}"', "[mqtt]", f'host = "{broker.host}"', f"port = {broker.port}",
+    where = f'database_url = "{db}"' if isinstance(db, str) else f'db = "{db}"'
+    lines = [where, "[mqtt]", f'host = "{broker.host}"', f"port = {broker.port}",
              f'client_id = "{client_id}"']
     if protocol:
         lines.append(f'protocol = "{protocol}"')

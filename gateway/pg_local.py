@@ -1,9 +1,9 @@
-"""A real PostgreSQL server for the tests: initdb in a temporary directory, pg_ctl on a unix
-socket of its own (no TCP port), one schema per test.
+"""A throwaway PostgreSQL server for the tests and benchmarks: initdb in a temporary
+directory, pg_ctl on a unix socket of its own (no TCP port), a schema per database wanted.
 
 PostgreSQL refuses to run as root: as root the server runs as the ``postgres`` user that
-Debian's package creates (``runuser``); as anyone else, as that user. ``./run test`` installs
-the package. Durability is off (fsync) because this cluster is thrown away after the run.
+Debian's ``postgresql`` package creates (``runuser``); otherwise as the caller. ``./run test``
+installs the package. ``durable=False`` (tests) turns fsync off: the cluster is thrown away.
 """
 
 from __future__ import annotations
@@ -33,13 +33,14 @@ def bin_dir() -> Path | None:
 class PostgresServer:
     """``with PostgresServer() as pg: pg.new_database_url()``."""
 
-    def __init__(self) -> None:
+    def __init__(self, durable: bool = False, root: Path | None = None) -> None:
         binaries = bin_dir()
         if binaries is None:
             raise RuntimeError("PostgreSQL not found: apt-get install postgresql "
                                "(./run test does it)")
         self.bin = binaries
-        self.root = Path(tempfile.mkdtemp(prefix="storesense-pg-"))
+        self.durable = durable
+        self.root = root or Path(tempfile.mkdtemp(prefix="storesense-pg-"))
         self.data = self.root / "data"
         self.port = 5432  # only names the socket file: TCP is off
         self._as_root = os.geteuid() == 0
@@ -57,8 +58,9 @@ class PostgresServer:
         self._run("initdb", "-D", str(self.data), "-U", "storesense", "--no-locale",
                   "-E", "UTF8", "--auth=trust")
         opts = (f"-c listen_addresses='' -c unix_socket_directories='{self.root}' "
-                f"-c port={self.port} -c fsync=off -c full_page_writes=off "
-                "-c max_connections=300 -c shared_buffers=64MB")
+                f"-c port={self.port} -c max_connections=300 -c shared_buffers=256MB")
+        if not self.durable:
+            opts += " -c fsync=off -c full_page_writes=off"
         self._run("pg_ctl", "-D", str(self.data), "-o", opts, "-w", "-t", "60",
                   "-l", str(self.root / "server.log"), "start")
         self._run("createdb", "-h", str(self.root), "-p", str(self.port), "-U", "storesense",
