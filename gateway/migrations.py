@@ -272,6 +272,26 @@ def _m013_retail_figures(c: Database) -> None:
     from gateway.retail_rollups import migrate
 
     migrate(c)
+def _m014_period_blocks(c: Database) -> None:
+    # Long overview periods (28, 90 days) summed a row per store and day; rollup_block keeps
+    # aligned 7- and 28-day blocks (gateway/spans.py) and pos_day a POS row per store and
+    # day, so any period reads ~20 rows per store. Filled from what is there.
+    from gateway.rollups import rebuild_blocks
+
+    _script(c,
+        """
+        CREATE TABLE rollup_block (
+            block TEXT NOT NULL, store_id TEXT NOT NULL,
+            visitors INTEGER NOT NULL DEFAULT 0, zone_visits INTEGER NOT NULL DEFAULT 0,
+            dwell_total_s REAL NOT NULL DEFAULT 0, transactions INTEGER NOT NULL DEFAULT 0,
+            pos_hours INTEGER NOT NULL DEFAULT 0, PRIMARY KEY (block, store_id));
+        CREATE TABLE pos_day (
+            local_date TEXT NOT NULL, store_id TEXT NOT NULL,
+            transactions INTEGER NOT NULL DEFAULT 0, pos_hours INTEGER NOT NULL DEFAULT 0,
+            PRIMARY KEY (local_date, store_id))
+        """
+    )
+    rebuild_blocks(c)
 
 
 MIGRATIONS: list[Migration] = [
@@ -288,6 +308,7 @@ MIGRATIONS: list[Migration] = [
     ("011_camera_config_history", _m011_camera_config_history),
     ("012_alerts", _m012_alerts),
     ("013_retail_figures", _m013_retail_figures),
+    ("014_period_blocks", _m014_period_blocks),
 ]
 
 

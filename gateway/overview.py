@@ -16,10 +16,11 @@ from zoneinfo import ZoneInfo
 
 from gateway.db import Database
 from gateway.queries import StoreIds, in_store_now, store_filter
+from gateway.spans import decompose
 from gateway.storage import Registry, StoreInfo
 
 OFFLINE_AFTER_INTERVALS = 3
-PERIODS = (1, 7, 28)  # overview period lengths in local days
+PERIODS = (1, 7, 28, 90)  # overview period lengths in local days
 T = TypeVar("T")
 
 
@@ -152,13 +153,18 @@ def _health(conn: Database, ids: StoreIds, now: datetime,
 
 def _span_rows(conn: Database, ids: StoreIds, first: str,
                last: str) -> dict[str, DayRow]:
-    """Daily rows summed over [first, last] in the DayRow shape (exits, meaningless summed
-    over days, are 0: occupancy reads today's row)."""
+    """Figures summed over [first, last] in the DayRow shape (exits, meaningless summed
+    over days, are 0: occupancy reads today's row): whole 7- and 28-day blocks from
+    rollup_block, the loose days around them from rollup_day (gateway/spans.py)."""
+    keys, loose = decompose(date.fromisoformat(first), date.fromisoformat(last))
     where, params = store_filter(ids)
     return {r[0]: tuple(r[1:]) for r in conn.execute(
-        f"SELECT store_id, SUM(visitors), 0, SUM(zone_visits), SUM(dwell_total_s) "
-        f"FROM rollup_day WHERE local_date BETWEEN ? AND ? AND {where} GROUP BY store_id",
-        [first, last, *params])}
+        f"SELECT store_id, SUM(v), 0, SUM(zv), SUM(dw) FROM ("
+        f"SELECT store_id, visitors v, zone_visits zv, dwell_total_s dw FROM rollup_day "
+        f"WHERE local_date IN (SELECT value FROM json_each(?)) AND {where} UNION ALL "
+        f"SELECT store_id, visitors, zone_visits, dwell_total_s FROM rollup_block "
+        f"WHERE block IN (SELECT value FROM json_each(?)) AND {where}) AS parts "
+        f"GROUP BY store_id", [json.dumps(loose), *params, json.dumps(keys), *params])}
 
 
 def _day_tx(conn: Database, ids: StoreIds, day: str) -> dict[str, Any]:
@@ -170,20 +176,18 @@ def _day_tx(conn: Database, ids: StoreIds, day: str) -> dict[str, Any]:
 
 def _span_tx(conn: Database, ids: StoreIds, first: date,
              last: date) -> dict[str, Any]:
-    if ids is None:
-        # POS rows are hourly: grouping by (date, store) first follows the covering index,
-        # so only one row per store and day reaches the sort of the outer GROUP BY
-        return dict(conn.execute(
-            "SELECT store_id, SUM(n) FROM (SELECT local_date, store_id, SUM(transactions) n "
-            "FROM pos WHERE local_date BETWEEN ? AND ? GROUP BY local_date, store_id) AS d "
-            "GROUP BY store_id", [first.isoformat(), last.isoformat()]).fetchall())
-    # A selection of stores: a local_hour range lets SQLite read just their period from the
-    # (store_id, local_hour) key; by local_date it would read every hour of those stores
+    """Transactions per store over [first, last], from POS blocks and days like _span_rows;
+    a store with no POS hour in the span has none (not 0)."""
+    keys, loose = decompose(first, last)
     where, params = store_filter(ids)
-    return dict(conn.execute(
-        f"SELECT store_id, SUM(transactions) FROM pos WHERE local_hour >= ? AND local_hour < ? "
-        f"AND {where} GROUP BY store_id",
-        [first.isoformat(), (last + timedelta(days=1)).isoformat(), *params]).fetchall())
+    return {s: n for s, n, hours in conn.execute(
+        f"SELECT store_id, SUM(n), SUM(h) FROM ("
+        f"SELECT store_id, transactions n, pos_hours h FROM pos_day "
+        f"WHERE local_date IN (SELECT value FROM json_each(?)) AND {where} UNION ALL "
+        f"SELECT store_id, transactions, pos_hours FROM rollup_block "
+        f"WHERE block IN (SELECT value FROM json_each(?)) AND {where}) AS parts "
+        f"GROUP BY store_id", [json.dumps(loose), *params, json.dumps(keys), *params])
+        if hours}
 
 
 class _Reads:

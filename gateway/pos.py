@@ -14,6 +14,7 @@ import argparse
 import csv
 import io
 import json
+from collections import defaultdict
 from datetime import date, datetime
 from pathlib import Path
 from typing import Any
@@ -27,6 +28,8 @@ from pydantic import (
     model_validator,
 )
 
+from gateway.db import Database
+from gateway.rollups import add_blocks
 from gateway.storage import Storage
 from storesense.config import describe_validation_error
 from storesense.errors import ConfigError
@@ -114,16 +117,46 @@ def unknown_stores(storage: Storage, records: list[PosRecord]) -> list[str]:
 
 
 def upsert(storage: Storage, records: list[PosRecord]) -> int:
+    """Store the hours (a record replaces the same hour's), and keep the daily and block sums
+    the overview reads (pos_day, rollup_block) in step by the difference."""
+    latest = {(r.store_id, r.hour_start): r for r in records}  # the file's last line wins
     with storage.transaction() as conn:
+        before = _stored_hours(conn, latest)
+        delta: dict[tuple[str, str], list[int]] = defaultdict(lambda: [0, 0])
+        for (s, h), r in latest.items():
+            old = before.get((s, h))
+            acc = delta[(s, h[:10])]
+            acc[0] += r.transactions - (old or 0)
+            acc[1] += old is None  # a new hour
+        conn.executemany(
+            "INSERT INTO pos_day (local_date, store_id, transactions, pos_hours) "
+            "VALUES (?, ?, ?, ?) ON CONFLICT (local_date, store_id) DO UPDATE SET "
+            "transactions = pos_day.transactions + excluded.transactions, "
+            "pos_hours = pos_day.pos_hours + excluded.pos_hours",
+            [(d, s, n, h) for (s, d), (n, h) in sorted(delta.items())])
+        add_blocks(conn, {k: (0, 0, 0.0, n, h) for k, (n, h) in delta.items()})
         conn.executemany(
             "INSERT INTO pos (store_id, local_hour, local_date, transactions, revenue, members, "
             "new_members) VALUES (?,?,?,?,?,?,?) ON CONFLICT (store_id, local_hour) DO UPDATE SET "
             "transactions=excluded.transactions, revenue=excluded.revenue, "
             "members=excluded.members, new_members=excluded.new_members",
             [(r.store_id, r.hour_start, r.hour_start[:10], r.transactions, r.revenue,
-              r.members, r.new_members) for r in records],
+              r.members, r.new_members) for r in latest.values()],
         )
     return len(records)
+
+
+def _stored_hours(conn: Database, latest: dict[tuple[str, str], PosRecord],
+                  ) -> dict[tuple[str, str], int]:
+    """Transactions already stored for these (store, hour) keys: each store's rows between
+    the first and last hour given, read along the primary key."""
+    hours = [h for _, h in latest]
+    got = conn.execute(
+        "SELECT store_id, local_hour, transactions FROM pos WHERE store_id IN "
+        "(SELECT value FROM json_each(?)) AND local_hour BETWEEN ? AND ?",
+        (json.dumps(sorted({s for s, _ in latest})), min(hours, default=""),
+         max(hours, default="")))
+    return {(s, h): int(n) for s, h, n in got if (s, h) in latest}
 
 
 def _row_to_record(row: dict[str, Any]) -> PosRecord:

@@ -21,6 +21,7 @@ from zoneinfo import ZoneInfo
 from gateway.db import Database
 from gateway.migrations import DEMO_COLUMNS, DEMO_KEYS
 from gateway.retail_rollups import RetailBatch
+from gateway.spans import blocks_of
 from storesense.schema import WindowAggregate
 
 N_BINS = 11
@@ -153,6 +154,8 @@ class RollupBatch:
             f"ON CONFLICT (store_id, local_date) DO UPDATE SET {_add_sets(fields, 'rollup_day')}",
             [(*k, *v) for k, v in sorted(self.day.items())],
         )
+        add_blocks(conn, {k: (v[_VISITORS], v[_ZV], v[_ZV + 1], 0, 0)
+                          for k, v in self.day.items()})
         chain: dict[str, float] = defaultdict(float)  # rollup_chain_day: the chain's visitors
         for (_, date), v in self.day.items():
             chain[date] += v[_VISITORS]
@@ -217,3 +220,47 @@ def _flush_heat(
             "rows=excluded.rows, cells=excluded.cells",
             (store, camera, date, cols, rows, json.dumps([round(c, 3) for c in cells])),
         )
+
+
+# visitors, zone_visits, dwell_total_s, transactions, pos_hours (POS hours stored: a store
+# with none has no POS, which is not 0 transactions)
+BlockSums = tuple[float, float, float, float, float]
+
+
+def add_blocks(conn: Database, days: dict[tuple[str, str], BlockSums]) -> None:
+    """Add per (store, local date) sums into the 7- and 28-day blocks holding each date
+    (gateway/spans.py); caller holds the transaction."""
+    sums: dict[tuple[str, str], list[float]] = {}
+    for (store, day), v in days.items():
+        for key in blocks_of(day):
+            acc = sums.setdefault((key, store), [0.0] * 5)
+            for i in range(5):
+                acc[i] += v[i]
+    conn.executemany(
+        "INSERT INTO rollup_block (block, store_id, visitors, zone_visits, dwell_total_s, "
+        "transactions, pos_hours) VALUES (?, ?, ?, ?, ?, ?, ?) "
+        "ON CONFLICT (block, store_id) DO UPDATE SET "
+        "visitors = rollup_block.visitors + excluded.visitors, "
+        "zone_visits = rollup_block.zone_visits + excluded.zone_visits, "
+        "dwell_total_s = rollup_block.dwell_total_s + excluded.dwell_total_s, "
+        "transactions = rollup_block.transactions + excluded.transactions, "
+        "pos_hours = rollup_block.pos_hours + excluded.pos_hours",
+        [(*k, *v) for k, v in sorted(sums.items())])
+
+
+def rebuild_blocks(conn: Database) -> None:
+    """rollup_block and pos_day from rollup_day and pos (a migration; data generated in bulk)."""
+    conn.execute("DELETE FROM rollup_block")
+    conn.execute("DELETE FROM pos_day")
+    conn.execute("INSERT INTO pos_day (local_date, store_id, transactions, pos_hours) SELECT "
+                 "local_date, store_id, SUM(transactions), COUNT(*) FROM pos "
+                 "GROUP BY local_date, store_id")
+    days: dict[tuple[str, str], list[float]] = {}
+    for store, day, v, zv, dw in conn.execute(
+            "SELECT store_id, local_date, visitors, zone_visits, dwell_total_s FROM rollup_day"):
+        days[(store, day)] = [v, zv, dw, 0, 0]
+    for store, day, tx, hours in conn.execute(
+            "SELECT store_id, local_date, transactions, pos_hours FROM pos_day"):
+        acc = days.setdefault((store, day), [0, 0, 0.0, 0, 0])
+        acc[3], acc[4] = tx, hours
+    add_blocks(conn, {k: (v[0], v[1], v[2], v[3], v[4]) for k, v in days.items()})
