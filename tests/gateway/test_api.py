@@ -201,15 +201,16 @@ PERIOD_END = date(2026, 11, 22)
 
 @pytest.fixture
 def history_api(storage: Storage) -> Iterator[tuple[TestClient, dict[str, dict[str, str]]]]:
-    """60 days of one door window a day per store (a different count each day), zone visits
-    every third day and POS on some days, in two zones; 10:00 UTC is the same local date in
-    London and Tokyo."""
+    """190 days (a 90-day period and the 90 before it) of one door window a day per store (a
+    different count each day), zone visits every third day and POS on some days, some of it
+    sent twice with new figures, in two zones; 10:00 UTC is the same local date in London
+    and Tokyo."""
     storage.clock = lambda: NOW
     storage.upsert_stores([store("a1", franchisee="fa"),
                            store("a2", franchisee="fa", tz="Asia/Tokyo"),
                            store("b1", franchisee="fb")])
     windows = []
-    for k in range(60):
+    for k in range(190):
         t = datetime(2026, 11, 23, 10, tzinfo=UTC) - timedelta(days=k)
         for i, sid in enumerate(("a1", "a2", "b1")):
             windows.append(window(sid, t, ins=(7 * k + 5 * i) % 23 + 1))
@@ -221,10 +222,12 @@ def history_api(storage: Storage) -> Iterator[tuple[TestClient, dict[str, dict[s
               for name, scope in (("hq", "hq"), ("fa", "franchisee:fa"))}
     app = create_app(GatewaySettings(), storage, clock=lambda: NOW)
     with TestClient(app) as client:
-        pos = [{"store_id": sid, "hour_start": f"{PERIOD_END - timedelta(days=k)}T10:00",
-                "transactions": k + 2}
-               for k in range(0, 40, 2) for sid in ("a1", "a2")]
-        assert client.post("/api/v1/pos", headers=tokens["hq"], json=pos).status_code == 200
+        for step, extra in ((2, 0), (6, 3)):  # the second import replaces some hours
+            pos = [{"store_id": sid, "hour_start": f"{PERIOD_END - timedelta(days=k)}T10:00",
+                    "transactions": k + 2 + extra}
+                   for k in range(0, 150, step) for sid in ("a1", "a2")]
+            assert client.post("/api/v1/pos", headers=tokens["hq"],
+                               json=pos).status_code == 200
         yield client, tokens
 
 
@@ -238,7 +241,7 @@ def _daily_sum(client: TestClient, h: dict[str, str], path: str, key: str, start
     return sum(values) if values else None
 
 
-@pytest.mark.parametrize("days", [7, 28])
+@pytest.mark.parametrize("days", [7, 28, 90])
 def test_overview_period_sums_the_daily_figures(history_api, days: int) -> None:
     client, tok = history_api
     h = tok["hq"]
@@ -289,7 +292,7 @@ def test_overview_day_period_is_the_default(history_api) -> None:
                    store_id="a1"))
 
 
-@pytest.mark.parametrize("value", ["5", "0", "-7", "30", "x", "7.5"])
+@pytest.mark.parametrize("value", ["5", "0", "-7", "30", "91", "x", "7.5"])
 def test_overview_refuses_other_periods(history_api, value: str) -> None:
     client, tok = history_api
     r = client.get(f"/api/v1/overview?days={value}", headers=tok["hq"])
