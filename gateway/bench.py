@@ -1,7 +1,12 @@
 """`storesense bench gateway`: window aggregates through a real Mosquitto into the gateway.
 
-The publisher runs in its own process (QoS 1, as an edge's outbox does); the gateway's
-ingest (paho thread + writer thread + SQLite) runs in this one, as in `gateway run`.
+The publisher runs in its own process (QoS 1, as an edge's outbox does); each gateway
+ingest process (paho thread + writer thread + database) runs as in `gateway run`, several in
+one MQTT 5 shared-subscription group with ``--workers N``, on SQLite (one file) or
+PostgreSQL (``--engine postgresql``: a server started here, or ``--database-url``).
+``--kill-after K`` SIGKILLs the first gateway once K windows are stored and starts it again
+(same client id, so its persistent session's unacked messages come back to it).
+``--heatmap 64x48`` adds a heatmap to every window: ~21 kB, as busy as PETS09's.
 
 Modes: ``backlog`` publishes everything while the gateway is away (the broker queues it in
 the gateway's persistent session), then measures how fast the gateway drains it, the
@@ -12,10 +17,12 @@ Prints JSON: messages, stored, duplicates, lost, msgs_per_s, payload bytes.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import multiprocessing as mp
+import os
 import resource
-import sqlite3
+import signal
 import tempfile
 import threading
 import time
@@ -25,7 +32,9 @@ from pathlib import Path
 from typing import Any
 
 from gateway.config import IngestSettings, MqttSettings
+from gateway.db import connect
 from gateway.ingest import Ingestor, tune_interpreter
+from gateway.pg_local import PostgresServer
 from gateway.storage import Storage
 from storesense.broker import Mosquitto
 from storesense.schema import WindowAggregate, message_id
@@ -53,7 +62,14 @@ def store_ids(n: int) -> list[str]:
     return [f"st{i:05d}" for i in range(n)]
 
 
-def payload(i: int, stores: list[str]) -> tuple[str, bytes]:
+def heatmap_json(cols: int, rows: int, i: int) -> str:
+    """A camera's minute of foot points: seconds per cell, a few per mille of them busy."""
+    cells = ",".join(f"{((i + k) * 37 % 1000) / 997:.3f}" for k in range(cols * rows))
+    return f'{{"cols":{cols},"rows":{rows},"cells":[{cells}]}}'
+
+
+def payload(i: int, stores: list[str], heatmap: tuple[int, int] | None = None,
+            ) -> tuple[str, bytes]:
     """Message i: store i mod n, window i // n minutes after T0 (so every id is distinct)."""
     store = stores[i % len(stores)]
     start = T0 + timedelta(minutes=i // len(stores))
@@ -63,10 +79,13 @@ def payload(i: int, stores: list[str]) -> tuple[str, bytes]:
         start=start.strftime("%Y-%m-%dT%H:%M:%SZ"),
         end=(start + timedelta(minutes=1)).strftime("%Y-%m-%dT%H:%M:%SZ"),
         ins=ins, outs=max(0, ins - 1), avg=1.5, mx=3)
+    if heatmap is not None:
+        text = text.replace('"heatmap":null', '"heatmap":' + heatmap_json(*heatmap, i % 7))
     return Topics().aggregate(store, "entrance"), text.encode()
 
 
-def _publish(host: str, port: int, n: int, n_stores: int, done: Any) -> None:
+def _publish(host: str, port: int, n: int, n_stores: int, done: Any,
+             heatmap: tuple[int, int] | None) -> None:
     import paho.mqtt.client as mqtt
     from paho.mqtt.enums import CallbackAPIVersion
 
@@ -80,7 +99,7 @@ def _publish(host: str, port: int, n: int, n_stores: int, done: Any) -> None:
     c.connect(host, port)
     c.loop_start()
     for first in range(0, n, CHUNK):
-        infos = [c.publish(*payload(i, stores), qos=1)
+        infos = [c.publish(*payload(i, stores, heatmap), qos=1)
                  for i in range(first, min(n, first + CHUNK))]
         for info in infos:
             info.wait_for_publish(120)
@@ -108,14 +127,29 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--gil-switch-ms", type=float,
                         default=defaults["gil_switch_ms"].default,
                         help="as the gateway's ingest.gil_switch_ms")
+    parser.add_argument("--engine", choices=("sqlite", "postgresql"), default="sqlite")
+    parser.add_argument("--database-url", help="an existing PostgreSQL (emptied first); "
+                        "default with --engine postgresql: a server started in the workdir")
+    parser.add_argument("--kill-after", type=int, default=0,
+                        help="SIGKILL the first gateway once this many windows are stored, "
+                        "then start it again")
+    parser.add_argument("--heatmap", help="COLSxROWS: add a heatmap to every window "
+                        "(64x48: ~21 kB windows)")
     parser.add_argument("--timeout", type=float, default=900.0)
     parser.add_argument("--workdir", type=Path, help="keep the database here")
 
 
 def run(args: argparse.Namespace) -> int:
-    with tempfile.TemporaryDirectory(prefix="storesense-bench-") as tmp:
+    with tempfile.TemporaryDirectory(prefix="storesense-bench-") as tmp, \
+            contextlib.ExitStack() as stack:
         work = args.workdir or Path(tmp)
         work.mkdir(parents=True, exist_ok=True)
+        args.target = work / "bench.db"
+        if args.engine == "postgresql":
+            # durable (fsync on), as a production server: a commit is on disk before its ack
+            args.target = args.database_url or stack.enter_context(
+                PostgresServer(durable=True)).new_database_url()
+            _empty(args.target)
         if args.broker:
             host, _, port = args.broker.rpartition(":")
             print(json.dumps(_bench(args, host, int(port), work)))
@@ -127,7 +161,17 @@ def run(args: argparse.Namespace) -> int:
     return 0
 
 
-def _register(db: Path, n: int) -> None:
+def _empty(url: str) -> None:
+    conn = connect(url)
+    try:
+        for (table,) in conn.execute("SELECT tablename FROM pg_tables "
+                                     "WHERE schemaname = current_schema()").fetchall():
+            conn.execute(f"DROP TABLE {table} CASCADE")
+    finally:
+        conn.close()
+
+
+def _register(db: Path | str, n: int) -> None:
     storage = Storage(db)
     storage.upsert_stores([{"store_id": s, "name": s, "timezone": "Europe/London",
                             "cameras": [{"camera_id": "entrance", "role": "entrance"}]}
@@ -135,8 +179,8 @@ def _register(db: Path, n: int) -> None:
     storage.close()
 
 
-def _worker(settings: MqttSettings, db: Path, args: argparse.Namespace, go: Any, halt: Any,
-            results: Any) -> None:
+def _worker(settings: MqttSettings, db: Path | str, args: argparse.Namespace, go: Any,
+            halt: Any, results: Any) -> None:
     """One gateway ingest process (what `gateway run --no-api` runs)."""
     tune_interpreter(args.gil_switch_ms)
     storage = Storage(db, synchronous=args.synchronous)
@@ -152,19 +196,22 @@ def _worker(settings: MqttSettings, db: Path, args: argparse.Namespace, go: Any,
     results.put({**asdict(ingestor.stats), "cpu_s": use.ru_utime + use.ru_stime})
 
 
-def _count(db: Path) -> int:
-    conn = sqlite3.connect(str(db), timeout=30)
+def _count(db: Path | str, sql: str = "SELECT COUNT(*) FROM windows") -> int:
+    conn = connect(db)
     try:
-        return int(conn.execute("SELECT COUNT(*) FROM windows").fetchone()[0])
+        return int(conn.execute(sql).fetchone()[0] or 0)
     finally:
         conn.close()
 
 
 def _bench(args: argparse.Namespace, host: str, port: int, work: Path) -> dict[str, Any]:
-    WindowAggregate.from_json(payload(0, store_ids(args.stores))[1])  # realistic
-    db = work / "bench.db"
-    for p in work.glob("bench.db*"):
-        p.unlink()
+    heatmap = tuple(int(x) for x in args.heatmap.split("x")) if args.heatmap else None
+    sample = payload(0, store_ids(args.stores), heatmap)[1]  # type: ignore[arg-type]
+    WindowAggregate.from_json(sample)  # realistic
+    db = args.target
+    if isinstance(db, Path):
+        for p in work.glob("bench.db*"):
+            p.unlink()
     _register(db, args.stores)
     ctx = mp.get_context("spawn")
     go, halt, done, results = ctx.Event(), ctx.Event(), ctx.Event(), ctx.Queue()
@@ -178,7 +225,7 @@ def _bench(args: argparse.Namespace, host: str, port: int, work: Path) -> dict[s
     for w in workers:
         w.start()
     publisher = ctx.Process(target=_publish, args=(host, port, args.messages, args.stores,
-                                                   done))
+                                                   done, heatmap))
     for s in settings:
         # the session must exist before the first publish, or the broker drops what it
         # has no subscriber for (in live mode too: workers connect after the start signal)
@@ -191,9 +238,17 @@ def _bench(args: argparse.Namespace, host: str, port: int, work: Path) -> dict[s
     if args.mode == "live":
         publisher.start()
     stored = 0
+    killed_at = None
     while stored < args.messages and time.monotonic() < t0 + args.timeout:
         time.sleep(0.05)
         stored = _count(db)
+        if args.kill_after and killed_at is None and stored >= args.kill_after:
+            killed_at = stored
+            os.kill(workers[0].pid or 0, signal.SIGKILL)  # no commit, no ack, no goodbye
+            workers[0].join(10)
+            workers[0] = ctx.Process(target=_worker, args=(settings[0], db, args, go, halt,
+                                                           results))
+            workers[0].start()
     elapsed = time.monotonic() - t0
     halt.set()
     stats = [results.get(timeout=60) for _ in workers]
@@ -201,13 +256,16 @@ def _bench(args: argparse.Namespace, host: str, port: int, work: Path) -> dict[s
         w.join(30)
     publisher.join(30)
     stored = _count(db)
+    counted = _count(db, "SELECT SUM(windows) FROM rollup_hour")
     received = sum(st["received"] for st in stats)
     return {
+        "engine": args.engine, "killed_at": killed_at,
+        "rollup_windows": counted, "counted_twice": counted - stored,
         "mode": args.mode, "workers": args.workers, "messages": args.messages,
         "stored": stored, "duplicates": sum(st["duplicates"] for st in stats),
         "dead": sum(st["dead"] for st in stats), "lost": args.messages - stored,
         "seconds": round(elapsed, 2), "msgs_per_s": round(stored / elapsed),
-        "received": received, "payload_bytes": len(payload(0, store_ids(args.stores))[1]),
+        "received": received, "payload_bytes": len(sample),
         "batches": sum(st["batches"] for st in stats), "synchronous": args.synchronous,
         "protocol": args.protocol, "gil_switch_ms": args.gil_switch_ms,
         "write_s": [round(st["write_s"], 2) for st in stats],

@@ -96,6 +96,48 @@ def postgres_sql(sql: str) -> str:
     return out.rstrip().rstrip(";") + " ON CONFLICT DO NOTHING" if ignore else out
 
 
+ROWS_PER_STATEMENT = 1000
+_VALUES = re.compile(r"\bVALUES\s*(\((?:\s*\?\s*,)*\s*\?\s*\))", re.I)
+
+
+MAX_PARAMS = 60_000  # PostgreSQL's protocol allows 65,535 parameters a statement
+
+
+@lru_cache(maxsize=256)
+def _multi_row_sql(sql: str, n: int) -> str:
+    """``sql``'s VALUES group n times, in PostgreSQL's own $1.. placeholders (psycopg's
+    conversion of %s would parse the long statement again at every call)."""
+    group = _VALUES.search(sql)
+    assert group is not None
+    many = ", ".join([group.group(1)] * n)
+    text = postgres_sql(sql[:group.start(1)] + many + sql[group.end(1):])
+    counter = iter(range(1, MAX_PARAMS + 2))
+    return re.sub(r"%%|%s", lambda m: "%" if m.group(0) == "%%" else f"${next(counter)}",
+                  text)
+
+
+class _MultiRow:
+    """executemany as multi-row INSERTs; rowcount is the sum over them."""
+
+    def __init__(self, conn: Any, sql: str, rows: list[Sequence[Any]]) -> None:
+        self.rowcount = 0
+        per = max(1, min(ROWS_PER_STATEMENT, MAX_PARAMS // max(1, len(rows[0]))))
+        cur = psycopg.RawCursor(conn)
+        for i in range(0, len(rows), per):
+            part = rows[i:i + per]
+            cur.execute(_multi_row_sql(sql, len(part)), [v for r in part for v in r])
+            self.rowcount += cur.rowcount
+
+    def fetchone(self) -> Any:
+        return None
+
+    def fetchall(self) -> list[Any]:
+        return []
+
+    def __iter__(self) -> Iterator[Any]:
+        return iter(())
+
+
 # ------------------------------------------------------------------ rows
 
 
@@ -151,13 +193,19 @@ class Database:
             sql if self.engine == "sqlite" else postgres_sql(sql), params)
         return cur
 
-    def executemany(self, sql: str, rows: Iterable[Sequence[Any]]) -> Cursor:
+    def executemany(self, sql: str, rows: Iterable[Sequence[Any]],
+                    distinct: bool = False) -> Cursor:
+        """``distinct``: no two rows share a conflict key, so on PostgreSQL up to
+        ROWS_PER_STATEMENT rows go in one multi-row INSERT (an upsert may not touch a row
+        twice in one statement): a third of the time of one statement per row."""
         cur: Cursor
         if self.engine == "sqlite":
             cur = self.raw.executemany(sql, rows)
             return cur
         rows = list(rows)
         pg = self.raw.cursor()
+        if distinct and len(rows) > 1 and _VALUES.search(sql):
+            return _MultiRow(self.raw, sql, rows)
         if rows:  # psycopg pipelines the statements: one round trip, not one per row
             pg.executemany(postgres_sql(sql), rows)
         cur = pg

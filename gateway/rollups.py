@@ -152,7 +152,7 @@ class RollupBatch:
             f"INSERT INTO rollup_day (store_id, local_date, {', '.join(fields)}) "
             f"VALUES (?, ?, {', '.join('?' * len(fields))}) "
             f"ON CONFLICT (store_id, local_date) DO UPDATE SET {_add_sets(fields, 'rollup_day')}",
-            [(*k, *v) for k, v in sorted(self.day.items())],
+            [(*k, *v) for k, v in sorted(self.day.items())], distinct=True,
         )
         add_blocks(conn, {k: (v[_VISITORS], v[_ZV], v[_ZV + 1], 0, 0)
                           for k, v in self.day.items()})
@@ -173,7 +173,7 @@ class RollupBatch:
             f"VALUES (?, ?, ?, ?, {', '.join('?' * len(zf))}) "
             f"ON CONFLICT (store_id, local_date, camera_id, zone) DO UPDATE SET "
             f"{_add_sets(zf, 'zone_day')}",
-            [(*k, *v) for k, v in sorted(self.zone.items())],
+            [(*k, *v) for k, v in sorted(self.zone.items())], distinct=True,
         )
         conn.executemany(
             "INSERT INTO transition_day VALUES (?, ?, ?, ?, ?) "
@@ -200,7 +200,7 @@ def _upsert_counts(
     conn.executemany(
         f"INSERT INTO {table} ({', '.join(cols)}) VALUES ({', '.join('?' * len(cols))}) "
         f"ON CONFLICT ({', '.join(keys)}) DO UPDATE SET {_add_sets(COUNT_FIELDS, table)}",
-        [(*k, *label_values[k], *v) for k, v in sorted(sums.items())],
+        [(*k, *label_values[k], *v) for k, v in sorted(sums.items())], distinct=True,
     )
 
 
@@ -245,7 +245,7 @@ def add_blocks(conn: Database, days: dict[tuple[str, str], BlockSums]) -> None:
         "dwell_total_s = rollup_block.dwell_total_s + excluded.dwell_total_s, "
         "transactions = rollup_block.transactions + excluded.transactions, "
         "pos_hours = rollup_block.pos_hours + excluded.pos_hours",
-        [(*k, *v) for k, v in sorted(sums.items())])
+        [(*k, *v) for k, v in sorted(sums.items())], distinct=True)
 
 
 def rebuild_blocks(conn: Database) -> None:

@@ -408,7 +408,7 @@ class Storage:
             inserted = conn.executemany(
                 "INSERT INTO windows (message_id, store_id, camera_id, window_start, "
                 "window_end, received_at, simulated, payload) VALUES (?,?,?,?,?,?,?,?) "
-                "ON CONFLICT (message_id) DO NOTHING", rows).rowcount
+                "ON CONFLICT (message_id) DO NOTHING", rows, distinct=True).rowcount
             if rows and inserted != len(rows):  # would count a window twice in the rollups
                 raise RuntimeError(f"{len(rows) - inserted} windows were stored by another "
                                    "writer inside this transaction: writers must queue")
