@@ -1,16 +1,19 @@
-"""`storesense bench query`: the HQ overview over a chain-sized database.
+"""`storesense bench query`: the HQ overview over a chain-sized database, either engine.
 
-Generates the rollup rows directly in SQLite (recursive CTEs, no Python loop): ``--stores``
-stores in four zones, ``--days`` of hourly rollups (12 open hours a day), the per-store daily
-rollup derived from them, POS hours and a device status per store. Then times
-``GET /api/v1/overview`` with an hq token through the real FastAPI app (in-process HTTP),
-for a past date, for "today", for one region, and for "today" over 7 and 28 days. Prints
-JSON with p50/p95 in ms and row counts.
+Generates the rollup rows directly in SQL (recursive CTEs in SQLite, generate_series in
+PostgreSQL, no Python loop): ``--stores`` stores in four zones, ``--days`` of hourly rollups
+(12 open hours a day), the per-store daily rollup derived from them, POS hours, a device
+status per store, and the period blocks and POS days the way migration 009 fills them.
+Then times ``GET /api/v1/overview`` with an hq token through the real FastAPI app
+(in-process HTTP), for a past date, for "today", for one region, and for "today" over 7, 28
+and 90 days. Prints JSON with p50/p95 in ms, row counts, and bytes per table (storage per
+store-year of rollups).
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import statistics
 import tempfile
@@ -18,6 +21,11 @@ import time
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
+
+from gateway.db import Database, is_postgres
+from gateway.footprint import table_bytes
+from gateway.pg_local import PostgresServer
+from gateway.rollups import rebuild_blocks
 
 ZONES = (("Asia/Shanghai", 8), ("Asia/Tokyo", 9), ("Asia/Kolkata", 5.5), ("UTC", 0))
 NOW = datetime(2026, 11, 23, 6, 30, tzinfo=UTC)  # 14:30 in Shanghai, a shopping afternoon
@@ -27,13 +35,70 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--stores", type=int, default=4000)
     parser.add_argument("--days", type=int, default=90)
     parser.add_argument("--runs", type=int, default=40)
-    parser.add_argument("--db", type=Path, help="reuse/keep this database (generated if empty)")
+    parser.add_argument("--db", help="reuse/keep this database, a SQLite file or a "
+                        "PostgreSQL URL (generated if empty)")
+    parser.add_argument("--engine", choices=("sqlite", "postgresql"), default="sqlite",
+                        help="without --db: a SQLite file, or a PostgreSQL server started "
+                        "for the run")
 
 
-def _generate(conn: Any, stores: int, days: int) -> None:
+def _generate(conn: Database, stores: int, days: int) -> None:
     """All rows in SQL: stores x days x 12 hours, fixed-offset zones (no DST, by design)."""
+    with conn.transaction():
+        if conn.engine == "sqlite":
+            _generate_sqlite(conn, stores, days)
+        else:
+            _generate_postgres(conn, stores, days)
+        _derive(conn)
+    if conn.engine == "postgresql":
+        conn.execute("VACUUM ANALYZE")  # the planner's statistics, as autovacuum would
+
+
+def _generate_postgres(conn: Database, stores: int, days: int) -> None:
     start = (NOW - timedelta(days=days)).strftime("%Y-%m-%d")
-    conn.execute("BEGIN")
+    zone = ("CASE i % 4 WHEN 0 THEN 'Asia/Shanghai' WHEN 1 THEN 'Asia/Tokyo' "
+            "WHEN 2 THEN 'Asia/Kolkata' ELSE 'UTC' END")
+    conn.raw.execute((  # psycopg's own placeholders: a literal % is %%
+        "INSERT INTO stores (store_id, name, name_zh, region, franchisee, timezone, "
+        "open_hour, close_hour, updated_at) SELECT 'st' || lpad(i::text, 5, '0'), "
+        f"'Store ' || i, '', 'region-' || (i % 20), 'fr-' || (i % 300), {zone}, 9, 21, '' "
+        "FROM generate_series(0, %s - 1) AS i").replace(" % ", " %% "), (stores,))
+    offset = "CASE i % 4 WHEN 0 THEN 480 WHEN 1 THEN 540 WHEN 2 THEN 330 ELSE 0 END"
+    conn.raw.execute(
+        f"""INSERT INTO rollup_hour SELECT 'st' || lpad(i::text, 5, '0'),
+          to_char(%s::timestamp + make_interval(days => k, hours => j)
+                  - make_interval(mins => {offset}), 'YYYY-MM-DD"T"HH24:MI:SS"Z"'),
+          to_char(%s::timestamp + make_interval(days => k, hours => j), 'YYYY-MM-DD"T"HH24:00'),
+          to_char(%s::date + k, 'YYYY-MM-DD'),
+          20 + (i + j + k) % 30, 19 + (i + j + k) % 30, 20 + (i + j + k) % 30,
+          19 + (i + j + k) % 30, 3600.0 * 4, 7200.0, 9, 120
+        FROM generate_series(0, %s - 1) AS i, generate_series(0, %s) AS k,
+             generate_series(9, 20) AS j""".replace(" % ", " %% "),
+        (start, start, start, stores, days))
+
+
+def _derive(conn: Database) -> None:
+    """What ingest maintains beside the hourly rows, from them (same SQL on both engines)."""
+    conn.execute(
+        "INSERT INTO rollup_day (store_id, local_date, in_count, out_count, visitors, exits, "
+        "occ_sum, occ_secs, occ_max, windows, zone_visits, dwell_total_s) "
+        "SELECT store_id, local_date, SUM(in_count), SUM(out_count), SUM(visitors), "
+        "SUM(exits), SUM(occ_sum), SUM(occ_secs), MAX(occ_max), SUM(windows), "
+        "SUM(visitors) / 2, SUM(visitors) * 20.0 FROM rollup_hour GROUP BY store_id, local_date")
+    conn.execute(
+        "INSERT INTO rollup_chain_day SELECT local_date, SUM(visitors) FROM rollup_day "
+        "GROUP BY local_date")
+    conn.execute(
+        "INSERT INTO pos SELECT store_id, local_hour, local_date, visitors / 4, visitors * 9.5 "
+        "FROM rollup_hour")
+    conn.execute(
+        "INSERT INTO device_status SELECT store_id, 'box', 'online', ?, ?, "
+        "'{\"cameras\": []}' FROM stores", (_utc(NOW), _utc(NOW)))
+    rebuild_blocks(conn)
+
+
+def _generate_sqlite(conn: Database, stores: int, days: int) -> None:
+    start = (NOW - timedelta(days=days)).strftime("%Y-%m-%d")
     conn.execute(
         "WITH RECURSIVE n(i) AS (SELECT 0 UNION ALL SELECT i+1 FROM n WHERE i+1 < ?) "
         "INSERT INTO stores (store_id, name, name_zh, region, franchisee, timezone, "
@@ -54,22 +119,6 @@ def _generate(conn: Any, stores: int, days: int) -> None:
           20 + (i + j + k) % 30, 19 + (i + j + k) % 30, 20 + (i + j + k) % 30,
           19 + (i + j + k) % 30, 3600.0 * 4, 7200.0, 9, 120
         FROM s, d, h""", (days + 1, stores, start, start, start))
-    conn.execute(
-        "INSERT INTO rollup_day (store_id, local_date, in_count, out_count, visitors, exits, "
-        "occ_sum, occ_secs, occ_max, windows, zone_visits, dwell_total_s) "
-        "SELECT store_id, local_date, SUM(in_count), SUM(out_count), SUM(visitors), "
-        "SUM(exits), SUM(occ_sum), SUM(occ_secs), MAX(occ_max), SUM(windows), "
-        "SUM(visitors) / 2, SUM(visitors) * 20.0 FROM rollup_hour GROUP BY store_id, local_date")
-    conn.execute(  # what ingest maintains alongside rollup_day
-        "INSERT INTO rollup_chain_day SELECT local_date, SUM(visitors) FROM rollup_day "
-        "GROUP BY local_date")
-    conn.execute(
-        "INSERT INTO pos SELECT store_id, local_hour, local_date, visitors / 4, visitors * 9.5 "
-        "FROM rollup_hour")
-    conn.execute(
-        "INSERT INTO device_status SELECT store_id, 'box', 'online', ?, ?, "
-        "'{\"cameras\": []}' FROM stores", (_utc(NOW), _utc(NOW)))
-    conn.execute("COMMIT")
 
 
 def _utc(t: datetime) -> str:
@@ -103,17 +152,24 @@ def run(args: argparse.Namespace) -> int:
     from gateway.storage import Storage
 
     logging.getLogger("httpx").setLevel(logging.WARNING)  # one line per request otherwise
-    with tempfile.TemporaryDirectory(prefix="storesense-benchq-") as tmp:
-        db = args.db or Path(tmp) / "q.db"
+    with tempfile.TemporaryDirectory(prefix="storesense-benchq-") as tmp, \
+            contextlib.ExitStack() as stack:
+        db: str | Path = args.db or Path(tmp) / "q.db"
+        if not args.db and args.engine == "postgresql":
+            db = stack.enter_context(PostgresServer(durable=True)).new_database_url()
+        elif not is_postgres(db):
+            db = Path(db)
         storage = Storage(db, clock=lambda: NOW)
         t0 = time.perf_counter()
         if storage._conn.execute("SELECT COUNT(*) FROM rollup_hour").fetchone()[0] == 0:
             _generate(storage._conn, args.stores, args.days)
         gen_s = time.perf_counter() - t0
+        size = table_bytes(storage._conn)
         storage.reload_registry()
         token = create_token(storage, "bench", "hq")
         rows = {t: storage._conn.execute(f"SELECT COUNT(*) FROM {t}").fetchone()[0]
-                for t in ("rollup_hour", "rollup_day", "pos", "stores")}
+                for t in ("rollup_hour", "rollup_day", "rollup_block", "pos", "pos_day",
+                          "stores")}
         app = create_app(GatewaySettings(), storage, clock=lambda: NOW)
         h = {"Authorization": f"Bearer {token}"}
         with TestClient(app) as client:
@@ -122,7 +178,13 @@ def run(args: argparse.Namespace) -> int:
                        _time(client, "/api/v1/overview", h, args.runs),
                        _time(client, "/api/v1/overview?region=region-3", h, args.runs),
                        _time(client, "/api/v1/overview?days=7", h, args.runs),
-                       _time(client, "/api/v1/overview?days=28", h, args.runs)]
+                       _time(client, "/api/v1/overview?days=28", h, args.runs),
+                       _time(client, "/api/v1/overview?days=90", h, args.runs),
+                       _time(client, f"/api/v1/overview?date={past}&days=90", h, args.runs)]
         storage.close()
-    print(json.dumps({"rows": rows, "generate_s": round(gen_s, 1), "queries": results}))
+    store_years = args.stores * (args.days + 1) / 365.0
+    rollups = sum(v for k, v in size.items() if k != "windows")
+    print(json.dumps({"engine": storage.engine, "rows": rows, "generate_s": round(gen_s, 1),
+                      "bytes": size, "rollup_bytes_per_store_year": round(rollups / store_years),
+                      "queries": results}))
     return 0

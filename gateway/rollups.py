@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import json
 from collections import defaultdict
+from collections.abc import Iterable, Sequence
 from datetime import UTC, datetime
 from functools import lru_cache
 from zoneinfo import ZoneInfo
@@ -230,12 +231,25 @@ BlockSums = tuple[float, float, float, float, float]
 def add_blocks(conn: Database, days: dict[tuple[str, str], BlockSums]) -> None:
     """Add per (store, local date) sums into the 7- and 28-day blocks holding each date
     (gateway/spans.py); caller holds the transaction."""
-    sums: dict[tuple[str, str], list[float]] = {}
-    for (store, day), v in days.items():
+    _upsert_blocks(conn, _block_sums(days.items()))
+
+
+def _block_sums(days: Iterable[tuple[tuple[str, str], Sequence[float]]],
+                sums: dict[tuple[str, str], list[float]] | None = None,
+                at: int = 0) -> dict[tuple[str, str], list[float]]:
+    """Per (block, store): the day figures added at positions ``at``.. of BlockSums."""
+    sums = {} if sums is None else sums
+    for (store, day), v in days:
         for key in blocks_of(day):
-            acc = sums.setdefault((key, store), [0.0] * 5)
-            for i in range(5):
-                acc[i] += v[i]
+            acc = sums.get((key, store))
+            if acc is None:
+                acc = sums[(key, store)] = [0.0] * 5
+            for i, x in enumerate(v):
+                acc[at + i] += x
+    return sums
+
+
+def _upsert_blocks(conn: Database, sums: dict[tuple[str, str], list[float]]) -> None:
     conn.executemany(
         "INSERT INTO rollup_block (block, store_id, visitors, zone_visits, dwell_total_s, "
         "transactions, pos_hours) VALUES (?, ?, ?, ?, ?, ?, ?) "
@@ -249,18 +263,15 @@ def add_blocks(conn: Database, days: dict[tuple[str, str], BlockSums]) -> None:
 
 
 def rebuild_blocks(conn: Database) -> None:
-    """rollup_block and pos_day from rollup_day and pos (a migration; data generated in bulk)."""
+    """rollup_block and pos_day from rollup_day and pos (a migration; data generated in
+    bulk), streaming the daily rows: memory grows with blocks, not days."""
     conn.execute("DELETE FROM rollup_block")
     conn.execute("DELETE FROM pos_day")
     conn.execute("INSERT INTO pos_day (local_date, store_id, transactions, pos_hours) SELECT "
                  "local_date, store_id, SUM(transactions), COUNT(*) FROM pos "
                  "GROUP BY local_date, store_id")
-    days: dict[tuple[str, str], list[float]] = {}
-    for store, day, v, zv, dw in conn.execute(
-            "SELECT store_id, local_date, visitors, zone_visits, dwell_total_s FROM rollup_day"):
-        days[(store, day)] = [v, zv, dw, 0, 0]
-    for store, day, tx, hours in conn.execute(
-            "SELECT store_id, local_date, transactions, pos_hours FROM pos_day"):
-        acc = days.setdefault((store, day), [0, 0, 0.0, 0, 0])
-        acc[3], acc[4] = tx, hours
-    add_blocks(conn, {k: (v[0], v[1], v[2], v[3], v[4]) for k, v in days.items()})
+    sums = _block_sums(((r[0], r[1]), r[2:]) for r in conn.execute(
+        "SELECT store_id, local_date, visitors, zone_visits, dwell_total_s FROM rollup_day"))
+    _block_sums((((r[0], r[1]), r[2:]) for r in conn.execute(
+        "SELECT store_id, local_date, transactions, pos_hours FROM pos_day")), sums, at=3)
+    _upsert_blocks(conn, sums)
