@@ -33,6 +33,7 @@ from typing import Any
 
 from gateway.config import IngestSettings, MqttSettings
 from gateway.db import connect
+from gateway.footprint import table_bytes
 from gateway.ingest import Ingestor, tune_interpreter
 from gateway.pg_local import PostgresServer
 from gateway.storage import Storage
@@ -185,9 +186,13 @@ def _worker(settings: MqttSettings, db: Path | str, args: argparse.Namespace, go
     tune_interpreter(args.gil_switch_ms)
     storage = Storage(db, synchronous=args.synchronous)
     ingestor = Ingestor(settings, storage, args.batch_max, args.batch_ms)
-    go.wait()
+    # polled, never waited on: a process SIGKILLed while waiting on a shared Event leaves
+    # its condition variable with a sleeper that never wakes, and set() then hangs
+    while not go.is_set():
+        time.sleep(0.05)
     ingestor.start()
-    halt.wait()
+    while not halt.is_set():
+        time.sleep(0.1)
     ingestor.stop()
     storage.close()
     # CPU seconds of this gateway process (all its threads): per message, a figure that the
@@ -257,9 +262,11 @@ def _bench(args: argparse.Namespace, host: str, port: int, work: Path) -> dict[s
     publisher.join(30)
     stored = _count(db)
     counted = _count(db, "SELECT SUM(windows) FROM rollup_hour")
+    window_bytes = table_bytes(connect(db)).get("windows", 0)
     received = sum(st["received"] for st in stats)
     return {
         "engine": args.engine, "killed_at": killed_at,
+        "windows_bytes_per_window": round(window_bytes / max(1, stored)),
         "rollup_windows": counted, "counted_twice": counted - stored,
         "mode": args.mode, "workers": args.workers, "messages": args.messages,
         "stored": stored, "duplicates": sum(st["duplicates"] for st in stats),

@@ -33,29 +33,35 @@ NOW = datetime(2026, 11, 23, 6, 30, tzinfo=UTC)  # 14:30 in Shanghai, a shopping
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--stores", type=int, default=4000)
-    parser.add_argument("--days", type=int, default=90)
+    parser.add_argument("--days", type=int, default=365)
     parser.add_argument("--runs", type=int, default=40)
     parser.add_argument("--db", help="reuse/keep this database, a SQLite file or a "
                         "PostgreSQL URL (generated if empty)")
+    parser.add_argument("--hourly-days", type=int, default=14,
+                        help="the last days generated as hours and POS hours (the overview "
+                        "reads hours of the last 8 days only); older days as days")
     parser.add_argument("--engine", choices=("sqlite", "postgresql"), default="sqlite",
                         help="without --db: a SQLite file, or a PostgreSQL server started "
                         "for the run")
 
 
-def _generate(conn: Database, stores: int, days: int) -> None:
-    """All rows in SQL: stores x days x 12 hours, fixed-offset zones (no DST, by design)."""
+def _generate(conn: Database, stores: int, days: int, hourly: int) -> None:
+    """All rows in SQL: stores x days, the last ``hourly`` days also as 12 hours and POS
+    hours; fixed-offset zones (no DST, by design)."""
+    hourly = min(hourly, days)
     with conn.transaction():
         if conn.engine == "sqlite":
-            _generate_sqlite(conn, stores, days)
+            _generate_sqlite(conn, stores, days, hourly)
         else:
-            _generate_postgres(conn, stores, days)
-        _derive(conn)
+            _generate_postgres(conn, stores, days, hourly)
+        _derive(conn, NOW - timedelta(days=hourly))
     if conn.engine == "postgresql":
         conn.execute("VACUUM ANALYZE")  # the planner's statistics, as autovacuum would
 
 
-def _generate_postgres(conn: Database, stores: int, days: int) -> None:
+def _generate_postgres(conn: Database, stores: int, days: int, hourly: int) -> None:
     start = (NOW - timedelta(days=days)).strftime("%Y-%m-%d")
+    recent = (NOW - timedelta(days=hourly)).strftime("%Y-%m-%d")
     zone = ("CASE i % 4 WHEN 0 THEN 'Asia/Shanghai' WHEN 1 THEN 'Asia/Tokyo' "
             "WHEN 2 THEN 'Asia/Kolkata' ELSE 'UTC' END")
     conn.raw.execute((  # psycopg's own placeholders: a literal % is %%
@@ -74,11 +80,18 @@ def _generate_postgres(conn: Database, stores: int, days: int) -> None:
           19 + (i + j + k) % 30, 3600.0 * 4, 7200.0, 9, 120
         FROM generate_series(0, %s - 1) AS i, generate_series(0, %s) AS k,
              generate_series(9, 20) AS j""".replace(" % ", " %% "),
-        (start, start, start, stores, days))
+        (recent, recent, recent, stores, hourly))
+    conn.raw.execute(
+        f"""INSERT INTO rollup_day (store_id, local_date, {_DAY_COLS})
+        SELECT 'st' || lpad(i::text, 5, '0'), to_char(%s::date + k, 'YYYY-MM-DD'),
+          {_DAY_VALUES}
+        FROM generate_series(0, %s - 1) AS i, generate_series(0, %s - 1) AS k""".replace(
+            " % ", " %% "), (start, stores, days - hourly))
 
 
-def _derive(conn: Database) -> None:
-    """What ingest maintains beside the hourly rows, from them (same SQL on both engines)."""
+def _derive(conn: Database, hourly_from: datetime) -> None:
+    """What ingest maintains beside the hourly rows, from them (same SQL on both engines);
+    POS of the older days as days."""
     conn.execute(
         "INSERT INTO rollup_day (store_id, local_date, in_count, out_count, visitors, exits, "
         "occ_sum, occ_secs, occ_max, windows, zone_visits, dwell_total_s) "
@@ -94,11 +107,18 @@ def _derive(conn: Database) -> None:
     conn.execute(
         "INSERT INTO device_status SELECT store_id, 'box', 'online', ?, ?, "
         "'{\"cameras\": []}' FROM stores", (_utc(NOW), _utc(NOW)))
-    rebuild_blocks(conn)
+    conn.execute("INSERT INTO pos_day (local_date, store_id, transactions, pos_hours) "
+                 "SELECT local_date, store_id, SUM(transactions), COUNT(*) FROM pos "
+                 "GROUP BY local_date, store_id")
+    conn.execute("INSERT INTO pos_day (local_date, store_id, transactions, pos_hours) "
+                 "SELECT local_date, store_id, visitors / 4, 12 FROM rollup_day "
+                 "WHERE local_date < ?", (hourly_from.strftime("%Y-%m-%d"),))
+    rebuild_blocks(conn, pos_day=False)
 
 
-def _generate_sqlite(conn: Database, stores: int, days: int) -> None:
+def _generate_sqlite(conn: Database, stores: int, days: int, hourly: int) -> None:
     start = (NOW - timedelta(days=days)).strftime("%Y-%m-%d")
+    recent = (NOW - timedelta(days=hourly)).strftime("%Y-%m-%d")
     conn.execute(
         "WITH RECURSIVE n(i) AS (SELECT 0 UNION ALL SELECT i+1 FROM n WHERE i+1 < ?) "
         "INSERT INTO stores (store_id, name, name_zh, region, franchisee, timezone, "
@@ -118,7 +138,28 @@ def _generate_sqlite(conn: Database, stores: int, days: int) -> None:
           date(?, '+' || k || ' days'),
           20 + (i + j + k) % 30, 19 + (i + j + k) % 30, 20 + (i + j + k) % 30,
           19 + (i + j + k) % 30, 3600.0 * 4, 7200.0, 9, 120
-        FROM s, d, h""", (days + 1, stores, start, start, start))
+        FROM s, d, h""", (hourly + 1, stores, recent, recent, recent))
+    conn.execute(
+        f"""WITH RECURSIVE d(k) AS (SELECT 0 UNION ALL SELECT k+1 FROM d WHERE k+1 < ?),
+             s(i) AS (SELECT 0 UNION ALL SELECT i+1 FROM s WHERE i+1 < ?)
+        INSERT INTO rollup_day (store_id, local_date, {_DAY_COLS})
+        SELECT printf('st%05d', i), date(?, '+' || k || ' days'), {_DAY_VALUES} FROM s, d""",
+        (days - hourly, stores, start))
+
+
+# the older days, generated as days (their hours are not read by the overview): a day's
+# figures like twelve of the hours above
+_DAY_COLS = ("in_count, out_count, visitors, exits, occ_sum, occ_secs, occ_max, windows, "
+             "zone_visits, dwell_total_s")
+_DAY_VALUES = ("400 + (i + k) % 97, 390 + (i + k) % 97, 400 + (i + k) % 97, "
+               "390 + (i + k) % 97, 172800.0, 86400.0, 9, 1440, (400 + (i + k) % 97) / 2, "
+               "(400 + (i + k) % 97) * 20.0")
+
+
+# rows a store adds in a year with the default retention, 12 open hours a day (days, the
+# 7- and 28-day blocks, hours and POS hours kept 1,100 days, i.e. all year)
+ROWS_PER_STORE_YEAR = {"rollup_day": 365, "pos_day": 365, "rollup_block": 365 / 7 + 365 / 28,
+                       "rollup_hour": 365 * 12, "pos": 365 * 12}
 
 
 def _utc(t: datetime) -> str:
@@ -162,7 +203,7 @@ def run(args: argparse.Namespace) -> int:
         storage = Storage(db, clock=lambda: NOW)
         t0 = time.perf_counter()
         if storage._conn.execute("SELECT COUNT(*) FROM rollup_hour").fetchone()[0] == 0:
-            _generate(storage._conn, args.stores, args.days)
+            _generate(storage._conn, args.stores, args.days, args.hourly_days)
         gen_s = time.perf_counter() - t0
         size = table_bytes(storage._conn)
         storage.reload_registry()
@@ -182,9 +223,10 @@ def run(args: argparse.Namespace) -> int:
                        _time(client, "/api/v1/overview?days=90", h, args.runs),
                        _time(client, f"/api/v1/overview?date={past}&days=90", h, args.runs)]
         storage.close()
-    store_years = args.stores * (args.days + 1) / 365.0
-    rollups = sum(v for k, v in size.items() if k != "windows")
+    per_row = {t: round(size.get(t, 0) / n, 1) for t, n in rows.items() if n}
     print(json.dumps({"engine": storage.engine, "rows": rows, "generate_s": round(gen_s, 1),
-                      "bytes": size, "rollup_bytes_per_store_year": round(rollups / store_years),
+                      "bytes": size, "bytes_per_row": per_row,
+                      "rollup_bytes_per_store_year": round(sum(
+                          per_row.get(t, 0) * n for t, n in ROWS_PER_STORE_YEAR.items())),
                       "queries": results}))
     return 0

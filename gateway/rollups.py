@@ -262,14 +262,16 @@ def _upsert_blocks(conn: Database, sums: dict[tuple[str, str], list[float]]) -> 
         [(*k, *v) for k, v in sorted(sums.items())], distinct=True)
 
 
-def rebuild_blocks(conn: Database) -> None:
-    """rollup_block and pos_day from rollup_day and pos (a migration; data generated in
-    bulk), streaming the daily rows: memory grows with blocks, not days."""
+def rebuild_blocks(conn: Database, pos_day: bool = True) -> None:
+    """rollup_block (and pos_day from pos, unless told) from rollup_day and pos_day (a
+    migration; data generated in bulk), streaming the daily rows: memory grows with
+    blocks, not days."""
     conn.execute("DELETE FROM rollup_block")
-    conn.execute("DELETE FROM pos_day")
-    conn.execute("INSERT INTO pos_day (local_date, store_id, transactions, pos_hours) SELECT "
-                 "local_date, store_id, SUM(transactions), COUNT(*) FROM pos "
-                 "GROUP BY local_date, store_id")
+    if pos_day:
+        conn.execute("DELETE FROM pos_day")
+        conn.execute("INSERT INTO pos_day (local_date, store_id, transactions, pos_hours) SELECT "
+                     "local_date, store_id, SUM(transactions), COUNT(*) FROM pos "
+                     "GROUP BY local_date, store_id")
     sums = _block_sums(((r[0], r[1]), r[2:]) for r in conn.execute(
         "SELECT store_id, local_date, visitors, zone_visits, dwell_total_s FROM rollup_day"))
     _block_sums((((r[0], r[1]), r[2:]) for r in conn.execute(
