@@ -297,6 +297,14 @@ def connect(target: str | Path, synchronous: Synchronous = "NORMAL",
     return connect_sqlite(target, synchronous, rows)
 
 
+def target(text: str) -> str | Path:
+    """A ``--db`` argument: a PostgreSQL URL as given, anything else a SQLite file path."""
+    return text if is_postgres(text) else Path(text)
+
+
+DB_HELP = "the gateway's database: a SQLite file, or a PostgreSQL URL (postgresql://...)"
+
+
 def check_dsn(dsn: str) -> str:
     """A PostgreSQL URL's syntax, for config validation (ValueError says what is wrong)."""
     if not dsn.startswith(POSTGRES_SCHEMES):

@@ -45,7 +45,8 @@ from typing import Any, Literal
 import httpx
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, model_validator
 
-from gateway.db import Database, connect, is_postgres
+from gateway.db import DB_HELP, Database, connect, is_postgres
+from gateway.db import target as db_target
 from gateway.feed_export import (
     ExportFormat,
     FeedError,
@@ -555,7 +556,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--batch-size", type=int, default=500, help="windows per batch (bench)")
     parser.add_argument("--once", action="store_true",
                         help="push and export once with --config's [feed] on --db; print report")
-    parser.add_argument("--db", type=Path, help="the gateway database (--once)")
+    parser.add_argument("--db", type=db_target, help=f"{DB_HELP} (--once)")
     parser.add_argument("--config", type=Path, help="gateway.toml with a [feed] table (--once)")
     args = parser.parse_args(argv)
     if args.bench:

@@ -17,6 +17,8 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
+from gateway.db import DB_HELP
+from gateway.db import target as db_target
 from gateway.homography import matrix_problem
 from storesense.config import describe_validation_error
 from storesense.errors import ConfigError
@@ -144,7 +146,7 @@ def parse_file(name: str, content: bytes) -> list[StoreRecord]:
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("file", type=Path, help="CSV (header: " + ",".join(CSV_FIELDS)
                         + ") or JSON list of store records")
-    parser.add_argument("--db", type=Path, required=True, help="gateway SQLite database")
+    parser.add_argument("--db", type=db_target, required=True, help=DB_HELP)
 
 
 def run(args: argparse.Namespace) -> int:

@@ -13,11 +13,13 @@ import argparse
 import json
 from pathlib import Path
 
+from gateway.db import DB_HELP
+from gateway.db import target as db_target
 from storesense.errors import ConfigError
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--db", type=Path, required=True, help="gateway SQLite database")
+    parser.add_argument("--db", type=db_target, required=True, help=DB_HELP)
     parser.add_argument("--store", action="append", default=None, metavar="STORE_ID",
                         help="only this store's windows (repeatable); default every "
                         "registered store")
@@ -26,7 +28,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 def run(args: argparse.Namespace) -> int:
     from gateway.storage import Storage
 
-    if not args.db.exists():  # Storage would create an empty database
+    if isinstance(args.db, Path) and not args.db.exists():  # Storage would create one
         raise ConfigError(f"--db {args.db}: no such file")
     storage = Storage(args.db)
     try:

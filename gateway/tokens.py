@@ -5,9 +5,10 @@ from __future__ import annotations
 import argparse
 import json
 from datetime import timedelta
-from pathlib import Path
 
 from gateway.auth import create_token, list_tokens, parse_scope, revoke_token, unknown_scope
+from gateway.db import DB_HELP
+from gateway.db import target as db_target
 from gateway.storage import Storage
 from storesense.errors import ConfigError
 from storesense.schema import utcnow
@@ -15,7 +16,7 @@ from storesense.schema import utcnow
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("action", choices=("create", "list", "revoke"))
-    parser.add_argument("--db", type=Path, required=True, help="gateway SQLite database")
+    parser.add_argument("--db", type=db_target, required=True, help=DB_HELP)
     parser.add_argument("--name", help="token name (create; revoke by name or id)")
     parser.add_argument("--scope", help="hq | region:<name> | franchisee:<id> | weather "
                         "(create; weather: may only push daily weather)")
