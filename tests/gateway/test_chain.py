@@ -82,3 +82,22 @@ def test_two_gateways_one_postgresql_store_once_survive_sigkill_and_answer_for_t
     finally:
         for p in procs:
             stop(p)
+
+
+@pytest.mark.parametrize("url, says", [
+    ("mysql://db/storesense", "expected a PostgreSQL URL"),
+    ("postgresql://nobody@/storesense?host=/nonexistent-socket-dir", "cannot use"),
+])
+def test_a_bad_database_url_fails_the_start_naming_the_field(
+    tmp_path: Path, url: str, says: str,
+) -> None:
+    import subprocess
+    import sys
+
+    config = tmp_path / "gw.toml"
+    config.write_text(f'database_url = "{url}"\n')
+    run = subprocess.run([sys.executable, "-m", "storesense.cli", "gateway", "run", "--config",
+                          str(config)], capture_output=True, text=True, timeout=60)
+    assert run.returncode != 0
+    assert "database_url" in run.stderr and says in run.stderr, run.stderr[-2000:]
+    assert "Traceback" not in run.stderr
