@@ -211,6 +211,30 @@ class Database:
         cur = pg
         return cur
 
+    def insert_many(self, table: str, columns: Sequence[str], rows: Sequence[Sequence[Any]],
+                    on_conflict: str = "") -> int:
+        """INSERT rows into ``table``; ``on_conflict`` e.g. "(message_id) DO NOTHING".
+        Returns the rows inserted. On PostgreSQL the rows are COPYed into a temporary table
+        first and inserted from it in one statement: the bulk path for the windows."""
+        cols = ", ".join(columns)
+        tail = f" ON CONFLICT {on_conflict}" if on_conflict else ""
+        if self.engine == "sqlite" or len(rows) < 2:
+            marks = ", ".join("?" * len(columns))
+            return int(self.executemany(f"INSERT INTO {table} ({cols}) VALUES ({marks}){tail}",
+                                        rows).rowcount)
+        staged = f"_staged_{table}"
+        # every time: a rolled-back transaction takes the table's creation with it
+        self.raw.execute(f"CREATE TEMPORARY TABLE IF NOT EXISTS {staged} ON COMMIT "
+                         f"DELETE ROWS AS SELECT {cols} FROM {table} WITH NO DATA")
+        with self.raw.cursor().copy(f"COPY {staged} ({cols}) FROM STDIN") as copy:
+            for row in rows:
+                copy.write_row(row)
+        cur = self.raw.execute(f"INSERT INTO {table} ({cols}) SELECT {cols} FROM {staged}"
+                               f"{tail}")
+        n = int(cur.rowcount)
+        self.raw.execute(f"TRUNCATE {staged}")  # a rolled-back batch is not left behind
+        return n
+
     # transactions
     @property
     def in_transaction(self) -> bool:

@@ -48,6 +48,8 @@ CHECKPOINT_S = 1.0  # the WAL is copied into the database file this often, off t
 WAL_RESTART_PAGES = 16_384  # 64 MiB of 4 KiB pages: past this, start the WAL over
 REUSED_ID = "message_id reused with different content (the first copy is kept)"
 REPLAY_CHUNK = 5_000  # dead letters replayed per transaction
+WINDOW_COLUMNS = ("message_id", "store_id", "camera_id", "window_start", "window_end",
+                  "received_at", "simulated", "payload")
 
 
 @dataclass(frozen=True)
@@ -405,10 +407,8 @@ class Storage:
                 _insert_camera(conn, store_id, cam, auto=True)
             # the unique message_id is the guard across gateways too: a copy committed by
             # another one is skipped here, and seen above, since writers queue (gateway/db.py)
-            inserted = conn.executemany(
-                "INSERT INTO windows (message_id, store_id, camera_id, window_start, "
-                "window_end, received_at, simulated, payload) VALUES (?,?,?,?,?,?,?,?) "
-                "ON CONFLICT (message_id) DO NOTHING", rows, distinct=True).rowcount
+            inserted = conn.insert_many("windows", WINDOW_COLUMNS, rows,
+                                        on_conflict="(message_id) DO NOTHING")
             if rows and inserted != len(rows):  # would count a window twice in the rollups
                 raise RuntimeError(f"{len(rows) - inserted} windows were stored by another "
                                    "writer inside this transaction: writers must queue")
