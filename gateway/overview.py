@@ -16,7 +16,7 @@ from zoneinfo import ZoneInfo
 
 from gateway.db import Database
 from gateway.queries import StoreIds, in_store_now, store_filter
-from gateway.spans import decompose
+from gateway.spans import decompose, runs
 from gateway.storage import Registry, StoreInfo
 
 OFFLINE_AFTER_INTERVALS = 3
@@ -156,15 +156,36 @@ def _span_rows(conn: Database, ids: StoreIds, first: str,
     """Figures summed over [first, last] in the DayRow shape (exits, meaningless summed
     over days, are 0: occupancy reads today's row): whole 7- and 28-day blocks from
     rollup_block, the loose days around them from rollup_day (gateway/spans.py)."""
-    keys, loose = decompose(date.fromisoformat(first), date.fromisoformat(last))
-    where, params = store_filter(ids)
-    return {r[0]: tuple(r[1:]) for r in conn.execute(
-        f"SELECT store_id, SUM(v), 0, SUM(zv), SUM(dw) FROM ("
-        f"SELECT store_id, visitors v, zone_visits zv, dwell_total_s dw FROM rollup_day "
-        f"WHERE local_date IN (SELECT value FROM json_each(?)) AND {where} UNION ALL "
-        f"SELECT store_id, visitors, zone_visits, dwell_total_s FROM rollup_block "
-        f"WHERE block IN (SELECT value FROM json_each(?)) AND {where}) AS parts "
-        f"GROUP BY store_id", [json.dumps(loose), *params, json.dumps(keys), *params])}
+    sql, params = _span_sql(ids, date.fromisoformat(first), date.fromisoformat(last),
+                            ("rollup_day", "visitors, zone_visits, dwell_total_s"),
+                            "visitors, zone_visits, dwell_total_s")
+    return {r[0]: (r[1], 0, r[2], r[3]) for r in conn.execute(
+        f"SELECT store_id, SUM(a), SUM(b), SUM(c) FROM ({sql}) AS parts GROUP BY store_id",
+        params)}
+
+
+def _span_sql(ids: StoreIds, first: date, last: date, days: tuple[str, str],
+              block_cols: str) -> tuple[str, list[Any]]:
+    """One SELECT per run of loose days (a BETWEEN on the date index) and one for the blocks
+    (their keys inline: an IN list the planner reads along the primary key), UNION ALL,
+    each giving store_id and three figures named a, b, c."""
+    keys, loose = decompose(first, last)
+    where, fparams = store_filter(ids)
+    table, cols = days
+    parts, params = [], []
+    for a, b in runs(loose):
+        parts.append(f"SELECT store_id, {_abc(cols)} FROM {table} "
+                     f"WHERE local_date BETWEEN ? AND ? AND {where}")
+        params += [a, b, *fparams]
+    if keys:
+        parts.append(f"SELECT store_id, {_abc(block_cols)} FROM rollup_block WHERE block IN "
+                     f"({', '.join('?' * len(keys))}) AND {where}")
+        params += [*keys, *fparams]
+    return " UNION ALL ".join(parts), params
+
+
+def _abc(cols: str) -> str:
+    return ", ".join(f"{c.strip()} AS {n}" for c, n in zip(cols.split(","), "abc", strict=True))
 
 
 def _day_tx(conn: Database, ids: StoreIds, day: str) -> dict[str, Any]:
@@ -178,15 +199,10 @@ def _span_tx(conn: Database, ids: StoreIds, first: date,
              last: date) -> dict[str, Any]:
     """Transactions per store over [first, last], from POS blocks and days like _span_rows;
     a store with no POS hour in the span has none (not 0)."""
-    keys, loose = decompose(first, last)
-    where, params = store_filter(ids)
+    sql, params = _span_sql(ids, first, last, ("pos_day", "transactions, pos_hours, 0"),
+                            "transactions, pos_hours, 0")
     return {s: n for s, n, hours in conn.execute(
-        f"SELECT store_id, SUM(n), SUM(h) FROM ("
-        f"SELECT store_id, transactions n, pos_hours h FROM pos_day "
-        f"WHERE local_date IN (SELECT value FROM json_each(?)) AND {where} UNION ALL "
-        f"SELECT store_id, transactions, pos_hours FROM rollup_block "
-        f"WHERE block IN (SELECT value FROM json_each(?)) AND {where}) AS parts "
-        f"GROUP BY store_id", [json.dumps(loose), *params, json.dumps(keys), *params])
+        f"SELECT store_id, SUM(a), SUM(b) FROM ({sql}) AS parts GROUP BY store_id", params)
         if hours}
 
 
