@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import sqlite3
 import statistics
 import tempfile
 import time
@@ -23,11 +22,12 @@ from gateway import alerts_store
 from gateway.alerts import AlertSettings
 from gateway.alerts_runner import evaluate_once
 from gateway.bench_query import NOW
+from gateway.db import Database
 from gateway.rollups import utc_text
 from gateway.storage import Storage
 
 
-def _generate(conn: sqlite3.Connection, stores: int, days: int) -> None:
+def _generate(conn: Database, stores: int, days: int) -> None:
     start = (NOW - timedelta(days=days)).strftime("%Y-%m-%d")
     offset = "CASE i % 4 WHEN 0 THEN 480 WHEN 1 THEN 540 WHEN 2 THEN 330 ELSE 0 END"
     conn.execute("BEGIN")

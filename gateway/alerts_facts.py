@@ -4,33 +4,31 @@ store limits. Reads only; no decisions here."""
 from __future__ import annotations
 
 import json
-import sqlite3
 from collections import defaultdict
 from datetime import date, datetime, timedelta
 
 from gateway import alerts_store
 from gateway.alerts import CameraFact, DeviceFact, Facts, OccupancyFact, TrafficFact
+from gateway.db import Database, Executes
 from gateway.storage import Registry
 
 
-def read_facts(conn: sqlite3.Connection, registry: Registry, now: datetime,
+def read_facts(conn: Database, registry: Registry, now: datetime,
                weeks: int) -> Facts:
     return Facts(devices(conn, registry), traffic(conn, registry, now, weeks),
                  occupancy(conn, registry, now))
 
 
-def _plain(conn: sqlite3.Connection) -> sqlite3.Cursor:
-    """A cursor giving plain tuples: sqlite3.Row per row costs more than the query here."""
-    cur = conn.cursor()
-    cur.row_factory = None
-    return cur
+def _plain(conn: Database) -> Executes:
+    """Plain tuples: sqlite3.Row per row costs more than the query here."""
+    return conn.tuples()
 
 
 def _instant(text: str) -> datetime:
     return datetime.fromisoformat(text.replace("Z", "+00:00"))
 
 
-def devices(conn: sqlite3.Connection, registry: Registry) -> tuple[DeviceFact, ...]:
+def devices(conn: Database, registry: Registry) -> tuple[DeviceFact, ...]:
     out = []
     for store_id, device_id, state, sent_at, received_at, payload in _plain(conn).execute(
             "SELECT store_id, device_id, state, sent_at, received_at, payload "
@@ -45,7 +43,7 @@ def devices(conn: sqlite3.Connection, registry: Registry) -> tuple[DeviceFact, .
     return tuple(out)
 
 
-def traffic(conn: sqlite3.Connection, registry: Registry, now: datetime,
+def traffic(conn: Database, registry: Registry, now: datetime,
             weeks: int) -> tuple[TrafficFact, ...]:
     """Per store, grouped by its local day and hour: today's visitors in the complete local
     hours so far, and the same hours' on the last ``weeks`` same weekdays that had windows."""
@@ -64,7 +62,7 @@ def traffic(conn: sqlite3.Connection, registry: Registry, now: datetime,
     return tuple(out)
 
 
-def _hour_sums(conn: sqlite3.Connection, ids: list[str], days: list[str],
+def _hour_sums(conn: Database, ids: list[str], days: list[str],
                hour: int) -> dict[tuple[str, str], int]:
     """Visitors per (store, local date) in local hours before ``hour``: one range of the
     (local_date, store_id, local_hour) index per store and day."""
@@ -78,7 +76,7 @@ def _hour_sums(conn: sqlite3.Connection, ids: list[str], days: list[str],
     return out
 
 
-def _days_with_windows(conn: sqlite3.Connection, ids: list[str],
+def _days_with_windows(conn: Database, ids: list[str],
                        days: list[str]) -> set[tuple[str, str]]:
     """A day before the store was installed (or with its devices down) is no baseline."""
     return {(r[0], r[1]) for r in _plain(conn).execute(
@@ -87,7 +85,7 @@ def _days_with_windows(conn: sqlite3.Connection, ids: list[str],
         "AND store_id IN (SELECT value FROM json_each(?))", (json.dumps(days), json.dumps(ids)))}
 
 
-def occupancy(conn: sqlite3.Connection, registry: Registry,
+def occupancy(conn: Database, registry: Registry,
               now: datetime) -> tuple[OccupancyFact, ...]:
     """Stores with a limit: today's visitors - exits by their local date (the overview's
     "in store now", gateway/overview.py)."""

@@ -14,13 +14,13 @@ setting made at HQ must survive the next import.
 from __future__ import annotations
 
 import json
-import sqlite3
 from typing import Any
 
 from gateway.alerts import Alert, Changes
+from gateway.db import Database
 
 
-def migrate(c: sqlite3.Connection) -> None:
+def migrate(c: Database) -> None:
     """Migration 012 (gateway/migrations.py)."""
     for stmt in (
         """CREATE TABLE alerts (
@@ -42,19 +42,19 @@ def migrate(c: sqlite3.Connection) -> None:
         c.execute(stmt)
 
 
-def open_keys(conn: sqlite3.Connection) -> set[str]:
+def open_keys(conn: Database) -> set[str]:
     return {r[0] for r in conn.execute("SELECT key FROM alerts WHERE resolved_at IS NULL")}
 
 
-def apply(conn: sqlite3.Connection, changes: Changes, now: str) -> None:
+def apply(conn: Database, changes: Changes, now: str) -> None:
     """Write raises and resolves and their deliveries (the caller holds the transaction)."""
     for a in changes.raised:
-        cur = conn.execute(
+        new = conn.execute(
             "INSERT INTO alerts (key, kind, store_id, subject, raised_at, detail) "
-            "VALUES (?,?,?,?,?,?) ON CONFLICT DO NOTHING",
-            (a.key, a.kind, a.store_id, a.subject, now, json.dumps(a.detail)))
-        if cur.rowcount:
-            _deliver(conn, int(cur.lastrowid or 0), "raised", now)
+            "VALUES (?,?,?,?,?,?) ON CONFLICT DO NOTHING RETURNING id",
+            (a.key, a.kind, a.store_id, a.subject, now, json.dumps(a.detail))).fetchone()
+        if new is not None:
+            _deliver(conn, int(new[0]), "raised", now)
     for key in changes.resolved:
         row = conn.execute("SELECT id FROM alerts WHERE key=? AND resolved_at IS NULL",
                            (key,)).fetchone()
@@ -63,7 +63,7 @@ def apply(conn: sqlite3.Connection, changes: Changes, now: str) -> None:
             _deliver(conn, int(row[0]), "resolved", now)
 
 
-def _deliver(conn: sqlite3.Connection, alert_id: int, event: str, now: str) -> None:
+def _deliver(conn: Database, alert_id: int, event: str, now: str) -> None:
     row = _row(conn, alert_id)
     payload = json.dumps({"event": event, "alert": row}, separators=(",", ":"))
     conn.execute("INSERT INTO alert_deliveries (alert_id, event, payload, next_at) "
@@ -73,7 +73,7 @@ def _deliver(conn: sqlite3.Connection, alert_id: int, event: str, now: str) -> N
 _COLS = "id, key, kind, store_id, subject, raised_at, resolved_at, detail"
 
 
-def _row(conn: sqlite3.Connection, alert_id: int) -> dict[str, Any]:
+def _row(conn: Database, alert_id: int) -> dict[str, Any]:
     r = conn.execute(f"SELECT {_COLS} FROM alerts WHERE id=?", (alert_id,)).fetchone()
     return _public(r)
 
@@ -84,7 +84,7 @@ def _public(r: Any) -> dict[str, Any]:
     return d
 
 
-def listing(conn: sqlite3.Connection, store_ids: list[str], state: str,
+def listing(conn: Database, store_ids: list[str], state: str,
             limit: int) -> list[dict[str, Any]]:
     """Alerts of the stores, open first then newest; state: open, resolved or all."""
     where = {"open": "resolved_at IS NULL", "resolved": "resolved_at IS NOT NULL",
@@ -99,7 +99,7 @@ def listing(conn: sqlite3.Connection, store_ids: list[str], state: str,
 # ------------------------------------------------------------------ deliveries
 
 
-def due(conn: sqlite3.Connection, now: str, limit: int = 100) -> list[tuple[int, str, int]]:
+def due(conn: Database, now: str, limit: int = 100) -> list[tuple[int, str, int]]:
     """(id, payload, attempts) of undelivered notifications, in the order they were made,
     up to the first one not due yet (a later one must not overtake it)."""
     out = []
@@ -111,17 +111,17 @@ def due(conn: sqlite3.Connection, now: str, limit: int = 100) -> list[tuple[int,
     return out
 
 
-def delivered(conn: sqlite3.Connection, delivery_id: int, now: str) -> None:
+def delivered(conn: Database, delivery_id: int, now: str) -> None:
     conn.execute("UPDATE alert_deliveries SET delivered_at=?, attempts=attempts+1, "
                  "last_error=NULL WHERE id=?", (now, delivery_id))
 
 
-def failed(conn: sqlite3.Connection, delivery_id: int, error: str, next_at: str) -> None:
+def failed(conn: Database, delivery_id: int, error: str, next_at: str) -> None:
     conn.execute("UPDATE alert_deliveries SET attempts=attempts+1, last_error=?, next_at=? "
                  "WHERE id=?", (error[:500], next_at, delivery_id))
 
 
-def delivery_log(conn: sqlite3.Connection, alert_id: int) -> list[dict[str, Any]]:
+def delivery_log(conn: Database, alert_id: int) -> list[dict[str, Any]]:
     return [dict(zip(("event", "attempts", "delivered_at", "last_error"), tuple(r),
                      strict=True)) for r in conn.execute(
         "SELECT event, attempts, delivered_at, last_error FROM alert_deliveries "
@@ -131,17 +131,17 @@ def delivery_log(conn: sqlite3.Connection, alert_id: int) -> list[dict[str, Any]
 # ------------------------------------------------------------------ limits
 
 
-def limits(conn: sqlite3.Connection) -> dict[str, int]:
+def limits(conn: Database) -> dict[str, int]:
     return {r[0]: int(r[1]) for r in conn.execute(
         "SELECT store_id, occupancy_limit FROM store_limits")}
 
 
-def set_limit(conn: sqlite3.Connection, store_id: str, limit: int | None, who: str,
+def set_limit(conn: Database, store_id: str, limit: int | None, who: str,
               now: str) -> None:
     if limit is None:
         conn.execute("DELETE FROM store_limits WHERE store_id=?", (store_id,))
         return
-    conn.execute("INSERT INTO store_limits VALUES (?,?,?,?) ON CONFLICT DO UPDATE SET "
+    conn.execute("INSERT INTO store_limits VALUES (?,?,?,?) ON CONFLICT (store_id) DO UPDATE SET "
                  "occupancy_limit=excluded.occupancy_limit, updated_at=excluded.updated_at, "
                  "updated_by=excluded.updated_by", (store_id, limit, now, who))
 

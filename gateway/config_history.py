@@ -22,13 +22,13 @@ gets back what its installer saved, not HQ's older version.
 from __future__ import annotations
 
 import json
-import sqlite3
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
 from pydantic import ValidationError
 
+from gateway.db import Database
 from gateway.deadletters import Letter
 from gateway.isolate import ingest_isolating
 from gateway.rollups import utc_text
@@ -41,7 +41,7 @@ MAX_REPORTED_BYTES = 64 * 1024  # a camera's config with 16 lines and 64 zones i
 SOURCES = ("hq", "rollback", "installer")
 
 
-def migrate(c: sqlite3.Connection) -> None:
+def migrate(c: Database) -> None:
     """Migration 009 (gateway/migrations.py)."""
     for stmt in (
         """CREATE TABLE camera_config_history (
@@ -94,7 +94,7 @@ def hq_version_text(version: int) -> str:
     return f"hq-{version}"
 
 
-def history(conn: sqlite3.Connection, store_id: str, camera_id: str,
+def history(conn: Database, store_id: str, camera_id: str,
             limit: int = 200) -> list[Entry]:
     """Newest first."""
     return [_entry(r) for r in conn.execute(
@@ -102,14 +102,14 @@ def history(conn: sqlite3.Connection, store_id: str, camera_id: str,
         "ORDER BY version DESC LIMIT ?", (store_id, camera_id, limit))]
 
 
-def get(conn: sqlite3.Connection, store_id: str, camera_id: str, version: int) -> Entry | None:
+def get(conn: Database, store_id: str, camera_id: str, version: int) -> Entry | None:
     row = conn.execute(
         f"SELECT {_COLUMNS} FROM camera_config_history WHERE store_id=? AND camera_id=? "
         "AND version=?", (store_id, camera_id, version)).fetchone()
     return None if row is None else _entry(row)
 
 
-def add(conn: sqlite3.Connection, store_id: str, camera_id: str, analytics: AnalyticsConfig,
+def add(conn: Database, store_id: str, camera_id: str, analytics: AnalyticsConfig,
         source: str, created_by: str, now: str, rollback_of: int | None = None,
         config_version: str | None = None) -> Entry:
     """Store the camera's next version (in the caller's transaction); not yet published."""
@@ -121,21 +121,22 @@ def add(conn: sqlite3.Connection, store_id: str, camera_id: str, analytics: Anal
     msg = CameraConfigMessage(store_id=store_id, camera_id=camera_id,
                               config_version=config_version or hq_version_text(version),
                               analytics=analytics)
-    cur = conn.execute(
+    new_id = conn.execute(
         "INSERT INTO camera_config_history (store_id, camera_id, version, config_version, "
-        "source, created_by, created_at, rollback_of, payload) VALUES (?,?,?,?,?,?,?,?,?)",
+        "source, created_by, created_at, rollback_of, payload) VALUES (?,?,?,?,?,?,?,?,?) "
+        "RETURNING id",
         (store_id, camera_id, version, msg.config_version, source, created_by, now,
-         rollback_of, msg.model_dump_json()))
+         rollback_of, msg.model_dump_json())).fetchone()[0]
     row = conn.execute(f"SELECT {_COLUMNS} FROM camera_config_history WHERE id=?",
-                       (cur.lastrowid,)).fetchone()
+                       (new_id,)).fetchone()
     return _entry(row)
 
 
-def mark_published(conn: sqlite3.Connection, entry_id: int, now: str) -> None:
+def mark_published(conn: Database, entry_id: int, now: str) -> None:
     conn.execute("UPDATE camera_config_history SET published_at=? WHERE id=?", (now, entry_id))
 
 
-def to_publish(conn: sqlite3.Connection) -> list[Entry]:
+def to_publish(conn: Database) -> list[Entry]:
     """Each camera's latest row when it is not published yet (oldest first)."""
     return [_entry(r) for r in conn.execute(
         f"""SELECT {_COLUMNS} FROM camera_config_history h
@@ -145,7 +146,7 @@ def to_publish(conn: sqlite3.Connection) -> list[Entry]:
             ORDER BY id""")]
 
 
-def running(conn: sqlite3.Connection, store_id: str) -> list[dict[str, Any]]:
+def running(conn: Database, store_id: str) -> list[dict[str, Any]]:
     """What each device of the store says each camera runs, from its stored status: the
     config_version it applied and why it refused the last one (config_error)."""
     out = []
@@ -160,7 +161,7 @@ def running(conn: sqlite3.Connection, store_id: str) -> list[dict[str, Any]]:
     return out
 
 
-def versions_by_text(conn: sqlite3.Connection, store_id: str, camera_id: str) -> dict[str, int]:
+def versions_by_text(conn: Database, store_id: str, camera_id: str) -> dict[str, int]:
     """config_version text -> the newest version number that carried it."""
     return {r[0]: int(r[1]) for r in conn.execute(
         "SELECT config_version, MAX(version) FROM camera_config_history WHERE store_id=? "
@@ -214,7 +215,7 @@ def store_reported(storage: Storage, items: Sequence[tuple[str, bytes]]) -> Inge
     return IngestResult(stored, dups, len(dead))
 
 
-def _recorded(conn: sqlite3.Connection, msg: CameraConfigMessage) -> bool:
+def _recorded(conn: Database, msg: CameraConfigMessage) -> bool:
     """The same installer config is already a version: a retained report seen again."""
     return conn.execute(
         "SELECT 1 FROM camera_config_history WHERE store_id=? AND camera_id=? AND "

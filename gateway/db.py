@@ -58,6 +58,10 @@ class Cursor(Protocol):
     def __iter__(self) -> Iterator[Any]: ...
 
 
+class Executes(Protocol):
+    def execute(self, sql: str, params: Any = ..., /) -> Any: ...
+
+
 def is_postgres(target: str | Path) -> bool:
     return isinstance(target, str) and target.startswith(POSTGRES_SCHEMES)
 
@@ -234,6 +238,15 @@ class Database:
         n = int(cur.rowcount)
         self.raw.execute(f"TRUNCATE {staged}")  # a rolled-back batch is not left behind
         return n
+
+    def tuples(self) -> Executes:
+        """Something to ``execute`` on whose rows are plain tuples (a reader's sqlite3.Row
+        per row costs more than a cheap query; PostgreSQL rows are tuples already)."""
+        if self.engine == "sqlite":
+            cur: Executes = self.raw.cursor()
+            cur.row_factory = None  # type: ignore[attr-defined]
+            return cur
+        return self
 
     # transactions
     @property

@@ -16,10 +16,10 @@ without member data is unknown, not "no members". ``hours`` says how many hours 
 
 from __future__ import annotations
 
-import sqlite3
 from datetime import date
 from typing import Any, Literal
 
+from gateway.db import Database
 from gateway.queries import StoreIds, store_filter
 
 
@@ -39,7 +39,7 @@ def figures(transactions: int, members: int, new_members: int, hours: int) -> di
             "join_rate": join_rate(transactions, members, new_members), "hours": hours}
 
 
-def _rows(conn: sqlite3.Connection, ids: StoreIds, group: str, start: date,
+def _rows(conn: Database, ids: StoreIds, group: str, start: date,
           end: date) -> list[tuple[Any, ...]]:
     where, params = store_filter(ids)
     return conn.execute(
@@ -49,7 +49,7 @@ def _rows(conn: sqlite3.Connection, ids: StoreIds, group: str, start: date,
         [start.isoformat(), end.isoformat(), *params]).fetchall()
 
 
-def members(conn: sqlite3.Connection, ids: StoreIds, granularity: Literal["hour", "day"],
+def members(conn: Database, ids: StoreIds, granularity: Literal["hour", "day"],
             start: date, end: date) -> dict[str, Any]:
     """Totals over [start, end], a series per local period (summed by label over stores) and
     one row per store; periods and stores without member data are left out."""

@@ -28,7 +28,8 @@ from pydantic import (
     model_validator,
 )
 
-from gateway.db import Database
+from gateway.db import DB_HELP, Database
+from gateway.db import target as db_target
 from gateway.rollups import add_blocks
 from gateway.storage import Storage
 from storesense.config import describe_validation_error
@@ -214,7 +215,7 @@ def import_text(storage: Storage, text: str) -> dict[str, Any]:
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--db", type=Path, required=True, help="gateway SQLite database")
+    parser.add_argument("--db", type=db_target, required=True, help=DB_HELP)
     parser.add_argument("file", type=Path, help="CSV: store_id,date,hour,transactions"
                         "[,revenue][,members][,new_members] (date and hour store-local)")
 

@@ -71,8 +71,9 @@ def traffic(conn: Database, ids: StoreIds, granularity: Granularity,
 # 0, per store (docs/dashboards.md says why this and not the cameras' view). Over one store's
 # rows of a local date in label order, the running sum at a row is the figure at the end of
 # that period; the overview's "in store now" is the same sum over today's rollup_day row.
-IN_STORE = ("MAX(0, SUM(SUM(visitors) - SUM(exits)) OVER (PARTITION BY store_id, "
-            "substr({label}, 1, 10) ORDER BY {label}))")
+_RUNNING = ("SUM(SUM(visitors) - SUM(exits)) OVER (PARTITION BY store_id, "
+            "substr({label}, 1, 10) ORDER BY {label})")
+IN_STORE = f"CASE WHEN {_RUNNING} > 0 THEN {_RUNNING} ELSE 0 END"  # max(0, ...), portably
 
 
 def in_store_now(visitors: int, exits: int) -> int:

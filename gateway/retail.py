@@ -6,10 +6,10 @@ The tables are filled at ingest by gateway/retail_rollups.py.
 
 from __future__ import annotations
 
-import sqlite3
 from datetime import date
 from typing import Any, Literal
 
+from gateway.db import Database
 from gateway.queries import StoreIds, dwell_percentile, store_filter
 from gateway.retail_rollups import QUEUE_FIELDS, RETAIL_FIELDS
 
@@ -18,7 +18,7 @@ def _ratio(num: int | None, den: int) -> float | None:
     return round(num / den, 4) if num is not None and den > 0 else None
 
 
-def visitors(conn: sqlite3.Connection, ids: StoreIds, granularity: Literal["hour", "day"],
+def visitors(conn: Database, ids: StoreIds, granularity: Literal["hour", "day"],
              start: date, end: date) -> list[dict[str, Any]]:
     """Per store-local period: passes, unique visitors, groups, staff passes, and with POS
     data transactions and conversion per visitor (transactions / unique visitors) and per
@@ -45,7 +45,7 @@ def visitors(conn: sqlite3.Connection, ids: StoreIds, granularity: Literal["hour
     return out
 
 
-def queues(conn: sqlite3.Connection, store_id: str, start: date,
+def queues(conn: Database, store_id: str, start: date,
            end: date) -> list[dict[str, Any]]:
     """Per queue zone over the days: length (time-weighted mean, max), waits of served
     visits (p50, p90 from the merged histogram), abandoned and lost visits."""

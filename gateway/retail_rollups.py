@@ -10,9 +10,9 @@ group: the figures then equal the passes rather than inventing a split.
 
 from __future__ import annotations
 
-import sqlite3
 from collections import defaultdict
 
+from gateway.db import Database
 from storesense.schema import DWELL_BIN_EDGES_S, WindowAggregate
 
 N_BINS = len(DWELL_BIN_EDGES_S)
@@ -57,20 +57,24 @@ class RetailBatch:
         for i, n in enumerate(row):
             acc_h[i] += n
 
-    def flush(self, conn: sqlite3.Connection) -> None:
+    def flush(self, conn: Database) -> None:
         cols = ("store_id", "hour_utc", "local_hour", "local_date", *RETAIL_FIELDS)
-        sets = ", ".join(f"{f} = {f} + excluded.{f}" for f in RETAIL_FIELDS)
+        # portable upserts (docs/gateway.md): conflict key named, stored row by its table,
+        # keys sorted so two gateways' batches lock rows in one order
+        sets = ", ".join(f"{f} = retail_hour.{f} + excluded.{f}" for f in RETAIL_FIELDS)
         conn.executemany(
             f"INSERT INTO retail_hour ({', '.join(cols)}) VALUES ({', '.join('?' * len(cols))}) "
-            f"ON CONFLICT DO UPDATE SET {sets}",
-            [(*k, *self.labels[k], *v) for k, v in self.hour.items()])
-        qsets = ", ".join(f"{f} = max({f}, excluded.{f})" if f == "len_max"
-                          else f"{f} = {f} + excluded.{f}" for f in QUEUE_FIELDS)
+            f"ON CONFLICT (store_id, hour_utc) DO UPDATE SET {sets}",
+            [(*k, *self.labels[k], *v) for k, v in sorted(self.hour.items())], distinct=True)
+        qsets = ", ".join(
+            f"{f} = CASE WHEN excluded.{f} > queue_day.{f} THEN excluded.{f} "
+            f"ELSE queue_day.{f} END" if f == "len_max" else f"{f} = queue_day.{f} + excluded.{f}"
+            for f in QUEUE_FIELDS)
         conn.executemany(
             f"INSERT INTO queue_day (store_id, local_date, camera_id, zone, "
             f"{', '.join(QUEUE_FIELDS)}) VALUES ({', '.join('?' * (4 + len(QUEUE_FIELDS)))}) "
-            f"ON CONFLICT DO UPDATE SET {qsets}",
-            [(*k, *v) for k, v in self.queue.items()])
+            f"ON CONFLICT (store_id, local_date, camera_id, zone) DO UPDATE SET {qsets}",
+            [(*k, *v) for k, v in sorted(self.queue.items())], distinct=True)
 
 
 def clamp_split(counts: dict[str, int], cap: int) -> dict[str, int]:
@@ -88,7 +92,7 @@ def clamp_split(counts: dict[str, int], cap: int) -> dict[str, int]:
     return out
 
 
-def migrate(c: sqlite3.Connection) -> None:
+def migrate(c: Database) -> None:
     """Migration 013: the tables above (empty: older windows carry none of these fields)."""
     fields = ", ".join(f"{f} INTEGER NOT NULL DEFAULT 0" for f in RETAIL_FIELDS)
     c.execute(

@@ -16,13 +16,14 @@ import argparse
 import csv
 import io
 import json
-import sqlite3
 from datetime import date, datetime, timedelta
 from pathlib import Path
 from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
+from gateway.db import DB_HELP, Database
+from gateway.db import target as db_target
 from gateway.queries import StoreIds, store_filter
 from gateway.rollups import utc_text
 from gateway.storage import Registry, Storage
@@ -96,7 +97,8 @@ def upsert(storage: Storage, records: list[WeatherRecord], source: str) -> int:
     with storage.transaction() as conn:
         conn.executemany(
             "INSERT INTO weather_day (store_id, local_date, condition, precipitation_mm, "
-            "temperature_c, source, updated_at) VALUES (?,?,?,?,?,?,?) ON CONFLICT DO UPDATE "
+            "temperature_c, source, updated_at) VALUES (?,?,?,?,?,?,?) "
+            "ON CONFLICT (store_id, local_date) DO UPDATE "
             "SET condition=excluded.condition, precipitation_mm=excluded.precipitation_mm, "
             "temperature_c=excluded.temperature_c, source=excluded.source, "
             "updated_at=excluded.updated_at",
@@ -156,7 +158,7 @@ def parse_csv(text: str, registry: Registry,
     return records, rejected
 
 
-def days(conn: sqlite3.Connection, store_id: str, start: date,
+def days(conn: Database, store_id: str, start: date,
          end: date) -> list[dict[str, Any]]:
     rows = conn.execute(
         "SELECT local_date, condition, precipitation_mm, temperature_c FROM weather_day "
@@ -190,7 +192,7 @@ def _summary(store_days: list[tuple[int, int | None]]) -> dict[str, Any]:
             "conversion": round(pos_tx / pos_visitors, 4) if pos_visitors else None}
 
 
-def compare(conn: sqlite3.Connection, registry: Registry, ids: StoreIds, start: date,
+def compare(conn: Database, registry: Registry, ids: StoreIds, start: date,
             end: date, now: datetime) -> dict[str, Any]:
     """Rainy against dry store-days in [start, end]: a store-day counts when it has both a
     weather record and traffic, and is over (a store's today is left out: half a day)."""
@@ -224,7 +226,7 @@ def default_span(now: datetime, days_back: int = 28) -> tuple[date, date]:
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--db", type=Path, required=True, help="gateway SQLite database")
+    parser.add_argument("--db", type=db_target, required=True, help=DB_HELP)
     parser.add_argument("file", type=Path, help="CSV: store_id,date,condition"
                         "[,precipitation_mm][,temperature_c]; date store-local, condition "
                         "one of dry, rain, heavy_rain, storm, snow")
