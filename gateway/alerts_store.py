@@ -88,7 +88,7 @@ def listing(conn: Database, store_ids: list[str], state: str,
             limit: int) -> list[dict[str, Any]]:
     """Alerts of the stores, open first then newest; state: open, resolved or all."""
     where = {"open": "resolved_at IS NULL", "resolved": "resolved_at IS NOT NULL",
-             "all": "1"}[state]
+             "all": "1=1"}[state]
     rows = conn.execute(
         f"SELECT {_COLS} FROM alerts WHERE {where} AND store_id IN "
         "(SELECT value FROM json_each(?)) ORDER BY resolved_at IS NOT NULL, raised_at DESC, "

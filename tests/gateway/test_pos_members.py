@@ -161,7 +161,7 @@ def test_import_pos_command(storage: Storage, tmp_path: Path,
     storage.upsert_stores([store("a1")])
     path = tmp_path / "pos.csv"
     path.write_text(CSV, encoding="utf-8-sig")  # Excel's UTF-8 carries a BOM
-    assert cli(["gateway", "import-pos", "--db", str(storage.path), str(path)]) == 1
+    assert cli(["gateway", "import-pos", "--db", str(storage.target), str(path)]) == 1
     out = capsys.readouterr().out
     assert '"stored": 2' in out and "must be <= transactions" in out
     got = storage.read().execute(
@@ -169,5 +169,5 @@ def test_import_pos_command(storage: Storage, tmp_path: Path,
     ).fetchall()
     assert [tuple(r) for r in got] == [("2026-11-23T10:00", 50, 20, 3),
                                        ("2026-11-23T11:00", 30, None, None)]
-    assert cli(["gateway", "import-pos", "--db", str(storage.path),
+    assert cli(["gateway", "import-pos", "--db", str(storage.target),
                 str(tmp_path / "missing.csv")]) == 2

@@ -119,7 +119,7 @@ def test_csv_upload_and_command_store_good_lines_and_name_bad_ones(
 
     path = tmp_path / "w.csv"
     path.write_text("store_id,date,condition\nb1,2026-11-20,snow\n", encoding="utf-8")
-    assert cli(["gateway", "import-weather", "--db", str(storage.path), str(path)]) == 0
+    assert cli(["gateway", "import-weather", "--db", str(storage.target), str(path)]) == 0
     assert '"stored": 1' in capsys.readouterr().out
     assert storage.read().execute(
         "SELECT condition FROM weather_day WHERE store_id='b1'").fetchone()[0] == "snow"
