@@ -71,7 +71,7 @@ def _generate_postgres(conn: Database, stores: int, days: int, hourly: int) -> N
         "FROM generate_series(0, %s - 1) AS i").replace(" % ", " %% "), (stores,))
     offset = "CASE i % 4 WHEN 0 THEN 480 WHEN 1 THEN 540 WHEN 2 THEN 330 ELSE 0 END"
     conn.raw.execute(
-        f"""INSERT INTO rollup_hour SELECT 'st' || lpad(i::text, 5, '0'),
+        f"""INSERT INTO rollup_hour ({_HOUR_COLS}) SELECT 'st' || lpad(i::text, 5, '0'),
           to_char(%s::timestamp + make_interval(days => k, hours => j)
                   - make_interval(mins => {offset}), 'YYYY-MM-DD"T"HH24:MI:SS"Z"'),
           to_char(%s::timestamp + make_interval(days => k, hours => j), 'YYYY-MM-DD"T"HH24:00'),
@@ -102,8 +102,8 @@ def _derive(conn: Database, hourly_from: datetime) -> None:
         "INSERT INTO rollup_chain_day SELECT local_date, SUM(visitors) FROM rollup_day "
         "GROUP BY local_date")
     conn.execute(
-        "INSERT INTO pos SELECT store_id, local_hour, local_date, visitors / 4, visitors * 9.5 "
-        "FROM rollup_hour")
+        "INSERT INTO pos (store_id, local_hour, local_date, transactions, revenue) "
+        "SELECT store_id, local_hour, local_date, visitors / 4, visitors * 9.5 FROM rollup_hour")
     conn.execute(
         "INSERT INTO device_status SELECT store_id, 'box', 'online', ?, ?, "
         "'{\"cameras\": []}' FROM stores", (_utc(NOW), _utc(NOW)))
@@ -131,7 +131,7 @@ def _generate_sqlite(conn: Database, stores: int, days: int, hourly: int) -> Non
         f"""WITH RECURSIVE d(k) AS (SELECT 0 UNION ALL SELECT k+1 FROM d WHERE k+1 < ?),
              h(j) AS (SELECT 9 UNION ALL SELECT j+1 FROM h WHERE j < 20),
              s(i) AS (SELECT 0 UNION ALL SELECT i+1 FROM s WHERE i+1 < ?)
-        INSERT INTO rollup_hour SELECT printf('st%05d', i),
+        INSERT INTO rollup_hour ({_HOUR_COLS}) SELECT printf('st%05d', i),
           strftime('%Y-%m-%dT%H:%M:%SZ', date(?, '+' || k || ' days'), '+' || j || ' hours',
                    '-' || ({offset}) || ' minutes'),
           strftime('%Y-%m-%dT%H:00', date(?, '+' || k || ' days'), '+' || j || ' hours'),
@@ -147,6 +147,8 @@ def _generate_sqlite(conn: Database, stores: int, days: int, hourly: int) -> Non
         (days - hourly, stores, start))
 
 
+_HOUR_COLS = ("store_id, hour_utc, local_hour, local_date, in_count, out_count, visitors, "
+              "exits, occ_sum, occ_secs, occ_max, windows")
 # the older days, generated as days (their hours are not read by the overview): a day's
 # figures like twelve of the hours above
 _DAY_COLS = ("in_count, out_count, visitors, exits, occ_sum, occ_secs, occ_max, windows, "
