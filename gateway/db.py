@@ -142,6 +142,15 @@ class _MultiRow:
         return iter(())
 
 
+def _no_nul(params: Any) -> Any:
+    """PostgreSQL text cannot hold NUL (psycopg refuses the statement); SQLite's can. A NUL
+    in a string parameter (a hostile query, a device's name) becomes U+FFFD, so the request
+    is answered as on SQLite (a filter matches nothing) instead of failing."""
+    if isinstance(params, dict) or not any(type(v) is str and "\x00" in v for v in params):
+        return params
+    return [v.replace("\x00", "\ufffd") if type(v) is str else v for v in params]
+
+
 # ------------------------------------------------------------------ rows
 
 
@@ -193,8 +202,10 @@ class Database:
 
     # statements
     def execute(self, sql: str, params: Sequence[Any] | dict[str, Any] = ()) -> Cursor:
-        cur: Cursor = self.raw.execute(
-            sql if self.engine == "sqlite" else postgres_sql(sql), params)
+        if self.engine == "sqlite":
+            cur: Cursor = self.raw.execute(sql, params)
+        else:
+            cur = self.raw.execute(postgres_sql(sql), _no_nul(params))
         return cur
 
     def executemany(self, sql: str, rows: Iterable[Sequence[Any]],
@@ -206,7 +217,7 @@ class Database:
         if self.engine == "sqlite":
             cur = self.raw.executemany(sql, rows)
             return cur
-        rows = list(rows)
+        rows = [_no_nul(r) for r in rows]
         pg = self.raw.cursor()
         if distinct and len(rows) > 1 and _VALUES.search(sql):
             return _MultiRow(self.raw, sql, rows)
@@ -222,6 +233,8 @@ class Database:
         first and inserted from it in one statement: the bulk path for the windows."""
         cols = ", ".join(columns)
         tail = f" ON CONFLICT {on_conflict}" if on_conflict else ""
+        if self.engine == "postgresql":
+            rows = [_no_nul(r) for r in rows]
         if self.engine == "sqlite" or len(rows) < 2:
             marks = ", ".join("?" * len(columns))
             return int(self.executemany(f"INSERT INTO {table} ({cols}) VALUES ({marks}){tail}",

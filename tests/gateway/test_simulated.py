@@ -3,13 +3,13 @@ windows when a gateway upgrades (migration 010), and listed per store by local d
 
 from __future__ import annotations
 
-import sqlite3
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 
 import msgspec
 
 from gateway import migrations
+from gateway.db import Database, connect_sqlite
 from gateway.live_routes import simulated_stores
 from gateway.storage import Storage
 from storesense.schema import WindowAggregate
@@ -27,7 +27,7 @@ def _windows() -> list[WindowAggregate]:
     return sim + real
 
 
-def _day_counts(conn: sqlite3.Connection) -> dict[tuple[str, str], tuple[int, int]]:
+def _day_counts(conn: Database) -> dict[tuple[str, str], tuple[int, int]]:
     return {(r[0], r[1]): (r[2], r[3]) for r in conn.execute(
         "SELECT store_id, local_date, sim_windows, windows FROM rollup_day")}
 
@@ -54,7 +54,7 @@ def test_an_upgraded_gateway_counts_the_windows_it_stored_before(tmp_path: Path)
         expected = _day_counts(storage.read())
     finally:
         storage.close()
-    conn = sqlite3.connect(tmp_path / "gateway.db", isolation_level=None)
+    conn = connect_sqlite(tmp_path / "gateway.db")
     try:
         # the database as a gateway before migration 010 left it
         for stmt in ("DROP INDEX rollup_day_simulated",
