@@ -30,6 +30,7 @@ async function fetchData() {
   const sel = { store_id: storeId, ...r };
   const enc = encodeURIComponent(storeId);
   const mw = fetchMembersWeather({ store_id: storeId }, r.start, r.end);
+  mw.catch(() => {}); // awaited below; if a call above fails first, not an unhandled rejection
   const [traffic, zones, transitions, demo, conversion, devices, simulated, now] = await Promise.all([
     apiGet("/traffic", { ...sel, granularity }),
     apiGet(`/stores/${enc}/zones`, r),
