@@ -82,6 +82,7 @@ GET_ROUTES = ["/me", "/stores", "/traffic", "/overview", "/conversion", "/device
               "/deadletters", "/stores/{s}/zones", "/stores/{s}/transitions",
               "/stores/{s}/heatmap", "/stores/{s}/demographics", "/stores/{s}/floorplan",
               "/members", "/weather/compare", "/stores/{s}/weather",
+              "/visitors", "/stores/{s}/queues",
               "/alerts", "/alerts/limits", "/config/{s}", "/config/{s}/{camera_id}",
               "/live", "/simulated", "/models", "/models/{sha256}/file"]
 
