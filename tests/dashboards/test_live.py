@@ -180,6 +180,8 @@ def test_simulated_data_are_labelled_on_every_page(live: LiveGateway,
     assert mark.get_attribute("data-simulated") == "all"
     assert mark.evaluate("e => getComputedStyle(e, '::after').content") == '"simulated"'
     assert overview.locator("#ranking tr[data-store-id=real-1] .badge.sim").count() == 0
+    alerts = open_live("/alerts.html").locator("#simulated-note")
+    assert alerts.is_visible() and "1 of 2 stores" in alerts.inner_text()
 
     today = day.date().isoformat()
     for path in ("/store.html?store=sim-2",

@@ -6,6 +6,7 @@ import { $, el, errorText, showEmpty } from "../dom.js";
 import { fmtInstant, fmtNum } from "../format.js";
 import { storeName, t } from "../i18n.js";
 import { boot, reloading } from "../shell.js";
+import { showSimulated } from "../simulated.js";
 
 const REFRESH_MS = 15_000;
 const params = new URLSearchParams(location.search);
@@ -27,6 +28,8 @@ async function load() {
   $("#refresh").addEventListener("click", refresh);
   setInterval(() => { if (document.body.dataset.state === "ready") refresh(); }, REFRESH_MS);
   await fetchAlerts();
+  // traffic alerts are judged on stored windows: say when some of today's are simulated
+  showSimulated(await apiGet("/simulated"), state.stores.length);
   // the alerts shown, as CSV (js/csv.js); detail as its JSON, machine-readable
   addCsvButtons([{ into: "#alerts-body .actions", id: "csv-alerts",
     name: () => `alerts-${fileSafe($("#f-state").value)}-${fileSafe($("#f-store").value)}.csv`,
