@@ -9,11 +9,27 @@ from typing import Any
 import paho.mqtt.client as mqtt
 from paho.mqtt.enums import CallbackAPIVersion
 
+from edge.node.service import EdgeNode
 from storesense.schema import OccupancyStats, WindowAggregate, message_id
 from tests.brokers import Mosquitto
 from tests.waiting import wait_until
 
 T0 = datetime(2026, 11, 23, 9, 0, 0, tzinfo=UTC)
+
+
+class NodeThread:
+    """EdgeNode.run in a thread, as `storesense edge run` runs it in the main thread."""
+
+    def __init__(self, node: EdgeNode) -> None:
+        self.node = node
+        self.stop = threading.Event()
+        self.thread = threading.Thread(target=self.node.run, args=(self.stop,))
+        self.thread.start()
+
+    def close(self) -> None:
+        self.stop.set()
+        self.thread.join(30)
+        assert not self.thread.is_alive()
 
 
 def window(store: str, camera: str, i: int, window_s: int = 10) -> WindowAggregate:

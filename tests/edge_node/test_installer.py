@@ -24,7 +24,7 @@ from edge.node.service import EdgeNode, real_parts
 from storesense.errors import ConfigError
 from storesense.topics import Topics
 from tests.brokers import Mosquitto
-from tests.edge_node.helpers import Collector
+from tests.edge_node.helpers import Collector, NodeThread
 from tests.waiting import wait_until
 
 pytestmark = [pytest.mark.broker, pytest.mark.video, pytest.mark.browser]
@@ -33,7 +33,7 @@ USER, PASSWORD = "installer", "a long store password"
 JPEG, PNG = b"\xff\xd8\xff", b"\x89PNG"
 
 
-class Node:
+class Node(NodeThread):
     """EdgeNode.run in a thread, with the installer page on a free port."""
 
     def __init__(self, tmp: Path, broker: Mosquitto, models_dir: Path, video: Path,
@@ -52,17 +52,10 @@ class Node:
             "cameras": [{"camera_id": "door", "source": str(video), "loop": True,
                          "analytics": {"window_s": 10, "identity": {"reid": False}}}],
         })
-        self.node = EdgeNode(cfg, *real_parts(cfg))
-        assert self.node.installer is not None
-        self.url = f"http://127.0.0.1:{self.node.installer.port}"
-        self.stop = threading.Event()
-        self.thread = threading.Thread(target=self.node.run, args=(self.stop,))
-        self.thread.start()
-
-    def close(self) -> None:
-        self.stop.set()
-        self.thread.join(30)
-        assert not self.thread.is_alive()
+        node = EdgeNode(cfg, *real_parts(cfg))
+        assert node.installer is not None
+        self.url = f"http://127.0.0.1:{node.installer.port}"
+        super().__init__(node)
 
 
 @pytest.fixture

@@ -36,7 +36,7 @@ from gateway.storage import Storage
 from models.registry import spec
 from storesense.topics import Topics
 from tests.brokers import Mosquitto
-from tests.edge_node.helpers import Collector
+from tests.edge_node.helpers import Collector, NodeThread
 from tests.waiting import wait_until
 
 pytestmark = [pytest.mark.broker, pytest.mark.video]
@@ -91,7 +91,7 @@ def gateway(tmp_path: Path, broker: Mosquitto) -> Iterator[Gateway]:
         storage.close()
 
 
-class Node:
+class Node(NodeThread):
     def __init__(self, tmp: Path, broker: Mosquitto, models_dir: Path, video: Path,
                  gateway_url: str) -> None:
         self.cfg = EdgeConfig.model_validate({
@@ -105,15 +105,7 @@ class Node:
             "cameras": [{"camera_id": "door", "source": str(video), "loop": True,
                          "analytics": {"window_s": 10, "identity": {"reid": False}}}],
         })
-        self.node = EdgeNode(self.cfg, *real_parts(self.cfg))
-        self.stop = threading.Event()
-        self.thread = threading.Thread(target=self.node.run, args=(self.stop,))
-        self.thread.start()
-
-    def close(self) -> None:
-        self.stop.set()
-        self.thread.join(30)
-        assert not self.thread.is_alive()
+        super().__init__(EdgeNode(self.cfg, *real_parts(self.cfg)))
 
 
 @pytest.fixture

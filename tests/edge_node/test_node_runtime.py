@@ -23,7 +23,7 @@ from edge.node.config import EdgeConfig
 from edge.node.service import EdgeNode, real_parts
 from storesense.topics import Topics
 from tests.brokers import Mosquitto
-from tests.edge_node.helpers import Collector, wait_until
+from tests.edge_node.helpers import Collector, NodeThread, wait_until
 
 TOPICS = Topics()
 pytestmark = [pytest.mark.broker, pytest.mark.video]
@@ -57,19 +57,11 @@ def make_config(tmp: Path, broker: Mosquitto, models_dir: Path, cameras: list[di
     })
 
 
-class Running:
-    """EdgeNode.run in a thread, as `storesense edge run` runs it in the main thread."""
+class Running(NodeThread):
+    """A node with its real camera and analytics parts."""
 
     def __init__(self, cfg: EdgeConfig) -> None:
-        self.node = EdgeNode(cfg, *real_parts(cfg))
-        self.stop = threading.Event()
-        self.thread = threading.Thread(target=self.node.run, args=(self.stop,))
-        self.thread.start()
-
-    def close(self) -> None:
-        self.stop.set()
-        self.thread.join(30)
-        assert not self.thread.is_alive()
+        super().__init__(EdgeNode(cfg, *real_parts(cfg)))
 
 
 def camera(status: Collector, camera_id: str) -> dict[str, Any] | None:

@@ -5,7 +5,6 @@ receiver for the webhook."""
 
 from __future__ import annotations
 
-import threading
 from pathlib import Path
 
 import httpx
@@ -17,7 +16,7 @@ from gateway.auth import create_token
 from gateway.storage import Storage
 from storesense.broker import free_port
 from tests.brokers import Mosquitto
-from tests.edge_node.helpers import NoAnalytics, NoFrames
+from tests.edge_node.helpers import NoAnalytics, NodeThread, NoFrames
 from tests.gateway.helpers import store
 from tests.gateway.mqtt_helpers import start_gateway, stop
 from tests.gateway.test_alerts_webhook import Receiver
@@ -26,7 +25,7 @@ from tests.waiting import wait_until
 pytestmark = pytest.mark.broker
 
 
-class Node:
+class Node(NodeThread):
     def __init__(self, tmp: Path, broker: Mosquitto) -> None:
         cfg = EdgeConfig.model_validate({
             "store_id": "s1", "device_id": "edge1", "state_dir": str(tmp / "state"),
@@ -35,15 +34,7 @@ class Node:
                        "reconnect_min_s": 0.5, "reconnect_max_s": 1.0},
             "cameras": [{"camera_id": "door", "source": "unused.mp4"}],
         })
-        self.node = EdgeNode(cfg, lambda cam: NoFrames(), lambda cam, a: NoAnalytics())
-        self.stop = threading.Event()
-        self.thread = threading.Thread(target=self.node.run, args=(self.stop,))
-        self.thread.start()
-
-    def close(self) -> None:
-        self.stop.set()
-        self.thread.join(30)
-        assert not self.thread.is_alive()
+        super().__init__(EdgeNode(cfg, lambda cam: NoFrames(), lambda cam, a: NoAnalytics()))
 
 
 def _gateway_config(tmp: Path, broker: Mosquitto, db: Path, port: int, hook: str) -> Path:
