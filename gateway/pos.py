@@ -32,7 +32,7 @@ from gateway.db import DB_HELP, Database
 from gateway.db import target as db_target
 from gateway.rollups import add_blocks
 from gateway.storage import Storage
-from storesense.config import describe_validation_error
+from storesense.config import describe_validation_error, read_text_file
 from storesense.errors import ConfigError
 from storesense.schema import Ident
 
@@ -223,12 +223,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 def run(args: argparse.Namespace) -> int:
     """``storesense gateway import-pos``: prints what was stored and each rejected line;
     exit status 1 when a line was rejected (the good lines are stored all the same)."""
-    try:
-        text = args.file.read_bytes().decode("utf-8-sig")
-    except OSError as e:
-        raise ConfigError(f"POS file {args.file}: {e.strerror or e}") from e
-    except UnicodeDecodeError as e:
-        raise ConfigError(f"POS file {args.file} is not UTF-8 text") from e
+    text = read_text_file(args.file, "POS")
     storage = Storage(args.db)
     try:
         result = import_text(storage, text)

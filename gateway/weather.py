@@ -27,7 +27,7 @@ from gateway.db import target as db_target
 from gateway.queries import StoreIds, store_filter
 from gateway.rollups import utc_text
 from gateway.storage import Registry, Storage
-from storesense.config import describe_validation_error
+from storesense.config import describe_validation_error, read_text_file
 from storesense.errors import ConfigError
 from storesense.schema import Ident, utcnow
 
@@ -235,12 +235,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 def run(args: argparse.Namespace) -> int:
     """``storesense gateway import-weather``: prints what was stored and each rejected line;
     exit status 1 when a line was rejected (the good lines are stored all the same)."""
-    try:
-        text = args.file.read_bytes().decode("utf-8-sig")
-    except OSError as e:
-        raise ConfigError(f"weather file {args.file}: {e.strerror or e}") from e
-    except UnicodeDecodeError as e:
-        raise ConfigError(f"weather file {args.file} is not UTF-8 text") from e
+    text = read_text_file(args.file, "weather")
     storage = Storage(args.db)
     try:
         records, rejected = parse_csv(text, storage.registry, utcnow())

@@ -39,3 +39,14 @@ def load_toml(path: str | Path, model: type[M]) -> M:
         return model.model_validate(data)
     except ValidationError as e:
         raise ConfigError(f"{p}: {describe_validation_error(e)}") from e
+
+
+def read_text_file(path: Path, what: str) -> str:
+    """An operator's import file as text (UTF-8, a spreadsheet's BOM dropped); ConfigError
+    names ``what`` the file is and why it cannot be read."""
+    try:
+        return path.read_bytes().decode("utf-8-sig")
+    except OSError as e:
+        raise ConfigError(f"{what} file {path}: {e.strerror or e}") from e
+    except UnicodeDecodeError as e:
+        raise ConfigError(f"{what} file {path} is not UTF-8 text") from e
