@@ -196,6 +196,16 @@ async def _uploaded_file(request: Request) -> tuple[str, bytes]:
     return file.filename or "upload", content
 
 
+async def _uploaded_text(request: Request, what: str) -> str:
+    """The uploaded CSV as text (UTF-8, a spreadsheet's BOM dropped); 422 naming ``what``
+    the file is when it is not UTF-8."""
+    _name, content = await _uploaded_file(request)
+    try:
+        return content.decode("utf-8-sig")
+    except UnicodeDecodeError as e:
+        raise ApiError(422, "invalid_request", f"{what} file is not UTF-8 text") from e
+
+
 @router.post("/stores/import", openapi_extra=FILE_FORM)
 async def import_stores(request: Request, _: HQ, storage: StorageDep) -> dict[str, int]:
     name, content = await _uploaded_file(request)
@@ -337,11 +347,7 @@ def _store_pos(storage: Storage, records: list[pos.PosRecord]) -> dict[str, int]
 
 @router.post("/pos/upload", openapi_extra=FILE_FORM)
 async def upload_pos(request: Request, _: HQ, storage: StorageDep) -> dict[str, Any]:
-    _name, content = await _uploaded_file(request)
-    try:
-        text = content.decode("utf-8-sig")
-    except UnicodeDecodeError as e:
-        raise ApiError(422, "invalid_request", "POS file is not UTF-8 text") from e
+    text = await _uploaded_text(request, "POS")
     try:
         records, rejected = pos.parse_csv(text, set(storage.registry.stores))
     except pos.PosFileError as e:

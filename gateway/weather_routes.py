@@ -23,7 +23,7 @@ from gateway.routes import (
     _ids,
     _json_body,
     _span,
-    _uploaded_file,
+    _uploaded_text,
 )
 from gateway.scope import check_store
 from storesense.config import describe_validation_error
@@ -74,11 +74,7 @@ async def upload_weather(request: Request, _: Writer, storage: StorageDep,
                          now: NowDep) -> dict[str, Any]:
     """Multipart CSV ``store_id,date,condition[,precipitation_mm][,temperature_c]``: good
     lines are stored, bad ones listed with their reason."""
-    _name, content = await _uploaded_file(request)
-    try:
-        text = content.decode("utf-8-sig")
-    except UnicodeDecodeError as e:
-        raise ApiError(422, "invalid_request", "weather file is not UTF-8 text") from e
+    text = await _uploaded_text(request, "weather")
     try:
         records, rejected = weather.parse_csv(text, storage.registry, now)
     except weather.WeatherFileError as e:
