@@ -137,12 +137,20 @@ class Progress:
 
 
 def run_video(
-    video: str, config: AnalyticsConfig, args: argparse.Namespace, *, keep_tracks: bool = False
+    video: str,
+    config: AnalyticsConfig,
+    args: argparse.Namespace,
+    *,
+    keep_tracks: bool = False,
+    detectors: tuple[Detector, Detector | None] | None = None,
 ) -> RunResult:
     """The pipeline over a file; crossings keyed by the 1-based frame they happened at.
-    ``keep_tracks``: also keep every frame's track ids and boxes (``RunResult.tracks``)."""
+    ``keep_tracks``: also keep every frame's track ids and boxes (``RunResult.tracks``).
+    ``detectors``: the (cheap or pinned, crowd) pair to run instead of loading --model's (the
+    suite passes them loaded once, or wrapped in its detections cache)."""
     cv2.setNumThreads(1)
-    detectors = load_detectors(args.model, models_dir=args.models_dir, threads=args.threads)
+    if detectors is None:
+        detectors = load_detectors(args.model, models_dir=args.models_dir, threads=args.threads)
     detector = detectors[0]
     pipe: CameraPipeline | None = None
     res = RunResult()

@@ -56,6 +56,11 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     s.add_argument("--variants", default=None,
                    help="e.g. 1,2: 1 = the sequence, n = its n x n mosaic (default 1,2,3)")
     s.add_argument("--sequences", default=None, help="NAME,... (default: every folder)")
+    s.add_argument("--detections-cache", default=None, metavar="DIR",
+                   help="keep every detected frame's detector output in DIR and replay it on "
+                   "later runs (keyed by model, video, zoom and detector settings; a frame not "
+                   "there is detected and added); tracker and counter changes are then judged "
+                   "in a fraction of the time. Off by default")
     s.add_argument("--gt-tracks", action="store_true",
                    help="count on the true tracks instead of detector + tracker")
 
@@ -169,5 +174,7 @@ def run(args: argparse.Namespace) -> int:
         from edge.evaluation import suite  # the suite imports this module: imported when asked for
 
         return suite.run(args)
+    if args.detections_cache:
+        raise ConfigError("--detections-cache is a suite option: give --suite too")
     print(json.dumps(evaluate(args)))
     return 0

@@ -37,14 +37,17 @@ from scipy.optimize import linear_sum_assignment
 
 from edge.analytics.counting import CrossingEvent
 from edge.evaluation import analyze
+from edge.evaluation.detection_cache import DetectionCache
 from edge.evaluation.evaluate import scores, tally
 from edge.evaluation.gt_tracks import count_lines, truth_counting
 from edge.evaluation.mosaic import build_mosaic
 from edge.evaluation.mot import SeqInfo, read_gt, read_seqinfo, true_crossings
+from edge.vision.detector import Detector, load_detectors
 from storesense.errors import ConfigError
 from storesense.schema import AnalyticsConfig, LineSpec
 
 F64 = npt.NDArray[np.float64]
+Detectors = tuple[Detector, Detector | None]  # the camera's cheap (or pinned) and crowd ones
 SWEEP = (0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8)
 BAND = 0.01  # the banded truth's band, a fraction of min(width, height) (eval README rule 8)
 VARIANTS = (1, 2, 3)  # 1 = the sequence itself, n = its n x n mosaic
@@ -220,12 +223,24 @@ def pooled(tallies: list[dict[str, int]]) -> dict[str, int]:
 
 
 def run_pipeline(name: str, seq: Path, variant: int, config: AnalyticsConfig,
-                 lines: list[LineSpec], args: argparse.Namespace) -> dict[str, Any]:
+                 lines: list[LineSpec], args: argparse.Namespace,
+                 detectors: Detectors, cache: DetectionCache | None = None) -> dict[str, Any]:
     """One pass of the pipeline over the variant ``seq`` of sequence ``name``, counting on
-    every line at once."""
+    every line at once; with ``cache``, detector output is replayed from it where it can be."""
     info, gt = read_seqinfo(seq), read_gt(seq)
     cfg = config.model_copy(update={"lines": lines})
-    res = analyze.run_video(str(info.video), cfg, args, keep_tracks=True)
+    cached = None if cache is None else cache.wrap_pair(detectors, info.video, seq.name)
+    res = analyze.run_video(str(info.video), cfg, args, keep_tracks=True,
+                            detectors=detectors if cached is None else cached)
+    extra: dict[str, Any] = {}
+    if cached is not None:
+        used = [d for d in cached if d is not None]
+        for d in used:
+            d.save()
+        extra["detections_cache"] = {"replayed": sum(d.replayed for d in used),
+                                     "detected": sum(d.detected for d in used)}
+        print(f"suite: detections cache: {extra['detections_cache']['replayed']} replayed, "
+              f"{extra['detections_cache']['detected']} detected", file=sys.stderr)
     tracked = np.zeros(info.length, float)
     for frame, n in res.track_counts:
         if 1 <= frame <= info.length:
@@ -238,6 +253,7 @@ def run_pipeline(name: str, seq: Path, variant: int, config: AnalyticsConfig,
         "costs": res.costs,
         "dwell": dwell_tally(gt_spans(gt), list(res.spans.values()), info.fps),
         "occupancy": occupancy_tally(gt, tracked, info.length),
+        **extra,
     }
 
 
@@ -392,6 +408,9 @@ def run_suite(args: argparse.Namespace, lines: list[LineSpec] | None = None) -> 
     config = analyze.build_config(args)
     lines = lines or sweep_lines()
     t0 = time.perf_counter()
+    detectors = None if args.gt_tracks else load_detectors(
+        args.model, models_dir=args.models_dir, threads=args.threads)  # once, for every row
+    cache = DetectionCache(args.detections_cache) if args.detections_cache else None
     rows: list[dict[str, Any]] = []
     for seq in find_sequences(eval_dir, names):
         for n in variants:
@@ -400,12 +419,14 @@ def run_suite(args: argparse.Namespace, lines: list[LineSpec] | None = None) -> 
             if args.gt_tracks:
                 rows.extend(run_gt_tracks(seq.name, d, n, config, lines))
             else:
-                rows.append(run_pipeline(seq.name, d, n, config, lines, args))
+                assert detectors is not None
+                rows.append(run_pipeline(seq.name, d, n, config, lines, args, detectors, cache))
     modes = list(dict.fromkeys(r["mode"] for r in rows))
     alls = [pool_rows([r for r in rows if r["mode"] == m], "all") for m in modes]
     return {"eval_dir": str(eval_dir), "lines": [ln.name for ln in lines],
             "band": BAND, "model": args.model, "detect_every": args.detect_every or "auto",
             "gt_tracks": args.gt_tracks, "rows": rows, "all": alls,
+            "detections_cache": None if cache is None else str(cache.root),
             "wall_seconds": round(time.perf_counter() - t0, 1)}
 
 
