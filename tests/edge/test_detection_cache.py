@@ -50,6 +50,7 @@ def run(clip_eval: Path, models_dir: Path, *extra: str) -> dict[str, Any]:
     args = p.parse_args(["--suite", str(clip_eval), "--variants", "1", "--quiet",
                          "--models-dir", str(models_dir), *extra])
     (row,) = suite.run_suite(args)["rows"]
+    assert isinstance(row, dict)
     return row
 
 
