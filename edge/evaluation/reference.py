@@ -40,7 +40,7 @@ import numpy.typing as npt
 from edge.analytics.counting import CrossingEvent, Direction
 from edge.evaluation import suite
 from edge.evaluation.mot import read_gt, read_seqinfo
-from edge.vision.detector import DEFAULT_MODEL, load_detector
+from edge.vision.detector import DEFAULT_MODEL, Detector, load_detector
 from edge.vision.sources import file_frames
 from storesense.errors import ConfigError, StoresenseError
 from storesense.schema import LineSpec
@@ -150,18 +150,16 @@ def line_px(line: LineSpec, size: tuple[int, int]) -> Line:
     return x1 * w, y1 * h, x2 * w, y2 * h
 
 
-def run_reference(libs: Libraries, name: str, seq: Path, variant: int, lines: list[LineSpec],
-                  args: argparse.Namespace) -> dict[str, Any]:
+def run_reference(libs: Libraries, detector: Detector, name: str, seq: Path, variant: int,
+                  lines: list[LineSpec], anchors: str) -> dict[str, Any]:
     """One pass over the variant ``seq``: detect every frame, track, trigger every line."""
     info, gt = read_seqinfo(seq), read_gt(seq)
-    detector = load_detector(DEFAULT_MODEL, models_dir=args.models_dir, threads=args.threads)
     tracker = libs.trackers.ByteTrackTracker(frame_rate=info.fps)
     size = (info.width, info.height)
     zones = []
     for ln in lines:
         px = line_px(ln, size)
-        zones.append((ln.name, libs.line_zone(px, args.anchors),
-                      zone_directions(libs, px, args.anchors)))
+        zones.append((ln.name, libs.line_zone(px, anchors), zone_directions(libs, px, anchors)))
     events: list[tuple[int, CrossingEvent]] = []
     tracks: list[tuple[npt.NDArray[np.int64], npt.NDArray[np.float64]]] = []
     spans: dict[int, tuple[int, int]] = {}
@@ -230,13 +228,14 @@ def run_all(args: argparse.Namespace) -> dict[str, Any]:
     seqs = suite.find_sequences(eval_dir, suite.parse_subset(args.sequences, "sequences"))
     lines = suite.sweep_lines()
     cv2.setNumThreads(1)
+    detector = load_detector(DEFAULT_MODEL, models_dir=args.models_dir, threads=args.threads)
     t0 = time.perf_counter()
     rows = []
     for seq in seqs:
         for n in variants:
             d = suite.variant_dir(seq, n, work)
             print(f"reference: {seq.name} {n}x{n}", file=sys.stderr)
-            rows.append(run_reference(libs, seq.name, d, n, lines, args))
+            rows.append(run_reference(libs, detector, seq.name, d, n, lines, args.anchors))
     return {"eval_dir": str(eval_dir), "lines": [ln.name for ln in lines], "band": suite.BAND,
             "pipeline": {"detector": DEFAULT_MODEL, "detect_every": 1,
                          "tracker": "trackers.ByteTrackTracker (defaults, frame_rate=fps)",
