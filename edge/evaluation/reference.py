@@ -13,7 +13,7 @@ Neither library is a dependency of the project: ``trackers`` needs ``opencv-pyth
 conflicts with the project's ``opencv-python-headless``. Run it in a venv of its own::
 
     python3 -m venv /tmp/refvenv
-    /tmp/refvenv/bin/pip install -e /work/main trackers supervision
+    /tmp/refvenv/bin/pip install -e . trackers supervision      # from the checkout
     /tmp/refvenv/bin/python -m edge.evaluation.reference [EVAL_DIR] [--json OUT]
 
 Direction: ``LineZone`` calls "in" an arrival on the side where its cross product is negative.
