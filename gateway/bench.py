@@ -31,6 +31,8 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
+import psutil
+
 from gateway.config import IngestSettings, MqttSettings
 from gateway.db import connect
 from gateway.footprint import table_bytes
@@ -146,10 +148,15 @@ def run(args: argparse.Namespace) -> int:
         work = args.workdir or Path(tmp)
         work.mkdir(parents=True, exist_ok=True)
         args.target = work / "bench.db"
+        args.servers = {}  # name -> pid of a server started here, whose CPU is reported
         if args.engine == "postgresql":
             # durable (fsync on), as a production server: a commit is on disk before its ack
-            args.target = args.database_url or stack.enter_context(
-                PostgresServer(durable=True)).new_database_url()
+            if args.database_url:
+                args.target = args.database_url
+            else:
+                server = stack.enter_context(PostgresServer(durable=True))
+                args.target = server.new_database_url()
+                args.servers["postgresql"] = server.pid()
             _empty(args.target)
         if args.broker:
             host, _, port = args.broker.rpartition(":")
@@ -158,6 +165,8 @@ def run(args: argparse.Namespace) -> int:
             # mosquitto's default autosave (30 min) instead of the test helper's 1 s, which
             # rewrites the whole queue file every second while a backlog is queued
             with Mosquitto(work / "broker", extra="autosave_interval 1800") as broker:
+                assert broker.proc is not None
+                args.servers["broker"] = broker.proc.pid
                 print(json.dumps(_bench(args, broker.host, broker.port, work)))
     return 0
 
@@ -201,6 +210,29 @@ def _worker(settings: MqttSettings, db: Path | str, args: argparse.Namespace, go
     results.put({**asdict(ingestor.stats), "cpu_s": use.ru_utime + use.ru_stime})
 
 
+def _cpu_s(pid: int) -> float:
+    """CPU seconds of a server: the process, its children alive and those it reaped (a
+    PostgreSQL backend's time moves to the postmaster's children_* when it exits)."""
+    try:
+        proc = psutil.Process(pid)
+        t = proc.cpu_times()
+        total = t.user + t.system + t.children_user + t.children_system
+        for child in proc.children(recursive=True):
+            with contextlib.suppress(psutil.Error):
+                c = child.cpu_times()
+                total += c.user + c.system
+        return float(total)
+    except psutil.Error:
+        return 0.0
+
+
+# Progress is polled 20 times a second from the daily rollup (a row per store and day),
+# which the same transaction as the windows fills: COUNT(*) of the windows themselves
+# scans every stored window at each poll, CPU that the database serving the gateways then
+# lacked. The totals at the end count the windows.
+PROGRESS_SQL = "SELECT SUM(windows) FROM rollup_day"
+
+
 def _count(db: Path | str, sql: str = "SELECT COUNT(*) FROM windows") -> int:
     conn = connect(db)
     try:
@@ -239,6 +271,7 @@ def _bench(args: argparse.Namespace, host: str, port: int, work: Path) -> dict[s
         publisher.start()
         publisher.join()
     t0 = time.monotonic()
+    servers_cpu0 = {name: _cpu_s(pid) for name, pid in args.servers.items()}
     go.set()
     if args.mode == "live":
         publisher.start()
@@ -246,7 +279,7 @@ def _bench(args: argparse.Namespace, host: str, port: int, work: Path) -> dict[s
     killed_at = None
     while stored < args.messages and time.monotonic() < t0 + args.timeout:
         time.sleep(0.05)
-        stored = _count(db)
+        stored = _count(db, PROGRESS_SQL)
         if args.kill_after and killed_at is None and stored >= args.kill_after:
             killed_at = stored
             os.kill(workers[0].pid or 0, signal.SIGKILL)  # no commit, no ack, no goodbye
@@ -255,6 +288,7 @@ def _bench(args: argparse.Namespace, host: str, port: int, work: Path) -> dict[s
                                                            results))
             workers[0].start()
     elapsed = time.monotonic() - t0
+    servers_cpu = {name: _cpu_s(pid) - servers_cpu0[name] for name, pid in args.servers.items()}
     halt.set()
     stats = [results.get(timeout=60) for _ in workers]
     for w in workers:
@@ -278,6 +312,10 @@ def _bench(args: argparse.Namespace, host: str, port: int, work: Path) -> dict[s
         "write_s": [round(st["write_s"], 2) for st in stats],
         "gateway_cpu_us_per_msg": round(1e6 * sum(st["cpu_s"] for st in stats)
                                         / max(1, received), 1),
+        # while draining: what the database server and the broker spent per stored window
+        **{f"{name}_cpu_us_per_msg": round(1e6 * cpu / max(1, stored), 1)
+           for name, cpu in servers_cpu.items()},
+        "load_avg": [round(x, 2) for x in os.getloadavg()],
     }
 
 

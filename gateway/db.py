@@ -229,8 +229,10 @@ class Database:
     def insert_many(self, table: str, columns: Sequence[str], rows: Sequence[Sequence[Any]],
                     on_conflict: str = "") -> int:
         """INSERT rows into ``table``; ``on_conflict`` e.g. "(message_id) DO NOTHING".
-        Returns the rows inserted. On PostgreSQL the rows are COPYed into a temporary table
-        first and inserted from it in one statement: the bulk path for the windows."""
+        Returns the rows inserted. The bulk path for the windows: on PostgreSQL the rows are
+        COPYed, straight into the table without ``on_conflict`` (a conflict fails the
+        statement, as an INSERT's would), else into a temporary table first and inserted
+        from it in one statement (~20 % more server time for 19 kB windows)."""
         cols = ", ".join(columns)
         tail = f" ON CONFLICT {on_conflict}" if on_conflict else ""
         if self.engine == "postgresql":
@@ -239,6 +241,11 @@ class Database:
             marks = ", ".join("?" * len(columns))
             return int(self.executemany(f"INSERT INTO {table} ({cols}) VALUES ({marks}){tail}",
                                         rows).rowcount)
+        if not on_conflict:
+            with self.raw.cursor().copy(f"COPY {table} ({cols}) FROM STDIN") as copy:
+                for row in rows:
+                    copy.write_row(row)
+            return len(rows)
         staged = f"_staged_{table}"
         # every time: a rolled-back transaction takes the table's creation with it
         self.raw.execute(f"CREATE TEMPORARY TABLE IF NOT EXISTS {staged} ON COMMIT "
@@ -322,8 +329,21 @@ def connect_postgres(dsn: str, synchronous: Synchronous = "FULL") -> Database:
     conn.adapters.register_loader("numeric", _NumericLoader)
     commit = {"FULL": "on", "NORMAL": "off", "OFF": "off"}[synchronous]
     conn.execute(f"SET synchronous_commit = {commit}")
+    _fast_toast_compression(conn)
     _check_collation(conn, dsn)
     return Database(conn, "postgresql")
+
+
+def _fast_toast_compression(conn: Any) -> None:
+    """Values this connection writes that PostgreSQL compresses (a window's payload over
+    ~2 kB: every one with a heatmap) use lz4 where the server has it. With the default
+    pglz, COPYing 8,000 windows of 19 kB took 2.0 ms a window, almost all of it compression,
+    against 0.22 ms with lz4, which also compressed them to 5.6 kB instead of 12.5 kB (the
+    ingest limit on PostgreSQL, docs/gateway.md). Rows written before stay readable: each
+    value records its method."""
+    if conn.execute("SELECT 1 FROM pg_settings WHERE name = 'default_toast_compression' "
+                    "AND 'lz4' = ANY(enumvals)").fetchone() is not None:
+        conn.execute("SET default_toast_compression = lz4")
 
 
 def _check_collation(conn: Any, dsn: str) -> None:

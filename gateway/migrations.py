@@ -294,6 +294,37 @@ def _m014_period_blocks(c: Database) -> None:
     rebuild_blocks(c)
 
 
+HEAT_CHUNK = 1000  # heatmap rows converted per statement: memory stays flat on a chain's years
+
+
+def _m015_heatmap_cells_binary(c: Database) -> None:
+    # heatmap_day.cells: a JSON list -> float64 bytes (gateway/heat_cells.py). A portable
+    # table swap (SQLite cannot change a column's type), rows copied in primary-key order a
+    # chunk at a time.
+    from gateway import heat_cells
+
+    c.execute(
+        "CREATE TABLE heatmap_cells_day (store_id TEXT NOT NULL, camera_id TEXT NOT NULL, "
+        "local_date TEXT NOT NULL, cols INTEGER NOT NULL, rows INTEGER NOT NULL, "
+        "cells BLOB NOT NULL, PRIMARY KEY (store_id, local_date, camera_id))")
+    after: tuple[str, str, str] = ("", "", "")
+    while True:
+        chunk = c.execute(
+            "SELECT store_id, local_date, camera_id, cols, rows, cells FROM heatmap_day "
+            "WHERE (store_id, local_date, camera_id) > (?, ?, ?) "
+            "ORDER BY store_id, local_date, camera_id LIMIT ?", (*after, HEAT_CHUNK)).fetchall()
+        if not chunk:
+            break
+        c.executemany(
+            "INSERT INTO heatmap_cells_day (store_id, camera_id, local_date, cols, rows, cells) "
+            "VALUES (?, ?, ?, ?, ?, ?)",
+            [(r[0], r[2], r[1], r[3], r[4], heat_cells.encode(heat_cells.decode(r[5], r[3], r[4])))
+             for r in chunk], distinct=True)
+        after = (chunk[-1][0], chunk[-1][1], chunk[-1][2])
+    c.execute("DROP TABLE heatmap_day")
+    c.execute("ALTER TABLE heatmap_cells_day RENAME TO heatmap_day")
+
+
 MIGRATIONS: list[Migration] = [
     ("001_core", _m001_core),
     ("002_rollups", _m002_rollups),
@@ -309,6 +340,7 @@ MIGRATIONS: list[Migration] = [
     ("012_alerts", _m012_alerts),
     ("013_retail_figures", _m013_retail_figures),
     ("014_period_blocks", _m014_period_blocks),
+    ("015_heatmap_cells_binary", _m015_heatmap_cells_binary),
 ]
 
 

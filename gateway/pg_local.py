@@ -73,6 +73,10 @@ class PostgresServer:
         finally:
             shutil.rmtree(self.root, ignore_errors=True)
 
+    def pid(self) -> int:
+        """The postmaster's process id."""
+        return int((self.data / "postmaster.pid").read_text().split()[0])
+
     def url(self, schema: str | None = None) -> str:
         url = f"postgresql://storesense@/storesense?host={quote(str(self.root))}&port={self.port}"
         if schema:

@@ -12,7 +12,9 @@ from collections import defaultdict
 from datetime import UTC, date, datetime, time, timedelta
 from typing import Any, Literal
 
-from gateway import floorplan
+import numpy as np
+
+from gateway import floorplan, heat_cells
 from gateway.db import Database
 from gateway.migrations import DEMO_COLUMNS, DEMO_KEYS
 from gateway.storage import Registry
@@ -244,10 +246,11 @@ def heatmap(conn: Database, store_id: str, start: date, end: date,
     if not rows:
         return None
     cam, cols, nrows = rows[0][0], rows[0][1], rows[0][2]
-    cells = [0.0] * (cols * nrows)
+    total = np.zeros(cols * nrows)
     for r in rows:
         if (r[0], r[1], r[2]) == (cam, cols, nrows):  # one camera, one grid size
-            cells = [a + b for a, b in zip(cells, json.loads(r[3]), strict=True)]
+            total += heat_cells.decode(r[3], cols, nrows)
+    cells: list[float] = total.tolist()
     found = conn.execute("SELECT homography FROM cameras WHERE store_id=? AND camera_id=?",
                          (store_id, cam)).fetchone()
     space, outside = "frame", 0.0

@@ -13,12 +13,16 @@ added, so a redelivered window never counts twice.
 from __future__ import annotations
 
 import json
+from array import array
 from collections import defaultdict
 from collections.abc import Iterable, Sequence
 from datetime import UTC, datetime
 from functools import lru_cache
 from zoneinfo import ZoneInfo
 
+import numpy as np
+
+from gateway import heat_cells
 from gateway.db import Database
 from gateway.migrations import DEMO_COLUMNS, DEMO_KEYS
 from gateway.retail_rollups import RetailBatch
@@ -76,7 +80,7 @@ class RollupBatch:
         self.zone: dict[tuple[str, str, str, str], list[float]] = defaultdict(
             lambda: [0.0] * (4 + N_BINS))
         self.transition: dict[tuple[str, str, str, str], int] = defaultdict(int)
-        self.heat: dict[tuple[str, str, str], tuple[int, int, list[float]]] = {}
+        self.heat: dict[tuple[str, str, str], tuple[int, int, heat_cells.Cells]] = {}
         self.retail = RetailBatch()  # passes, unique visitors, groups, staff, queues
 
     def add(self, w: WindowAggregate, tz: ZoneInfo, entrance: bool) -> None:
@@ -130,12 +134,14 @@ class RollupBatch:
 
     def _add_heat(self, key: tuple[str, str, str], cols: int, rows: int,
                   cells: list[float]) -> None:
+        # array('d') turns msgspec's list of floats into a buffer faster than numpy does
+        grid = np.frombuffer(array("d", cells), np.float64)
         old = self.heat.get(key)
         if old is None or (old[0], old[1]) != (cols, rows):
             # a camera whose grid size changed mid-day keeps only the newer grid
-            self.heat[key] = (cols, rows, list(cells))
+            self.heat[key] = (cols, rows, grid.copy())
             return
-        self.heat[key] = (cols, rows, [a + b for a, b in zip(old[2], cells, strict=True)])
+        np.add(old[2], grid, out=old[2])
 
     def flush(self, conn: Database) -> None:
         """Upsert-add everything into the rollup tables (caller holds the transaction)."""
@@ -206,21 +212,28 @@ def _upsert_counts(
 
 
 def _flush_heat(
-    conn: Database, heat: dict[tuple[str, str, str], tuple[int, int, list[float]]]
+    conn: Database, heat: dict[tuple[str, str, str], tuple[int, int, heat_cells.Cells]]
 ) -> None:
-    for (store, date, camera), (cols, rows, cells) in sorted(heat.items()):
-        row = conn.execute(
-            "SELECT cols, rows, cells FROM heatmap_day "
-            "WHERE store_id=? AND local_date=? AND camera_id=?", (store, date, camera)
-        ).fetchone()
-        if row is not None and (row[0], row[1]) == (cols, rows):
-            cells = [a + b for a, b in zip(json.loads(row[2]), cells, strict=True)]
-        conn.execute(
-            "INSERT INTO heatmap_day VALUES (?, ?, ?, ?, ?, ?) "
-            "ON CONFLICT (store_id, local_date, camera_id) DO UPDATE SET cols=excluded.cols, "
-            "rows=excluded.rows, cells=excluded.cells",
-            (store, camera, date, cols, rows, json.dumps([round(c, 3) for c in cells])),
-        )
+    """Add the batch's grids to the stored ones: one read of the rows concerned and one
+    multi-row upsert (the caller's write transaction keeps other writers out between)."""
+    if not heat:
+        return
+    stored = {(r[0], r[1], r[2]): (r[3], r[4], r[5]) for r in conn.execute(
+        "SELECT store_id, local_date, camera_id, cols, rows, cells FROM heatmap_day "
+        "WHERE store_id IN (SELECT value FROM json_each(?)) "
+        "AND local_date IN (SELECT value FROM json_each(?))",
+        (json.dumps(sorted({k[0] for k in heat})), json.dumps(sorted({k[1] for k in heat}))))}
+    rows = []
+    for key, (cols, nrows, cells) in sorted(heat.items()):
+        old = stored.get(key)
+        if old is not None and (old[0], old[1]) == (cols, nrows):
+            cells = cells + heat_cells.decode(old[2], cols, nrows)
+        store, date, camera = key
+        rows.append((store, camera, date, cols, nrows, heat_cells.encode(cells)))
+    conn.executemany(
+        "INSERT INTO heatmap_day (store_id, camera_id, local_date, cols, rows, cells) "
+        "VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT (store_id, local_date, camera_id) DO UPDATE "
+        "SET cols=excluded.cols, rows=excluded.rows, cells=excluded.cells", rows, distinct=True)
 
 
 # visitors, zone_visits, dwell_total_s, transactions, pos_hours (POS hours stored: a store
