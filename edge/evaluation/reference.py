@@ -235,7 +235,8 @@ def run_all(args: argparse.Namespace) -> dict[str, Any]:
         for n in variants:
             d = suite.variant_dir(seq, n, work)
             print(f"reference: {seq.name} {n}x{n}", file=sys.stderr)
-            rows.append(run_reference(libs, detector, seq.name, d, n, lines, args.anchors))
+            rows.append(run_reference(libs, detector, seq.name, d, n, suite.off_seams(lines, n),
+                                      args.anchors))
     return {"eval_dir": str(eval_dir), "lines": [ln.name for ln in lines], "band": suite.BAND,
             "pipeline": {"detector": DEFAULT_MODEL, "detect_every": 1,
                          "tracker": "trackers.ByteTrackTracker (defaults, frame_rate=fps)",

@@ -4,7 +4,8 @@ One line can be tuned to; fourteen lines over three scales of crowd cannot, not 
 showing. For every MOT folder in EVAL_DIR the suite scores the original and its 2x2 and 3x3
 mosaics (``edge.evaluation.mosaic``, built once into ``--work`` and reused while the source is
 unchanged), each in ONE pipeline pass that counts on every sweep line at once: vertical lines
-x = 0.2 ... 0.8 and horizontal lines y = 0.2 ... 0.8, each spanning the frame.
+x = 0.2 ... 0.8 and horizontal lines y = 0.2 ... 0.8, each spanning the frame (a mosaic's
+lines that lie on a seam between its tiles are left out: nobody crosses them).
 
 Per (sequence, variant), pooled over the lines (count errors summed per line, so lines do not
 cancel): count accuracy and event F1 (``edge.evaluation.evaluate``) against the strict truth (README
@@ -73,6 +74,22 @@ def sweep_lines() -> list[LineSpec]:
     vertical = [LineSpec(name=f"x{c:g}", points=(c, 0.0, c, 1.0)) for c in SWEEP]
     horizontal = [LineSpec(name=f"y{c:g}", points=(0.0, c, 1.0, c)) for c in SWEEP]
     return vertical + horizontal
+
+
+def off_seams(lines: list[LineSpec], n: int) -> list[LineSpec]:
+    """The lines of an n x n mosaic that do not lie on a seam between its tiles. Nobody walks
+    from one tile into the next, so a seam line has no banded true crossing by construction
+    (the strict truth only counts the feet of people cut off by their tile's edge swaying on
+    it); all it could measure is a track joining people of adjacent tiles, which no camera
+    has."""
+    seams = [k / n for k in range(1, n)]
+
+    def on_seam(line: LineSpec) -> bool:
+        x1, y1, x2, y2 = line.points
+        return any((x1 == x2 and abs(x1 - s) < 1e-9) or (y1 == y2 and abs(y1 - s) < 1e-9)
+                   for s in seams)
+
+    return [ln for ln in lines if not on_seam(ln)]
 
 
 # ------------------------------------------------------------------------------ sequences
@@ -337,6 +354,25 @@ def pool_rows(rows: list[dict[str, Any]], name: str) -> dict[str, Any]:
     return pooled_row
 
 
+def orientation_rows(rows: list[dict[str, Any]], lines: list[LineSpec]) -> list[dict[str, Any]]:
+    """Per mode, the counting figures of every row pooled over its vertical lines and over its
+    horizontal ones. People walking towards or away from the camera cross horizontal lines:
+    there the foot point moves along the box's least steady edge. Identity, dwell and occupancy
+    are not per line, so these rows carry none."""
+    axis = {ln.name: "vertical" if ln.points[0] == ln.points[2] else "horizontal"
+            for ln in lines if ln.points[0] == ln.points[2] or ln.points[1] == ln.points[3]}
+    out = []
+    for mode in dict.fromkeys(r["mode"] for r in rows):
+        mine = [r for r in rows if r["mode"] == mode]
+        for which in ("vertical", "horizontal"):
+            per = [p for r in mine for p in r["per_line"] if axis.get(p["line"]) == which]
+            if per:
+                out.append({"sequence": "all", "variant": f"{which} lines", "mode": mode,
+                            "frames": sum(r["frames"] for r in mine), "seconds": 0.0,
+                            "per_line": per})
+    return out
+
+
 COLUMNS: list[tuple[str, Callable[[dict[str, Any], dict[str, Any]], Any]]] = [
     ("sequence", lambda r, f: r["sequence"]),
     ("variant", lambda r, f: variant_name(r["variant"])),
@@ -416,16 +452,18 @@ def run_suite(args: argparse.Namespace, lines: list[LineSpec] | None = None) -> 
         for n in variants:
             d = variant_dir(seq, n, work)
             print(f"suite: {seq.name} {n}x{n}", file=sys.stderr)
+            own = off_seams(lines, n)
             if args.gt_tracks:
-                rows.extend(run_gt_tracks(seq.name, d, n, config, lines))
+                rows.extend(run_gt_tracks(seq.name, d, n, config, own))
             else:
                 assert detectors is not None
-                rows.append(run_pipeline(seq.name, d, n, config, lines, args, detectors, cache))
+                rows.append(run_pipeline(seq.name, d, n, config, own, args, detectors, cache))
     modes = list(dict.fromkeys(r["mode"] for r in rows))
     alls = [pool_rows([r for r in rows if r["mode"] == m], "all") for m in modes]
     return {"eval_dir": str(eval_dir), "lines": [ln.name for ln in lines],
             "band": BAND, "model": args.model, "detect_every": args.detect_every or "auto",
             "gt_tracks": args.gt_tracks, "rows": rows, "all": alls,
+            "by_orientation": orientation_rows(rows, lines),
             "detections_cache": None if cache is None else str(cache.root),
             "wall_seconds": round(time.perf_counter() - t0, 1)}
 
@@ -435,12 +473,12 @@ def run(args: argparse.Namespace) -> int:
         raise ConfigError("--suite runs its own sequences and lines: give no SEQ_DIR or --line "
                           "(EVAL_DIR goes after --suite)")
     result = run_suite(args)
-    print(table(result["rows"] + result["all"]))
+    print(table(result["rows"] + result["all"] + result["by_orientation"]))
     print(f"wall time {result['wall_seconds']:.1f} s")
     if args.json:
         out = Path(args.json)
         out.parent.mkdir(parents=True, exist_ok=True)
-        for r in result["rows"] + result["all"]:
+        for r in result["rows"] + result["all"] + result["by_orientation"]:
             r["figures"] = figures(r)
         out.write_text(json.dumps(result, indent=1))
     return 0

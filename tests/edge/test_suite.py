@@ -279,7 +279,9 @@ def test_eval_suite_in_gt_mode_prints_one_table_and_writes_every_figure(eval_dir
     lines = capsys.readouterr().out.splitlines()
     assert lines[0].split()[:3] == ["sequence", "variant", "mode"]
     assert [ln.split()[0] for ln in lines[1:-1]] == ["PETS09-S2L1"] * 2 + ["MOT17-09"] * 2 + [
-        "all"] * 2
+        "all"] * 6  # per mode: every line, then vertical and horizontal lines apart
+    assert [ln.split()[1:3] for ln in lines[-5:-1]] == [["vertical", "lines"],
+                                                        ["horizontal", "lines"]] * 2
     assert lines[-1].startswith("wall time")
     result = json.loads(out.read_text())
     assert result["lines"] == [ln.name for ln in suite.sweep_lines()]
@@ -292,6 +294,9 @@ def test_eval_suite_in_gt_mode_prints_one_table_and_writes_every_figure(eval_dir
     truth_rows = [r for r in result["rows"] if r["mode"] == "gt, truth's counting"]
     banded = [r["figures"]["banded"]["true"] for r in truth_rows]
     assert banded == [r["figures"]["banded"]["true"] for r in result["rows"][1::2]]
+    by_axis = result["by_orientation"]
+    assert [r["figures"]["lines"] for r in by_axis] == [7 * 2, 7 * 2] * 2
+    assert sum(r["figures"]["banded"]["true"] for r in by_axis[:2]) == sum(banded)
 
 
 @pytest.mark.video
@@ -311,3 +316,35 @@ def test_the_default_pipeline_keeps_its_accuracy_on_pets09(eval_dir, models_dir)
         assert f[truth]["f1"] >= 0.85, f
     assert f["ids_per_person"] is not None and 1.0 <= f["ids_per_person"] < 4.0
     assert f["occupancy_rel"] is not None and f["occupancy_rel"] < 0.3
+
+
+def test_a_mosaic_leaves_out_the_lines_on_its_seams():
+    lines = suite.sweep_lines()
+    assert suite.off_seams(lines, 1) == lines
+    assert [ln.name for ln in lines if ln not in suite.off_seams(lines, 2)] == ["x0.5", "y0.5"]
+    assert suite.off_seams(lines, 3) == lines  # its seams, 1/3 and 2/3, carry no sweep line
+    assert len(suite.off_seams(lines, 4)) == 14 - 2  # x and y = 0.5 (0.25 and 0.75 carry none)
+
+
+def test_orientation_rows_pool_each_rows_vertical_and_horizontal_lines_apart():
+    lines = [LineSpec(name="a", points=(0.3, 0.0, 0.3, 1.0)),
+             LineSpec(name="b", points=(0.0, 0.6, 1.0, 0.6)),
+             LineSpec(name="c", points=(0.0, 0.0, 1.0, 1.0))]  # diagonal: in neither
+
+    def tally(true: int, pred: int) -> dict[str, int]:
+        return {"p_in": pred, "p_out": 0, "t_in": true, "t_out": 0,
+                "error": abs(pred - true), "matched": min(pred, true)}
+
+    def per(name: str, true: int, pred: int) -> dict[str, object]:
+        return {"line": name, "exact": False, "strict": tally(true, pred),
+                "banded": tally(true, pred)}
+
+    rows = [{"sequence": s, "variant": 1, "mode": "pipeline", "frames": 10, "seconds": 1.0,
+             "per_line": [per("a", 4, 4), per("b", 2, 3 + k), per("c", 1, 9)]}
+            for k, s in enumerate(("one", "two"))]
+    vertical, horizontal = suite.orientation_rows(rows, lines)
+    assert (vertical["variant"], horizontal["variant"]) == ("vertical lines", "horizontal lines")
+    assert suite.figures(vertical)["banded"]["count_accuracy"] == 1.0
+    # horizontal: 4 true, 3 + 4 reported, errors 1 + 2 summed (not netted) -> 1 - 3/4
+    assert suite.figures(horizontal)["banded"]["count_accuracy"] == pytest.approx(0.25)
+    assert horizontal["frames"] == 20
