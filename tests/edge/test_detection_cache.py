@@ -101,7 +101,9 @@ def test_a_cache_filled_at_another_cadence_is_completed_by_the_detector(
     assert measured(again) == measured(uncached)
 
 
-def test_a_touched_video_is_a_miss_not_a_replay(clip_eval, models_dir, tmp_path):
+def one_frame_cached(clip_eval: Path, models_dir: Path, tmp_path: Path):
+    """The clip's first frame detected by yolox_nano through a cache, and the cache saved.
+    -> (video, frame, detector, cache)."""
     video = clip_eval / "PETS-clip" / "video.avi"
     image = first_frame(video)
     det = load_detector("yolox_nano", models_dir=models_dir)
@@ -109,6 +111,11 @@ def test_a_touched_video_is_a_miss_not_a_replay(clip_eval, models_dir, tmp_path)
     a = cache.wrap(det, video, "clip")
     a(image)
     a.save()
+    return video, image, det, cache
+
+
+def test_a_touched_video_is_a_miss_not_a_replay(clip_eval, models_dir, tmp_path):
+    video, image, det, cache = one_frame_cached(clip_eval, models_dir, tmp_path)
     st = video.stat()
     os.utime(video, ns=(st.st_atime_ns, st.st_mtime_ns + 1_000_000_000))
     try:
@@ -158,13 +165,7 @@ def test_other_detector_settings_or_zoom_are_a_miss(clip_eval, models_dir, tmp_p
 
 def test_a_damaged_or_foreign_file_is_ignored_and_rewritten(clip_eval, models_dir, tmp_path,
                                                             caplog):
-    video = clip_eval / "PETS-clip" / "video.avi"
-    image = first_frame(video)
-    det = load_detector("yolox_nano", models_dir=models_dir)
-    cache = DetectionCache(tmp_path / "dets")
-    a = cache.wrap(det, video, "clip")
-    a(image)
-    a.save()
+    video, image, det, cache = one_frame_cached(clip_eval, models_dir, tmp_path)
     (path,) = (tmp_path / "dets").iterdir()
     path.write_bytes(path.read_bytes()[:100])  # cut short
     b = cache.wrap(det, video, "clip")
