@@ -229,7 +229,9 @@ def _flush_heat(
         if old is not None and (old[0], old[1]) == (cols, nrows):
             cells = cells + heat_cells.decode(old[2], cols, nrows)
         store, date, camera = key
-        rows.append((store, camera, date, cols, nrows, heat_cells.encode(cells)))
+        # three decimals, as the JSON rows before migration 015 kept: the edge sends cells
+        # in three decimals, so its sums lose nothing, and the API answers as it did
+        rows.append((store, camera, date, cols, nrows, heat_cells.encode(np.round(cells, 3))))
     conn.executemany(
         "INSERT INTO heatmap_day (store_id, camera_id, local_date, cols, rows, cells) "
         "VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT (store_id, local_date, camera_id) DO UPDATE "

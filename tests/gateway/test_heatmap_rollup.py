@@ -25,8 +25,8 @@ def _heat(w: WindowAggregate, cols: int, rows: int, cells: list[float]) -> Windo
 
 
 def _grid(seed: int, n: int) -> list[float]:
-    # thirds and sevenths: sums that are not exact in binary
-    return [((seed * 7 + k * 3) % 11) / 3 + k / 7 for k in range(n)]
+    # hundredths: sums that are not exact in binary, and no ties when rounded to hundredths
+    return [round(((seed * 7 + k * 3) % 11) / 4 + k / 100, 2) for k in range(n)]
 
 
 def _sum(grids: list[list[float]]) -> list[float]:
