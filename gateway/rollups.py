@@ -214,15 +214,17 @@ def _upsert_counts(
 def _flush_heat(
     conn: Database, heat: dict[tuple[str, str, str], tuple[int, int, heat_cells.Cells]]
 ) -> None:
-    """Add the batch's grids to the stored ones: one read of the rows concerned and one
-    multi-row upsert (the caller's write transaction keeps other writers out between)."""
-    if not heat:
-        return
-    stored = {(r[0], r[1], r[2]): (r[3], r[4], r[5]) for r in conn.execute(
-        "SELECT store_id, local_date, camera_id, cols, rows, cells FROM heatmap_day "
-        "WHERE store_id IN (SELECT value FROM json_each(?)) "
-        "AND local_date IN (SELECT value FROM json_each(?))",
-        (json.dumps(sorted({k[0] for k in heat})), json.dumps(sorted({k[1] for k in heat}))))}
+    """Add the batch's grids to the stored ones: a read of the rows concerned per local date
+    in the batch (one or two) and one multi-row upsert (the caller's write transaction keeps
+    other writers out between)."""
+    stores_by_date: dict[str, set[str]] = defaultdict(set)
+    for store, date, _ in heat:
+        stores_by_date[date].add(store)
+    stored = {(r[0], r[1], r[2]): (r[3], r[4], r[5])
+              for date, stores in sorted(stores_by_date.items()) for r in conn.execute(
+                  "SELECT store_id, local_date, camera_id, cols, rows, cells FROM heatmap_day "
+                  "WHERE local_date = ? AND store_id IN (SELECT value FROM json_each(?))",
+                  (date, json.dumps(sorted(stores))))}
     rows = []
     for key, (cols, nrows, cells) in sorted(heat.items()):
         old = stored.get(key)
