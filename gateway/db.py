@@ -100,6 +100,17 @@ def postgres_sql(sql: str) -> str:
     return out.rstrip().rstrip(";") + " ON CONFLICT DO NOTHING" if ignore else out
 
 
+def add_sets(fields: Sequence[str], table: str, maxed: Sequence[str] = ()) -> str:
+    """The SET of an upsert that adds a new row into the stored one: each field summed, or
+    for those in ``maxed`` the larger kept. The stored row is named by its table, since
+    PostgreSQL finds a bare column name ambiguous there."""
+    return ", ".join(
+        f"{f} = CASE WHEN excluded.{f} > {table}.{f} THEN excluded.{f} ELSE {table}.{f} END"
+        if f in maxed else f"{f} = {table}.{f} + excluded.{f}"
+        for f in fields
+    )
+
+
 ROWS_PER_STATEMENT = 1000
 _VALUES = re.compile(r"\bVALUES\s*(\((?:\s*\?\s*,)*\s*\?\s*\))", re.I)
 
@@ -219,9 +230,9 @@ class Database:
             cur = self.raw.executemany(sql, rows)
             return cur
         rows = [_no_nul(r) for r in rows]
-        pg = self.raw.cursor()
         if distinct and len(rows) > 1 and _VALUES.search(sql):
             return _MultiRow(self.raw, sql, rows)
+        pg = self.raw.cursor()
         if rows:  # psycopg pipelines the statements: one round trip, not one per row
             pg.executemany(postgres_sql(sql), rows)
         cur = pg

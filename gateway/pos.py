@@ -28,7 +28,7 @@ from pydantic import (
     model_validator,
 )
 
-from gateway.db import DB_HELP, Database
+from gateway.db import DB_HELP, Database, add_sets
 from gateway.db import target as db_target
 from gateway.rollups import add_blocks
 from gateway.storage import Storage
@@ -132,8 +132,7 @@ def upsert(storage: Storage, records: list[PosRecord]) -> int:
         conn.executemany(
             "INSERT INTO pos_day (local_date, store_id, transactions, pos_hours) "
             "VALUES (?, ?, ?, ?) ON CONFLICT (local_date, store_id) DO UPDATE SET "
-            "transactions = pos_day.transactions + excluded.transactions, "
-            "pos_hours = pos_day.pos_hours + excluded.pos_hours",
+            + add_sets(("transactions", "pos_hours"), "pos_day"),
             [(d, s, n, h) for (s, d), (n, h) in sorted(delta.items())])
         add_blocks(conn, {k: (0, 0, 0.0, n, h) for k, (n, h) in delta.items()})
         conn.executemany(

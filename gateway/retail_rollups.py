@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from collections import defaultdict
 
-from gateway.db import Database
+from gateway.db import Database, add_sets
 from storesense.schema import DWELL_BIN_EDGES_S, WindowAggregate
 
 N_BINS = len(DWELL_BIN_EDGES_S)
@@ -61,15 +61,12 @@ class RetailBatch:
         cols = ("store_id", "hour_utc", "local_hour", "local_date", *RETAIL_FIELDS)
         # portable upserts (docs/gateway.md): conflict key named, stored row by its table,
         # keys sorted so two gateways' batches lock rows in one order
-        sets = ", ".join(f"{f} = retail_hour.{f} + excluded.{f}" for f in RETAIL_FIELDS)
+        sets = add_sets(RETAIL_FIELDS, "retail_hour")
         conn.executemany(
             f"INSERT INTO retail_hour ({', '.join(cols)}) VALUES ({', '.join('?' * len(cols))}) "
             f"ON CONFLICT (store_id, hour_utc) DO UPDATE SET {sets}",
             [(*k, *self.labels[k], *v) for k, v in sorted(self.hour.items())], distinct=True)
-        qsets = ", ".join(
-            f"{f} = CASE WHEN excluded.{f} > queue_day.{f} THEN excluded.{f} "
-            f"ELSE queue_day.{f} END" if f == "len_max" else f"{f} = queue_day.{f} + excluded.{f}"
-            for f in QUEUE_FIELDS)
+        qsets = add_sets(QUEUE_FIELDS, "queue_day", maxed=("len_max",))
         conn.executemany(
             f"INSERT INTO queue_day (store_id, local_date, camera_id, zone, "
             f"{', '.join(QUEUE_FIELDS)}) VALUES ({', '.join('?' * (4 + len(QUEUE_FIELDS)))}) "

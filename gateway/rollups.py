@@ -23,7 +23,7 @@ from zoneinfo import ZoneInfo
 import numpy as np
 
 from gateway import heat_cells
-from gateway.db import Database
+from gateway.db import Database, add_sets
 from gateway.migrations import DEMO_COLUMNS, DEMO_KEYS
 from gateway.retail_rollups import RetailBatch
 from gateway.spans import blocks_of
@@ -191,12 +191,7 @@ class RollupBatch:
 
 
 def _add_sets(fields: tuple[str, ...], table: str) -> str:
-    # the stored row is named by its table: PostgreSQL finds a bare name ambiguous
-    return ", ".join(
-        f"{f} = CASE WHEN excluded.{f} > {table}.{f} THEN excluded.{f} ELSE {table}.{f} END"
-        if f == "occ_max" else f"{f} = {table}.{f} + excluded.{f}"
-        for f in fields
-    )
+    return add_sets(fields, table, maxed=("occ_max",))
 
 
 def _upsert_counts(
@@ -243,6 +238,7 @@ def _flush_heat(
 # visitors, zone_visits, dwell_total_s, transactions, pos_hours (POS hours stored: a store
 # with none has no POS, which is not 0 transactions)
 BlockSums = tuple[float, float, float, float, float]
+_BLOCK_FIELDS = ("visitors", "zone_visits", "dwell_total_s", "transactions", "pos_hours")
 
 
 def add_blocks(conn: Database, days: dict[tuple[str, str], BlockSums]) -> None:
@@ -260,7 +256,7 @@ def _block_sums(days: Iterable[tuple[tuple[str, str], Sequence[float]]],
         for key in blocks_of(day):
             acc = sums.get((key, store))
             if acc is None:
-                acc = sums[(key, store)] = [0.0] * 5
+                acc = sums[(key, store)] = [0.0] * len(_BLOCK_FIELDS)
             for i, x in enumerate(v):
                 acc[at + i] += x
     return sums
@@ -268,14 +264,9 @@ def _block_sums(days: Iterable[tuple[tuple[str, str], Sequence[float]]],
 
 def _upsert_blocks(conn: Database, sums: dict[tuple[str, str], list[float]]) -> None:
     conn.executemany(
-        "INSERT INTO rollup_block (block, store_id, visitors, zone_visits, dwell_total_s, "
-        "transactions, pos_hours) VALUES (?, ?, ?, ?, ?, ?, ?) "
-        "ON CONFLICT (block, store_id) DO UPDATE SET "
-        "visitors = rollup_block.visitors + excluded.visitors, "
-        "zone_visits = rollup_block.zone_visits + excluded.zone_visits, "
-        "dwell_total_s = rollup_block.dwell_total_s + excluded.dwell_total_s, "
-        "transactions = rollup_block.transactions + excluded.transactions, "
-        "pos_hours = rollup_block.pos_hours + excluded.pos_hours",
+        f"INSERT INTO rollup_block (block, store_id, {', '.join(_BLOCK_FIELDS)}) "
+        f"VALUES (?, ?, {', '.join('?' * len(_BLOCK_FIELDS))}) "
+        f"ON CONFLICT (block, store_id) DO UPDATE SET {_add_sets(_BLOCK_FIELDS, 'rollup_block')}",
         [(*k, *v) for k, v in sorted(sums.items())], distinct=True)
 
 
