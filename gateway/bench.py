@@ -34,7 +34,7 @@ from typing import Any
 import psutil
 
 from gateway.config import IngestSettings, MqttSettings
-from gateway.db import connect
+from gateway.db import Database, connect
 from gateway.footprint import table_bytes
 from gateway.ingest import Ingestor, tune_interpreter
 from gateway.pg_local import PostgresServer
@@ -233,12 +233,8 @@ def _cpu_s(pid: int) -> float:
 PROGRESS_SQL = "SELECT SUM(windows) FROM rollup_day"
 
 
-def _count(db: Path | str, sql: str = "SELECT COUNT(*) FROM windows") -> int:
-    conn = connect(db)
-    try:
-        return int(conn.execute(sql).fetchone()[0] or 0)
-    finally:
-        conn.close()
+def _count(conn: Database, sql: str = "SELECT COUNT(*) FROM windows") -> int:
+    return int(conn.execute(sql).fetchone()[0] or 0)
 
 
 def _bench(args: argparse.Namespace, host: str, port: int, work: Path) -> dict[str, Any]:
@@ -277,9 +273,12 @@ def _bench(args: argparse.Namespace, host: str, port: int, work: Path) -> dict[s
         publisher.start()
     stored = 0
     killed_at = None
+    # one connection for every poll: a new one each time would start a PostgreSQL backend
+    # 20 times a second on the server being measured
+    probe = connect(db)
     while stored < args.messages and time.monotonic() < t0 + args.timeout:
         time.sleep(0.05)
-        stored = _count(db, PROGRESS_SQL)
+        stored = _count(probe, PROGRESS_SQL)
         if args.kill_after and killed_at is None and stored >= args.kill_after:
             killed_at = stored
             os.kill(workers[0].pid or 0, signal.SIGKILL)  # no commit, no ack, no goodbye
@@ -294,9 +293,10 @@ def _bench(args: argparse.Namespace, host: str, port: int, work: Path) -> dict[s
     for w in workers:
         w.join(30)
     publisher.join(30)
-    stored = _count(db)
-    counted = _count(db, "SELECT SUM(windows) FROM rollup_hour")
-    window_bytes = table_bytes(connect(db)).get("windows", 0)
+    with contextlib.closing(probe):
+        stored = _count(probe)
+        counted = _count(probe, "SELECT SUM(windows) FROM rollup_hour")
+        window_bytes = table_bytes(probe).get("windows", 0)
     received = sum(st["received"] for st in stats)
     return {
         "engine": args.engine, "killed_at": killed_at,

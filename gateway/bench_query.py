@@ -3,7 +3,7 @@
 Generates the rollup rows directly in SQL (recursive CTEs in SQLite, generate_series in
 PostgreSQL, no Python loop): ``--stores`` stores in four zones, ``--days`` of hourly rollups
 (12 open hours a day), the per-store daily rollup derived from them, POS hours, a device
-status per store, and the period blocks and POS days the way migration 009 fills them.
+status per store, and the period blocks and POS days the way migration 014 fills them.
 Then times ``GET /api/v1/overview`` with an hq token through the real FastAPI app
 (in-process HTTP), for a past date, for "today", for one region, and for "today" over 7, 28
 and 90 days. Prints JSON with p50/p95 in ms, row counts, and bytes per table (storage per
