@@ -65,18 +65,29 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                    help="count on the true tracks instead of detector + tracker")
 
 
-def match_events(pred: list[tuple[int, str]], truth: list[TrueCrossing], fps: float) -> int:
-    """Number of one-to-one matches: same direction, frames within MATCH_WINDOW_S."""
-    matched = 0
+def matched_pairs(
+    pred: list[tuple[int, str]], truth: list[TrueCrossing], fps: float
+) -> list[tuple[int, int]]:
+    """One-to-one matches (index into ``pred``, index into ``truth``): same direction, frames
+    within MATCH_WINDOW_S, Hungarian on the time difference."""
+    out: list[tuple[int, int]] = []
     for direction in ("in", "out"):
-        p = np.array([f for f, d in pred if d == direction], float)
-        t = np.array([c.frame for c in truth if c.direction == direction], float)
-        if p.size == 0 or t.size == 0:
+        pi = [i for i, (_, d) in enumerate(pred) if d == direction]
+        ti = [i for i, c in enumerate(truth) if c.direction == direction]
+        if not pi or not ti:
             continue
+        p = np.array([pred[i][0] for i in pi], float)
+        t = np.array([truth[i].frame for i in ti], float)
         cost = np.abs(p[:, None] - t[None, :]) / fps
         rows, cols = linear_sum_assignment(np.where(cost > MATCH_WINDOW_S, 1e6, cost))
-        matched += int((cost[rows, cols] <= MATCH_WINDOW_S).sum())
-    return matched
+        out += [(pi[r], ti[c]) for r, c in zip(rows, cols, strict=True)
+                if cost[r, c] <= MATCH_WINDOW_S]
+    return out
+
+
+def match_events(pred: list[tuple[int, str]], truth: list[TrueCrossing], fps: float) -> int:
+    """Number of one-to-one matches: same direction, frames within MATCH_WINDOW_S."""
+    return len(matched_pairs(pred, truth, fps))
 
 
 def tally(pred: list[tuple[int, str]], truth: list[TrueCrossing], fps: float) -> dict[str, int]:

@@ -28,7 +28,7 @@ import shutil
 import sys
 import time
 from collections import Counter
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -39,6 +39,13 @@ from scipy.optimize import linear_sum_assignment
 from edge.analytics.counting import CrossingEvent
 from edge.evaluation import analyze
 from edge.evaluation.detection_cache import DetectionCache
+from edge.evaluation.error_kinds import (
+    EXTRA,
+    MISSED,
+    line_error_kinds,
+    pooled_kinds,
+    track_people,
+)
 from edge.evaluation.evaluate import scores, tally
 from edge.evaluation.gt_tracks import count_lines, truth_counting
 from edge.evaluation.mosaic import build_mosaic
@@ -159,13 +166,12 @@ def iou(a: F64, b: F64) -> F64:
     return np.where(union > 0, inter / np.maximum(union, 1e-12), 0.0)
 
 
-def id_pairs(
+def frame_matches(
     gt: F64, tracks: list[tuple[npt.NDArray[np.int64], F64]]
-) -> Counter[tuple[int, int]]:
-    """Frames on which each (true id, track id) pair was matched: per frame, one-to-one
-    (Hungarian on IoU) between considered gt boxes and the pipeline's tracks, IoU >= MATCH_IOU.
-    ``tracks[i]`` holds frame i + 1's track ids and boxes (x1, y1, x2, y2)."""
-    pairs: Counter[tuple[int, int]] = Counter()
+) -> Iterator[tuple[int, int, int]]:
+    """(frame, true id, track id) of every match: per frame, one-to-one (Hungarian on IoU)
+    between considered gt boxes and the pipeline's tracks, IoU >= MATCH_IOU. ``tracks[i]``
+    holds frame i + 1's track ids and boxes (x1, y1, x2, y2)."""
     for f, (ids, boxes) in enumerate(tracks, start=1):
         rows = gt[gt[:, 0] == f]
         if len(rows) == 0 or len(ids) == 0:
@@ -174,9 +180,25 @@ def id_pairs(
                           rows[:, 3] + rows[:, 5]], 1)
         m = iou(truth, boxes)
         r, c = linear_sum_assignment(-m)
-        pairs.update((int(rows[i, 1]), int(ids[j])) for i, j in zip(r, c, strict=True)
-                     if m[i, j] >= MATCH_IOU)
-    return pairs
+        yield from ((f, int(rows[i, 1]), int(ids[j])) for i, j in zip(r, c, strict=True)
+                    if m[i, j] >= MATCH_IOU)
+
+
+def id_pairs(
+    gt: F64, tracks: list[tuple[npt.NDArray[np.int64], F64]]
+) -> Counter[tuple[int, int]]:
+    """Frames on which each (true id, track id) pair was matched (``frame_matches``)."""
+    return Counter((pid, tid) for _, pid, tid in frame_matches(gt, tracks))
+
+
+def person_tracks(
+    gt: F64, tracks: list[tuple[npt.NDArray[np.int64], F64]]
+) -> dict[int, dict[int, int]]:
+    """True id -> frame -> the track that covered that person there."""
+    out: dict[int, dict[int, int]] = {}
+    for f, pid, tid in frame_matches(gt, tracks):
+        out.setdefault(pid, {})[f] = tid
+    return out
 
 
 def ids_tally(
@@ -214,11 +236,15 @@ def occupancy_tally(gt: F64, tracked: F64, length: int) -> dict[str, float]:
 
 
 def line_tallies(
-    events: list[tuple[int, CrossingEvent]], lines: list[LineSpec], gt: F64, info: SeqInfo
+    events: list[tuple[int, CrossingEvent]], lines: list[LineSpec], gt: F64, info: SeqInfo,
+    covered: dict[int, dict[int, int]] | None = None,
 ) -> dict[str, Any]:
     """Per line: tallies against the strict and the banded truth, and whether the predicted
-    events are the banded truth's exactly (same frames, track ids and directions)."""
+    events are the banded truth's exactly (same frames, track ids and directions); given which
+    track ``covered`` which true person when, also what each banded error is
+    (``edge.evaluation.error_kinds``)."""
     size = (info.width, info.height)
+    by_track = None if covered is None else track_people(covered)
     out = []
     for line in lines:
         pred = [(f, e) for f, e in events if e.line == line.name]
@@ -229,6 +255,8 @@ def line_tallies(
             (c.frame, c.track_id, c.direction) for c in banded)
         out.append({"line": line.name, "strict": tally(fd, strict, info.fps),
                     "banded": tally(fd, banded, info.fps), "exact": exact})
+        if covered is not None:
+            out[-1]["kinds"] = line_error_kinds(pred, banded, covered, info.fps, by_track)
     return {"per_line": out}
 
 
@@ -265,7 +293,7 @@ def run_pipeline(name: str, seq: Path, variant: int, config: AnalyticsConfig,
     return {
         "sequence": name, "variant": variant, "mode": "pipeline", "frames": res.frames,
         "seconds": round(res.seconds, 2), "detector_zoom_frames": res.zoom_frames,
-        **line_tallies(res.events, lines, gt, info),
+        **line_tallies(res.events, lines, gt, info, person_tracks(gt, res.tracks)),
         "ids": ids_tally(gt, res.tracks, max(1, round(MIN_ID_S * info.fps))),
         "costs": res.costs,
         "dwell": dwell_tally(gt_spans(gt), list(res.spans.values()), info.fps),
@@ -312,6 +340,8 @@ def figures(row: dict[str, Any]) -> dict[str, Any]:
     out["lines"] = len(per_line)
     out["per_line"] = [{"line": p["line"], "exact": p["exact"], "strict": scores(p["strict"]),
                         "banded": scores(p["banded"])} for p in per_line]
+    if per_line and all("kinds" in p for p in per_line):
+        out["error_kinds"] = pooled_kinds([p["kinds"] for p in per_line])
     ids = row.get("ids")
     out["ids_per_person"] = (round(ids["lasting_pairs"] / ids["persons"], 3)
                              if ids and ids["persons"] else None)
@@ -421,6 +451,23 @@ def table(rows: list[dict[str, Any]]) -> str:
     )
 
 
+def kinds_table(rows: list[dict[str, Any]]) -> str | None:
+    """The banded errors of each row by kind (``edge.evaluation.error_kinds``); None when the
+    rows carry none (the ground-truth-track mode has no tracks of its own to blame)."""
+    kinded = [(r, k) for r in rows if (k := figures(r).get("error_kinds"))]
+    if not kinded:
+        return None
+    head = ["sequence", "variant"] + [f"missed: {k}" for k in MISSED] + [
+        f"extra: {k}" for k in EXTRA]
+    cells = [head] + [[r["sequence"], variant_name(r["variant"])]
+                      + [str(k["missed"][m]) for m in MISSED] + [str(k["extra"][x]) for x in EXTRA]
+                      for r, k in kinded]
+    widths = [max(len(c[i]) for c in cells) for i in range(len(head))]
+    return "\n".join("  ".join(c.ljust(w) if i < 2 else c.rjust(w)
+                               for i, (c, w) in enumerate(zip(line, widths, strict=True))).rstrip()
+                     for line in cells)
+
+
 # ------------------------------------------------------------------------------ command
 
 
@@ -474,6 +521,9 @@ def run(args: argparse.Namespace) -> int:
                           "(EVAL_DIR goes after --suite)")
     result = run_suite(args)
     print(table(result["rows"] + result["all"] + result["by_orientation"]))
+    kinds = kinds_table(result["rows"] + result["all"] + result["by_orientation"])
+    if kinds:
+        print(f"\nbanded errors by kind (docs/accuracy.md, \"What each error is\"):\n{kinds}")
     print(f"wall time {result['wall_seconds']:.1f} s")
     if args.json:
         out = Path(args.json)

@@ -316,6 +316,11 @@ def test_the_default_pipeline_keeps_its_accuracy_on_pets09(eval_dir, models_dir)
         assert f[truth]["f1"] >= 0.85, f
     assert f["ids_per_person"] is not None and 1.0 <= f["ids_per_person"] < 4.0
     assert f["occupancy_rel"] is not None and f["occupancy_rel"] < 0.3
+    for p in row["per_line"]:  # every banded error is given one kind, none twice
+        b, kinds = p["banded"], p["kinds"]
+        assert sum(kinds["missed"].values()) == b["t_in"] + b["t_out"] - b["matched"], p
+        assert sum(kinds["extra"].values()) == b["p_in"] + b["p_out"] - b["matched"], p
+    assert suite.kinds_table([row]) is not None
 
 
 def test_a_mosaic_leaves_out_the_lines_on_its_seams():
