@@ -325,6 +325,15 @@ def _m015_heatmap_cells_binary(c: Database) -> None:
     c.execute("ALTER TABLE heatmap_cells_day RENAME TO heatmap_day")
 
 
+def _m016_overview_changes(c: Database) -> None:
+    # The overview keeps past periods' per-store figures in the gateway's memory: a change
+    # counter per local date, bumped by triggers whatever writes the rollups, says when to
+    # read them again (gateway/period_cache.py).
+    from gateway.period_cache import migrate
+
+    migrate(c)
+
+
 MIGRATIONS: list[Migration] = [
     ("001_core", _m001_core),
     ("002_rollups", _m002_rollups),
@@ -341,6 +350,7 @@ MIGRATIONS: list[Migration] = [
     ("013_retail_figures", _m013_retail_figures),
     ("014_period_blocks", _m014_period_blocks),
     ("015_heatmap_cells_binary", _m015_heatmap_cells_binary),
+    ("016_overview_changes", _m016_overview_changes),
 ]
 
 

@@ -1,27 +1,40 @@
-"""The HQ overview and device health: per-store figures for a period of local days (one day,
-7 or 28) against a comparison period, plus a trend.
+"""The HQ overview and device health: per-store figures for a period of local days (1, 7, 28
+or 90) against a comparison period, plus a trend.
 
-Built to answer for thousands of stores from the per-store daily rollup: a handful of
-queries per distinct (local date, local hour) group of stores, never a scan of hours.
+Built to answer for thousands of stores: a period's per-store figures are sums of units (a
+local date's daily rows, or a 7- or 28-day block) that gateway/period_cache.py keeps in memory
+while their dates are unchanged, so a request reads today's rows, device health, the trend
+and whatever changed since the last one; the rest is numpy sums and the store rows.
 """
 
 from __future__ import annotations
 
 import json
 from collections import defaultdict
-from collections.abc import Callable
+from dataclasses import dataclass
 from datetime import date, datetime, timedelta
-from typing import Any, TypeVar
+from typing import Any
 from zoneinfo import ZoneInfo
 
+import numpy as np
+
 from gateway.db import Database
-from gateway.queries import StoreIds, in_store_now, store_filter
-from gateway.spans import decompose, runs
+from gateway.period_cache import (
+    DWELL,
+    EXITS,
+    POS_HOURS,
+    TRANSACTIONS,
+    VISITORS,
+    ZONE_VISITS,
+    PeriodCache,
+    ended_by,
+)
+from gateway.queries import StoreIds, store_filter
 from gateway.storage import Registry, StoreInfo
 
 OFFLINE_AFTER_INTERVALS = 3
 PERIODS = (1, 7, 28, 90)  # overview period lengths in local days
-T = TypeVar("T")
+Span = tuple[date, date]
 
 
 def devices(conn: Database, ids: StoreIds, now: datetime,
@@ -54,36 +67,6 @@ def _change(now_v: int, before: int) -> float | None:
     return round(100.0 * (now_v - before) / before, 1) if before else None
 
 
-DayRow = tuple[int, int, int, float]  # visitors, exits, zone_visits, dwell_total_s
-
-
-def _day_rows(conn: Database, ids: StoreIds, day: str) -> dict[str, DayRow]:
-    where, params = store_filter(ids)
-    return {r[0]: tuple(r[1:]) for r in conn.execute(
-        f"SELECT store_id, visitors, exits, zone_visits, dwell_total_s FROM rollup_day "
-        f"WHERE local_date=? AND {where}", [day, *params])}
-
-
-def _partial_visitors(conn: Database, ids: StoreIds, day: str,
-                      hour: str, elapsed_s: float) -> dict[str, int]:
-    """Visitors of ``day`` in windows that had ended by the local time ``hour`` + elapsed_s.
-
-    Whole hours before ``hour`` count fully. Of the hour itself, rollups keep no minutes, so
-    with mean window length L (from the rollup) the share of its windows ended by then is
-    (elapsed - L) / (3600 - L): hourly windows count nothing, minute windows almost exactly
-    the elapsed minutes, matching today, whose unfinished window has not arrived yet.
-    """
-    where, params = store_filter(ids)
-    return {s: round(n) for s, n in conn.execute(
-        f"""SELECT store_id, SUM(CASE WHEN local_hour < ? THEN visitors
-                   WHEN occ_secs / windows >= 3600 THEN 0
-                   WHEN ? <= occ_secs / windows THEN 0
-                   ELSE visitors * (? - occ_secs / windows) /
-                                   (3600.0 - occ_secs / windows) END)
-            FROM rollup_hour WHERE local_date=? AND local_hour <= ? AND windows > 0
-            AND {where} GROUP BY store_id""", [hour, elapsed_s, elapsed_s, day, hour, *params])}
-
-
 def _group(registry: Registry, ids: list[str], day: date | None,
            now: datetime) -> dict[tuple[str, bool, str], list[str]]:
     """Stores grouped by (local day, is that day today, local now 'YYYY-MM-DDTHH:MM')."""
@@ -106,20 +89,29 @@ def _group(registry: Registry, ids: list[str], day: date | None,
 
 def overview(conn: Database, registry: Registry, ids: list[str], day: date | None,
              trend_days: int, now: datetime, status_interval_s: float,
-             days: int = 1) -> dict[str, Any]:
-    """Figures over the ``days`` local days ending on ``day`` (each store's today when None)."""
+             days: int = 1, cache: PeriodCache | None = None) -> dict[str, Any]:
+    """Figures over the ``days`` local days ending on ``day`` (each store's today when None).
+    ``cache`` keeps the units between requests (``period_cache.cache_for``); without one,
+    every unit is read."""
+    cache = cache or PeriodCache()
     all_ids: StoreIds = None if len(ids) == len(registry.stores) else ids
     health = _health(conn, all_ids, now, status_interval_s)
-    meta = registry.stores
-    stores: list[dict[str, Any]] = []
-    everyone = len(ids) == len(registry.stores)
+    chain = cache.chain(registry.stores)
     groups = _group(registry, ids, day, now)
-    # For the whole chain, per-date reads run once unfiltered and serve every zone group
-    cache: dict[tuple[str, ...], Any] = {}
-    for (d, is_today, local_now), group in groups.items():
-        reads = _Reads(conn, None if everyone else group, cache if everyone else {})
-        stores += _store_figures(conn, group, reads, date.fromisoformat(d), days, is_today,
-                                 local_now, meta, health)
+    plans = {key: _Plan.of(key, days) for key in groups}
+    spans = sorted({s for plan in plans.values() for s in plan.spans()})
+    sums = dict(zip(spans, cache.figures(conn, chain, spans), strict=True))
+    stores: list[dict[str, Any]] = []
+    for key, group in groups.items():
+        plan = plans[key]
+        idx = np.fromiter((chain.index[s] for s in group), np.intp, len(group))
+        last = sums[plan.before][idx, VISITORS] if plan.before else np.zeros(len(group))
+        if plan.cut is not None:
+            cut_day, hour, elapsed = plan.cut
+            last = last + ended_by(cache.hour_rows(conn, chain, cut_day), len(chain.ids),
+                                   hour, elapsed)[idx]
+        stores += _rows(group, registry.stores, health, sums[plan.period][idx], last,
+                        sums[plan.today][idx])
     stores.sort(key=lambda s: s["store_id"])
     summary_day = day or max((date.fromisoformat(d) for d, _, _ in groups),
                              default=now.date())
@@ -137,12 +129,75 @@ def overview(conn: Database, registry: Registry, ids: list[str], day: date | Non
     }
 
 
+@dataclass(frozen=True)
+class _Plan:
+    """What one zone group reads: its period, the comparison's days counted in full, the
+    comparison's last day cut at the local time (date, hour, seconds into the hour) when the
+    period ends today, and today (occupancy is today's, whatever the period)."""
+
+    period: Span
+    before: Span | None
+    cut: tuple[str, int, float] | None
+    today: Span
+
+    @classmethod
+    def of(cls, group: tuple[str, bool, str], days: int) -> _Plan:
+        d, is_today, local_now = group
+        end = date.fromisoformat(d)
+        first, last = _comparison_span(end, days)
+        today = date.fromisoformat(local_now[:10])
+        if not is_today:
+            return cls((end - timedelta(days=days - 1), end), (first, last), None,
+                       (today, today))
+        # a morning compares with the same morning: whole hours before, and of the current
+        # hour the share of its windows ended by now (period_cache.ended_by)
+        cut = (last.isoformat(), int(local_now[11:13]), int(local_now[14:16]) * 60.0)
+        before = (first, last - timedelta(days=1)) if first < last else None
+        return cls((end - timedelta(days=days - 1), end), before, cut, (today, today))
+
+    def spans(self) -> list[Span]:
+        return [self.period, self.today, *([self.before] if self.before else [])]
+
+
+def _rows(ids: list[str], meta: dict[str, StoreInfo],
+          health: dict[str, tuple[bool, str | None]], period: np.ndarray,
+          last: np.ndarray, today: np.ndarray) -> list[dict[str, Any]]:
+    """The group's store rows from its per-store arrays (period and today: period_cache's
+    columns; last: the comparison's visitors), in ``ids`` order."""
+    visitors = period[:, VISITORS].astype(np.int64).tolist()
+    zone_visits = period[:, ZONE_VISITS].tolist()
+    dwell = period[:, DWELL].tolist()
+    tx = period[:, TRANSACTIONS].astype(np.int64).tolist()
+    # a store with no POS hour in the period has no transactions (None), not 0
+    has_pos = (period[:, POS_HOURS] > 0).tolist()
+    before = last.astype(np.int64).tolist()
+    # in_store_now (gateway/queries.py) of today's totals, for every store at once
+    inside = np.maximum(today[:, VISITORS] - today[:, EXITS], 0).astype(np.int64).tolist()
+    out: list[dict[str, Any]] = []
+    unseen = (False, None)
+    append = out.append
+    for sid, v, zv, dw, t, pos, lw, occ in zip(ids, visitors, zone_visits, dwell, tx, has_pos,
+                                               before, inside, strict=True):
+        m = meta[sid]  # thousands of stores: no helper calls per store
+        online, seen = health.get(sid, unseen)
+        append({
+            "store_id": sid, "name": m.name, "name_zh": m.name_zh, "region": m.region,
+            "franchisee": m.franchisee, "visitors": v, "visitors_last_week": lw,
+            "change_pct": round(100.0 * (v - lw) / lw, 1) if lw else None,
+            "transactions": t if pos else None,
+            "conversion": round(t / v, 4) if pos and v else None,
+            "avg_dwell_s": round(dw / zv, 1) if zv else None,
+            "occupancy_now": occ, "online": online, "last_seen": seen,
+        })
+    return out
+
+
 def _health(conn: Database, ids: StoreIds, now: datetime,
             status_interval_s: float) -> dict[str, tuple[bool, str | None]]:
     cutoff = (now - timedelta(seconds=OFFLINE_AFTER_INTERVALS * status_interval_s))
     where, params = store_filter(ids)
     out: dict[str, tuple[bool, str | None]] = {}
-    for s, online, seen in conn.execute(
+    for s, online, seen in conn.tuples().execute(
         f"SELECT store_id, MAX(CASE WHEN state='online' AND received_at >= ? THEN 1 ELSE 0 END), "
         f"MAX(received_at) "
         f"FROM device_status WHERE {where} GROUP BY store_id",
@@ -151,155 +206,12 @@ def _health(conn: Database, ids: StoreIds, now: datetime,
     return out
 
 
-def _span_rows(conn: Database, ids: StoreIds, first: str,
-               last: str) -> dict[str, DayRow]:
-    """Figures summed over [first, last] in the DayRow shape (exits, meaningless summed
-    over days, are 0: occupancy reads today's row): whole 7- and 28-day blocks from
-    rollup_block, the loose days around them from rollup_day (gateway/spans.py)."""
-    sql, params = _span_sql(ids, date.fromisoformat(first), date.fromisoformat(last),
-                            ("rollup_day", "visitors, zone_visits, dwell_total_s"),
-                            "visitors, zone_visits, dwell_total_s")
-    return {r[0]: (r[1], 0, r[2], r[3]) for r in conn.execute(
-        f"SELECT store_id, SUM(a), SUM(b), SUM(c) FROM ({sql}) AS parts GROUP BY store_id",
-        params)}
-
-
-def _span_sql(ids: StoreIds, first: date, last: date, days: tuple[str, str],
-              block_cols: str) -> tuple[str, list[Any]]:
-    """One SELECT per run of loose days (a BETWEEN on the date index) and one for the blocks
-    (their keys inline: an IN list the planner reads along the primary key), UNION ALL,
-    each giving store_id and three figures named a, b, c."""
-    keys, loose = decompose(first, last)
-    where, fparams = store_filter(ids)
-    table, cols = days
-    parts, params = [], []
-    for a, b in runs(loose):
-        parts.append(f"SELECT store_id, {_abc(cols)} FROM {table} "
-                     f"WHERE local_date BETWEEN ? AND ? AND {where}")
-        params += [a, b, *fparams]
-    if keys:
-        parts.append(f"SELECT store_id, {_abc(block_cols)} FROM rollup_block WHERE block IN "
-                     f"({', '.join('?' * len(keys))}) AND {where}")
-        params += [*keys, *fparams]
-    return " UNION ALL ".join(parts), params
-
-
-def _abc(cols: str) -> str:
-    return ", ".join(f"{c.strip()} AS {n}" for c, n in zip(cols.split(","), "abc", strict=True))
-
-
-def _day_tx(conn: Database, ids: StoreIds, day: str) -> dict[str, Any]:
-    where, params = store_filter(ids)
-    return dict(conn.execute(
-        f"SELECT store_id, SUM(transactions) FROM pos WHERE local_date=? AND {where} "
-        f"GROUP BY store_id", [day, *params]).fetchall())
-
-
-def _span_tx(conn: Database, ids: StoreIds, first: date,
-             last: date) -> dict[str, Any]:
-    """Transactions per store over [first, last], from POS blocks and days like _span_rows;
-    a store with no POS hour in the span has none (not 0)."""
-    sql, params = _span_sql(ids, first, last, ("pos_day", "transactions, pos_hours, 0"),
-                            "transactions, pos_hours, 0")
-    return {s: n for s, n, hours in conn.execute(
-        f"SELECT store_id, SUM(a), SUM(b) FROM ({sql}) AS parts GROUP BY store_id", params)
-        if hours}
-
-
-class _Reads:
-    """Per-store reads of one zone group, memoised in ``cache``. For the whole chain ``ids``
-    is None and the cache is shared, so zone groups on the same local dates read once."""
-
-    def __init__(self, conn: Database, ids: StoreIds,
-                 cache: dict[tuple[str, ...], Any]) -> None:
-        self.conn, self.ids, self.cache = conn, ids, cache
-
-    def _memo(self, key: tuple[str, ...], read: Callable[[], T]) -> T:
-        if key not in self.cache:
-            self.cache[key] = read()
-        got: T = self.cache[key]
-        return got
-
-    def day(self, day: str) -> dict[str, DayRow]:
-        return self._memo(("day", day), lambda: _day_rows(self.conn, self.ids, day))
-
-    def span(self, first: date, last: date) -> dict[str, DayRow]:
-        a, b = first.isoformat(), last.isoformat()
-        if a == b:
-            return self.day(a)
-        return self._memo(("span", a, b), lambda: _span_rows(self.conn, self.ids, a, b))
-
-    def tx(self, first: date, last: date) -> dict[str, Any]:
-        a, b = first.isoformat(), last.isoformat()
-        if a == b:
-            return self._memo(("tx", a), lambda: _day_tx(self.conn, self.ids, a))
-        return self._memo(("tx", a, b), lambda: _span_tx(self.conn, self.ids, first, last))
-
-
 def _comparison_span(end: date, days: int) -> tuple[date, date]:
     """A single day compares with the same weekday a week earlier; N days with the N days
     before them, which for 7 and 28 also ends on the same weekday."""
     if days == 1:
         return end - timedelta(days=7), end - timedelta(days=7)
     return end - timedelta(days=2 * days - 1), end - timedelta(days=days)
-
-
-def _comparison(conn: Database, ids: list[str], reads: _Reads, first: date,
-                last: date, local_now: str | None) -> dict[str, int]:
-    """Visitors per store over [first, last]. When the period ends today (``local_now`` is
-    the local 'YYYY-MM-DDTHH:MM'), the last day counts only what had ended by that time of
-    day, so a morning compares with a morning."""
-    if local_now is None:
-        return {s: r[0] for s, r in reads.span(first, last).items()}
-    hour = last.isoformat() + local_now[10:13] + ":00"
-    # the cut-off hour differs per zone group, so this read is always filtered to the group
-    cut = _partial_visitors(conn, ids, last.isoformat(), hour, int(local_now[14:16]) * 60)
-    if first == last:
-        return cut
-    out = {s: r[0] for s, r in reads.span(first, last - timedelta(days=1)).items()}
-    for s, n in cut.items():
-        out[s] = out.get(s, 0) + n
-    return out
-
-
-def _store_figures(
-    conn: Database, ids: list[str], reads: _Reads, end: date, days: int,
-    is_today: bool, local_now: str,
-    meta: dict[str, StoreInfo], health: dict[str, tuple[bool, str | None]],
-) -> list[dict[str, Any]]:
-    """Store rows of one zone group, whose local now is ``local_now`` (see _group)."""
-    first = end - timedelta(days=days - 1)
-    period = reads.span(first, end)
-    last = _comparison(conn, ids, reads, *_comparison_span(end, days),
-                       local_now if is_today else None)
-    tx = reads.tx(first, end)
-    now_rows = reads.day(local_now[:10])  # occupancy is today's, whatever the period
-    return _rows(ids, meta, health, period, last, tx, now_rows)
-
-
-def _rows(ids: list[str], meta: dict[str, StoreInfo],
-          health: dict[str, tuple[bool, str | None]], period: dict[str, DayRow],
-          last: dict[str, int], tx: dict[str, Any],
-          now_rows: dict[str, DayRow]) -> list[dict[str, Any]]:
-    out: list[dict[str, Any]] = []
-    unseen = (False, None)
-    append = out.append
-    for sid in ids:  # thousands of stores: no helper calls per store
-        r, m, n, t = period.get(sid), meta[sid], now_rows.get(sid), tx.get(sid)
-        v = int(r[0]) if r else 0
-        lw = last.get(sid, 0)
-        online, seen = health.get(sid, unseen)
-        append({
-            "store_id": sid, "name": m.name, "name_zh": m.name_zh, "region": m.region,
-            "franchisee": m.franchisee, "visitors": v, "visitors_last_week": lw,
-            "change_pct": round(100.0 * (v - lw) / lw, 1) if lw else None,
-            "transactions": int(t) if t is not None else None,
-            "conversion": round(t / v, 4) if t is not None and v else None,
-            "avg_dwell_s": round(r[3] / r[2], 1) if r and r[2] else None,
-            "occupancy_now": in_store_now(int(n[0]), int(n[1])) if n else 0,
-            "online": online, "last_seen": seen,
-        })
-    return out
 
 
 def _trend(conn: Database, ids: StoreIds, end: date,

@@ -6,6 +6,7 @@ import json
 from datetime import date, datetime
 from typing import Annotated, Any, Literal
 
+import msgspec
 from fastapi import APIRouter, Depends, Query, Request, Response
 from pydantic import AfterValidator, TypeAdapter, ValidationError
 from starlette.concurrency import run_in_threadpool
@@ -18,6 +19,7 @@ from gateway.config import GatewaySettings
 from gateway.db import Database
 from gateway.errors import ApiError
 from gateway.floorplan import PlanImageError, check_plan_image
+from gateway.period_cache import cache_for
 from gateway.registry import StoreRecord, parse_file
 from gateway.scope import check_store, select
 from gateway.storage import Storage
@@ -276,9 +278,10 @@ def overview(who: Who, storage: StorageDep, settings: Annotated[
              days: OverviewDays = 1) -> Response:
     ids = _ids(storage, who, sel)
     body = ov.overview(_read(storage), storage.registry, ids, date, trend_days, now,
-                       settings.status_interval_s, days)
-    # thousands of store rows: plain json.dumps, not FastAPI's per-value jsonable_encoder
-    return Response(json.dumps(body, ensure_ascii=False), media_type="application/json")
+                       settings.status_interval_s, days, cache_for(storage))
+    # thousands of store rows: msgspec (~2 ms for 4,000 stores, json.dumps ~13-20 ms), not
+    # FastAPI's per-value jsonable_encoder
+    return Response(msgspec.json.encode(body), media_type="application/json")
 
 
 @router.get("/stores/{store_id}/zones")
