@@ -100,7 +100,9 @@ def overview(conn: Database, registry: Registry, ids: list[str], day: date | Non
     groups = _group(registry, ids, day, now)
     plans = {key: _Plan.of(key, days) for key in groups}
     spans = sorted({s for plan in plans.values() for s in plan.spans()})
-    sums = dict(zip(spans, cache.figures(conn, chain, spans), strict=True))
+    sums_of, hours = cache.figures(conn, chain, spans,
+                                   [p.cut[0] for p in plans.values() if p.cut is not None])
+    sums = dict(zip(spans, sums_of, strict=True))
     stores: list[dict[str, Any]] = []
     for key, group in groups.items():
         plan = plans[key]
@@ -108,8 +110,7 @@ def overview(conn: Database, registry: Registry, ids: list[str], day: date | Non
         last = sums[plan.before][idx, VISITORS] if plan.before else np.zeros(len(group))
         if plan.cut is not None:
             cut_day, hour, elapsed = plan.cut
-            last = last + ended_by(cache.hour_rows(conn, chain, cut_day), len(chain.ids),
-                                   hour, elapsed)[idx]
+            last = last + ended_by(hours[cut_day], len(chain.ids), hour, elapsed)[idx]
         stores += _rows(group, registry.stores, health, sums[plan.period][idx], last,
                         sums[plan.today][idx])
     stores.sort(key=lambda s: s["store_id"])
@@ -159,8 +160,7 @@ class _Plan:
         return [self.period, self.today, *([self.before] if self.before else [])]
 
 
-def _rows(ids: list[str], meta: dict[str, StoreInfo],
-          health: dict[str, tuple[bool, str | None]], period: np.ndarray,
+def _rows(ids: list[str], meta: dict[str, StoreInfo], health: Health, period: np.ndarray,
           last: np.ndarray, today: np.ndarray) -> list[dict[str, Any]]:
     """The group's store rows from its per-store arrays (period and today: period_cache's
     columns; last: the comparison's visitors), in ``ids`` order."""
@@ -174,12 +174,11 @@ def _rows(ids: list[str], meta: dict[str, StoreInfo],
     # in_store_now (gateway/queries.py) of today's totals, for every store at once
     inside = np.maximum(today[:, VISITORS] - today[:, EXITS], 0).astype(np.int64).tolist()
     out: list[dict[str, Any]] = []
-    unseen = (False, None)
+    online, seen = health
     append = out.append
     for sid, v, zv, dw, t, pos, lw, occ in zip(ids, visitors, zone_visits, dwell, tx, has_pos,
                                                before, inside, strict=True):
         m = meta[sid]  # thousands of stores: no helper calls per store
-        online, seen = health.get(sid, unseen)
         append({
             "store_id": sid, "name": m.name, "name_zh": m.name_zh, "region": m.region,
             "franchisee": m.franchisee, "visitors": v, "visitors_last_week": lw,
@@ -187,23 +186,30 @@ def _rows(ids: list[str], meta: dict[str, StoreInfo],
             "transactions": t if pos else None,
             "conversion": round(t / v, 4) if pos and v else None,
             "avg_dwell_s": round(dw / zv, 1) if zv else None,
-            "occupancy_now": occ, "online": online, "last_seen": seen,
+            "occupancy_now": occ, "online": sid in online, "last_seen": seen.get(sid),
         })
     return out
 
 
-def _health(conn: Database, ids: StoreIds, now: datetime,
-            status_interval_s: float) -> dict[str, tuple[bool, str | None]]:
+Health = tuple[set[str], dict[str, str]]  # stores online, each store's last status time
+
+
+def _health(conn: Database, ids: StoreIds, now: datetime, status_interval_s: float) -> Health:
+    # a set and a dict of strings, not a (online, seen) tuple per store: thousands of tuples
+    # living through the request would be walked by the oldest generation's collections
     cutoff = (now - timedelta(seconds=OFFLINE_AFTER_INTERVALS * status_interval_s))
     where, params = store_filter(ids)
-    out: dict[str, tuple[bool, str | None]] = {}
-    for s, online, seen in conn.tuples().execute(
+    online: set[str] = set()
+    seen: dict[str, str] = {}
+    for s, up, last in conn.tuples().execute(
         f"SELECT store_id, MAX(CASE WHEN state='online' AND received_at >= ? THEN 1 ELSE 0 END), "
         f"MAX(received_at) "
         f"FROM device_status WHERE {where} GROUP BY store_id",
         [cutoff.strftime("%Y-%m-%dT%H:%M:%SZ"), *params]):
-        out[s] = (bool(online), seen)
-    return out
+        seen[s] = last
+        if up:
+            online.add(s)
+    return online, seen
 
 
 def _comparison_span(end: date, days: int) -> tuple[date, date]:
