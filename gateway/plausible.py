@@ -15,6 +15,7 @@ from datetime import UTC, datetime, timedelta
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from gateway import heat_cells
 from storesense.schema import AnalyticsConfig, DeviceStatus, WindowAggregate
 
 
@@ -136,8 +137,9 @@ class Checker:
         if w.heatmap is not None:
             # cells are seconds spent per cell: at most everyone in view for the whole window
             person_s = self.settings.max_occupancy * span
-            if sum(w.heatmap.cells) > person_s:
-                return f"implausible heatmap: {sum(w.heatmap.cells):g} person-seconds"
+            total = float(heat_cells.grid(w.heatmap.cells).sum())
+            if total > person_s:
+                return f"implausible heatmap: {total:g} person-seconds"
         return None
 
 

@@ -37,7 +37,7 @@ from gateway.plausible import Checker, CheckSettings, status_reason
 from gateway.registry import CameraRecord, StoreRecord
 from gateway.retention import RetentionSettings
 from gateway.rollups import RollupBatch, utc_text
-from gateway.validate import Rejected, parse_message
+from gateway.validate import Rejected, decode_window, parse_message, same_content
 from storesense.schema import DeviceStatus, WindowAggregate, utcnow
 from storesense.topics import Topics
 
@@ -531,10 +531,10 @@ def _same(w: WindowAggregate, raw: str, kept: str | tuple[WindowAggregate, str])
     """Same window content as the copy kept (stored payload, or the batch's first copy): the
     same bytes (a redelivery), else the same decoded fields."""
     if isinstance(kept, tuple):
-        return kept[1] == raw or kept[0] == w
+        return kept[1] == raw or same_content(kept[0], w)
     if kept == raw:
         return True
     try:
-        return WindowAggregate.from_json(kept) == w
+        return same_content(decode_window(kept.encode()), w)
     except Exception:  # a row stored under older rules: only identical bytes are the same
         return False

@@ -2,13 +2,25 @@
 
 Uses the very classes the edge publishes with (storesense.schema), so edge and gateway agree
 on what is valid. Pure: no database, no clock. Never raises on any input.
+
+A window's heatmap cells are the exception to msgspec doing all the work: the window is
+decoded with its cells left as JSON text, which gateway/heat_cells.py reads into one typed
+array (a 64x48 heatmap's 3,072 Python floats were most of the gateway's CPU). Whatever that
+fast path does not read, or finds wrong, is decoded again by the schema's own decoder, so
+the windows accepted and the dead-letter reasons are the schema's, byte for byte.
 """
 
 from __future__ import annotations
 
+from array import array
 from dataclasses import dataclass
+from typing import Any, cast
 
-from storesense.schema import NAME_PATTERN, DeviceStatus, MessageError, WindowAggregate
+import msgspec
+from msgspec import inspect
+
+from gateway import heat_cells
+from storesense.schema import NAME_PATTERN, DeviceStatus, Heatmap, MessageError, WindowAggregate
 from storesense.topics import Topics
 
 MAX_REASON = 1000
@@ -38,6 +50,62 @@ def _model_error(kind: str, err: MessageError) -> Rejected:
     return _reason(f"invalid {kind}: {text}")
 
 
+def _cell_bound() -> float:
+    """The schema's upper bound of a heatmap cell (its lower one must be 0: parse_json's)."""
+    info = cast(inspect.StructType, inspect.type_info(Heatmap))
+    cells = next(f for f in info.fields if f.name == "cells").type
+    item = cast(inspect.FloatType, cast(inspect.ListType, cells).item_type)
+    if item.ge != 0.0 or item.le is None or item.gt is not None or item.lt is not None:
+        raise RuntimeError(f"Heatmap.cells bounds changed: {item}; update parse_json")
+    return float(item.le)
+
+
+CELL_MAX = _cell_bound()
+# The schema's Heatmap with the cells kept as text (same bounds on cols and rows), and the
+# schema's WindowAggregate with that heatmap: every other field, rule and __post_init__ is
+# the schema's own.
+_HeatmapText = msgspec.defstruct(
+    "_HeatmapText", [(f.name, msgspec.Raw if f.name == "cells" else f.type)
+                     for f in msgspec.structs.fields(Heatmap)],
+    frozen=True, forbid_unknown_fields=True, kw_only=True, gc=False)
+_WindowCellsText = msgspec.defstruct(
+    "_WindowCellsText", [("heatmap", _HeatmapText | None, None)], bases=(WindowAggregate,),
+    frozen=True, forbid_unknown_fields=True, kw_only=True, gc=False)
+_FAST = msgspec.json.Decoder(_WindowCellsText)
+
+
+def decode_window(payload: bytes) -> WindowAggregate:
+    """WindowAggregate.from_json, with the heatmap cells in an array('d') (a sequence of
+    floats, as the list would be) when heat_cells.parse_json reads them. Raises
+    MessageError exactly when, and as, WindowAggregate.from_json does."""
+    try:
+        w: Any = _FAST.decode(payload)
+    except MessageError:
+        return WindowAggregate.from_json(payload)  # raises it again, in the schema's words
+    h = w.heatmap
+    if h is None:
+        return cast(WindowAggregate, w)
+    cells = heat_cells.parse_json(bytes(h.cells), h.cols * h.rows, CELL_MAX)
+    if cells is None:  # not the plain form, or wrong: the schema decides
+        return WindowAggregate.from_json(payload)
+    heat = Heatmap(cols=h.cols, rows=h.rows, cells=cast(list[float], cells))
+    return cast(WindowAggregate, msgspec.structs.replace(w, heatmap=heat))
+
+
+def same_content(a: WindowAggregate, b: WindowAggregate) -> bool:
+    """Equal windows, whichever decoder made them: heatmap cells compare by value, in a
+    list or an array."""
+    return _comparable(a) == _comparable(b)
+
+
+def _comparable(w: WindowAggregate) -> tuple[Any, ...]:
+    h = w.heatmap
+    heat = None if h is None else (h.cols, h.rows, h.cells if isinstance(h.cells, array)
+                                   else array("d", h.cells))
+    return (heat, *(getattr(w, f) for f in WindowAggregate.__struct_fields__
+                    if f != "heatmap"))
+
+
 def parse_message(topics: Topics, topic: str, payload: bytes) -> Parsed:
     """Validate one message against its topic; a Rejected carries the dead-letter reason."""
     parts = topics.parse(topic)
@@ -46,7 +114,7 @@ def parse_message(topics: Topics, topic: str, payload: bytes) -> Parsed:
     store, ident, kind = parts
     try:
         if kind == "agg":
-            window = WindowAggregate.from_json(payload)
+            window = decode_window(payload)
             if (window.store_id, window.camera_id) != (store, ident):
                 return _reason(
                     f"topic says store/camera {store}/{ident}, payload says "

@@ -1,0 +1,172 @@
+"""Heatmap cells read from the JSON text into one array (gateway/heat_cells.py parse_json,
+gateway/validate.py decode_window): the same windows and the same dead-letter reasons as
+the schema's own decoder, on any text, and stored alike on both engines."""
+
+from __future__ import annotations
+
+import json
+from array import array
+from datetime import UTC, datetime, timedelta
+
+import msgspec
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from gateway import heat_cells, queries
+from gateway.storage import REUSED_ID, Storage
+from gateway.validate import CELL_MAX, decode_window, parse_message, same_content
+from storesense.schema import Heatmap, MessageError, WindowAggregate
+from tests.gateway.helpers import TOPICS, message, store, window
+
+DAY = datetime(2026, 11, 23, 10, tzinfo=UTC)
+PLAIN = msgspec.json.Encoder()  # what an edge sends: no spaces, shortest float text
+
+
+def _with_cells(text: str, cols: int, rows: int, start: datetime = DAY) -> bytes:
+    """A floor window whose heatmap cells are ``text`` verbatim."""
+    base = msgspec.structs.replace(window("s1", start, "floor", 0, 0),
+                                   heatmap=Heatmap(cols=1, rows=1, cells=[0.0]))
+    doc = base.to_json().decode()
+    old = '"cols":1,"rows":1,"cells":[0.0]'
+    assert doc.count(old) == 1
+    return doc.replace(old, f'"cols":{cols},"rows":{rows},"cells":{text}').encode()
+
+
+def _outcome(payload: bytes, decode: object) -> object:
+    try:
+        w = decode(payload)  # type: ignore[operator]
+    except MessageError as e:
+        return ("error", str(e))
+    return ("window", w)
+
+
+def _assert_same_as_schema(payload: bytes) -> None:
+    fast, schema = _outcome(payload, decode_window), _outcome(payload, WindowAggregate.from_json)
+    assert fast[0] == schema[0], (payload[-300:], fast, schema)
+    if fast[0] == "error":
+        assert fast == schema
+    else:
+        got, want = fast[1], schema[1]
+        assert isinstance(got, WindowAggregate) and isinstance(want, WindowAggregate)
+        assert same_content(got, want)
+        assert got.heatmap is not None and want.heatmap is not None
+        assert list(got.heatmap.cells) == want.heatmap.cells  # value for value, not ~equal
+
+
+# numbers as JSON writers spell them: shortest repr, fixed decimals, integers, exponents,
+# negatives, and the odd long one
+_number = st.one_of(
+    st.floats(0, 1e4, allow_nan=False).map(repr),
+    st.floats(0, 1e4, allow_nan=False).map(lambda x: f"{x:.3f}"),
+    st.integers(0, 2_000_000_000).map(str),
+    st.floats(0, 1e12, allow_nan=False).map(lambda x: f"{x:e}"),
+    st.floats(-10, 10, allow_nan=False).map(lambda x: f"{x:.2f}"),
+    st.text("0123456789", min_size=1, max_size=25).map(lambda d: "0." + d),
+    st.sampled_from(["0", "-0", "-0.0", "1000000000", "1000000000.0001", "1E3", "0.0"]),
+)
+
+
+@settings(max_examples=400, deadline=None)
+@given(numbers=st.lists(_number, min_size=1, max_size=12),
+       sep=st.sampled_from([",", ", ", " ,"]), declared=st.integers(0, 2))
+def test_any_cells_text_gives_what_the_schema_decoder_gives(
+        numbers: list[str], sep: str, declared: int) -> None:
+    # declared: the grid's size agrees, or is one short, or one over
+    n = len(numbers)
+    cols = max(1, n + (0, -1, 1)[declared])
+    _assert_same_as_schema(_with_cells("[" + sep.join(numbers) + "]", cols, 1))
+
+
+@pytest.mark.parametrize("text", [
+    "[]", "[[1],2]", '["1",2]', "[1,null]", "[true,1]", "[1e400,1]", "[1,{}]", "[ 1,2]",
+    "[1,2,3]", "[0.1,-0.1]", "[NaN,1]", "[1,,2]", "[01,2]", "[1.,2]", "[1,2", "{}", "null",
+    '"[1,2]"', "[1000000001,1]", "[9999999999999999999999999,0]",
+])
+def test_hostile_cells_are_refused_with_the_schema_decoders_reason(text: str) -> None:
+    _assert_same_as_schema(_with_cells(text, 2, 1))
+
+
+def test_a_second_error_after_the_cells_is_reported_as_the_schema_reports_it() -> None:
+    bad_cells = _with_cells("[1,-2]", 2, 1)
+    both = bad_cells.replace(b'"frames":900', b'"frames":-1')
+    assert both != bad_cells
+    with pytest.raises(MessageError) as fast:
+        decode_window(both)
+    with pytest.raises(MessageError) as schema:
+        WindowAggregate.from_json(both)
+    assert str(fast.value) == str(schema.value)
+
+
+def test_the_plain_form_is_read_into_an_array_and_other_forms_by_the_schema() -> None:
+    plain = decode_window(_with_cells("[0.5,1.25,0,3.125]", 2, 2))
+    assert plain.heatmap is not None
+    assert plain.heatmap.cells == array("d", [0.5, 1.25, 0.0, 3.125])
+    spaced = decode_window(_with_cells("[0.5, 1.25, 0, 3.125]", 2, 2))
+    assert spaced.heatmap is not None and spaced.heatmap.cells == [0.5, 1.25, 0.0, 3.125]
+    assert same_content(plain, spaced)
+    assert heat_cells.parse_json(b"[0.5,1.25]", 2, CELL_MAX) == array("d", [0.5, 1.25])
+    assert heat_cells.parse_json(b"[0.5,1.25]", 3, CELL_MAX) is None  # count
+    assert heat_cells.parse_json(b"[0.5,2]", 2, 1.5) is None  # bound
+    for refused in (b"[0.5, 1.25]", b"[5e-1,1]", b"[0.5,-1]", b"[-1,0.5]", b"0.5"):
+        assert heat_cells.parse_json(refused, 2, CELL_MAX) is None, refused
+
+
+def _floor_payload(start: datetime, cells: list[float], spaced: bool) -> tuple[str, bytes]:
+    w = msgspec.structs.replace(window("s1", start, "floor", 0, 0),
+                                heatmap=Heatmap(cols=3, rows=2, cells=cells))
+    if not spaced:
+        return message(w)
+    # the same window as Python's json module writes it: spaces after the commas, so the
+    # schema's decoder reads it, not parse_json
+    return (TOPICS.aggregate("s1", "floor"),
+            json.dumps(json.loads(w.to_json())).encode())
+
+
+def test_both_paths_store_alike_and_a_respelled_copy_is_a_duplicate(storage: Storage) -> None:
+    storage.upsert_stores([store("s1")])
+    grids = [[0.125 * (i + k) for k in range(6)] for i in range(4)]
+    first = [_floor_payload(DAY + timedelta(minutes=i), grids[i], spaced=i % 2 == 1)
+             for i in range(4)]
+    fast = parse_message(TOPICS, *first[0])
+    assert isinstance(fast, WindowAggregate) and fast.heatmap is not None
+    assert isinstance(fast.heatmap.cells, array)
+    assert storage.ingest(first).stored == 4
+    # each window again, spelled the other way: same content, other bytes
+    again = [_floor_payload(DAY + timedelta(minutes=i), grids[i], spaced=i % 2 == 0)
+             for i in range(4)]
+    assert again[0][1] != first[0][1]
+    result = storage.ingest(again)
+    assert (result.stored, result.duplicates, result.dead) == (0, 4, 0)
+    found = queries.heatmap(storage.read(), "s1", DAY.date(), DAY.date(), "floor")
+    assert found is not None
+    assert found["cells"] == [round(sum(g[k] for g in grids), 3) for k in range(6)]
+    # a copy of a stored id with other cells is not a duplicate
+    changed = _floor_payload(DAY, [9.0] * 6, spaced=False)
+    assert storage.ingest([changed]).dead == 1
+    reason = storage.read().execute(
+        "SELECT reason FROM dead_letters ORDER BY id DESC LIMIT 1").fetchone()[0]
+    assert reason == REUSED_ID
+
+
+def test_hostile_heatmaps_are_dead_lettered_with_the_schemas_reasons(
+        storage: Storage) -> None:
+    storage.upsert_stores([store("s1")])
+    starts = [DAY + timedelta(minutes=i) for i in range(5)]
+    hostile = [
+        _with_cells("[1,-2]", 2, 1, starts[0]),
+        _with_cells("[1,2,3]", 2, 1, starts[1]),
+        _with_cells("[1,1000000001]", 2, 1, starts[2]),
+        _with_cells("[20000,20000]", 2, 1, starts[3]),  # each cell fine, their sum is not
+    ]
+    good = _with_cells("[1.5,2.25]", 2, 1, starts[4])
+    topic = TOPICS.aggregate("s1", "floor")
+    result = storage.ingest([(topic, p) for p in [*hostile, good]])
+    assert (result.stored, result.dead) == (1, 4)
+    reasons = [r[0] for r in storage.read().execute(
+        "SELECT reason FROM dead_letters ORDER BY id")]
+    for payload, reason in zip(hostile[:3], reasons[:3], strict=True):
+        with pytest.raises(MessageError) as schema:
+            WindowAggregate.from_json(payload)
+        assert reason == f"invalid window aggregate: {schema.value}"
+    assert reasons[3] == "implausible heatmap: 40000 person-seconds"
