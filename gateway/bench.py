@@ -17,6 +17,7 @@ Prints JSON: messages, stored, duplicates, lost, msgs_per_s, payload bytes.
 from __future__ import annotations
 
 import argparse
+import base64
 import contextlib
 import json
 import multiprocessing as mp
@@ -28,6 +29,7 @@ import threading
 import time
 from dataclasses import asdict
 from datetime import UTC, datetime, timedelta
+from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
@@ -40,7 +42,7 @@ from gateway.ingest import Ingestor, tune_interpreter
 from gateway.pg_local import PostgresServer
 from gateway.storage import Storage
 from storesense.broker import Mosquitto
-from storesense.schema import WindowAggregate, message_id
+from storesense.schema import WindowAggregatePacked, message_id
 from storesense.topics import Topics
 
 # Windows start at 09:00 UTC two days back, so that the gateway, which refuses windows
@@ -65,15 +67,29 @@ def store_ids(n: int) -> list[str]:
     return [f"st{i:05d}" for i in range(n)]
 
 
+@lru_cache(maxsize=64)
+def _cells_text(cols: int, rows: int, i: int) -> list[str]:
+    """A camera's minute of foot points: seconds per cell, in thousandths as the edge rounds."""
+    return [f"{((i + k) * 37 % 1000) / 997:.3f}" for k in range(cols * rows)]
+
+
+@lru_cache(maxsize=64)
 def heatmap_json(cols: int, rows: int, i: int) -> str:
-    """A camera's minute of foot points: seconds per cell, a few per mille of them busy."""
-    cells = ",".join(f"{((i + k) * 37 % 1000) / 997:.3f}" for k in range(cols * rows))
-    return f'{{"cols":{cols},"rows":{rows},"cells":[{cells}]}}'
+    """The ``heatmap`` of a window: JSON numbers, as an edge sends by default."""
+    return f'{{"cols":{cols},"rows":{rows},"cells":[{",".join(_cells_text(cols, rows, i))}]}}'
+
+
+@lru_cache(maxsize=64)
+def heatmap_packed_json(cols: int, rows: int, i: int) -> str:
+    """The same cells as a PackedHeatmap (storesense/schema.py): base64 of uint32 thousandths."""
+    ms = b"".join(int(c.replace(".", "")).to_bytes(4, "little") for c in _cells_text(cols, rows, i))
+    return f'{{"cols":{cols},"rows":{rows},"cells_ms":"{base64.b64encode(ms).decode()}"}}'
 
 
 def payload(i: int, stores: list[str], heatmap: tuple[int, int] | None = None,
-            ) -> tuple[str, bytes]:
-    """Message i: store i mod n, window i // n minutes after T0 (so every id is distinct)."""
+            packed: bool = False) -> tuple[str, bytes]:
+    """Message i: store i mod n, window i // n minutes after T0 (so every id is distinct);
+    ``packed``: the heatmap as a WindowAggregatePacked's ``heatmap_packed``."""
     store = stores[i % len(stores)]
     start = T0 + timedelta(minutes=i // len(stores))
     ins = i % 7
@@ -82,13 +98,15 @@ def payload(i: int, stores: list[str], heatmap: tuple[int, int] | None = None,
         start=start.strftime("%Y-%m-%dT%H:%M:%SZ"),
         end=(start + timedelta(minutes=1)).strftime("%Y-%m-%dT%H:%M:%SZ"),
         ins=ins, outs=max(0, ins - 1), avg=1.5, mx=3)
-    if heatmap is not None:
+    if heatmap is not None and packed:
+        text = text[:-1] + ',"heatmap_packed":' + heatmap_packed_json(*heatmap, i % 7) + "}"
+    elif heatmap is not None:
         text = text.replace('"heatmap":null', '"heatmap":' + heatmap_json(*heatmap, i % 7))
     return Topics().aggregate(store, "entrance"), text.encode()
 
 
 def _publish(host: str, port: int, n: int, n_stores: int, done: Any,
-             heatmap: tuple[int, int] | None) -> None:
+             heatmap: tuple[int, int] | None, packed: bool) -> None:
     import paho.mqtt.client as mqtt
     from paho.mqtt.enums import CallbackAPIVersion
 
@@ -102,7 +120,7 @@ def _publish(host: str, port: int, n: int, n_stores: int, done: Any,
     c.connect(host, port)
     c.loop_start()
     for first in range(0, n, CHUNK):
-        infos = [c.publish(*payload(i, stores, heatmap), qos=1)
+        infos = [c.publish(*payload(i, stores, heatmap, packed), qos=1)
                  for i in range(first, min(n, first + CHUNK))]
         for info in infos:
             info.wait_for_publish(120)
@@ -138,6 +156,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         "then start it again")
     parser.add_argument("--heatmap", help="COLSxROWS: add a heatmap to every window "
                         "(64x48: 19 kB windows; 32x18, the edge default: 4 kB)")
+    parser.add_argument("--heatmap-encoding", choices=("json", "packed"), default="json",
+                        help="json: cells as JSON numbers (every edge); packed: a "
+                        "WindowAggregatePacked's uint32 thousandths (issue 17)")
     parser.add_argument("--timeout", type=float, default=900.0)
     parser.add_argument("--workdir", type=Path, help="keep the database here")
 
@@ -239,8 +260,9 @@ def _count(conn: Database, sql: str = "SELECT COUNT(*) FROM windows") -> int:
 
 def _bench(args: argparse.Namespace, host: str, port: int, work: Path) -> dict[str, Any]:
     heatmap = tuple(int(x) for x in args.heatmap.split("x")) if args.heatmap else None
-    sample = payload(0, store_ids(args.stores), heatmap)[1]  # type: ignore[arg-type]
-    WindowAggregate.from_json(sample)  # realistic
+    packed = args.heatmap_encoding == "packed"
+    sample = payload(0, store_ids(args.stores), heatmap, packed)[1]  # type: ignore[arg-type]
+    WindowAggregatePacked.from_json(sample)  # realistic
     db = args.target
     if isinstance(db, Path):
         for p in work.glob("bench.db*"):
@@ -258,7 +280,7 @@ def _bench(args: argparse.Namespace, host: str, port: int, work: Path) -> dict[s
     for w in workers:
         w.start()
     publisher = ctx.Process(target=_publish, args=(host, port, args.messages, args.stores,
-                                                   done, heatmap))
+                                                   done, heatmap, packed))
     for s in settings:
         # the session must exist before the first publish, or the broker drops what it
         # has no subscriber for (in live mode too: workers connect after the start signal)
@@ -307,6 +329,7 @@ def _bench(args: argparse.Namespace, host: str, port: int, work: Path) -> dict[s
         "dead": sum(st["dead"] for st in stats), "lost": args.messages - stored,
         "seconds": round(elapsed, 2), "msgs_per_s": round(stored / elapsed),
         "received": received, "payload_bytes": len(sample),
+        "heatmap_encoding": args.heatmap_encoding if heatmap else None,
         "batches": sum(st["batches"] for st in stats), "synchronous": args.synchronous,
         "protocol": args.protocol, "gil_switch_ms": args.gil_switch_ms,
         "write_s": [round(st["write_s"], 2) for st in stats],

@@ -53,6 +53,15 @@ def grid(cells: Sequence[float]) -> Cells:
     return np.asarray(cells, np.float64)
 
 
+def unpack_ms(cells_ms: bytes) -> array[float]:
+    """The cells of a PackedHeatmap (little-endian uint32 thousandths) in seconds: each the
+    double nearest to n/1000, as the JSON number "n/1000" written out would read."""
+    ms = np.frombuffer(cells_ms, "<u4")
+    out = array("d", bytes(8 * ms.size))
+    np.divide(ms, 1000.0, out=np.frombuffer(out, np.float64))  # into the array's own buffer
+    return out
+
+
 def parse_json(raw: bytes, count: int, high: float) -> array[float] | None:
     """The numbers of a JSON array as doubles, or None when the text is not in the plain
     form this reads, or a number is out of [0, high], or there are not ``count``.

@@ -20,7 +20,15 @@ import msgspec
 from msgspec import inspect
 
 from gateway import heat_cells
-from storesense.schema import NAME_PATTERN, DeviceStatus, Heatmap, MessageError, WindowAggregate
+from storesense.schema import (
+    NAME_PATTERN,
+    PACKED_CELL_MAX,
+    DeviceStatus,
+    Heatmap,
+    MessageError,
+    WindowAggregate,
+    WindowAggregatePacked,
+)
 from storesense.topics import Topics
 
 MAX_REASON = 1000
@@ -61,33 +69,43 @@ def _cell_bound() -> float:
 
 
 CELL_MAX = _cell_bound()
+if PACKED_CELL_MAX > CELL_MAX:  # decode_window takes every packed cell as within bounds
+    raise RuntimeError(f"PackedHeatmap cells reach {PACKED_CELL_MAX}, over {CELL_MAX}")
 # The schema's Heatmap with the cells kept as text (same bounds on cols and rows), and the
-# schema's WindowAggregate with that heatmap: every other field, rule and __post_init__ is
-# the schema's own.
+# schema's window (both forms: WindowAggregatePacked) with that heatmap: every other field,
+# rule and __post_init__ is the schema's own.
 _HeatmapText = msgspec.defstruct(
     "_HeatmapText", [(f.name, msgspec.Raw if f.name == "cells" else f.type)
                      for f in msgspec.structs.fields(Heatmap)],
     frozen=True, forbid_unknown_fields=True, kw_only=True, gc=False)
 _WindowCellsText = msgspec.defstruct(
-    "_WindowCellsText", [("heatmap", _HeatmapText | None, None)], bases=(WindowAggregate,),
+    "_WindowCellsText", [("heatmap", _HeatmapText | None, None)],
+    bases=(WindowAggregatePacked,),
     frozen=True, forbid_unknown_fields=True, kw_only=True, gc=False)
 _FAST = msgspec.json.Decoder(_WindowCellsText)
 
 
 def decode_window(payload: bytes) -> WindowAggregate:
-    """WindowAggregate.from_json, with the heatmap cells in an array('d') (a sequence of
-    floats, as the list would be) when heat_cells.parse_json reads them. Raises
-    MessageError exactly when, and as, WindowAggregate.from_json does."""
+    """WindowAggregatePacked.from_json (a window in either form), with the heatmap in
+    ``heatmap`` whichever form it came in, its cells in an array('d') (a sequence of floats,
+    as the list would be) when read here. Raises MessageError exactly when, and as,
+    WindowAggregatePacked.from_json does."""
     try:
         w: Any = _FAST.decode(payload)
     except MessageError:
-        return WindowAggregate.from_json(payload)  # raises it again, in the schema's words
+        return WindowAggregatePacked.from_json(payload)  # raises again, in the schema's words
+    if w.heatmap_packed is not None:  # checked by the schema: sizes; any uint32 is in bounds
+        p = w.heatmap_packed
+        heat = Heatmap(cols=p.cols, rows=p.rows,
+                       cells=cast(list[float], heat_cells.unpack_ms(p.cells_ms)))
+        return cast(WindowAggregate,
+                    msgspec.structs.replace(w, heatmap=heat, heatmap_packed=None))
     h = w.heatmap
     if h is None:
         return cast(WindowAggregate, w)
     cells = heat_cells.parse_json(bytes(h.cells), h.cols * h.rows, CELL_MAX)
     if cells is None:  # not the plain form, or wrong: the schema decides
-        return WindowAggregate.from_json(payload)
+        return WindowAggregatePacked.from_json(payload)
     heat = Heatmap(cols=h.cols, rows=h.rows, cells=cast(list[float], cells))
     return cast(WindowAggregate, msgspec.structs.replace(w, heatmap=heat))
 

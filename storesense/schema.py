@@ -140,6 +140,14 @@ class CountingSettings(Strict):
         description="a crossing the same track reverses within this many seconds is a sway or "
         "a swap of identities on the line, not two crossings: neither counts (0 = off)",
     )
+    band_start_across: float = Field(
+        2.0, ge=0.0, le=100.0,
+        description="a track first seen inside the band that leaves it having moved at least "
+        "this many times as far across the line as along it came from the far side, and "
+        "crossed (a person found only on reaching the line, after being hidden behind others); "
+        "one that leaves it otherwise, walking along the line, did not (0 = off: a track's "
+        "first side is where it first leaves the band)",
+    )
 
 
 class ZoneSettings(Strict):
@@ -365,6 +373,46 @@ class Heatmap(Message, frozen=True, kw_only=True):
             )
 
 
+# Largest cell a PackedHeatmap holds: uint32 thousandths of a second (~49.7 person-days in one
+# cell in one window; 500 people for an hour is 1.8M s).
+_U32_MAX = 2**32 - 1
+PACKED_CELL_MAX = _U32_MAX / 1000
+
+
+class PackedHeatmap(Message, frozen=True, kw_only=True):
+    """A Heatmap whose cells are little-endian uint32 thousandths of a second, row-major
+    (``cells_ms``: base64 in JSON). The edge rounds cells to thousandths anyway, so nothing
+    is lost, and a reader takes 4 bytes a cell without parsing a number: for a 64x48 grid
+    ~0.1 ms less gateway CPU a window than 3,072 JSON numbers (docs/gateway.md). Sent in a
+    WindowAggregatePacked, only to gateways that read it."""
+
+    cols: Annotated[int, Meta(ge=1, le=128)]
+    rows: Annotated[int, Meta(ge=1, le=128)]
+    cells_ms: Annotated[bytes, Meta(max_length=4 * 128 * 128)]
+
+    def __post_init__(self) -> None:
+        if len(self.cells_ms) != 4 * self.cols * self.rows:
+            raise ValueError(
+                f"heatmap_packed cells_ms: expected 4 bytes x {self.cols}x{self.rows}="
+                f"{4 * self.cols * self.rows}, got {len(self.cells_ms)}")
+
+    @classmethod
+    def of(cls, heatmap: Heatmap) -> PackedHeatmap | None:
+        """The heatmap packed, or None when a cell is not a whole number of thousandths
+        within PACKED_CELL_MAX (then send the Heatmap)."""
+        ms = [round(c * 1000) for c in heatmap.cells]
+        if any(m / 1000 != c for m, c in zip(ms, heatmap.cells, strict=True)) or \
+                max(ms, default=0) > _U32_MAX:
+            return None
+        return cls(cols=heatmap.cols, rows=heatmap.rows,
+                   cells_ms=b"".join(m.to_bytes(4, "little") for m in ms))
+
+    def unpacked(self) -> Heatmap:
+        cells = [int.from_bytes(self.cells_ms[i:i + 4], "little") / 1000
+                 for i in range(0, len(self.cells_ms), 4)]
+        return Heatmap(cols=self.cols, rows=self.rows, cells=cells)
+
+
 class Demographics(Message, frozen=True, kw_only=True):
     """Visitors (completed tracks) per age band and gender; 'unknown' when no face was seen."""
 
@@ -477,6 +525,31 @@ class WindowAggregate(Message, frozen=True, kw_only=True):
         expected = message_id(self.store_id, self.camera_id, self.window_start)
         if self.message_id != expected:
             raise ValueError(f"message_id {self.message_id!r} should be {expected!r}")
+
+
+class WindowAggregatePacked(WindowAggregate, frozen=True, kw_only=True):
+    """A WindowAggregate with its heatmap packed (issue 17): the same message plus one
+    field, ``heatmap_packed``, in place of ``heatmap``. Gateways from 2026-12-06 on decode
+    every window with this class, so they take both forms; an older gateway refuses the
+    field (unknown key), so an edge sends this only to gateways that read it, and sends the
+    plain WindowAggregate (no new key) otherwise (docs/gateway.md, rolling upgrades)."""
+
+    heatmap_packed: PackedHeatmap | None = None
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        if self.heatmap is not None and self.heatmap_packed is not None:
+            raise ValueError("heatmap and heatmap_packed: send one of them")
+
+    @classmethod
+    def packing(cls, w: WindowAggregate) -> WindowAggregate:
+        """``w`` with its heatmap packed, or ``w`` itself when it has none or a cell does
+        not pack (PackedHeatmap.of)."""
+        packed = None if w.heatmap is None else PackedHeatmap.of(w.heatmap)
+        if packed is None:
+            return w
+        fields = {f: getattr(w, f) for f in WindowAggregate.__struct_fields__}
+        return cls(**{**fields, "heatmap": None, "heatmap_packed": packed})
 
 
 # --------------------------------------------------------------------------- status

@@ -1,9 +1,11 @@
 """Heatmap cells read from the JSON text into one array (gateway/heat_cells.py parse_json,
 gateway/validate.py decode_window): the same windows and the same dead-letter reasons as
-the schema's own decoder, on any text, and stored alike on both engines."""
+the schema's own decoder, on any text, and stored alike on both engines; and the packed
+heatmap (WindowAggregatePacked, issue 17) stored as its JSON twin is."""
 
 from __future__ import annotations
 
+import base64
 import json
 from array import array
 from datetime import UTC, datetime, timedelta
@@ -16,7 +18,13 @@ from hypothesis import strategies as st
 from gateway import heat_cells, queries
 from gateway.storage import REUSED_ID, Storage
 from gateway.validate import CELL_MAX, decode_window, parse_message, same_content
-from storesense.schema import Heatmap, MessageError, WindowAggregate
+from storesense.schema import (
+    Heatmap,
+    MessageError,
+    PackedHeatmap,
+    WindowAggregate,
+    WindowAggregatePacked,
+)
 from tests.gateway.helpers import TOPICS, message, store, window
 
 DAY = datetime(2026, 11, 23, 10, tzinfo=UTC)
@@ -42,7 +50,8 @@ def _outcome(payload: bytes, decode: object) -> object:
 
 
 def _assert_same_as_schema(payload: bytes) -> None:
-    fast, schema = _outcome(payload, decode_window), _outcome(payload, WindowAggregate.from_json)
+    fast = _outcome(payload, decode_window)
+    schema = _outcome(payload, WindowAggregatePacked.from_json)  # the gateway's schema class
     assert fast[0] == schema[0], (payload[-300:], fast, schema)
     if fast[0] == "error":
         assert fast == schema
@@ -94,7 +103,7 @@ def test_a_second_error_after_the_cells_is_reported_as_the_schema_reports_it() -
     with pytest.raises(MessageError) as fast:
         decode_window(both)
     with pytest.raises(MessageError) as schema:
-        WindowAggregate.from_json(both)
+        WindowAggregatePacked.from_json(both)
     assert str(fast.value) == str(schema.value)
 
 
@@ -167,6 +176,63 @@ def test_hostile_heatmaps_are_dead_lettered_with_the_schemas_reasons(
         "SELECT reason FROM dead_letters ORDER BY id")]
     for payload, reason in zip(hostile[:3], reasons[:3], strict=True):
         with pytest.raises(MessageError) as schema:
-            WindowAggregate.from_json(payload)
+            WindowAggregatePacked.from_json(payload)
         assert reason == f"invalid window aggregate: {schema.value}"
     assert reasons[3] == "implausible heatmap: 40000 person-seconds"
+
+
+def _packed(start: datetime, cells: list[float]) -> tuple[str, bytes]:
+    w = msgspec.structs.replace(window("s1", start, "floor", 0, 0),
+                                heatmap=Heatmap(cols=3, rows=2, cells=cells))
+    packed = WindowAggregatePacked.packing(w)
+    assert isinstance(packed, WindowAggregatePacked) and packed.heatmap_packed is not None
+    return TOPICS.aggregate("s1", "floor"), packed.to_json()
+
+
+def test_a_packed_heatmap_is_stored_as_its_json_twin_and_either_is_the_others_copy(
+        storage: Storage) -> None:
+    storage.upsert_stores([store("s1")])
+    grids = [[0.125 * (i + k) + 0.02 for k in range(6)] for i in range(4)]
+    packed = [_packed(DAY + timedelta(minutes=i), grids[i]) for i in range(4)]
+    plain = [_floor_payload(DAY + timedelta(minutes=i), grids[i], spaced=False)
+             for i in range(4)]
+    w = decode_window(packed[0][1])
+    assert w.heatmap is not None and list(w.heatmap.cells) == grids[0]
+    assert same_content(w, decode_window(plain[0][1]))
+    assert storage.ingest(packed[:2] + plain[2:]).stored == 4
+    result = storage.ingest(plain[:2] + packed[2:])
+    assert (result.stored, result.duplicates, result.dead) == (0, 4, 0)
+    found = queries.heatmap(storage.read(), "s1", DAY.date(), DAY.date(), "floor")
+    assert found is not None  # the API answers in hundredths
+    assert found["cells"] == [round(sum(g[k] for g in grids), 2) for k in range(6)]
+
+
+def test_packed_heatmaps_are_checked_and_only_new_gateways_take_them(
+        storage: Storage) -> None:
+    storage.upsert_stores([store("s1")])
+    topic, good = _packed(DAY, [1.5] * 6)
+    doc = json.loads(good)
+    both = {**doc, "heatmap": {"cols": 3, "rows": 2, "cells": [1.5] * 6}}
+    short = {**doc, "heatmap_packed": {**doc["heatmap_packed"], "cells_ms": "AAAA"}}
+    huge = {**doc, "heatmap_packed": {**doc["heatmap_packed"],  # 4.29M s a cell, 6 cells
+                                      "cells_ms": base64.b64encode(b"\xff" * 24).decode()}}
+    hostile = [json.dumps(d).encode() for d in (both, short, huge)]
+    result = storage.ingest([(topic, p) for p in hostile])
+    assert (result.stored, result.dead) == (0, 3)
+    reasons = [r[0] for r in storage.read().execute(
+        "SELECT reason FROM dead_letters ORDER BY id")]
+    assert "heatmap and heatmap_packed: send one of them" in reasons[0]
+    assert "cells_ms: expected 4 bytes x 3x2=24, got 3" in reasons[1]
+    assert reasons[2].startswith("implausible heatmap: 2.57698e+07 person-seconds")
+    # a gateway from before reads WindowAggregate only: the reason an edge sends packed
+    # windows only to gateways that read them (docs/gateway.md)
+    with pytest.raises(MessageError, match="unknown field `heatmap_packed`"):
+        WindowAggregate.from_json(good)
+
+
+def test_only_whole_thousandths_within_uint32_pack() -> None:
+    assert PackedHeatmap.of(Heatmap(cols=2, rows=1, cells=[0.001, 4294967.295])) is not None
+    assert PackedHeatmap.of(Heatmap(cols=1, rows=1, cells=[0.0005])) is None
+    assert PackedHeatmap.of(Heatmap(cols=1, rows=1, cells=[4294967.296])) is None
+    plain = window("s1", DAY)
+    assert WindowAggregatePacked.packing(plain) is plain  # nothing to pack: sent as it was
