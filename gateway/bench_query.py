@@ -188,12 +188,13 @@ def _touch(conn: Database, dates: list[str]) -> None:
 
 def _time(client: Any, url: str, headers: dict[str, str], runs: int,
           before: Callable[[], None]) -> dict[str, Any]:
-    ms = []
+    ms, cpu = [], []
     for _ in range(runs + 1):  # the first: units not read yet by an earlier request
         before()
-        t = time.perf_counter()
+        t, c = time.perf_counter(), time.process_time()
         r = client.get(url, headers=headers)
         ms.append((time.perf_counter() - t) * 1000)
+        cpu.append((time.process_time() - c) * 1000)
         if r.status_code != 200:
             raise RuntimeError(f"{url}: {r.status_code} {r.text[:200]}")
     first, ms = ms[0], sorted(ms[1:])
@@ -201,6 +202,9 @@ def _time(client: Any, url: str, headers: dict[str, str], runs: int,
     return {"url": url, "p50_ms": round(statistics.median(ms), 1),
             "p95_ms": round(ms[max(0, int(len(ms) * 0.95) - 1)], 1),
             "first_ms": round(first, 1),
+            # this process's CPU (every thread: client, app, database driver; SQLite's
+            # work included, not a PostgreSQL server's): what load multiplies
+            "cpu_ms_p50": round(statistics.median(cpu[1:]), 1),
             "stores": body["stores_total"], "visitors": body["visitors"]}
 
 
