@@ -23,6 +23,12 @@ two people either side of it) cancels with its reversal. The band is the larger 
 in proportion to how large the person is drawn, so a band in fixed image units is too narrow
 near the camera and too wide far from it. Identity repair (a person lost behind someone and
 found again) is the tracker's job (edge/tracking/tracker.py), not this counter's.
+
+A track first seen inside the band has no side yet. When it leaves the band moving across the
+line (``band_start_across`` times as far across as along, since it was first seen), it came
+from the far side: the person was found only on reaching the line, and that is a crossing.
+When it leaves walking along the line, its first side is simply where it left. Chosen on the
+whole evaluation suite (docs/accuracy.md, "What each error is").
 """
 
 from __future__ import annotations
@@ -56,6 +62,8 @@ class _Side:
     passed_t: float = 0.0  # when the foot point last changed sides of the line itself
     pending: CrossingEvent | None = None  # confirmed, waiting settle_s for a reversal
     pending_since: float = 0.0
+    seen: bool = False
+    start: tuple[float, float] | None = None  # (across, along) when first seen inside the band
 
 
 def signed_distance(
@@ -104,18 +112,32 @@ class LineCounter:
         x1, y1, x2, y2 = self.spec.points
         pts = np.asarray(feet, np.float64).reshape(-1, 2) * (sx, sy)
         dist = signed_distance((x1 * sx, y1 * sy, x2 * sx, y2 * sy), pts)
+        ux, uy = (x2 - x1) * sx, (y2 - y1) * sy
+        along = pts @ np.array([ux, uy]) / float(np.hypot(ux, uy))  # position along the line
         hs = np.zeros(len(ids)) if heights is None else np.asarray(heights, np.float64) * sy
         band = self.bands(hs)
         events = self._settled(t)
         on_line = self._on_line_side()
-        for tid, d, b in zip(ids.tolist(), dist.tolist(), band.tolist(), strict=True):
+        for tid, d, a, b in zip(ids.tolist(), dist.tolist(), along.tolist(), band.tolist(),
+                                strict=True):
             st = self._tracks.setdefault(tid, _Side())
             line_side = -1 if d < 0 else (1 if d > 0 else on_line)
             if line_side != st.line_side:
                 st.line_side, st.passed_t = line_side, t
             obs = line_side if abs(d) > b or b == 0 else 0  # a side only beyond the band
+            if not st.seen:
+                st.seen, st.start = True, (d, a) if obs == 0 else None
+            elif st.side == 0 and obs != 0 and st.start is not None:
+                st.side = self._start_side(st.start, d, a, obs)
             self._observe(tid, st, obs, t)
         return events + self._settled(t)
+
+    def _start_side(self, start: tuple[float, float], d: float, a: float, obs: int) -> int:
+        """The side a track first seen inside the band came from, as it leaves the band on side
+        ``obs``: the far side if it moved across the line, else none yet (0)."""
+        ratio = self.settings.band_start_across
+        moved_across, moved_along = abs(d - start[0]), abs(a - start[1])
+        return -obs if ratio > 0 and moved_across > ratio * moved_along else 0
 
     def _on_line_side(self) -> int:
         """The side of a point exactly on the line. For a vertical or horizontal line, the side

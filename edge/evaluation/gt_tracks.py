@@ -33,9 +33,11 @@ def truth_counting(
     """Counting settings that define a crossing as the banded truth does: a dead band of
     ``band`` of the frame's shorter side (the counter measures in those units), one
     observation on the new side, no band in body heights (the truth's does not depend on the
-    person) and no settling (the truth counts a crossing reversed at once as two). The same
-    for every line; ``points`` and ``size`` are taken so a line could differ."""
-    update = {"hysteresis": band, "min_frames_on_side": 1, "band_bodies": 0.0, "settle_s": 0.0}
+    person), no settling (the truth counts a crossing reversed at once as two) and no side
+    inferred for a track first seen inside the band (the truth gives it none). The same for
+    every line; ``points`` and ``size`` are taken so a line could differ."""
+    update = {"hysteresis": band, "min_frames_on_side": 1, "band_bodies": 0.0, "settle_s": 0.0,
+              "band_start_across": 0.0}
     return (base or CountingSettings()).model_copy(update=update)
 
 

@@ -83,7 +83,12 @@ CASES = [
         + walk(3, [0.7, 0.6, 0.4, 0.3]),
         [("out", 1), ("out", 2), ("in", 3)],
     ),
-    ("starts_on_the_line", walk(1, [0.5, 0.5, 0.55, 0.6, 0.7]), []),
+    # found only on reaching the line (hidden behind others until then): it came from the
+    # side it walks away from
+    ("starts_on_the_line_and_walks_off_across_it", walk(1, [0.5, 0.5, 0.55, 0.6, 0.7]),
+     [("out", 1)]),
+    ("starts_inside_the_band_and_walks_back", walk(1, [0.505, 0.495, 0.45, 0.4]), [("in", 1)]),
+    ("starts_beyond_the_band_next_to_the_line", walk(1, [0.52, 0.55, 0.6, 0.7]), []),
     (
         "late_count_when_track_ends_on_new_side",
         walk(1, [0.3, 0.4, 0.45, 0.6]),
@@ -107,6 +112,27 @@ CASES = [
 @pytest.mark.parametrize(("obs", "expected"), [c[1:] for c in CASES], ids=[c[0] for c in CASES])
 def test_counting_rules(obs, expected):
     assert run(obs) == expected
+
+
+def test_a_track_first_seen_on_the_line_walking_along_it_has_not_crossed():
+    """Feet that start inside the band and leave it while walking along the line (y from 0.2
+    to 0.8, x drifting off by 0.05) come from nowhere: their first side is where they leave."""
+    counter = LineCounter(LINE, CountingSettings(settle_s=0.0))
+    events = []
+    walk_along = zip(np.linspace(0.5, 0.55, 7), np.linspace(0.2, 0.8, 7), strict=True)
+    for f, (x, y) in enumerate(walk_along, 1):
+        events += counter.update(np.array([1]), np.array([[x, y]]), f / FPS)
+    assert events + counter.finish() == []
+
+
+@pytest.mark.parametrize(("ratio", "expected"), [(2.0, [("out", 1)]), (0.0, [])])
+def test_band_start_across_zero_gives_a_track_seen_first_on_the_line_no_side(ratio, expected):
+    counter = LineCounter(LINE, CountingSettings(settle_s=0.0, band_start_across=ratio))
+    events = []
+    for f, x in enumerate([0.5, 0.5, 0.55, 0.6, 0.7], 1):
+        events += counter.update(np.array([1]), np.array([[x, 0.6]]), f / FPS)
+    events += counter.finish()
+    assert [(e.direction, e.track_id) for e in events] == expected
 
 
 # A box that sways 0.015 either side of the line (the box's bottom edge jitters with the
