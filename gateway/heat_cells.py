@@ -62,7 +62,7 @@ def unpack_ms(cells_ms: bytes) -> array[float]:
     return out
 
 
-def parse_json(raw: bytes, count: int, high: float) -> array[float] | None:
+def parse_json(raw: bytes | memoryview, count: int, high: float) -> array[float] | None:
     """The numbers of a JSON array as doubles, or None when the text is not in the plain
     form this reads, or a number is out of [0, high], or there are not ``count``.
 

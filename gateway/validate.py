@@ -103,7 +103,7 @@ def decode_window(payload: bytes) -> WindowAggregate:
     h = w.heatmap
     if h is None:
         return cast(WindowAggregate, w)
-    cells = heat_cells.parse_json(bytes(h.cells), h.cols * h.rows, CELL_MAX)
+    cells = heat_cells.parse_json(memoryview(h.cells), h.cols * h.rows, CELL_MAX)
     if cells is None:  # not the plain form, or wrong: the schema decides
         return WindowAggregatePacked.from_json(payload)
     heat = Heatmap(cols=h.cols, rows=h.rows, cells=cast(list[float], cells))

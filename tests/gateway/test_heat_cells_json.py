@@ -16,6 +16,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from gateway import heat_cells, queries
+from gateway.bench import payload, store_ids
 from gateway.storage import REUSED_ID, Storage
 from gateway.validate import CELL_MAX, decode_window, parse_message, same_content
 from storesense.schema import (
@@ -174,9 +175,9 @@ def test_hostile_heatmaps_are_dead_lettered_with_the_schemas_reasons(
     assert (result.stored, result.dead) == (1, 4)
     reasons = [r[0] for r in storage.read().execute(
         "SELECT reason FROM dead_letters ORDER BY id")]
-    for payload, reason in zip(hostile[:3], reasons[:3], strict=True):
+    for text, reason in zip(hostile[:3], reasons[:3], strict=True):
         with pytest.raises(MessageError) as schema:
-            WindowAggregatePacked.from_json(payload)
+            WindowAggregatePacked.from_json(text)
         assert reason == f"invalid window aggregate: {schema.value}"
     assert reasons[3] == "implausible heatmap: 40000 person-seconds"
 
@@ -236,3 +237,12 @@ def test_only_whole_thousandths_within_uint32_pack() -> None:
     assert PackedHeatmap.of(Heatmap(cols=1, rows=1, cells=[4294967.296])) is None
     plain = window("s1", DAY)
     assert WindowAggregatePacked.packing(plain) is plain  # nothing to pack: sent as it was
+
+
+def test_the_benchmarks_packed_windows_are_its_json_windows() -> None:
+    stores = store_ids(3)
+    for i in range(7):
+        plain = decode_window(payload(i, stores, (8, 6))[1])
+        packed = decode_window(payload(i, stores, (8, 6), packed=True)[1])
+        assert plain.heatmap is not None and isinstance(plain.heatmap.cells, array)
+        assert same_content(plain, packed)
