@@ -232,7 +232,15 @@ def read_units(conn: Database, index: dict[str, int],
                     ["key", "key", *(["n"] * len(cols))])
         _fill(out, np.array(list(map(slot.__getitem__, got["f0"])), dtype=np.intp),
               _positions(index, got["f1"]), cols, [got[f"f{2 + i}"] for i in range(len(cols))])
-    return {u: out[i] for i, u in enumerate(units)}
+    return {u: _frozen(out[i]) for i, u in enumerate(units)}
+
+
+def _frozen(a: np.ndarray) -> np.ndarray:
+    """A unit's own copy, read-only: cached arrays are shared by concurrent requests, and a
+    view would keep the whole batch read with it alive after the cache dropped the unit."""
+    a = a.copy()
+    a.flags.writeable = False
+    return a
 
 
 def read_hour_rows(conn: Database, index: dict[str, int], day: str) -> HourRows:
