@@ -92,6 +92,11 @@ class OutboxConfig(_Section):
         300.0, ge=1.0, le=86_400.0,
         description="send an unconfirmed window again after this long (doubling while "
         "nothing is confirmed); sooner once a later window is confirmed")
+    heatmap_packed: bool = Field(
+        False, description="send heatmaps packed (4 bytes a cell, base64; schema "
+        "WindowAggregatePacked): less gateway CPU a window, more bytes stored on PostgreSQL "
+        "(docs/gateway.md). Only once every gateway reads them (from 2026-12-06 on): an older "
+        "gateway dead-letters a packed window")
 
 
 

@@ -33,7 +33,13 @@ from edge.node.remote_config import RemoteConfigStore, offer_remote_config
 from edge.node.status import ProcessProbe, device_status, offline_status
 from edge.node.systemd import sd_notify, watchdog_interval_s
 from edge.node.transport import MqttTransport
-from storesense.schema import AnalyticsConfig, CameraConfigMessage, ModelInfo, WindowAggregate
+from storesense.schema import (
+    AnalyticsConfig,
+    CameraConfigMessage,
+    ModelInfo,
+    WindowAggregate,
+    WindowAggregatePacked,
+)
 from storesense.topics import Topics
 
 if TYPE_CHECKING:
@@ -151,6 +157,8 @@ class EdgeNode:
     # ---------------------------------------------------------------- callbacks
 
     def _sink(self, w: WindowAggregate) -> None:
+        if self.cfg.outbox.heatmap_packed:
+            w = WindowAggregatePacked.packing(w)
         dropped = self.outbox.put(self.topics.aggregate(w.store_id, w.camera_id), w)
         if dropped:
             log.warning("outbox full: dropped %d oldest windows", dropped)

@@ -12,10 +12,14 @@ from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
+import msgspec
+
 from edge.node.clock import disagreement
 from edge.node.config import EdgeConfig
 from edge.node.service import EdgeNode
+from gateway import heat_cells
 from gateway.storage import Storage
+from storesense.schema import Heatmap
 from storesense.topics import Topics
 from tests.edge_node.deploy_broker import DeployedMosquitto, make_auth, recent_day
 from tests.edge_node.helpers import NoAnalytics, NoFrames
@@ -33,14 +37,14 @@ N = 300
 
 
 def _node(tmp_path: Path, broker: DeployedMosquitto, password: str,
-          wall_clock: Any = time.time) -> EdgeNode:
+          wall_clock: Any = time.time, heatmap_packed: bool = False) -> EdgeNode:
     cfg = EdgeConfig.model_validate({
         "store_id": "s1", "device_id": "edge1", "state_dir": str(tmp_path / "state"),
         "status_interval_s": 1.0, "demographics": False,
         "broker": {"host": broker.host, "port": broker.port, "username": "edge1@s1",
                    "password": password, "keepalive_s": 5, "reconnect_min_s": 0.5,
                    "reconnect_max_s": 1.0},
-        "outbox": {"replay_rate": 0, "confirm_timeout_s": 3},
+        "outbox": {"replay_rate": 0, "confirm_timeout_s": 3, "heatmap_packed": heatmap_packed},
         "cameras": [{"camera_id": "door", "source": "unused.mp4"}],
     })
     return EdgeNode(cfg, lambda cam: NoFrames(), lambda cam, analytics: NoAnalytics(),
@@ -110,6 +114,42 @@ def test_windows_the_broker_acknowledged_and_lost_in_a_crash_are_sent_again(
             run.join(20)
             stop(gw)
         assert not run.is_alive()
+
+
+def test_packed_heatmaps_reach_the_gateway_cell_for_cell(tmp_path: Path) -> None:
+    """An edge set to send heatmaps packed: the real gateway stores the windows as they were
+    sent (packed) and sums their cells into the day's grid exactly as the plain form's."""
+    creds = make_auth(tmp_path, "store_id,device_id,cameras\ns1,edge1,door\n")
+    grids = [[round(0.001 * ((i + 1) * 37 + c * 13) % 7.5, 3) for c in range(32 * 18)]
+             for i in range(3)]
+    with DeployedMosquitto(tmp_path) as broker:
+        config = _gateway(tmp_path, broker, creds["gateway"])
+        log = tmp_path / "gateway.log"
+        gw = start_gateway(config, log)
+        node = _node(tmp_path, broker, creds["edge1@s1"], heatmap_packed=True)
+        for i, cells in enumerate(grids):
+            w = window("s1", T0 + timedelta(minutes=i), "door")
+            node._sink(msgspec.structs.replace(w, heatmap=Heatmap(cols=32, rows=18, cells=cells)))
+        stop_node = threading.Event()
+        run = threading.Thread(target=node.run, args=(stop_node,))
+        run.start()
+        try:
+            wait_until(lambda: _stored(tmp_path) >= len(grids), 60, "the windows stored")
+        finally:
+            stop_node.set()
+            run.join(20)
+            stop(gw)
+    db = sqlite3.connect(tmp_path / "gateway.db")
+    try:
+        payloads = [r[0] for r in db.execute("SELECT payload FROM windows")]
+        (cols, rows, stored), = db.execute("SELECT cols, rows, cells FROM heatmap_day").fetchall()
+    finally:
+        db.close()
+    assert all('"heatmap_packed"' in p and '"heatmap":null' in p.replace(" ", "")
+               for p in payloads), payloads[0][:300]
+    assert (cols, rows) == (32, 18)
+    want = [round(sum(col), 3) for col in zip(*grids, strict=True)]
+    assert [round(c, 3) for c in heat_cells.decode(stored, cols, rows)] == want
 
 
 def _recorder(box: list[bytes]) -> Any:
