@@ -62,7 +62,6 @@ class _Side:
     passed_t: float = 0.0  # when the foot point last changed sides of the line itself
     pending: CrossingEvent | None = None  # confirmed, waiting settle_s for a reversal
     pending_since: float = 0.0
-    seen: bool = False
     start: tuple[float, float] | None = None  # (across, along) when first seen inside the band
 
 
@@ -120,15 +119,15 @@ class LineCounter:
         on_line = self._on_line_side()
         for tid, d, a, b in zip(ids.tolist(), dist.tolist(), along.tolist(), band.tolist(),
                                 strict=True):
-            st = self._tracks.setdefault(tid, _Side())
             line_side = -1 if d < 0 else (1 if d > 0 else on_line)
-            if line_side != st.line_side:
-                st.line_side, st.passed_t = line_side, t
             obs = line_side if abs(d) > b or b == 0 else 0  # a side only beyond the band
-            if not st.seen:
-                st.seen, st.start = True, (d, a) if obs == 0 else None
+            st = self._tracks.get(tid)
+            if st is None:
+                st = self._tracks[tid] = _Side(start=(d, a) if obs == 0 else None)
             elif st.side == 0 and obs != 0 and st.start is not None:
                 st.side = self._start_side(st.start, d, a, obs)
+            if line_side != st.line_side:
+                st.line_side, st.passed_t = line_side, t
             self._observe(tid, st, obs, t)
         return events + self._settled(t)
 

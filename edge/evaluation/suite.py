@@ -28,7 +28,7 @@ import shutil
 import sys
 import time
 from collections import Counter
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -166,12 +166,13 @@ def iou(a: F64, b: F64) -> F64:
     return np.where(union > 0, inter / np.maximum(union, 1e-12), 0.0)
 
 
-def frame_matches(
+def person_tracks(
     gt: F64, tracks: list[tuple[npt.NDArray[np.int64], F64]]
-) -> Iterator[tuple[int, int, int]]:
-    """(frame, true id, track id) of every match: per frame, one-to-one (Hungarian on IoU)
-    between considered gt boxes and the pipeline's tracks, IoU >= MATCH_IOU. ``tracks[i]``
-    holds frame i + 1's track ids and boxes (x1, y1, x2, y2)."""
+) -> dict[int, dict[int, int]]:
+    """True id -> frame -> the track that covered that person there: per frame, one-to-one
+    (Hungarian on IoU) between considered gt boxes and the pipeline's tracks, IoU >= MATCH_IOU.
+    ``tracks[i]`` holds frame i + 1's track ids and boxes (x1, y1, x2, y2)."""
+    out: dict[int, dict[int, int]] = {}
     for f, (ids, boxes) in enumerate(tracks, start=1):
         rows = gt[gt[:, 0] == f]
         if len(rows) == 0 or len(ids) == 0:
@@ -180,34 +181,29 @@ def frame_matches(
                           rows[:, 3] + rows[:, 5]], 1)
         m = iou(truth, boxes)
         r, c = linear_sum_assignment(-m)
-        yield from ((f, int(rows[i, 1]), int(ids[j])) for i, j in zip(r, c, strict=True)
-                    if m[i, j] >= MATCH_IOU)
+        for i, j in zip(r, c, strict=True):
+            if m[i, j] >= MATCH_IOU:
+                out.setdefault(int(rows[i, 1]), {})[f] = int(ids[j])
+    return out
+
+
+def pairs_of(covered: dict[int, dict[int, int]]) -> Counter[tuple[int, int]]:
+    """Frames on which each (true id, track id) pair was matched."""
+    return Counter((pid, tid) for pid, frames in covered.items() for tid in frames.values())
 
 
 def id_pairs(
     gt: F64, tracks: list[tuple[npt.NDArray[np.int64], F64]]
 ) -> Counter[tuple[int, int]]:
-    """Frames on which each (true id, track id) pair was matched (``frame_matches``)."""
-    return Counter((pid, tid) for _, pid, tid in frame_matches(gt, tracks))
+    """Frames on which each (true id, track id) pair was matched (``person_tracks``)."""
+    return pairs_of(person_tracks(gt, tracks))
 
 
-def person_tracks(
-    gt: F64, tracks: list[tuple[npt.NDArray[np.int64], F64]]
-) -> dict[int, dict[int, int]]:
-    """True id -> frame -> the track that covered that person there."""
-    out: dict[int, dict[int, int]] = {}
-    for f, pid, tid in frame_matches(gt, tracks):
-        out.setdefault(pid, {})[f] = tid
-    return out
-
-
-def ids_tally(
-    gt: F64, tracks: list[tuple[npt.NDArray[np.int64], F64]], min_frames: int = 1
-) -> dict[str, int]:
-    """Pairs in all, and pairs that lasted ``min_frames`` (MIN_ID_S of video): where two people
-    overlap, the per-frame matching itself can hand a person to the other's track for a frame
-    or two while both tracks keep their people; only a pairing that lasts is an identity."""
-    pairs = id_pairs(gt, tracks)
+def ids_tally(gt: F64, pairs: Counter[tuple[int, int]], min_frames: int = 1) -> dict[str, int]:
+    """Of the (true id, track id) ``pairs`` (``id_pairs``): pairs in all, and pairs that lasted
+    ``min_frames`` (MIN_ID_S of video): where two people overlap, the per-frame matching
+    itself can hand a person to the other's track for a frame or two while both tracks keep
+    their people; only a pairing that lasts is an identity."""
     lasting = {p for p, n in pairs.items() if n >= min_frames}
     return {"pairs": len(pairs), "lasting_pairs": len(lasting),
             "persons": len({p for p, _ in lasting}), "true_persons": len(np.unique(gt[:, 1]))}
@@ -286,6 +282,7 @@ def run_pipeline(name: str, seq: Path, variant: int, config: AnalyticsConfig,
                                      "detected": sum(d.detected for d in used)}
         print(f"suite: detections cache: {extra['detections_cache']['replayed']} replayed, "
               f"{extra['detections_cache']['detected']} detected", file=sys.stderr)
+    covered = person_tracks(gt, res.tracks)  # the matching behind both ids and error kinds
     tracked = np.zeros(info.length, float)
     for frame, n in res.track_counts:
         if 1 <= frame <= info.length:
@@ -293,8 +290,8 @@ def run_pipeline(name: str, seq: Path, variant: int, config: AnalyticsConfig,
     return {
         "sequence": name, "variant": variant, "mode": "pipeline", "frames": res.frames,
         "seconds": round(res.seconds, 2), "detector_zoom_frames": res.zoom_frames,
-        **line_tallies(res.events, lines, gt, info, person_tracks(gt, res.tracks)),
-        "ids": ids_tally(gt, res.tracks, max(1, round(MIN_ID_S * info.fps))),
+        **line_tallies(res.events, lines, gt, info, covered),
+        "ids": ids_tally(gt, pairs_of(covered), max(1, round(MIN_ID_S * info.fps))),
         "costs": res.costs,
         "dwell": dwell_tally(gt_spans(gt), list(res.spans.values()), info.fps),
         "occupancy": occupancy_tally(gt, tracked, info.length),
@@ -443,9 +440,14 @@ def table(rows: list[dict[str, Any]]) -> str:
     for r in rows:
         f = figures(r)
         cells.append(["-" if (v := get(r, f)) is None else str(v) for _, get in COLUMNS])
-    widths = [max(len(c[i]) for c in cells) for i in range(len(COLUMNS))]
+    return aligned(cells, 3)
+
+
+def aligned(cells: list[list[str]], left: int) -> str:
+    """Rows of cells as text columns: the first ``left`` to the left, the figures right."""
+    widths = [max(len(c[i]) for c in cells) for i in range(len(cells[0]))]
     return "\n".join(
-        "  ".join(c.ljust(w) if i < 3 else c.rjust(w) for i, (c, w) in
+        "  ".join(c.ljust(w) if i < left else c.rjust(w) for i, (c, w) in
                   enumerate(zip(line, widths, strict=True))).rstrip()
         for line in cells
     )
@@ -462,10 +464,7 @@ def kinds_table(rows: list[dict[str, Any]]) -> str | None:
     cells = [head] + [[r["sequence"], variant_name(r["variant"])]
                       + [str(k["missed"][m]) for m in MISSED] + [str(k["extra"][x]) for x in EXTRA]
                       for r, k in kinded]
-    widths = [max(len(c[i]) for c in cells) for i in range(len(head))]
-    return "\n".join("  ".join(c.ljust(w) if i < 2 else c.rjust(w)
-                               for i, (c, w) in enumerate(zip(line, widths, strict=True))).rstrip()
-                     for line in cells)
+    return aligned(cells, 2)
 
 
 # ------------------------------------------------------------------------------ command

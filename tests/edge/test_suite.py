@@ -134,11 +134,11 @@ def test_ids_per_person_counts_track_ids_matched_to_each_true_person():
     tracks = [(np.array([10 if f < 3 else 11, 99]), np.stack([person[f - 1], false]))
               for f in range(1, 5)]
     assert suite.id_pairs(gt, tracks) == {(1, 10): 2, (1, 11): 2}
-    assert suite.ids_tally(gt, tracks) == {
+    assert suite.ids_tally(gt, suite.id_pairs(gt, tracks)) == {
         "pairs": 2, "lasting_pairs": 2, "persons": 1, "true_persons": 1}
     # a pairing that lasts fewer frames than asked is a flicker of the matching, not an id
     flicker = [(np.array([10 if f != 3 else 11]), person[f - 1][None]) for f in range(1, 5)]
-    assert suite.ids_tally(gt, flicker, min_frames=2) == {
+    assert suite.ids_tally(gt, suite.id_pairs(gt, flicker), min_frames=2) == {
         "pairs": 2, "lasting_pairs": 1, "persons": 1, "true_persons": 1}
     # a track box half off the person (IoU 1/3) is not a match
     off = [(np.array([10]), np.array([[10 * f + 5, 0, 10 * f + 15, 20]], float))
