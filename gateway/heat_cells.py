@@ -47,10 +47,9 @@ def decode(stored: Any, cols: int, rows: int) -> Cells:
 
 
 def grid(cells: Sequence[float]) -> Cells:
-    """A window's cells as float64 (no copy when ``parse_json`` made them)."""
-    if isinstance(cells, array):
-        return np.frombuffer(cells, np.float64)
-    return np.asarray(cells, np.float64)
+    """A window's cells as float64 (no copy when ``parse_json`` made them; a list goes
+    through array('d'), which takes msgspec's floats into a buffer faster than numpy does)."""
+    return np.frombuffer(cells if isinstance(cells, array) else array("d", cells), np.float64)
 
 
 def unpack_ms(cells_ms: bytes) -> array[float]:

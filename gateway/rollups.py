@@ -13,7 +13,6 @@ added, so a redelivered window never counts twice.
 from __future__ import annotations
 
 import json
-from array import array
 from collections import defaultdict
 from collections.abc import Iterable, Sequence
 from datetime import UTC, datetime
@@ -134,8 +133,7 @@ class RollupBatch:
 
     def _add_heat(self, key: tuple[str, str, str], cols: int, rows: int,
                   cells: list[float]) -> None:
-        # array('d') turns msgspec's list of floats into a buffer faster than numpy does
-        grid = np.frombuffer(array("d", cells), np.float64)
+        grid = heat_cells.grid(cells)
         old = self.heat.get(key)
         if old is None or (old[0], old[1]) != (cols, rows):
             # a camera whose grid size changed mid-day keeps only the newer grid

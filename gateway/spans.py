@@ -46,14 +46,3 @@ def decompose(first: date, last: date) -> tuple[list[str], list[str]]:
             loose.append(d.isoformat())
             d += timedelta(days=1)
     return keys, loose
-
-
-def runs(days: list[str]) -> list[tuple[str, str]]:
-    """Consecutive dates as (first, last) runs: each is one BETWEEN, read along an index."""
-    out: list[tuple[str, str]] = []
-    for d in days:
-        if out and date.fromisoformat(out[-1][1]) + timedelta(days=1) == date.fromisoformat(d):
-            out[-1] = (out[-1][0], d)
-        else:
-            out.append((d, d))
-    return out

@@ -407,11 +407,6 @@ class PackedHeatmap(Message, frozen=True, kw_only=True):
         return cls(cols=heatmap.cols, rows=heatmap.rows,
                    cells_ms=b"".join(m.to_bytes(4, "little") for m in ms))
 
-    def unpacked(self) -> Heatmap:
-        cells = [int.from_bytes(self.cells_ms[i:i + 4], "little") / 1000
-                 for i in range(0, len(self.cells_ms), 4)]
-        return Heatmap(cols=self.cols, rows=self.rows, cells=cells)
-
 
 class Demographics(Message, frozen=True, kw_only=True):
     """Visitors (completed tracks) per age band and gender; 'unknown' when no face was seen."""
