@@ -16,6 +16,7 @@ new as the counter it is kept under: at worst read once more, never kept stale.
 
 from __future__ import annotations
 
+import json
 import threading
 import weakref
 from collections import OrderedDict
@@ -35,6 +36,7 @@ VISITORS, EXITS, ZONE_VISITS, DWELL, TRANSACTIONS, POS_HOURS = range(6)
 WIDTH = 6
 MAX_UNITS = 256  # ~190 kB each for 4,000 stores: <= ~50 MB; a 90-day overview uses ~30
 MAX_HOUR_DATES = 16  # dates of hour rows kept for "today"'s comparison (~1 MB each)
+MAX_CUTS = 8  # cuts of those kept (one per zone group and minute; 32 kB each)
 
 Unit = tuple[str, str]  # ("day" | "pos", "YYYY-MM-DD") or ("block", "<size>:<start>")
 Counters = Mapping[str, tuple[int, int]]  # local date -> (traffic, POS) change counters
@@ -91,6 +93,10 @@ class PeriodCache:
         self._chain = _Chain((), {})
         self._stores: object = None
         self.reads = 0  # units read from the database, for tests and the bench
+        self.scoped_reads = 0  # units read for a request's stores only (see _units)
+        # the last cuts of last week's hour rows (ended_by), by rows object and minute
+        self._cuts: OrderedDict[tuple[int, int, int, float],
+                                tuple[HourRows, np.ndarray]] = OrderedDict()
 
     def chain(self, stores: Mapping[str, Any]) -> _Chain:
         """The cache for these stores (a registry's dict, compared by identity first)."""
@@ -102,33 +108,55 @@ class PeriodCache:
                 self._stores = stores
             return self._chain
 
+    def held_bytes(self) -> int:
+        """Memory held by the kept units and hour rows (their arrays)."""
+        with self._lock:
+            chain = self._chain
+            units = sum(a.nbytes for _, a in chain.units.values())
+            hours = sum(sum(getattr(r, f).nbytes for f in ("store", "hour", "visitors",
+                                                             "mean_len"))
+                        for _, r in chain.hours.values())
+            return units + hours
+
     def figures(self, conn: Database, chain: _Chain, spans: list[tuple[date, date]],
-                hour_days: Iterable[str] = ()) -> tuple[list[np.ndarray], dict[str, HourRows]]:
+                hour_days: Iterable[str] = (), scope: list[str] | None = None,
+                ) -> tuple[list[np.ndarray], dict[str, HourRows]]:
         """Per-store sums, an (n stores, WIDTH) array, over each [first, last]; and the hour
         rows of ``hour_days``. One read of the counters for all of it: on a busy box every
-        statement waits for the database's turn on a core."""
+        statement waits for the database's turn on a core. ``scope``: the request needs
+        these stores only (see _units)."""
         plans = [span_units(a, b) for a, b in spans]
         needed = {u for plan in plans for u in plan}
         hour_days = sorted(set(hour_days))
         counters = read_counters(conn, [*(d for u in needed for d in unit_dates(u)),
                                         *hour_days])
-        got = self._units(conn, chain, needed, counters)
+        got = self._units(conn, chain, needed, counters, scope)
         n = len(chain.ids)
         sums = [sum((got[u] for u in plan), np.zeros((n, WIDTH))) for plan in plans]
         return sums, {d: self._hour_rows(conn, chain, d, counters.get(d, (0, 0))[0])
                       for d in hour_days}
 
     def _units(self, conn: Database, chain: _Chain, needed: set[Unit],
-               counters: Counters) -> dict[Unit, np.ndarray]:
+               counters: Counters, scope: list[str] | None) -> dict[Unit, np.ndarray]:
+        """The units, from memory where their stamps still hold. A unit kept before and
+        changed since (today's, under live ingest) is read for ``scope``'s stores only and
+        not kept: a region's request reads its 200 stores' rows, not the chain's 4,000.
+        Any other unit is read for the whole chain and kept."""
         stamps = {u: stamp(u, counters) for u in needed}
         got: dict[Unit, np.ndarray] = {}
+        moved: set[Unit] = set()
         with self._lock:
             for u in needed:
                 kept = chain.units.get(u)
                 if kept is not None and kept[0] == stamps[u]:
                     chain.units.move_to_end(u)
                     got[u] = kept[1]
-        stale = sorted(needed - got.keys())
+                elif kept is not None:
+                    moved.add(u)
+        live = sorted(moved) if scope is not None else []
+        stale = sorted(needed - got.keys() - set(live))
+        if live:
+            got.update(read_units(conn, chain.index, live, scope))
         if stale:
             fresh = read_units(conn, chain.index, stale)
             with self._lock:
@@ -139,6 +167,8 @@ class PeriodCache:
                 while len(chain.units) > self.max_units:
                     chain.units.popitem(last=False)
             got.update(fresh)
+        with self._lock:
+            self.scoped_reads += len(live)
         return got
 
     def _hour_rows(self, conn: Database, chain: _Chain, day: str, now: int) -> HourRows:
@@ -155,6 +185,23 @@ class PeriodCache:
             while len(chain.hours) > MAX_HOUR_DATES:
                 chain.hours.popitem(last=False)
         return rows
+
+    def ended_by(self, rows: HourRows, n_stores: int, hour: int,
+                 elapsed_s: float) -> np.ndarray:
+        """``ended_by`` of these hour rows, kept for the last few (rows, minute): requests
+        within a minute cut last week's day at the same time."""
+        key = (id(rows), n_stores, hour, elapsed_s)
+        with self._lock:
+            found = self._cuts.get(key)  # the rows are held with it: their id is theirs
+            if found is not None and found[0] is rows:
+                return found[1]
+        value = ended_by(rows, n_stores, hour, elapsed_s)
+        value.flags.writeable = False
+        with self._lock:
+            self._cuts[key] = (rows, value)
+            while len(self._cuts) > MAX_CUTS:
+                self._cuts.popitem(last=False)
+        return value
 
 
 _caches: weakref.WeakKeyDictionary[object, PeriodCache] = weakref.WeakKeyDictionary()
@@ -192,9 +239,9 @@ def _fetch(conn: Database, sql: str, params: Any, kinds: list[str]) -> np.ndarra
     return np.fromiter(conn.tuples().execute(sql, params), dtype=dtype)
 
 
-def _positions(index: dict[str, int], stores: np.ndarray) -> np.ndarray:
+def _positions(index: dict[str, int], stores: Iterable[str], n: int) -> np.ndarray:
     """Each store id's index in the chain, -1 for a store not in the registry."""
-    return np.array(list(map(index.get, stores, repeat(-1))), dtype=np.intp)
+    return np.fromiter(map(index.get, stores, repeat(-1)), dtype=np.intp, count=n)
 
 
 def _fill(out: np.ndarray, slots: np.ndarray, stores: np.ndarray, cols: list[int],
@@ -206,33 +253,141 @@ def _fill(out: np.ndarray, slots: np.ndarray, stores: np.ndarray, cols: list[int
         out[slots[known], stores[known], col] = v[known]
 
 
-# per kind of unit: the statement reading every store's rows of some units (their keys in
-# the IN list), and the columns its figures go to
-_UNIT_READS: dict[str, tuple[str, list[int]]] = {
-    "day": ("SELECT local_date, store_id, visitors, exits, zone_visits, dwell_total_s "
-            "FROM rollup_day WHERE local_date IN ({})", [VISITORS, EXITS, ZONE_VISITS, DWELL]),
-    "pos": ("SELECT local_date, store_id, transactions, pos_hours FROM pos_day "
-            "WHERE local_date IN ({})", [TRANSACTIONS, POS_HOURS]),
-    "block": ("SELECT block, store_id, visitors, zone_visits, dwell_total_s, transactions, "
-              "pos_hours FROM rollup_block WHERE block IN ({})",
-              [VISITORS, ZONE_VISITS, DWELL, TRANSACTIONS, POS_HOURS]),
+# per kind of unit: its table, its key column, and its figures' columns with the column of
+# a unit's array each goes to
+_UNIT_TABLES: dict[str, tuple[str, str, list[tuple[str, int]]]] = {
+    "day": ("rollup_day", "local_date", [("visitors", VISITORS), ("exits", EXITS),
+                                         ("zone_visits", ZONE_VISITS),
+                                         ("dwell_total_s", DWELL)]),
+    "pos": ("pos_day", "local_date", [("transactions", TRANSACTIONS),
+                                      ("pos_hours", POS_HOURS)]),
+    "block": ("rollup_block", "block", [("visitors", VISITORS), ("zone_visits", ZONE_VISITS),
+                                        ("dwell_total_s", DWELL),
+                                        ("transactions", TRANSACTIONS),
+                                        ("pos_hours", POS_HOURS)]),
 }
+_REAL = {"dwell_total_s"}
+SCALE = 1152921504606846976  # 2**60
 
 
-def read_units(conn: Database, index: dict[str, int],
-               units: list[Unit]) -> dict[Unit, np.ndarray]:
-    """Every store's figures for each unit: one statement per table, whatever the count."""
-    out = np.zeros((len(units), len(index), WIDTH))
-    for kind, (sql, cols) in _UNIT_READS.items():
+def _exact_parts(conn: Database, col: str) -> tuple[str, str, str]:
+    """A REAL column as two integers (whole part, fraction times 2**60) whose text is exact,
+    and a condition true where they give the value back exactly: SQLite's text of a REAL
+    keeps 15 digits, and even printf('%!.17g') is off in the last bit now and then. The
+    fraction of a value of magnitude >= 2**-8 has no bit below 2**-60, so it is an integer
+    there; anything else (a tiny, huge or NaN value) fails the condition and its unit is
+    read row by row."""
+    if conn.engine == "postgresql":  # a float8 scale: numeric would round to 15 digits
+        scale = f"CAST({SCALE} AS DOUBLE PRECISION)"
+        fits = f"abs({col}) < CAST(4e18 AS DOUBLE PRECISION)"
+        hi = f"CASE WHEN {fits} THEN CAST(trunc({col}) AS BIGINT) ELSE 0 END"
+        lo = (f"CASE WHEN {fits} THEN CAST(trunc(({col} - trunc({col})) * {scale}) AS BIGINT)"
+              " ELSE 0 END")
+    else:
+        scale = f"{SCALE}.0"
+        hi = f"CAST({col} AS INTEGER)"
+        lo = f"CAST(({col} - CAST({col} AS INTEGER)) * {scale} AS INTEGER)"
+    return hi, lo, f"({hi}) + ({lo}) / {scale} = {col}"
+
+
+SEP = "\x1f"  # between texts in one aggregated row: no store id or time holds it
+
+
+def concat(conn: Database, expr: str, texts: bool = False) -> str:
+    """An aggregate joining ``expr`` of every row into one text: separated by commas
+    (numbers) or, for ``texts``, by SEP, a control character no identifier may hold."""
+    sep = ("chr(31)" if conn.engine == "postgresql" else "char(31)") if texts else "','"
+    fn = "string_agg" if conn.engine == "postgresql" else "group_concat"
+    return f"{fn}({expr}, {sep})"
+
+
+def _aggregated_sql(conn: Database, kind: str, n_keys: int, scoped: bool) -> str:
+    """One row per unit: its store ids and each figure as comma-separated text, aggregated
+    by the engine (4,000 rows turned into Python tuples one by one cost ~10 ms of CPU; the
+    text, ~1). Every aggregate of a group is fed the group's rows in the same order, so
+    the i-th value of each list belongs to the i-th store id."""
+    table, key, cols = _UNIT_TABLES[kind]
+    text = "CAST({} AS TEXT)"
+    parts, checks = [concat(conn, "store_id", texts=True)], []
+    for col, _ in cols:
+        if col in _REAL:
+            hi, lo, exact = _exact_parts(conn, col)
+            parts += [concat(conn, text.format(hi)), concat(conn, text.format(lo))]
+            checks.append(f"CASE WHEN {exact} THEN 0 ELSE 1 END")
+        else:
+            parts.append(concat(conn, text.format(col)))
+    inexact = f"SUM({' + '.join(checks)})" if checks else "0"
+    scope = " AND store_id IN (SELECT value FROM json_each(?))" if scoped else ""
+    return (f"SELECT {key}, COUNT(*), {inexact}, {', '.join(parts)} FROM {table} "
+            f"WHERE {key} IN ({', '.join('?' * n_keys)}){scope} GROUP BY {key}")
+
+
+def _numbers(text: str, n: int) -> np.ndarray | None:
+    got = np.fromstring(text, dtype=np.float64, sep=",")  # C parsing, no str per value
+    return got if len(got) == n else None
+
+
+def _read_aggregated(conn: Database, kind: str, keys: list[str], index: dict[str, int],
+                     scope: list[str] | None) -> dict[str, np.ndarray] | None:
+    """Each unit's (n stores, WIDTH) array from one aggregated row per unit; None when a
+    unit's text does not give its figures back exactly (then the rows are read)."""
+    _, _, cols = _UNIT_TABLES[kind]
+    params: list[Any] = [*keys, *([json.dumps(scope)] if scope is not None else [])]
+    out: dict[str, np.ndarray] = {}
+    for row in conn.tuples().execute(
+            _aggregated_sql(conn, kind, len(keys), scope is not None), params):
+        key, count, inexact, ids_text, *texts = row
+        ids = ids_text.split(SEP)
+        if inexact or len(ids) != count:
+            return None
+        values = [_numbers(t, count) for t in texts]
+        if any(v is None for v in values):
+            return None
+        stores = _positions(index, ids, count)
+        known = stores >= 0
+        a = np.zeros((len(index), WIDTH))
+        it = iter(v for v in values if v is not None)
+        for col, dest in cols:
+            v = next(it)
+            if col in _REAL:
+                v = v + next(it) * (1.0 / SCALE)  # exact: see _exact_parts
+            a[stores[known], dest] = v[known]
+        out[key] = a
+    return out
+
+
+def _read_rows(conn: Database, kind: str, keys: list[str], index: dict[str, int],
+               scope: list[str] | None) -> dict[str, np.ndarray]:
+    """The same as _read_aggregated, row by row."""
+    table, key, cols = _UNIT_TABLES[kind]
+    scope_sql = " AND store_id IN (SELECT value FROM json_each(?))" if scope is not None else ""
+    params: list[Any] = [*keys, *([json.dumps(scope)] if scope is not None else [])]
+    got = _fetch(conn, f"SELECT {key}, store_id, {', '.join(c for c, _ in cols)} FROM {table} "
+                 f"WHERE {key} IN ({', '.join('?' * len(keys))}){scope_sql}", params,
+                 ["key", "key", *(["n"] * len(cols))])
+    slot = {k: i for i, k in enumerate(keys)}
+    out = np.zeros((len(keys), len(index), WIDTH))
+    _fill(out, np.fromiter(map(slot.__getitem__, got["f0"]), np.intp, len(got)),
+          _positions(index, got["f1"], len(got)), [d for _, d in cols],
+          [got[f"f{2 + i}"] for i in range(len(cols))])
+    return {k: out[i] for i, k in enumerate(keys)}
+
+
+def read_units(conn: Database, index: dict[str, int], units: list[Unit],
+               scope: list[str] | None = None) -> dict[Unit, np.ndarray]:
+    """Every store's figures for each unit (only ``scope``'s stores when given, the others
+    0): one statement per table, whatever the count."""
+    out: dict[Unit, np.ndarray] = {}
+    for kind in _UNIT_TABLES:
         keys = [k for u, k in units if u == kind]
         if not keys:
             continue
-        slot = {k: i for i, (u, k) in enumerate(units) if u == kind}
-        got = _fetch(conn, sql.format(", ".join("?" * len(keys))), keys,
-                    ["key", "key", *(["n"] * len(cols))])
-        _fill(out, np.array(list(map(slot.__getitem__, got["f0"])), dtype=np.intp),
-              _positions(index, got["f1"]), cols, [got[f"f{2 + i}"] for i in range(len(cols))])
-    return {u: _frozen(out[i]) for i, u in enumerate(units)}
+        got = _read_aggregated(conn, kind, keys, index, scope)
+        if got is None:
+            got = _read_rows(conn, kind, keys, index, scope)
+        zeros = np.zeros((len(index), WIDTH))
+        out.update({(kind, k): _frozen(got.get(k, zeros)) for k in keys})
+    return out
 
 
 def _frozen(a: np.ndarray) -> np.ndarray:
@@ -247,7 +402,7 @@ def read_hour_rows(conn: Database, index: dict[str, int], day: str) -> HourRows:
     got = _fetch(conn, "SELECT store_id, CAST(substr(local_hour, 12, 2) AS INTEGER), visitors, "
                 "occ_secs / windows FROM rollup_hour WHERE local_date = ? AND windows > 0",
                 (day,), ["key", "n", "n", "n"])
-    idx = _positions(index, got["f0"])
+    idx = _positions(index, got["f0"], len(got))
     known = idx >= 0
     return HourRows(store=idx[known], hour=got["f1"].astype(np.intp)[known],
                     visitors=got["f2"][known], mean_len=got["f3"][known])

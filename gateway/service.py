@@ -18,7 +18,7 @@ from pathlib import Path
 import psycopg
 import uvicorn
 
-from gateway import alerts_runner
+from gateway import alerts_runner, overview_warmup
 from gateway.api import create_app
 from gateway.config import GatewaySettings, MqttSettings, load
 from gateway.config_publisher import ConfigPublisher
@@ -27,6 +27,7 @@ from gateway.http_limits import uvicorn_limits
 from gateway.ingest import Ingestor, tune_interpreter
 from gateway.storage import Storage
 from storesense.errors import ConfigError
+from storesense.schema import utcnow
 from storesense.topics import Topics
 
 log = logging.getLogger(__name__)
@@ -120,6 +121,8 @@ def serve(settings: GatewaySettings, api: bool = True) -> None:
     publisher = _start_hq_tasks(settings, storage, ingestor, feed_stop) if api else None
     try:
         if api:
+            # the overview's units read in the background (gateway/overview_warmup.py)
+            overview_warmup.start(storage, utcnow, settings.status_interval_s)
             app = create_app(settings, storage, ingest=ingestor.health)
             app.state.config_publisher = publisher
             uvicorn.run(app, host=settings.api.host, port=settings.api.port,

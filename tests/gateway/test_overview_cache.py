@@ -7,12 +7,14 @@ from collections.abc import Iterator
 from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
+import msgspec
 import numpy as np
 import pytest
 from fastapi.testclient import TestClient
 
 from gateway import overview as ov
-from gateway import retention
+from gateway import overview_warmup, retention
+from gateway import period_cache as pc
 from gateway.api import create_app
 from gateway.auth import create_token
 from gateway.config import GatewaySettings
@@ -70,9 +72,9 @@ def _uncached(storage: Storage) -> list[dict[str, Any]]:
     """The same answers computed with nothing kept (every unit read now)."""
     reg = storage.reload_registry()
     ids = sorted(reg.stores)
-    return [ov.overview(storage.read(), reg, ids,
-                        date.fromisoformat(str(q["date"])) if "date" in q else None, 28, NOW,
-                        GatewaySettings().status_interval_s, int(q["days"]), PeriodCache())
+    return [msgspec.json.decode(msgspec.json.encode(ov.overview(
+        storage.read(), reg, ids, date.fromisoformat(str(q["date"])) if "date" in q else None,
+        28, NOW, GatewaySettings().status_interval_s, int(q["days"]), PeriodCache())))
             for q in QUERIES]
 
 
@@ -159,6 +161,101 @@ def test_a_new_store_is_listed_with_its_figures(chain, storage: Storage) -> None
     assert [s["store_id"] for s in body["stores"]] == ["ldn", "new", "tyo"]
     assert _store(body, "new")["visitors"] == 5
     assert _all(client, h) == _uncached(storage)
+
+
+def test_a_scoped_request_reads_its_stores_of_a_changed_day(chain, storage: Storage) -> None:
+    """Today's units, moved by ingest since they were kept, are read for a franchisee's
+    store only (not kept); the next hq request reads them for the chain again."""
+    client, h = chain
+    client.get("/api/v1/overview", headers=h, params={"days": 7})
+    cache = cache_for(storage)
+    reads, scoped = cache.reads, cache.scoped_reads
+    today = window("ldn", datetime(2026, 11, 23, 12, tzinfo=UTC), ins=40, span_s=3600)
+    assert storage.ingest([message(today)]).stored == 1
+    q = {"days": 7, "franchisee": "fa"}
+    body = client.get("/api/v1/overview", headers=h, params=q).json()
+    assert cache.reads == reads and cache.scoped_reads > scoped
+    assert [s["store_id"] for s in body["stores"]] == ["ldn"]
+    reg = storage.reload_registry()
+    alone = msgspec.json.decode(msgspec.json.encode(ov.overview(
+        storage.read(), reg, ["ldn"], None, 28, NOW, GatewaySettings().status_interval_s, 7,
+        PeriodCache())))
+    assert body == alone
+    client.get("/api/v1/overview", headers=h, params={"days": 7})
+    assert cache.reads > reads
+    assert _all(client, h) == _uncached(storage)
+
+
+def test_the_warm_up_reads_todays_periods_before_any_request(
+        chain, storage: Storage) -> None:
+    """The gateway's start-up warm-up (gateway/overview_warmup.py) in its thread, then
+    today's overview of every period reads nothing and answers as with nothing kept."""
+    client, h = chain
+    thread = overview_warmup.start(storage, lambda: NOW, GatewaySettings().status_interval_s)
+    thread.join(60)
+    assert not thread.is_alive()
+    cache = cache_for(storage)
+    reads = cache.reads
+    assert reads > 0 and cache.held_bytes() > 0
+    got = [client.get("/api/v1/overview", headers=h, params={"days": n}).json()
+           for n in ov.PERIODS]
+    assert cache.reads == reads  # every unit was there
+    assert got == [q for q, p in zip(_uncached(storage), QUERIES, strict=True) if "date" not in p]
+
+
+def _insert_units(storage: Storage, dwell: list[float]) -> None:
+    """Day, block and POS rows of three stores with these dwell totals (and a store the
+    registry does not hold)."""
+    with storage._conn.transaction():
+        for i, d in enumerate(dwell):
+            sid = ("ldn", "tyo", "gone")[i % 3]
+            storage._conn.execute(
+                "INSERT INTO rollup_day (store_id, local_date, visitors, exits, zone_visits, "
+                "dwell_total_s) VALUES (?, ?, ?, ?, ?, ?)",
+                (sid, f"2030-01-{1 + i // 3:02d}", 10 * i + 1, i, i + 2, d))
+            storage._conn.execute(
+                "INSERT INTO rollup_block (block, store_id, visitors, zone_visits, "
+                "dwell_total_s, transactions, pos_hours) VALUES (?, ?, ?, ?, ?, ?, ?)",
+                (f"7:2030-02-{1 + i // 3:02d}", sid, i, i + 1, d, 3 * i, i % 2))
+            storage._conn.execute(
+                "INSERT INTO pos_day (local_date, store_id, transactions, pos_hours) "
+                "VALUES (?, ?, ?, ?)", (f"2030-01-{1 + i // 3:02d}", sid, 7 * i, i % 3))
+
+
+def test_aggregated_reads_give_every_figure_back_exactly(storage: Storage) -> None:
+    """Units read as one aggregated row each (text) hold the same doubles as read row by
+    row, on both engines: fractions SQLite's text of a REAL rounds, and values the exact
+    form cannot carry (tiny, huge), for which the rows are read instead."""
+    storage.upsert_stores([store("ldn"), store("tyo", tz="Asia/Tokyo")])
+    rng = np.random.default_rng(3)
+    dwell = [*(rng.random(24) * 1e5).tolist(), 0.1, 1 / 3, 2.675, 12345.678901234567,
+             0.0, 7.0, 2.0 ** -7 + 2.0 ** -59, 1e15 + 0.5]
+    tiny = [1e-10, 3.0, 5.5]
+    _insert_units(storage, dwell + tiny)
+    conn = storage.read()
+    index = {"ldn": 0, "tyo": 1}
+    normal = [(kind, key) for kind, fmt in (("day", "2030-01-{:02d}"),
+                                            ("pos", "2030-01-{:02d}"),
+                                            ("block", "7:2030-02-{:02d}"))
+              for key in (fmt.format(k) for k in range(1, 1 + len(dwell) // 3))]
+    last = [("day", f"2030-01-{1 + len(dwell) // 3:02d}"),
+            ("block", f"7:2030-02-{1 + len(dwell) // 3:02d}")]
+    for units in (normal, last, [*normal, *last]):
+        got = pc.read_units(conn, index, units)
+        for kind in ("day", "pos", "block"):
+            keys = [k for u, k in units if u == kind]
+            if keys:
+                want = pc._read_rows(conn, kind, keys, index, None)
+                for k in keys:
+                    assert np.array_equal(got[(kind, k)], want[k]), (kind, k)
+    # the normal ones come from the aggregated row; a unit with 1e-10 falls back
+    assert pc._read_aggregated(conn, "day", [k for u, k in normal if u == "day"], index,
+                               None) is not None
+    assert pc._read_aggregated(conn, "day", [last[0][1]], index, None) is None
+    scoped = pc.read_units(conn, index, normal, scope=["tyo"])
+    for u in normal:
+        assert not scoped[u][0].any()
+        assert np.array_equal(scoped[u][1], pc.read_units(conn, index, [u])[u][1])
 
 
 # ------------------------------------------------------------------ pure parts
