@@ -5,13 +5,15 @@ PostgreSQL, no Python loop): ``--stores`` stores in four zones, ``--days`` of ho
 (12 open hours a day), the per-store daily rollup derived from them, POS hours, a device
 status per store, and the period blocks and POS days the way migration 014 fills them.
 Then times ``GET /api/v1/overview`` with an hq token through the real FastAPI app
-(in-process HTTP), for a past date, for "today", for one region, and for "today" over 7, 28
-and 90 days. Before each request a write transaction touches each zone's local today (with
-``--late`` yesterday too) as an ingest batch does, so the overview's cache of past units
+(in-process HTTP), for a past date, for "today", for one region, one franchisee over 28
+days, and for "today" over 7, 28 and 90 days. Before each request a write transaction
+touches each zone's local today (with ``--late`` yesterday too) as an ingest batch does, so
+the overview's cache of past units
 (gateway/period_cache.py) reads today again every time, and yesterday with ``--late``, as
 under live ingest and late windows. Prints JSON with p50/p95 in ms, the first request of
-each (right after start for the first one: nothing cached), the load average, row counts,
-and bytes per table (storage per store-year of rollups).
+each (right after start for the first one: nothing cached, unless ``--warm`` ran the
+gateway's start-up warm-up first, whose time and memory it prints), the load average, row
+counts, and bytes per table (storage per store-year of rollups).
 """
 
 from __future__ import annotations
@@ -50,6 +52,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--late", action="store_true",
                         help="also touch yesterday before every request (late windows "
                         "arriving all the time)")
+    parser.add_argument("--warm", action="store_true",
+                        help="run the gateway's start-up warm-up (gateway/overview_warmup.py) "
+                        "in its thread and wait for it before the first request; prints "
+                        "what it read, its time and memory")
     parser.add_argument("--engine", choices=("sqlite", "postgresql"), default="sqlite",
                         help="without --db: a SQLite file, or a PostgreSQL server started "
                         "for the run")
@@ -208,6 +214,19 @@ def _time(client: Any, url: str, headers: dict[str, str], runs: int,
             "stores": body["stores_total"], "visitors": body["visitors"]}
 
 
+def _warm_up(storage: Any, status_interval_s: float) -> dict[str, Any]:
+    """The gateway's start-up warm-up as ``gateway run`` starts it (its own thread), waited
+    for: its wall and CPU time (the process's, every thread) and what it keeps."""
+    from gateway import overview_warmup
+    from gateway.period_cache import cache_for
+
+    t, c = time.perf_counter(), time.process_time()
+    overview_warmup.start(storage, lambda: NOW, status_interval_s).join()
+    cache = cache_for(storage)
+    return {"s": round(time.perf_counter() - t, 2), "cpu_s": round(time.process_time() - c, 2),
+            "units": cache.reads, "mb_kept": round(cache.held_bytes() / 1e6, 1)}
+
+
 def run(args: argparse.Namespace) -> int:
     import logging
 
@@ -244,11 +263,13 @@ def run(args: argparse.Namespace) -> int:
         if args.late:
             touched += [(d - timedelta(days=1)).isoformat() for d in today]
         load = [os.getloadavg()[0]]
+        warm = _warm_up(storage, GatewaySettings().status_interval_s) if args.warm else None
         with TestClient(app) as client:
             past = (NOW - timedelta(days=2)).date().isoformat()
             results = [_time(client, url, h, args.runs, lambda: _touch(storage._conn, touched))
                        for url in (f"/api/v1/overview?date={past}", "/api/v1/overview",
                                    "/api/v1/overview?region=region-3",
+                                   "/api/v1/overview?franchisee=fr-7&days=28",
                                    "/api/v1/overview?days=7", "/api/v1/overview?days=28",
                                    "/api/v1/overview?days=90",
                                    f"/api/v1/overview?date={past}&days=90")]
@@ -256,6 +277,7 @@ def run(args: argparse.Namespace) -> int:
         storage.close()
     per_row = {t: round(size.get(t, 0) / n, 1) for t, n in rows.items() if n}
     print(json.dumps({"engine": storage.engine, "late": args.late, "touched": touched,
+                      "warm_up": warm,
                       "load_1min": [round(x, 2) for x in load],
                       "rows": rows, "generate_s": round(gen_s, 1),
                       "bytes": size, "bytes_per_row": per_row,

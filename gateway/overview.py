@@ -163,7 +163,8 @@ def overview(conn: Database, registry: Registry, ids: list[str], day: date | Non
     occupancy = np.maximum(today[:, VISITORS] - today[:, EXITS], 0)
     up = online[picked]
     stores = rows.stores_json(
-        [layout.heads[i] for i in picked.tolist()], period[:, VISITORS], last,
+        layout.heads if whole else [layout.heads[i] for i in picked.tolist()],
+        period[:, VISITORS], last,
         period[:, ZONE_VISITS], period[:, DWELL], period[:, TRANSACTIONS],
         period[:, POS_HOURS], occupancy, up.tolist(), seen[picked].tolist())
     summary_day = day or max((date.fromisoformat(d) for d, _, _ in groups),

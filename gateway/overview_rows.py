@@ -5,8 +5,8 @@ cost ~15 ms of CPU a request, and on a busy box a request gets a third of a core
 column is computed with numpy over every store at once, turned into Python values and JSON
 text by C loops (``tolist``, ``map(round, ...)``, msgspec encoding a whole column at once),
 and the rows are joined from pieces: each store's registry fields, encoded once per
-registry (``heads``), and each column's text. The JSON is byte for byte what msgspec made of
-the dicts before (tests/gateway/test_overview_rows.py).
+registry (``head``), and each column's text with its key. The JSON is byte for byte what
+msgspec made of the dicts before (tests/gateway/test_overview_rows.py).
 """
 
 from __future__ import annotations
@@ -20,21 +20,24 @@ import numpy as np
 from gateway.storage import StoreInfo
 
 _encode = msgspec.json.encode
-# the keys after a row's head, in the order the rows always had
-_KEYS = ("visitors_last_week", "change_pct", "transactions", "conversion", "avg_dwell_s",
-         "occupancy_now", "online", "last_seen")
 
 
 def head(store_id: str, m: StoreInfo) -> bytes:
-    """A row's registry fields, open for its figures: ``{"store_id":...,"visitors":``."""
+    """A row's registry fields, open for its figures: ``},{"store_id":...,"visitors":`` (the
+    previous row's end comes with it; the first row's is cut off)."""
     fixed = _encode({"store_id": store_id, "name": m.name, "name_zh": m.name_zh,
                      "region": m.region, "franchisee": m.franchisee})
-    return fixed[:-1] + b',"visitors":'
+    return b"}," + fixed[:-1] + b',"visitors":'
 
 
-def _column(values: list[Any]) -> list[bytes]:
-    """Each value's JSON. Numbers, null and booleans hold no comma: one encode and a split."""
-    return _encode(values)[1:-1].split(b",")
+def _column(values: list[Any], key: str = "", then: str = "") -> list[bytes]:
+    """Each value's JSON after ``"key":`` and before ``,"then":``. Numbers, null and
+    booleans hold no comma: the column is encoded at once and split there, and the keys go
+    in with the split (C loops, no Python per value)."""
+    before = b',"' + key.encode() + b'":' if key else b""
+    after = b',"' + then.encode() + b'":' if then else b""
+    text = _encode(values)[1:-1]
+    return (before + text.replace(b",", after + b"\x1e" + before) + after).split(b"\x1e")
 
 
 def _where(ok: np.ndarray, values: Iterable[Any]) -> list[Any]:
@@ -94,22 +97,22 @@ def stores_json(heads: Sequence[bytes], visitors: np.ndarray, last: np.ndarray,
     visited = zone_visits != 0
     avg_dwell = _rounded(_ratio(dwell, zone_visits, visited), 1)
     columns = [
-        _column(v.tolist()), _column(lw.tolist()), _column(_where(had, change)),
-        _column(_where(has_pos, tx.tolist())), _column(_where(sold, conversion)),
-        _column(_where(visited, avg_dwell)), _column(occupancy.astype(np.int64).tolist()),
-        _column(list(online)), list(map(_encode, last_seen)),
+        _column(v.tolist()), _column(lw.tolist(), "visitors_last_week"),
+        _column(_where(had, change), "change_pct"),
+        _column(_where(has_pos, tx.tolist()), "transactions"),
+        _column(_where(sold, conversion), "conversion"),
+        _column(_where(visited, avg_dwell), "avg_dwell_s"),
+        _column(occupancy.astype(np.int64).tolist(), "occupancy_now"),
+        _column(list(online), "online", then="last_seen"), list(map(_encode, last_seen)),
     ]
     if any(len(col) != n for col in columns):
         raise ValueError("a column's JSON does not hold one value per store")
-    # every row: head, visitors, then a key and its value per column, and its end; placed
-    # by slices into one list (a zip of the columns makes a tuple per store)
-    width = 2 * len(columns) + 1
+    # a row's pieces: its head, then each column's; placed by slices into one list (a zip of
+    # the columns would make a tuple per store)
+    width = 1 + len(columns)
     pieces: list[bytes] = [b""] * (n * width)
     pieces[0::width] = heads
-    pieces[1::width] = columns[0]
-    for i, (key, col) in enumerate(zip(_KEYS, columns[1:], strict=True)):
-        pieces[2 + 2 * i::width] = [b',"' + key.encode() + b'":'] * n
-        pieces[3 + 2 * i::width] = col
-    pieces[width - 1::width] = [b"},"] * n
-    body = b"".join(pieces)
-    return b"[" + body[:-1] + b"]"
+    for i, col in enumerate(columns):
+        pieces[1 + i::width] = col
+    pieces[0] = pieces[0][2:]  # no row before the first
+    return b"[" + b"".join(pieces) + b"}]"
