@@ -209,8 +209,9 @@ class Ingestor:
         t0 = time.perf_counter()
         while True:
             try:
-                result = ingest_with_reported(self.storage,
-                                              [(t, p) for _, _, _, t, p in batch])
+                with self.storage.noting_message_ids() as decoded:
+                    result = ingest_with_reported(self.storage,
+                                                  [(t, p) for _, _, _, t, p in batch])
                 break
             except Exception:  # disk full, lock timeout...: keep the batch, do not ack
                 self.stats.commit_errors += 1
@@ -227,4 +228,6 @@ class Ingestor:
         generation = self._generation
         self.client.ack_many([mid for gen, mid, qos, _, _ in batch
                               if qos == 1 and gen == generation])
-        publish_confirmations(self.client, self.topics, batch)  # to the edges (gateway/confirm.py)
+        # to the edges (gateway/confirm.py), with the ids the ingest read: batch holds the
+        # payloads, so their id() keys still name them
+        publish_confirmations(self.client, self.topics, batch, decoded)

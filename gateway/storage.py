@@ -285,17 +285,34 @@ class Storage:
         self._prune_now_and_then()
         return result
 
+    @contextmanager
+    def noting_message_ids(self) -> Iterator[dict[int, str]]:
+        """While open, ``ingest`` in this thread notes the message_id of every window it
+        decodes, under ``id()`` of its payload object: the ingest's confirmations to the
+        edges (gateway/confirm.py) then need not read each payload again (a 64x48 window's
+        id lies before 19 kB that a decoder must skip). The keys name payloads only while
+        the caller keeps them alive, as a batch being confirmed is."""
+        notes: dict[int, str] = {}
+        self._local.notes = notes
+        try:
+            yield notes
+        finally:
+            self._local.notes = None
+
     def _ingest(self, items: Sequence[tuple[str, bytes]], judged_at: datetime) -> IngestResult:
         """``ingest``, with windows' times judged against ``judged_at``."""
         windows: list[tuple[WindowAggregate, str]] = []
         statuses: list[tuple[DeviceStatus, str]] = []
         dead: list[Letter] = []
         believable = self.checker.window
+        notes: dict[int, str] | None = getattr(self._local, "notes", None)
         for topic, payload in items:
             parsed = parse_message(self.topics, topic, payload)
             if isinstance(parsed, Rejected):
                 dead.append(Letter(topic, payload, parsed.reason))
             elif isinstance(parsed, WindowAggregate):
+                if notes is not None:
+                    notes[id(payload)] = parsed.message_id
                 reason = believable(parsed, judged_at)
                 if reason is None:
                     windows.append((parsed, payload.decode("utf-8", "replace")))
