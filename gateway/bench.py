@@ -106,7 +106,7 @@ def payload(i: int, stores: list[str], heatmap: tuple[int, int] | None = None,
 
 
 def _publish(host: str, port: int, n: int, n_stores: int, done: Any,
-             heatmap: tuple[int, int] | None, packed: bool) -> None:
+             heatmap: tuple[int, int] | None, packed: bool, results: Any) -> None:
     import paho.mqtt.client as mqtt
     from paho.mqtt.enums import CallbackAPIVersion
 
@@ -126,6 +126,8 @@ def _publish(host: str, port: int, n: int, n_stores: int, done: Any,
             info.wait_for_publish(120)
     c.disconnect()
     c.loop_stop()
+    use = resource.getrusage(resource.RUSAGE_SELF)
+    results.put({"publisher_cpu_s": use.ru_utime + use.ru_stime})
     done.set()
 
 
@@ -220,6 +222,7 @@ def _worker(settings: MqttSettings, db: Path | str, args: argparse.Namespace, go
     # its condition variable with a sleeper that never wakes, and set() then hangs
     while not go.is_set():
         time.sleep(0.05)
+    start = resource.getrusage(resource.RUSAGE_SELF)  # imports, migrations, the registry
     ingestor.start()
     while not halt.is_set():
         time.sleep(0.1)
@@ -228,7 +231,8 @@ def _worker(settings: MqttSettings, db: Path | str, args: argparse.Namespace, go
     # CPU seconds of this gateway process (all its threads): per message, a figure that the
     # other load on a shared machine disturbs much less than msgs/s
     use = resource.getrusage(resource.RUSAGE_SELF)
-    results.put({**asdict(ingestor.stats), "cpu_s": use.ru_utime + use.ru_stime})
+    results.put({**asdict(ingestor.stats), "cpu_s": use.ru_utime + use.ru_stime,
+                 "start_cpu_s": start.ru_utime + start.ru_stime})
 
 
 def _cpu_s(pid: int) -> float:
@@ -270,6 +274,7 @@ def _bench(args: argparse.Namespace, host: str, port: int, work: Path) -> dict[s
     _register(db, args.stores)
     ctx = mp.get_context("spawn")
     go, halt, done, results = ctx.Event(), ctx.Event(), ctx.Event(), ctx.Queue()
+    published = ctx.Queue()
     group = "bench" if args.workers > 1 else None
     run_id = time.time_ns()
     settings = [MqttSettings(host=host, port=port, client_id=f"bench-gw-{run_id}-{i}",
@@ -280,7 +285,7 @@ def _bench(args: argparse.Namespace, host: str, port: int, work: Path) -> dict[s
     for w in workers:
         w.start()
     publisher = ctx.Process(target=_publish, args=(host, port, args.messages, args.stores,
-                                                   done, heatmap, packed))
+                                                   done, heatmap, packed, published))
     for s in settings:
         # the session must exist before the first publish, or the broker drops what it
         # has no subscriber for (in live mode too: workers connect after the start signal)
@@ -295,6 +300,7 @@ def _bench(args: argparse.Namespace, host: str, port: int, work: Path) -> dict[s
         publisher.start()
     stored = 0
     killed_at = None
+    killed_cpu_s = 0.0
     # one connection for every poll: a new one each time would start a PostgreSQL backend
     # 20 times a second on the server being measured
     probe = connect(db)
@@ -303,6 +309,7 @@ def _bench(args: argparse.Namespace, host: str, port: int, work: Path) -> dict[s
         stored = _count(probe, PROGRESS_SQL)
         if args.kill_after and killed_at is None and stored >= args.kill_after:
             killed_at = stored
+            killed_cpu_s = _cpu_s(workers[0].pid or 0)  # its own report dies with it
             os.kill(workers[0].pid or 0, signal.SIGKILL)  # no commit, no ack, no goodbye
             workers[0].join(10)
             workers[0] = ctx.Process(target=_worker, args=(settings[0], db, args, go, halt,
@@ -314,12 +321,15 @@ def _bench(args: argparse.Namespace, host: str, port: int, work: Path) -> dict[s
     stats = [results.get(timeout=60) for _ in workers]
     for w in workers:
         w.join(30)
+    publisher_cpu_s = published.get(timeout=60)["publisher_cpu_s"]
     publisher.join(30)
     with contextlib.closing(probe):
         stored = _count(probe)
         counted = _count(probe, "SELECT SUM(windows) FROM rollup_hour")
         window_bytes = table_bytes(probe).get("windows", 0)
     received = sum(st["received"] for st in stats)
+    gateways_cpu_s = killed_cpu_s + sum(st["cpu_s"] for st in stats)
+    per_window = {"gateways": gateways_cpu_s, **servers_cpu}
     return {
         "engine": args.engine, "killed_at": killed_at,
         "windows_bytes_per_window": round(window_bytes / max(1, stored)),
@@ -338,6 +348,15 @@ def _bench(args: argparse.Namespace, host: str, port: int, work: Path) -> dict[s
         # while draining: what the database server and the broker spent per stored window
         **{f"{name}_cpu_us_per_msg": round(1e6 * cpu / max(1, stored), 1)
            for name, cpu in servers_cpu.items()},
+        # per stored window, all in: the gateways' CPU with the SIGKILLed one's, the
+        # redelivered copies it left and each process's start (imports, migrations, the
+        # registry: "gateway_start_cpu_s" of those that finished); the publisher's CPU per
+        # message, spent before the drain in backlog mode (while it, in live mode)
+        "cpu_us_per_window": {name: round(1e6 * cpu / max(1, stored), 1)
+                              for name, cpu in per_window.items()},
+        "gateway_start_cpu_s": [round(st["start_cpu_s"], 2) for st in stats],
+        "publisher_cpu_us_per_msg": round(1e6 * publisher_cpu_s / max(1, args.messages), 1),
+        "publisher_during_drain": args.mode == "live",
         "load_avg": [round(x, 2) for x in os.getloadavg()],
     }
 
