@@ -6,6 +6,12 @@ time unseen, a radius in their own body heights that grows with that time) and a
 edge/vision/appearance.py). Motion alone swaps people in a crowd; appearance alone revives a track
 with a look-alike across the room.
 
+People drawn too small for a look (``min_crop_px``) are revived by motion alone, and only
+where it is unambiguous: the box lies inside the lost track's Kalman gate (the squared
+Mahalanobis distance of (cx, cy, aspect, height) within the chi-square 95 % point of four
+degrees of freedom, DeepSORT's gate; the filter's uncertainty grows while the track is
+unseen) and the lost track and the box are each other's only candidate.
+
 Cost stays bounded: a track keeps at most one crop, taken at most every ``crop_every_s`` while
 its box overlaps nobody's (an occluded crop shows two people), and is embedded only when a new
 box appears within its gate; a new box is embedded only when some lost track's gate holds it.
@@ -22,10 +28,11 @@ from dataclasses import dataclass
 import numpy as np
 import numpy.typing as npt
 
-from edge.tracking.tracker import F64, Image, Track, assign, iou_matrix
+from edge.tracking.tracker import F64, Image, Track, assign, iou_matrix, kf_distance, xyxy_to_xyah
 from edge.vision.appearance import cosine_distance, crop_person
 
 Embed = Callable[[npt.NDArray[np.uint8]], npt.NDArray[np.float32]]
+CHI2_95_4DOF = 9.4877  # chi-square, 4 degrees of freedom, 95 %: DeepSORT's gating threshold
 
 
 @dataclass
@@ -46,7 +53,8 @@ class AppearanceReid:
     # A look from a box shorter than this is not trusted: the model sees 256 px tall crops, the
     # separation in models/MANIFEST.md was measured on boxes over 80 px, and a small box
     # upsampled four times is mostly blur (in the suite's mosaics revivals of such boxes cost
-    # more crossings than they saved, docs/accuracy.md).
+    # more crossings than they saved, docs/accuracy.md). Such people are revived by motion
+    # alone, where that is unambiguous (``small_gate``).
     min_crop_px: float = 64.0
 
     def __post_init__(self) -> None:
@@ -74,6 +82,41 @@ class AppearanceReid:
     def revive(
         self, lost: list[Track], boxes: F64, image: Image, t: float
     ) -> list[tuple[int, int]]:
+        by_motion = self._revive_small(lost, boxes, t)
+        taken = {r for r, _ in by_motion}
+        rest = [i for i in range(len(lost)) if i not in taken]
+        by_look = self._revive_by_look([lost[i] for i in rest], boxes, image, t)
+        return by_motion + [(rest[r], c) for r, c in by_look]
+
+    def _revive_small(self, lost: list[Track], boxes: F64, t: float) -> list[tuple[int, int]]:
+        """Pairs of a small lost track and a small box inside its Kalman gate, where each is
+        the other's only candidate."""
+        gate = self.small_gate(lost, boxes, t)
+        return [
+            (int(r), int(c)) for r, c in zip(*np.nonzero(gate), strict=True)
+            if gate[r].sum() == 1 and gate[:, c].sum() == 1
+        ]
+
+    def small_gate(self, lost: list[Track], boxes: F64, t: float) -> npt.NDArray[np.bool_]:
+        """Which boxes too small for a look each small lost track's motion model admits."""
+        out = np.zeros((len(lost), len(boxes)), bool)
+        small_box = boxes[:, 3] - boxes[:, 1] < self.min_crop_px
+        if not small_box.any():
+            return out
+        z = xyxy_to_xyah(boxes)
+        for i, tr in enumerate(lost):
+            # a track never seen clear of others (no crop) may have been two people's box
+            if (t - tr.last_matched_t > self.max_age_s or tr.crop is None or tr.seen_at is None
+                    or tr.seen_at[3] >= self.min_crop_px):
+                continue
+            out[i] = small_box & (kf_distance(tr, z) <= CHI2_95_4DOF)
+        return out
+
+    def _revive_by_look(
+        self, lost: list[Track], boxes: F64, image: Image, t: float
+    ) -> list[tuple[int, int]]:
+        if not lost:
+            return []
         gate = self.gate(lost, boxes, t)
         rows, cols = np.flatnonzero(gate.any(axis=1)), np.flatnonzero(gate.any(axis=0))
         if rows.size == 0:

@@ -153,10 +153,25 @@ def kf_predict(tracks: list[Track]) -> None:
         t.mean, t.cov = mean[i], cov[i]
 
 
-def kf_update(track: Track, z: F64) -> None:
+def _innovation_cov(track: Track) -> F64:
+    """Covariance of the track's predicted measurement plus the measurement's own noise."""
     h = track.mean[3]
     r = np.diag(np.array([_WP * h, _WP * h, 1e-1, _WP * h]) ** 2)
-    s = _H @ track.cov @ _H.T + r
+    out: F64 = _H @ track.cov @ _H.T + r
+    return out
+
+
+def kf_distance(track: Track, z: F64) -> F64:
+    """Squared Mahalanobis distance of measurements ``z`` (n, 4: cx, cy, a, h) from where the
+    track's motion model expects it, in the filter's own uncertainty (which grows while the
+    track is unseen)."""
+    d = z - (_H @ track.mean)[None, :]
+    out: F64 = np.einsum("ni,ij,nj->n", d, np.linalg.inv(_innovation_cov(track)), d)
+    return out
+
+
+def kf_update(track: Track, z: F64) -> None:
+    s = _innovation_cov(track)
     k = np.linalg.solve(s, (track.cov @ _H.T).T).T
     track.mean = track.mean + k @ (z - _H @ track.mean)
     track.cov = track.cov - k @ s @ k.T

@@ -71,11 +71,11 @@ def step(tr: Tracker, t: float, img: Image, boxes: list[list[float]]) -> list[in
 
 
 def hidden_walk(
-    tr: Tracker, looks: dict[str, Image], again: str, *more: tuple[str, float]
+    tr: Tracker, looks: dict[str, Image], again: str, *more: tuple[str, float], off: float = 15
 ) -> tuple[int, list[int]]:
-    """'a' walks right 8 px a frame, is hidden 1.5 s, then ``again`` appears where 'a' would
-    be (and each of ``more``, a look and its x offset from there). -> (a's id before, the ids
-    after)."""
+    """'a' walks right 8 px a frame, is hidden 1.5 s, then ``again`` appears ``off`` px from
+    where 'a' would be (and each of ``more``, a look and its x offset from there). -> (a's id
+    before, the ids after)."""
     first = []
     for i in range(10):
         img, boxes = scene([(looks["a"], 200 + 8 * i)])
@@ -84,7 +84,7 @@ def hidden_walk(
         step(tr, i * DT, scene([])[0], [])
     after: list[int] = []
     for i in range(25, 31):
-        at = 200 + 8 * i + 15
+        at = 200 + 8 * i + off
         img, boxes = scene([(looks[again], at), *((looks[k], at + dx) for k, dx in more)])
         after = step(tr, i * DT, img, boxes)
     return first[0], after
@@ -167,12 +167,26 @@ def test_an_ambiguous_revival_is_refused(model: AppearanceModel, looks: dict[str
     assert len(after) == 2 and before not in after and tr.revived == 0
 
 
-def test_a_box_too_small_to_judge_a_look_by_is_not_revived(
-    model: AppearanceModel, looks: dict[str, Image]
+@pytest.mark.parametrize(
+    ("case", "off", "more", "same_id"),
+    [
+        ("found again alone where their walk leads: the identity survives", 15.0, (), True),
+        ("two boxes where the walk leads: neither is taken for them", 15.0,
+         (("b", 120.0),), False),
+        ("one box far behind where the walk leads: a new person", -400.0, (), False),
+    ],
+)
+def test_people_too_small_for_a_look_are_revived_by_unambiguous_motion_only(
+    model: AppearanceModel, looks: dict[str, Image], case: str, off: float,
+    more: tuple[tuple[str, float], ...], same_id: bool,
 ) -> None:
     reid = AppearanceReid(model, min_crop_px=PH + 1)  # every person here is PH px tall
-    before, after = hidden_walk(Tracker(reid=reid), looks, "a_later")
-    assert after and after != [before]
+    embedded = model.crops_embedded
+    tr = Tracker(reid=reid)
+    before, after = hidden_walk(tr, looks, "a_later", *more, off=off)
+    assert after and (before in after) is same_id, case
+    assert tr.revived == int(same_id)
+    assert model.crops_embedded == embedded  # no look was judged: the boxes are too small
 
 
 
