@@ -343,6 +343,10 @@ def _bench(args: argparse.Namespace, host: str, port: int, work: Path) -> dict[s
         "batches": sum(st["batches"] for st in stats), "synchronous": args.synchronous,
         "protocol": args.protocol, "gil_switch_ms": args.gil_switch_ms,
         "write_s": [round(st["write_s"], 2) for st in stats],
+        # when each gateway committed its last batch, from the start of the drain: in
+        # backlog mode the broker gave each session its share of the group's messages as
+        # they were published, so a gateway that was killed drains its share after the other
+        "last_commit_s": [round(st["last_commit_at"] - t0, 2) for st in stats],
         "gateway_cpu_us_per_msg": round(1e6 * sum(st["cpu_s"] for st in stats)
                                         / max(1, received), 1),
         # while draining: what the database server and the broker spent per stored window

@@ -62,6 +62,7 @@ class IngestStats:
     batches: int = 0
     commit_errors: int = 0
     write_s: float = 0.0  # time spent validating and committing, for the benchmark
+    last_commit_at: float = 0.0  # time.monotonic() at the last commit, for the benchmark
 
 
 def _topic_text(topic: bytes) -> str:
@@ -225,6 +226,7 @@ class Ingestor:
         s.duplicates += result.duplicates
         s.dead += result.dead
         s.batches += 1
+        s.last_commit_at = time.monotonic()
         generation = self._generation
         self.client.ack_many([mid for gen, mid, qos, _, _ in batch
                               if qos == 1 and gen == generation])
