@@ -17,6 +17,7 @@ new as the counter it is kept under: at worst read once more, never kept stale.
 from __future__ import annotations
 
 import json
+import re
 import threading
 import weakref
 from collections import OrderedDict
@@ -322,9 +323,26 @@ def _aggregated_sql(conn: Database, kind: str, n_keys: int, scoped: bool) -> str
             f"WHERE {key} IN ({', '.join('?' * n_keys)}){scope} GROUP BY {key}")
 
 
+_INTEGERS = re.compile(r"-?[0-9]+(?:,-?[0-9]+)*")
+
+
 def _numbers(text: str, n: int) -> np.ndarray | None:
-    got = np.fromstring(text, dtype=np.float64, sep=",")  # C parsing, no str per value
-    return got if len(got) == n else None
+    """n comma-separated integers (every column read is an integer, or a REAL's integer
+    parts) as float64, parsed in C, as integers (4x as fast as floats); None for anything
+    else, such as a REAL that SQLite let into an INTEGER column ("3.5")."""
+    plain = text.replace(",", "")
+    if "-" in plain:  # a negative value, rare: the full check
+        ok = _INTEGERS.fullmatch(text) is not None
+    else:  # digits and single commas only: each item an integer (a regex costs 0.5 ms)
+        ok = (plain.isascii() and plain.isdigit() and text.count(",") == n - 1
+              and ",," not in text and text[0] != "," and text[-1] != ",")
+    if not ok:
+        return None
+    try:
+        got = np.fromstring(text, dtype=np.int64, sep=",")
+    except ValueError:  # an integer beyond int64
+        return None
+    return got.astype(np.float64) if len(got) == n else None
 
 
 def _read_aggregated(conn: Database, kind: str, keys: list[str], index: dict[str, int],

@@ -298,3 +298,15 @@ def test_ended_by_counts_whole_hours_and_the_ended_share_of_this_one() -> None:
     assert got.tolist() == [100.0, 7.0 + 45.0, 0.0]
     assert ended_by(rows, 3, 19, 30.0).tolist() == [100.0, 7.0, 0.0]  # no window ended yet
     assert ended_by(rows, 3, 21, 0.0).tolist() == [200.0, 127.0, 0.0]
+
+
+@pytest.mark.parametrize("text, n, want", [
+    ("1,2,3", 3, [1.0, 2.0, 3.0]), ("-1,20", 2, [-1.0, 20.0]),
+    ("1152921504606846975,0", 2, [float(2**60 - 1), 0.0]),
+    ("1,3.5", 2, None), ("1,2-3", 2, None), ("1,,2", 3, None), (",1", 2, None),
+    ("1,", 2, None), ("1e3,2", 2, None), ("1,2", 3, None), ("NaN,1", 2, None)])
+def test_aggregated_numbers_are_integers_or_refused(text: str, n: int,
+                                                    want: list[float] | None) -> None:
+    """A column's text is parsed only when it is n integers; else its unit's rows are read."""
+    got = pc._numbers(text, n)
+    assert (got if got is None else got.tolist()) == want
