@@ -39,13 +39,17 @@ MAX_UNITS = 256  # ~190 kB each for 4,000 stores: <= ~50 MB; a 90-day overview u
 MAX_HOUR_DATES = 16  # dates of hour rows kept for "today"'s comparison (~1 MB each)
 MAX_CUTS = 8  # cuts of those kept (one per zone group and minute; 32 kB each)
 
-Unit = tuple[str, str]  # ("day" | "pos", "YYYY-MM-DD") or ("block", "<size>:<start>")
+# ("day" | "pos", "YYYY-MM-DD") or ("block" | "posblock", "<size>:<start>"): a block's traffic
+# and its POS are two units, so a late window reads the traffic columns again, not the POS
+Unit = tuple[str, str]
+_BLOCKS = ("block", "posblock")
+_POS = ("pos", "posblock")
 Counters = Mapping[str, tuple[int, int]]  # local date -> (traffic, POS) change counters
 
 
 def unit_dates(unit: Unit) -> list[str]:
     kind, key = unit
-    if kind != "block":
+    if kind not in _BLOCKS:
         return [key]
     size, start = key.split(":")
     first = date.fromisoformat(start)
@@ -55,14 +59,14 @@ def unit_dates(unit: Unit) -> list[str]:
 def span_units(first: date, last: date) -> list[Unit]:
     """[first, last] as the units whose sum it is: whole blocks and loose days."""
     keys, loose = decompose(first, last) if first < last else ([], [first.isoformat()])
-    return [*(("block", k) for k in keys), *((kind, d) for d in loose for kind in ("day", "pos"))]
+    return [*((kind, k) for k in keys for kind in _BLOCKS),
+            *((kind, d) for d in loose for kind in ("day", "pos"))]
 
 
 def stamp(unit: Unit, counters: Counters) -> int:
     """The sum of the counters the unit depends on: they only grow, so any bump changes it."""
-    kind = unit[0]
-    return sum(n * (kind != "pos") + pos * (kind != "day")
-               for n, pos in (counters.get(d, (0, 0)) for d in unit_dates(unit)))
+    which = 1 if unit[0] in _POS else 0
+    return sum(counters.get(d, (0, 0))[which] for d in unit_dates(unit))
 
 
 @dataclass
@@ -263,9 +267,9 @@ _UNIT_TABLES: dict[str, tuple[str, str, list[tuple[str, int]]]] = {
     "pos": ("pos_day", "local_date", [("transactions", TRANSACTIONS),
                                       ("pos_hours", POS_HOURS)]),
     "block": ("rollup_block", "block", [("visitors", VISITORS), ("zone_visits", ZONE_VISITS),
-                                        ("dwell_total_s", DWELL),
-                                        ("transactions", TRANSACTIONS),
-                                        ("pos_hours", POS_HOURS)]),
+                                        ("dwell_total_s", DWELL)]),
+    "posblock": ("rollup_block", "block", [("transactions", TRANSACTIONS),
+                                           ("pos_hours", POS_HOURS)]),
 }
 _REAL = {"dwell_total_s"}
 SCALE = 1152921504606846976  # 2**60

@@ -236,13 +236,14 @@ def test_aggregated_reads_give_every_figure_back_exactly(storage: Storage) -> No
     index = {"ldn": 0, "tyo": 1}
     normal = [(kind, key) for kind, fmt in (("day", "2030-01-{:02d}"),
                                             ("pos", "2030-01-{:02d}"),
-                                            ("block", "7:2030-02-{:02d}"))
+                                            ("block", "7:2030-02-{:02d}"),
+                                            ("posblock", "7:2030-02-{:02d}"))
               for key in (fmt.format(k) for k in range(1, 1 + len(dwell) // 3))]
     last = [("day", f"2030-01-{1 + len(dwell) // 3:02d}"),
             ("block", f"7:2030-02-{1 + len(dwell) // 3:02d}")]
     for units in (normal, last, [*normal, *last]):
         got = pc.read_units(conn, index, units)
-        for kind in ("day", "pos", "block"):
+        for kind in ("day", "pos", "block", "posblock"):
             keys = [k for u, k in units if u == kind]
             if keys:
                 want = pc._read_rows(conn, kind, keys, index, None)
@@ -267,22 +268,23 @@ def test_span_units_cover_each_day_once(length: int) -> None:
         last = date(2026, 11, 23) - timedelta(days=k)
         first = last - timedelta(days=length - 1)
         units = span_units(first, last)
-        days = sorted(d for u in units if u[0] != "pos" for d in unit_dates(u))
+        days = sorted(d for u in units if u[0] in ("day", "block") for d in unit_dates(u))
         assert days == [(first + timedelta(days=i)).isoformat() for i in range(length)]
-        # POS: a block holds it, a loose day has its own unit
-        pos = sorted(d for u in units if u[0] != "day" for d in unit_dates(u))
+        # POS: a block's POS and a loose day's are units of their own
+        pos = sorted(d for u in units if u[0] in ("pos", "posblock") for d in unit_dates(u))
         assert pos == days
 
 
 def test_a_unit_is_stale_when_a_counter_it_depends_on_moves() -> None:
-    block = ("block", "7:2026-11-16")
+    block, pos_block = ("block", "7:2026-11-16"), ("posblock", "7:2026-11-16")
     counters = {d: (1, 1) for d in unit_dates(block)}
     day, pos = ("day", "2026-11-18"), ("pos", "2026-11-18")
-    was = {u: stamp(u, counters) for u in (block, day, pos)}
+    units = (block, pos_block, day, pos)
+    was = {u: stamp(u, counters) for u in units}
     counters["2026-11-18"] = (2, 1)  # traffic of that date changed
-    assert [stamp(u, counters) != was[u] for u in (block, day, pos)] == [True, True, False]
+    assert [stamp(u, counters) != was[u] for u in units] == [True, False, True, False]
     counters["2026-11-18"] = (2, 2)  # then its POS
-    assert stamp(pos, counters) != was[pos]
+    assert [stamp(u, counters) != was[u] for u in units] == [True, True, True, True]
     counters["2026-11-30"] = (9, 9)  # another week
     assert stamp(block, counters) == stamp(block, {**counters, "2026-11-30": (0, 0)})
 
