@@ -1,14 +1,16 @@
 """Per-store figures of the overview's periods, kept in the gateway's memory between requests.
 
-A period is a sum of units: a local date's traffic (``rollup_day``) and POS (``pos_day``), or
-an aligned 7- or 28-day block of both (``rollup_block``, gateway/spans.py). A unit is read once
-for every store of the chain into an array and kept while its dates are unchanged. Whether
-they are is read at every request from ``overview_changes``: two counters per local date
-(traffic, POS), bumped by database triggers in the transaction that changes that date's
-rollups (``migrate``, migration 016), so a write by any gateway, a POS import or retention is
-seen by every gateway's cache. A late window for a past day makes the next request read that
-day and its two blocks again (4,000 rows each); today's traffic, changed by every ingest batch,
-is read at nearly every request, today's POS when POS arrived.
+A period is a sum of units: a local date's traffic (``rollup_day``) and POS (``pos_day``), and
+an aligned 7- or 28-day block's traffic and POS (``rollup_block``, gateway/spans.py). A unit
+is read once for every store of the chain into an array and kept while its dates are
+unchanged. Whether they are is read at every request from ``overview_changes``: two counters
+per local date (traffic, POS), bumped by database triggers in the transaction that changes
+that date's rollups (``migrate``, migration 016), so a write by any gateway, a POS import or
+retention is seen by every gateway's cache. A late window for a past day makes the next
+request read that day's traffic and its two blocks' again (4,000 stores each); today's
+traffic, changed by every ingest batch, is read at nearly every request (for a scoped
+request, its stores only), today's POS when POS arrived. A unit is read as one aggregated
+row of text (``_read_aggregated``): 4,000 rows as Python tuples cost ~10 ms of CPU.
 
 The counters are read before the units, so a unit read while a write commits is at least as
 new as the counter it is kept under: at worst read once more, never kept stale.
@@ -276,23 +278,24 @@ SCALE = 1152921504606846976  # 2**60
 
 
 def _exact_parts(conn: Database, col: str) -> tuple[str, str, str]:
-    """A REAL column as two integers (whole part, fraction times 2**60) whose text is exact,
-    and a condition true where they give the value back exactly: SQLite's text of a REAL
-    keeps 15 digits, and even printf('%!.17g') is off in the last bit now and then. The
-    fraction of a value of magnitude >= 2**-8 has no bit below 2**-60, so it is an integer
-    there; anything else (a tiny, huge or NaN value) fails the condition and its unit is
-    read row by row."""
-    if conn.engine == "postgresql":  # a float8 scale: numeric would round to 15 digits
+    """A REAL column as two integers whose text is exact, its whole part and its fraction
+    times 2**60, and a condition under which they give the value back exactly: SQLite's
+    text of a REAL keeps 15 digits, and even printf('%!.17g') is off in the last bit now and
+    then. A double of magnitude >= 2**-8 has no bit below 2**-60, so its fraction times
+    2**60 is an integer; below 4e18 its whole part fits in an integer. A value outside that
+    (tiny but not 0, huge, not finite) fails the condition and its unit is read row by row."""
+    if conn.engine == "postgresql":  # float8 constants: numeric would round to 15 digits
         scale = f"CAST({SCALE} AS DOUBLE PRECISION)"
-        fits = f"abs({col}) < CAST(4e18 AS DOUBLE PRECISION)"
+        low, high = "CAST(0.00390625 AS DOUBLE PRECISION)", "CAST(4e18 AS DOUBLE PRECISION)"
+        fits = f"abs({col}) < {high}"  # a bigint out of range would fail the statement
         hi = f"CASE WHEN {fits} THEN CAST(trunc({col}) AS BIGINT) ELSE 0 END"
         lo = (f"CASE WHEN {fits} THEN CAST(trunc(({col} - trunc({col})) * {scale}) AS BIGINT)"
               " ELSE 0 END")
     else:
-        scale = f"{SCALE}.0"
+        scale, low, high = f"{SCALE}.0", "0.00390625", "4e18"
         hi = f"CAST({col} AS INTEGER)"
         lo = f"CAST(({col} - CAST({col} AS INTEGER)) * {scale} AS INTEGER)"
-    return hi, lo, f"({hi}) + ({lo}) / {scale} = {col}"
+    return hi, lo, f"{col} = 0 OR (abs({col}) >= {low} AND abs({col}) < {high})"
 
 
 SEP = "\x1f"  # between texts in one aggregated row: no store id or time holds it

@@ -230,7 +230,7 @@ def test_aggregated_reads_give_every_figure_back_exactly(storage: Storage) -> No
     rng = np.random.default_rng(3)
     dwell = [*(rng.random(24) * 1e5).tolist(), 0.1, 1 / 3, 2.675, 12345.678901234567,
              0.0, 7.0, 2.0 ** -7 + 2.0 ** -59, 1e15 + 0.5]
-    tiny = [1e-10, 3.0, 5.5]
+    tiny = [1e-10, 1e20, 5.5]
     _insert_units(storage, dwell + tiny)
     conn = storage.read()
     index = {"ldn": 0, "tyo": 1}
