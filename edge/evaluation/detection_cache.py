@@ -10,7 +10,8 @@ are detected and added.
 
 A stale entry must never be replayed. One file holds one (video, model, zoom, detector
 settings) and is named after the hash of everything that changes the detector's output: the
-model file's sha256, the video's path, size and modification time, the zoom, the score
+model file's sha256, the video's content (size and sha256: a copy or a touched file with the
+same bytes is the same video, edge/evaluation/file_stamp.py), the zoom, the score
 threshold, NMS IoU, the layout and canvas (fixed export or fitted), onnxruntime's threads,
 the source of ``edge/vision/detector.py`` and the versions of onnxruntime, OpenCV and numpy.
 The key is also stored inside the file and compared on load. Within a file a frame is found
@@ -39,6 +40,7 @@ import numpy as np
 import numpy.typing as npt
 import onnxruntime as ort
 
+from edge.evaluation.file_stamp import content_stamp
 from edge.vision import detector as detector_module
 from edge.vision.detections import Detections
 from edge.vision.detector import TRIM_MARGIN, Detector
@@ -49,12 +51,6 @@ log = logging.getLogger(__name__)
 FORMAT = 1
 _DIGEST = 32  # bytes of a frame's sha256
 
-
-def video_stamp(video: Path) -> dict[str, Any]:
-    """The video a frame came from, as far as a cache can tell cheaply: a touched or replaced
-    file (a rebuilt mosaic) gets a new stamp."""
-    st = video.stat()
-    return {"path": str(video.resolve()), "size": st.st_size, "mtime_ns": st.st_mtime_ns}
 
 
 def _detector_source_sha256() -> str:
@@ -172,7 +168,7 @@ class CachedDetector(Detector):
         super().__init__(inner.session, inner.name, inner.sha256, inner.layout,
                          score_threshold=inner.score_threshold, nms_iou=inner.nms_iou)
         self.root, self.label = root, label
-        self._key = {"format": FORMAT, "video": video_stamp(video),
+        self._key = {"format": FORMAT, "video": content_stamp(video),
                      "detector": detector_key(inner)}
         self._files: dict[float, CacheFile] = {}
         self.replayed = 0

@@ -47,6 +47,7 @@ from edge.evaluation.error_kinds import (
     track_people,
 )
 from edge.evaluation.evaluate import scores, tally
+from edge.evaluation.file_stamp import content_stamp
 from edge.evaluation.gt_tracks import count_lines, truth_counting
 from edge.evaluation.mosaic import build_mosaic
 from edge.evaluation.mot import SeqInfo, read_gt, read_seqinfo, true_crossings
@@ -120,12 +121,11 @@ def find_sequences(eval_dir: Path, names: list[str] | None) -> list[Path]:
 
 
 def source_key(seq_dir: Path, n: int) -> dict[str, Any]:
-    """What a cached mosaic was built from: a change to any input file rebuilds it."""
+    """What a cached mosaic was built from: a change to any input file's content rebuilds it
+    (a touched file with the same bytes does not)."""
     info = read_seqinfo(seq_dir)
-    files = {}
-    for path in (info.video, seq_dir / "gt.txt", seq_dir / "seqinfo.ini"):
-        st = path.stat()
-        files[path.name] = [st.st_size, st.st_mtime_ns]
+    files = {path.name: content_stamp(path)
+             for path in (info.video, seq_dir / "gt.txt", seq_dir / "seqinfo.ini")}
     return {"source": str(seq_dir.resolve()), "tiles": n, "version": MOSAIC_VERSION,
             "files": files}
 

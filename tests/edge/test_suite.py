@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 from pathlib import Path
 
 import numpy as np
@@ -241,6 +242,10 @@ def test_a_mosaic_is_built_once_and_rebuilt_when_its_source_changes(tmp_path, mo
     assert suite.variant_dir(seq, 1, work) == seq and len(builds) == 1  # the original itself
     suite.variant_dir(seq, 3, work)
     assert len(builds) == 2  # another size is another mosaic
+    st = (seq / "gt.txt").stat()
+    os.utime(seq / "gt.txt", ns=(st.st_atime_ns, st.st_mtime_ns + 1_000_000_000))
+    suite.variant_dir(seq, 2, work)
+    assert len(builds) == 2  # touched (copied, restored) with the same bytes: kept
     (seq / "gt.txt").write_text("1,1,10,10,5,10,1,1,1\n2,1,11,10,5,10,1,1,1\n")
     suite.variant_dir(seq, 2, work)
     assert len(builds) == 3 and (d / "gt.txt").read_text() == "build 3"
