@@ -101,10 +101,9 @@ def test_a_cache_filled_at_another_cadence_is_completed_by_the_detector(
     assert measured(again) == measured(uncached)
 
 
-def one_frame_cached(clip_eval: Path, models_dir: Path, tmp_path: Path):
-    """The clip's first frame detected by yolox_nano through a cache, and the cache saved.
+def one_frame_cached(video: Path, models_dir: Path, tmp_path: Path):
+    """The video's first frame detected by yolox_nano through a cache, and the cache saved.
     -> (video, frame, detector, cache)."""
-    video = clip_eval / "PETS-clip" / "video.avi"
     image = first_frame(video)
     det = load_detector("yolox_nano", models_dir=models_dir)
     cache = DetectionCache(tmp_path / "dets")
@@ -121,12 +120,7 @@ def test_a_video_with_other_bytes_is_a_miss_and_a_touched_one_a_replay(
     modification times, the same bytes) keeps the cache; other bytes never replay."""
     video = tmp_path / "video.avi"
     shutil.copyfile(clip_eval / "PETS-clip" / "video.avi", video)
-    image = first_frame(video)
-    det = load_detector("yolox_nano", models_dir=models_dir)
-    cache = DetectionCache(tmp_path / "dets")
-    first = cache.wrap(det, video, "clip")
-    first(image)
-    first.save()
+    video, image, det, cache = one_frame_cached(video, models_dir, tmp_path)
     st = video.stat()
     os.utime(video, ns=(st.st_atime_ns, st.st_mtime_ns + 1_000_000_000))
     touched = cache.wrap(det, video, "clip")
@@ -175,7 +169,8 @@ def test_other_detector_settings_or_zoom_are_a_miss(clip_eval, models_dir, tmp_p
 
 def test_a_damaged_or_foreign_file_is_ignored_and_rewritten(clip_eval, models_dir, tmp_path,
                                                             caplog):
-    video, image, det, cache = one_frame_cached(clip_eval, models_dir, tmp_path)
+    video, image, det, cache = one_frame_cached(
+        clip_eval / "PETS-clip" / "video.avi", models_dir, tmp_path)
     (path,) = (tmp_path / "dets").iterdir()
     path.write_bytes(path.read_bytes()[:100])  # cut short
     b = cache.wrap(det, video, "clip")
