@@ -46,13 +46,13 @@ def count(db: Path | str, sql: str) -> int:
             conn.close()
     if not db.exists():
         return 0
-    conn = sqlite3.connect(str(db), timeout=30)
+    lite = sqlite3.connect(str(db), timeout=30)
     try:
-        return int(conn.execute(sql).fetchone()[0] or 0)
+        return int(lite.execute(sql).fetchone()[0] or 0)
     except sqlite3.OperationalError:  # tables not created yet
         return 0
     finally:
-        conn.close()
+        lite.close()
 
 
 def write_config(path: Path, broker: Mosquitto, db: Path | str, client_id: str,
