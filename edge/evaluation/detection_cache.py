@@ -52,7 +52,6 @@ FORMAT = 1
 _DIGEST = 32  # bytes of a frame's sha256
 
 
-
 def _detector_source_sha256() -> str:
     return hashlib.sha256(Path(detector_module.__file__).read_bytes()).hexdigest()
 

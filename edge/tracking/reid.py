@@ -105,12 +105,18 @@ class AppearanceReid:
             return out
         z = xyxy_to_xyah(boxes)
         for i, tr in enumerate(lost):
-            # a track never seen clear of others (no crop) may have been two people's box
-            if (t - tr.last_matched_t > self.max_age_s or tr.crop is None or tr.seen_at is None
-                    or tr.seen_at[3] >= self.min_crop_px):
-                continue
-            out[i] = small_box & (kf_distance(tr, z) <= CHI2_95_4DOF)
+            seen = self._seen_at(tr, t)
+            if seen is not None and seen[3] < self.min_crop_px:
+                out[i] = small_box & (kf_distance(tr, z) <= CHI2_95_4DOF)
         return out
+
+    def _seen_at(self, tr: Track, t: float) -> F64 | None:
+        """Where a lost track was last seen, if it may be revived at ``t``: lost no longer than
+        ``max_age_s``, and seen clear of others once (a track never seen so may have been two
+        people's box)."""
+        if t - tr.last_matched_t > self.max_age_s or tr.crop is None:
+            return None
+        return tr.seen_at
 
     def _revive_by_look(
         self, lost: list[Track], boxes: F64, image: Image, t: float
@@ -141,12 +147,13 @@ class AppearanceReid:
         cy = (boxes[:, 1] + boxes[:, 3]) / 2
         out = np.zeros((len(lost), len(boxes)), bool)
         for i, tr in enumerate(lost):
-            gap = t - tr.last_matched_t
-            if gap > self.max_age_s or tr.crop is None or tr.seen_at is None:
+            seen = self._seen_at(tr, t)
+            if seen is None:
                 continue
-            h = tr.seen_at[3]
+            gap = t - tr.last_matched_t
+            h = seen[3]
             radius = h * (self.gate_bodies + self.gate_growth * gap)
-            near_seen = np.hypot(cx - tr.seen_at[0], cy - tr.seen_at[1]) <= radius
+            near_seen = np.hypot(cx - seen[0], cy - seen[1]) <= radius
             near_now = np.hypot(cx - tr.mean[0], cy - tr.mean[1]) <= radius
             heights = boxes[:, 3] - boxes[:, 1]
             similar_size = np.abs(np.log(heights / max(h, 1.0))) < 0.5
