@@ -325,9 +325,18 @@ def _aggregated_sql(conn: Database, kind: str, n_keys: int, scoped: bool) -> str
         else:
             parts.append(concat(conn, text.format(col)))
     inexact = f"SUM({' + '.join(checks)})" if checks else "0"
-    scope = " AND store_id IN (SELECT value FROM json_each(?))" if scoped else ""
     return (f"SELECT {key}, COUNT(*), {inexact}, {', '.join(parts)} FROM {table} "
-            f"WHERE {key} IN ({', '.join('?' * n_keys)}){scope} GROUP BY {key}")
+            f"WHERE {key} IN ({', '.join('?' * n_keys)}){_scope_sql(scoped)} GROUP BY {key}")
+
+
+def _scope_sql(scoped: bool) -> str:
+    """The condition limiting a unit's read to a request's stores (a JSON list parameter)."""
+    return " AND store_id IN (SELECT value FROM json_each(?))" if scoped else ""
+
+
+def _params(keys: list[str], scope: list[str] | None) -> list[Any]:
+    """A unit read's parameters: its keys, then the scope's store ids if any."""
+    return [*keys, *([json.dumps(scope)] if scope is not None else [])]
 
 
 _INTEGERS = re.compile(r"-?[0-9]+(?:,-?[0-9]+)*")
@@ -357,10 +366,9 @@ def _read_aggregated(conn: Database, kind: str, keys: list[str], index: dict[str
     """Each unit's (n stores, WIDTH) array from one aggregated row per unit; None when a
     unit's text does not give its figures back exactly (then the rows are read)."""
     _, _, cols = _UNIT_TABLES[kind]
-    params: list[Any] = [*keys, *([json.dumps(scope)] if scope is not None else [])]
     out: dict[str, np.ndarray] = {}
     for row in conn.tuples().execute(
-            _aggregated_sql(conn, kind, len(keys), scope is not None), params):
+            _aggregated_sql(conn, kind, len(keys), scope is not None), _params(keys, scope)):
         key, count, inexact, ids_text, *texts = row
         ids = ids_text.split(SEP)
         if inexact or len(ids) != count:
@@ -385,11 +393,9 @@ def _read_rows(conn: Database, kind: str, keys: list[str], index: dict[str, int]
                scope: list[str] | None) -> dict[str, np.ndarray]:
     """The same as _read_aggregated, row by row."""
     table, key, cols = _UNIT_TABLES[kind]
-    scope_sql = " AND store_id IN (SELECT value FROM json_each(?))" if scope is not None else ""
-    params: list[Any] = [*keys, *([json.dumps(scope)] if scope is not None else [])]
     got = _fetch(conn, f"SELECT {key}, store_id, {', '.join(c for c, _ in cols)} FROM {table} "
-                 f"WHERE {key} IN ({', '.join('?' * len(keys))}){scope_sql}", params,
-                 ["key", "key", *(["n"] * len(cols))])
+                 f"WHERE {key} IN ({', '.join('?' * len(keys))}){_scope_sql(scope is not None)}",
+                 _params(keys, scope), ["key", "key", *(["n"] * len(cols))])
     slot = {k: i for i, k in enumerate(keys)}
     out = np.zeros((len(keys), len(index), WIDTH))
     _fill(out, np.fromiter(map(slot.__getitem__, got["f0"]), np.intp, len(got)),
