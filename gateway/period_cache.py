@@ -23,7 +23,7 @@ import re
 import threading
 import weakref
 from collections import OrderedDict
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from datetime import date, timedelta
 from itertools import repeat
@@ -487,17 +487,23 @@ def migrate(c: Database) -> None:
         _sqlite_triggers(c)
 
 
+def _watched_events() -> Iterator[tuple[str, str, str]]:
+    """(trigger head "CREATE TRIGGER ... AFTER <event> ON <table>", the counter it bumps,
+    the rows that carry the date: OLD for a delete, NEW otherwise) per watched event."""
+    for table, events, counter in _WATCHED:
+        for event in events:
+            head = f"CREATE TRIGGER {table}_{event.lower()}_overview AFTER {event} ON {table}"
+            yield head, counter, "OLD" if event == "DELETE" else "NEW"
+
+
 def _sqlite_triggers(c: Database) -> None:
     # SQLite has row triggers only: once per row changed (a batch upserts one
     # rollup_chain_day row per local date)
-    for table, events, counter in _WATCHED:
-        for event in events:
-            row = "OLD" if event == "DELETE" else "NEW"
-            c.execute(
-                f"CREATE TRIGGER {table}_{event.lower()}_overview AFTER {event} ON {table} "
-                f"BEGIN INSERT INTO overview_changes (local_date, {counter}) "
-                f"VALUES ({row}.local_date, 1) ON CONFLICT (local_date) DO UPDATE SET "
-                f"{counter} = overview_changes.{counter} + 1; END")
+    for head, counter, row in _watched_events():
+        c.execute(
+            f"{head} BEGIN INSERT INTO overview_changes (local_date, {counter}) "
+            f"VALUES ({row}.local_date, 1) ON CONFLICT (local_date) DO UPDATE SET "
+            f"{counter} = overview_changes.{counter} + 1; END")
 
 
 def _postgres_triggers(c: Database) -> None:
@@ -511,10 +517,6 @@ def _postgres_triggers(c: Database) -> None:
             f"INSERT INTO overview_changes (local_date, {counter}) SELECT DISTINCT "
             f"local_date, 1 FROM changed ON CONFLICT (local_date) DO UPDATE SET "
             f"{counter} = overview_changes.{counter} + 1; RETURN NULL; END $$")
-    for table, events, counter in _WATCHED:
-        for event in events:
-            rows = "OLD" if event == "DELETE" else "NEW"
-            c.execute(
-                f"CREATE TRIGGER {table}_{event.lower()}_overview AFTER {event} ON {table} "
-                f"REFERENCING {rows} TABLE AS changed FOR EACH STATEMENT "
-                f"EXECUTE FUNCTION overview_changed_{counter}()")
+    for head, counter, rows in _watched_events():
+        c.execute(f"{head} REFERENCING {rows} TABLE AS changed FOR EACH STATEMENT "
+                  f"EXECUTE FUNCTION overview_changed_{counter}()")
