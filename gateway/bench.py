@@ -336,6 +336,8 @@ def _bench(args: argparse.Namespace, host: str, port: int, work: Path) -> dict[s
         "rollup_windows": counted, "counted_twice": counted - stored,
         "mode": args.mode, "workers": args.workers, "messages": args.messages,
         "stored": stored, "duplicates": sum(st["duplicates"] for st in stats),
+        # of those, redelivered copies told apart by a lookup, without decoding them
+        "redelivered_copies": sum(st["redelivered_copies"] for st in stats),
         "dead": sum(st["dead"] for st in stats), "lost": args.messages - stored,
         "seconds": round(elapsed, 2), "msgs_per_s": round(stored / elapsed),
         "received": received, "payload_bytes": len(sample),

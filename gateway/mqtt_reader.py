@@ -8,9 +8,9 @@ thousands of messages a second that costs more CPU than validating them. This cl
 - reads up to READ_CHUNK bytes per syscall and handles every packet in the buffer before
   selecting again;
 - parses the QoS 1 PUBLISH packets it finds complete in the buffer itself
-  (``take_publishes``: topic, packet id, payload; MQTT 5 properties are skipped by their
-  length, the gateway reads none and allows no topic aliases) and hands them to
-  ``on_publishes`` as one list per read;
+  (``take_publishes``: topic, packet id, payload and the DUP flag; MQTT 5 properties are
+  skipped by their length, the gateway reads none and allows no topic aliases) and hands
+  them to ``on_publishes`` as one list per read;
 - sends many PUBACKs as one write (``ack_many``).
 
 Everything else (CONNACK, SUBACK, PINGRESP, QoS 0 publishes, a packet split across two reads)
@@ -32,8 +32,9 @@ from paho.mqtt.enums import MQTTErrorCode
 READ_CHUNK = 256 * 1024  # bytes per recv(): ~500 aggregates of a backlog in one syscall
 READ_PACKETS = 4096  # packets handled per select() before paho gets to write (acks)
 _PUBLISH_QOS1 = 0x32  # PUBLISH with QoS 1 (flags DUP 0x08 and RETAIN 0x01 masked off)
+_DUP = 0x08  # set by the broker on a message it sent this session before (never acked)
 _PUBACK = 0x40
-Publish = tuple[int, bytes, bytes]  # packet id, topic (UTF-8 bytes), payload
+Publish = tuple[int, bytes, bytes, bool]  # packet id, topic (UTF-8 bytes), payload, DUP
 
 
 def varint(data: bytes | bytearray, pos: int) -> tuple[int, int]:
@@ -51,8 +52,10 @@ def varint(data: bytes | bytearray, pos: int) -> tuple[int, int]:
             raise ValueError("malformed variable byte integer")
 
 
-def parse_publish(body: bytes | bytearray, start: int, end: int, v5: bool) -> Publish:
-    """The variable header and payload of a QoS 1 PUBLISH in ``body[start:end]``."""
+def parse_publish(body: bytes | bytearray, start: int, end: int, v5: bool,
+                  header: int) -> Publish:
+    """The variable header and payload of a QoS 1 PUBLISH in ``body[start:end]``, whose
+    fixed header's first byte is ``header``."""
     topic_end = start + 2 + int.from_bytes(body[start:start + 2], "big")
     mid = int.from_bytes(body[topic_end:topic_end + 2], "big")
     pos = topic_end + 2
@@ -61,7 +64,7 @@ def parse_publish(body: bytes | bytearray, start: int, end: int, v5: bool) -> Pu
         pos += props_len
     if pos > end:
         raise ValueError("PUBLISH header runs past its packet")
-    return mid, bytes(body[start + 2:topic_end]), bytes(body[pos:end])
+    return mid, bytes(body[start + 2:topic_end]), bytes(body[pos:end]), bool(header & _DUP)
 
 
 def take_publishes(buf: bytes, pos: int, v5: bool, out: list[Publish]) -> int:
@@ -75,7 +78,7 @@ def take_publishes(buf: bytes, pos: int, v5: bool, out: list[Publish]) -> int:
             end = start + length
             if end > n:
                 break
-            out.append(parse_publish(buf, start, end, v5))
+            out.append(parse_publish(buf, start, end, v5, buf[pos]))
         except (IndexError, ValueError):
             break
         pos = end
@@ -123,7 +126,7 @@ class BatchReadingClient(mqtt.Client):
             return super()._handle_publish()
         try:
             self._pending.append(parse_publish(packet, 0, len(packet),
-                                               self._protocol == mqtt.MQTTv5))
+                                               self._protocol == mqtt.MQTTv5, header))
         except (IndexError, ValueError):
             return super()._handle_publish()  # malformed: paho says how
         return MQTTErrorCode.MQTT_ERR_SUCCESS  # acked by the caller after its commit

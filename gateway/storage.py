@@ -299,6 +299,18 @@ class Storage:
         finally:
             self._local.notes = None
 
+    @contextmanager
+    def calling_before_writes(self, hook: Callable[[], None]) -> Iterator[None]:
+        """While open, ``ingest`` in this thread calls ``hook`` when its batch is decoded and
+        its rows prepared, just before it takes the write lock (at every attempt, so the
+        hook must bear repeats). The ingest pipeline (gateway/ingest.py) starts decoding
+        the next batch from there, and holds this one until the one before is committed."""
+        self._local.before_write = hook
+        try:
+            yield
+        finally:
+            self._local.before_write = None
+
     def _ingest(self, items: Sequence[tuple[str, bytes]], judged_at: datetime) -> IngestResult:
         """``ingest``, with windows' times judged against ``judged_at``."""
         windows: list[tuple[WindowAggregate, str]] = []
@@ -323,6 +335,31 @@ class Storage:
             else:
                 statuses.append((parsed, payload.decode("utf-8", "replace")))
         return self._write_batch(windows, statuses, dead)
+
+    def stored_copies(self, items: Sequence[tuple[str, bytes]]) -> dict[int, str]:
+        """Which of ``items`` repeat a stored window byte for byte, on the topic of its store
+        and camera: {index: message_id}. For messages the broker redelivers (DUP): after a
+        gateway dies between its commit and its acks, the next one gets back up to a whole
+        batch of windows it already stores, and telling them apart here costs a lookup
+        instead of decoding 19 kB each (docs/gateway.md). A copy found here is what
+        ``ingest`` would count as a duplicate; anything else is left to ``ingest``.
+
+        The id is only looked for in the text (``_quoted_message_id``): a wrong guess just
+        finds no identical stored payload, as identical bytes have the same message_id."""
+        wanted: dict[str, list[int]] = {}
+        for i, (_, payload) in enumerate(items):
+            mid = _quoted_message_id(payload)
+            if mid is not None:
+                wanted.setdefault(mid, []).append(i)
+        if not wanted:
+            return {}
+        found: dict[int, str] = {}
+        for mid, store_id, camera_id, stored in self.read().execute(
+                "SELECT message_id, store_id, camera_id, payload FROM windows WHERE "
+                "message_id IN (SELECT value FROM json_each(?))", (json.dumps(list(wanted)),)):
+            topic, raw = self.topics.aggregate(store_id, camera_id), stored.encode()
+            found.update((i, mid) for i in wanted[mid] if items[i] == (topic, raw))
+        return found
 
     def store_windows(self, windows: Iterable[WindowAggregate]) -> IngestResult:
         """Store already-validated windows (seeding, tests), same rules as ``ingest`` except
@@ -412,6 +449,9 @@ class Storage:
         # processes wait only for SQL, not for Python arithmetic.
         rows, batch, cams = self._prepare(list(fresh.values()), now)
         unknown = {x.replay_store for x in dead if x.replay_store} if recheck else set()
+        before_write: Callable[[], None] | None = getattr(self._local, "before_write", None)
+        if before_write is not None:
+            before_write()
         with self.transaction() as conn:
             if unknown and _registered(conn, unknown):  # first, before anything is written
                 raise _RegistryChanged
@@ -542,6 +582,24 @@ def _registered(conn: db.Database, store_ids: set[str]) -> bool:
     return conn.execute("SELECT 1 FROM stores WHERE store_id IN (SELECT value FROM "
                         "json_each(?)) LIMIT 1", (json.dumps(sorted(store_ids)),)).fetchone() \
         is not None
+
+
+_ID_KEY = b'"message_id":"'
+
+
+def _quoted_message_id(payload: bytes) -> str | None:
+    """The first ``"message_id":"..."`` in the text, if plain (no escapes), else None."""
+    start = payload.find(_ID_KEY)
+    if start < 0:
+        return None
+    start += len(_ID_KEY)
+    end = payload.find(b'"', start, start + 4 * 256 + 1)
+    if end < 0 or b"\\" in payload[start:end]:
+        return None
+    try:
+        return payload[start:end].decode()
+    except UnicodeDecodeError:
+        return None
 
 
 def _same(w: WindowAggregate, raw: str, kept: str | tuple[WindowAggregate, str]) -> bool:

@@ -37,7 +37,7 @@ def test_complete_packets_are_taken_in_order_and_a_partial_one_is_left() -> None
     b = publish(65535, b"t", big, props=b"\x02" + (3600).to_bytes(4, "big"))
     c = publish(7, b"t", b"tail", props=b"")
     out, pos = _take(a + b + c[:-1], v5=True)
-    assert out == [(1, b"ss/v1/s1/cam/agg", b'{"a":1}'), (65535, b"t", big)]
+    assert out == [(1, b"ss/v1/s1/cam/agg", b'{"a":1}', False), (65535, b"t", big, False)]
     assert pos == len(a + b)
     out, pos = _take(a + b + c, v5=True, pos=len(a))
     assert [m[0] for m in out] == [65535, 7] and pos == len(a + b + c)
@@ -46,13 +46,13 @@ def test_complete_packets_are_taken_in_order_and_a_partial_one_is_left() -> None
 def test_mqtt5_properties_longer_than_127_bytes_are_skipped() -> None:
     user = b"\x26" + (10).to_bytes(2, "big") + b"edge-build" + (150).to_bytes(2, "big") + b"y" * 150
     out, _ = _take(publish(3, b"t", b"payload", props=user), v5=True)
-    assert out == [(3, b"t", b"payload")]
+    assert out == [(3, b"t", b"payload", False)]
 
 
-def test_mqtt311_has_no_properties_and_dup_or_retain_flags_do_not_matter() -> None:
+def test_mqtt311_has_no_properties_and_the_dup_flag_is_read_and_retain_ignored() -> None:
     buf = publish(9, b"t", b"p1", header=0x3A) + publish(10, b"t", b"p2", header=0x33)
     out, pos = _take(buf, v5=False)
-    assert out == [(9, b"t", b"p1"), (10, b"t", b"p2")] and pos == len(buf)
+    assert out == [(9, b"t", b"p1", True), (10, b"t", b"p2", False)] and pos == len(buf)
 
 
 @pytest.mark.parametrize("other", [
@@ -64,7 +64,7 @@ def test_mqtt311_has_no_properties_and_dup_or_retain_flags_do_not_matter() -> No
 def test_other_packets_stop_the_batch_for_paho(other: bytes) -> None:
     first = publish(1, b"t", b"ok", props=b"")
     out, pos = _take(first + other + publish(2, b"t", b"after", props=b""), v5=True)
-    assert out == [(1, b"t", b"ok")] and pos == len(first)
+    assert out == [(1, b"t", b"ok", False)] and pos == len(first)
 
 
 def test_a_malformed_publish_is_left_for_paho_to_report() -> None:
