@@ -18,7 +18,7 @@ import numpy as np
 import numpy.typing as npt
 
 from edge.analytics.cadence import FrameRate
-from edge.analytics.counting import CrossingEvent, LineCounter, signed_distance
+from edge.analytics.counting import CrossingEvent, LineCounter, hidden_feet, signed_distance
 from edge.analytics.groups import GroupCounter
 from edge.analytics.heatmap import HeatmapGrid
 from edge.analytics.passes import PassCounter, ReentryMemory, TrackerLooks
@@ -121,16 +121,18 @@ class Analytics:
         *,
         ended: list[int] | tuple[int, ...] = (),
         frame_size: tuple[int, int] | None = None,
+        hidden: npt.NDArray[np.bool_] | None = None,
     ) -> AnalyticsOutput:
         """One frame's tracks (ids, normalised foot points, heights normalised to the frame's),
-        the ids the tracker gave up on at this frame, and the frame's (width, height)."""
+        the ids the tracker gave up on at this frame, the frame's (width, height), and whose
+        feet are hidden behind someone nearer (counting.hidden_feet)."""
         out = AnalyticsOutput()
         _, gone = self.life.update(ids.tolist(), t, ended)
         crossed_staff = [e.track_id for line in self.staff_lines
-                         for e in line.update(ids, feet, t, heights, frame_size)]
+                         for e in line.update(ids, feet, t, heights, frame_size, hidden)]
         self._mark_staff(out, self.staff.update(ids, feet, t, crossed_staff))
         crossings = [e for line in self.lines
-                     for e in line.update(ids, feet, t, heights, frame_size)]
+                     for e in line.update(ids, feet, t, heights, frame_size, hidden)]
         # Staff are left out of dwell, queues, paths and groups from the frame they are marked.
         keep = ~self.staff.staff_mask(ids)
         ids, feet = ids[keep], feet[keep]
@@ -381,7 +383,8 @@ class CameraPipeline:
         feet = normalised_feet(tracks, (h, w))
         heights = (tracks.xyxy[:, 3] - tracks.xyxy[:, 1]).astype(np.float64) / h
         out = self.analytics.update(
-            ids, feet, t, heights, ended=self.tracker.ended, frame_size=self.frame_size
+            ids, feet, t, heights, ended=self.tracker.ended, frame_size=self.frame_size,
+            hidden=hidden_feet(tracks.xyxy),
         )
         if self.config.demographics and self.demographics is not None and full:
             assert image_bgr is not None
