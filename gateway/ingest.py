@@ -1,11 +1,8 @@
 """MQTT subscriber: QoS 1, a persistent session, and acks only after the SQLite commit.
 
-paho's network thread only queues (mid, topic, payload), a read's worth at a time
-(gateway/mqtt_reader.py); writer threads take batches (up to ``batch_max`` messages or
-``batch_ms``), commit each in one transaction, then acknowledge it in one write. Two writer
-threads make a pipeline: one decodes the next batch while the other's is written (PostgreSQL
-or SQLite does that work with the GIL released); batches still commit in the order they
-were taken, each after the one before (``_write_loop``).
+paho's network thread only queues (mid, topic, payload, DUP), a read's worth at a time
+(gateway/mqtt_reader.py); a writer thread takes batches (up to ``batch_max`` messages or
+``batch_ms``), commits them in one transaction, then acknowledges them in one write.
 A gateway killed at any moment has acknowledged only what is committed, so the broker
 redelivers the rest to the persistent session (fixed client id, clean_start False, session
 expiry). Redeliveries of committed-but-unacked messages collapse on message_id.
@@ -25,7 +22,6 @@ import sys
 import threading
 import time
 from collections import deque
-from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -47,7 +43,6 @@ Item = tuple[int, int, int, bool, str, bytes]  # generation, mid, qos, DUP, topi
 # At CPython's default (a collection every 700 new container objects) the collector kept
 # rescanning them: 25-35 % of an ingest process's CPU. Ingest makes no reference cycles.
 GC_GEN0_THRESHOLD = 100_000
-WRITERS = 2  # one batch decoded while the one before is written; more would only queue
 
 
 def tune_interpreter(gil_switch_ms: float) -> None:
@@ -93,12 +88,8 @@ class Ingestor:
         self._arrived = threading.Condition()  # guards _items
         self._generation = 0
         self._stop = threading.Event()
-        self._turn = threading.Lock()  # held by the writer taking and decoding a batch
-        self._last_committed = threading.Event()  # of the batch taken last; none yet
-        self._last_committed.set()
-        self._counting = threading.Lock()  # guards stats
-        self._writers = [threading.Thread(target=self._write_loop, name=f"ingest-writer-{i}",
-                                          daemon=True) for i in range(WRITERS)]
+        self._writer = threading.Thread(target=self._write_loop, name="ingest-writer",
+                                        daemon=True)
         self.client = self._make_client()
 
     def _make_client(self) -> BatchReadingClient:
@@ -139,8 +130,7 @@ class Ingestor:
                                       properties=props)
         else:
             self.client.connect_async(s.host, s.port, s.keepalive_s)
-        for w in self._writers:
-            w.start()
+        self._writer.start()
         self.client.loop_start()
 
     def health(self) -> dict[str, Any]:
@@ -153,9 +143,7 @@ class Ingestor:
     def stop(self, timeout: float = 10.0) -> None:
         """Commit and ack what is queued, then disconnect (the session stays on the broker)."""
         self._stop.set()
-        deadline = time.monotonic() + timeout
-        for w in self._writers:
-            w.join(max(0.0, deadline - time.monotonic()))
+        self._writer.join(timeout)
         self.client.disconnect()
         self.client.loop_stop()
 
@@ -216,66 +204,35 @@ class Ingestor:
             return [items.popleft() for _ in range(min(self.batch_max, len(items)))]
 
     def _write_loop(self) -> None:
-        """Take a batch and decode it while holding the turn; hand the turn on once it is
-        ready to be written, then wait for the batch taken before it to be committed. So a
-        batch is decoded while the one before is written, and batches commit in the order
-        they were taken (a device's later status is never overwritten by its earlier one)."""
         while not (self._stop.is_set() and not self._items):
-            self._turn.acquire()
-            handed = threading.Event()
+            batch = self._next_batch()
+            if batch:
+                self._commit_then_ack(batch)
 
-            def hand_on(handed: threading.Event = handed) -> None:
-                if not handed.is_set():
-                    handed.set()
-                    self._turn.release()
-
-            try:
-                batch = self._next_batch()
-                if not batch:
-                    continue
-                before, committed = self._last_committed, threading.Event()
-                self._last_committed = committed
-
-                def before_write(before: threading.Event = before) -> None:
-                    hand_on()
-                    before.wait()
-
-                try:
-                    self._commit_then_ack(batch, before_write, committed)
-                finally:
-                    committed.set()  # also when given up at stop: never hold the next one
-            finally:
-                hand_on()
-
-    def _commit_then_ack(self, batch: list[Item], before_write: Callable[[], None],
-                         committed: threading.Event) -> None:
+    def _commit_then_ack(self, batch: list[Item]) -> None:
         t0 = time.perf_counter()
         while True:
             try:
                 copies = self._stored_copies(batch)
-                with self.storage.noting_message_ids() as decoded, \
-                        self.storage.calling_before_writes(before_write):
+                with self.storage.noting_message_ids() as decoded:
                     result = ingest_with_reported(
                         self.storage, [(t, p) for i, (_, _, _, _, t, p) in enumerate(batch)
                                        if i not in copies])
                 break
             except Exception:  # disk full, lock timeout...: keep the batch, do not ack
-                with self._counting:
-                    self.stats.commit_errors += 1
+                self.stats.commit_errors += 1
                 log.exception("commit of %d messages failed; retrying", len(batch))
                 if self._stop.wait(1.0):
                     return  # unacked: the broker redelivers them to the session
-        committed.set()
-        with self._counting:
-            s = self.stats
-            s.write_s += time.perf_counter() - t0
-            s.received += len(batch)
-            s.stored += result.stored
-            s.duplicates += result.duplicates + len(copies)
-            s.redelivered_copies += len(copies)
-            s.dead += result.dead
-            s.batches += 1
-            s.last_commit_at = time.monotonic()
+        s = self.stats
+        s.write_s += time.perf_counter() - t0
+        s.received += len(batch)
+        s.stored += result.stored
+        s.duplicates += result.duplicates + len(copies)
+        s.redelivered_copies += len(copies)
+        s.dead += result.dead
+        s.batches += 1
+        s.last_commit_at = time.monotonic()
         generation = self._generation
         self.client.ack_many([mid for gen, mid, qos, _, _, _ in batch
                               if qos == 1 and gen == generation])

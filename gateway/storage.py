@@ -299,18 +299,6 @@ class Storage:
         finally:
             self._local.notes = None
 
-    @contextmanager
-    def calling_before_writes(self, hook: Callable[[], None]) -> Iterator[None]:
-        """While open, ``ingest`` in this thread calls ``hook`` when its batch is decoded and
-        its rows prepared, just before it takes the write lock (at every attempt, so the
-        hook must bear repeats). The ingest pipeline (gateway/ingest.py) starts decoding
-        the next batch from there, and holds this one until the one before is committed."""
-        self._local.before_write = hook
-        try:
-            yield
-        finally:
-            self._local.before_write = None
-
     def _ingest(self, items: Sequence[tuple[str, bytes]], judged_at: datetime) -> IngestResult:
         """``ingest``, with windows' times judged against ``judged_at``."""
         windows: list[tuple[WindowAggregate, str]] = []
@@ -449,9 +437,6 @@ class Storage:
         # processes wait only for SQL, not for Python arithmetic.
         rows, batch, cams = self._prepare(list(fresh.values()), now)
         unknown = {x.replay_store for x in dead if x.replay_store} if recheck else set()
-        before_write: Callable[[], None] | None = getattr(self._local, "before_write", None)
-        if before_write is not None:
-            before_write()
         with self.transaction() as conn:
             if unknown and _registered(conn, unknown):  # first, before anything is written
                 raise _RegistryChanged
