@@ -235,6 +235,26 @@ def _worker(settings: MqttSettings, db: Path | str, args: argparse.Namespace, go
                  "start_cpu_s": start.ru_utime + start.ru_stime})
 
 
+def _own_cpu_s() -> float:
+    use = resource.getrusage(resource.RUSAGE_SELF)
+    return use.ru_utime + use.ru_stime
+
+
+def _pg_background_cpu_s(pid: int) -> float:
+    """CPU seconds of a PostgreSQL server's own processes alive now (WAL writer,
+    checkpointer, background writer, autovacuum...): the rest of ``_cpu_s`` is its
+    backends, the gateways' connections and the progress poll's (an exited backend's time
+    is only in the postmaster's children_* total)."""
+    total = 0.0
+    with contextlib.suppress(psutil.Error):
+        for child in psutil.Process(pid).children():
+            with contextlib.suppress(psutil.Error):
+                if "[local]" not in " ".join(child.cmdline()):
+                    c = child.cpu_times()
+                    total += c.user + c.system
+    return total
+
+
 def _cpu_s(pid: int) -> float:
     """CPU seconds of a server: the process, its children alive and those it reaped (a
     PostgreSQL backend's time moves to the postmaster's children_* when it exits)."""
@@ -295,6 +315,9 @@ def _bench(args: argparse.Namespace, host: str, port: int, work: Path) -> dict[s
         publisher.join()
     t0 = time.monotonic()
     servers_cpu0 = {name: _cpu_s(pid) for name, pid in args.servers.items()}
+    pg_pid = args.servers.get("postgresql")
+    pg_background0 = _pg_background_cpu_s(pg_pid) if pg_pid else 0.0
+    own_cpu0 = _own_cpu_s()
     go.set()
     if args.mode == "live":
         publisher.start()
@@ -317,6 +340,8 @@ def _bench(args: argparse.Namespace, host: str, port: int, work: Path) -> dict[s
             workers[0].start()
     elapsed = time.monotonic() - t0
     servers_cpu = {name: _cpu_s(pid) - servers_cpu0[name] for name, pid in args.servers.items()}
+    pg_background = _pg_background_cpu_s(pg_pid) - pg_background0 if pg_pid else 0.0
+    poller_cpu_s = _own_cpu_s() - own_cpu0
     halt.set()
     stats = [results.get(timeout=60) for _ in workers]
     for w in workers:
@@ -361,6 +386,11 @@ def _bench(args: argparse.Namespace, host: str, port: int, work: Path) -> dict[s
         "cpu_us_per_window": {name: round(1e6 * cpu / max(1, stored), 1)
                               for name, cpu in per_window.items()},
         "gateway_start_cpu_s": [round(st["start_cpu_s"], 2) for st in stats],
+        # of PostgreSQL's: its own processes (the rest is its backends); this process's
+        # CPU while it polled the progress and read the others' CPU
+        "postgresql_background_cpu_us_per_window": round(1e6 * pg_background / max(1, stored),
+                                                         1),
+        "bench_poller_cpu_us_per_window": round(1e6 * poller_cpu_s / max(1, stored), 1),
         "publisher_cpu_us_per_msg": round(1e6 * publisher_cpu_s / max(1, args.messages), 1),
         "publisher_during_drain": args.mode == "live",
         "load_avg": [round(x, 2) for x in os.getloadavg()],
