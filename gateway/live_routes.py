@@ -17,7 +17,7 @@ from typing import Any
 from fastapi import APIRouter
 
 from gateway.queries import store_filter
-from gateway.routes import Day, NowDep, SelectionDep, StorageDep, Who, _ids, _span
+from gateway.routes import Day, NowDep, SelectionDep, StorageDep, Who, _ids, _span, _store_today
 from gateway.storage import Storage
 
 router = APIRouter()
@@ -42,13 +42,23 @@ def live(who: Who, storage: StorageDep, sel: SelectionDep) -> dict[str, str]:
 def simulated(who: Who, storage: StorageDep, now: NowDep, sel: SelectionDep,
               start: Day | None = None, end: Day | None = None) -> dict[str, Any]:
     """Stores of the selection with simulated windows in the local dates [start, end], with
-    how many of their windows are simulated; a real chain answers an empty list."""
+    how many of their windows are simulated; a real chain answers an empty list. Without
+    dates, each store's own local today: a chain spans time zones, and the UTC date is the
+    day before or after some stores' today."""
     ids = _ids(storage, who, sel)
-    default = (now.astimezone(storage.registry.stores[sel.store_id].tz).date()
-               if sel.store_id in storage.registry.stores else now.date())
-    first, last = _span(start, end, default)
-    return {"start": first.isoformat(), "end": last.isoformat(),
-            "stores": simulated_stores(storage, ids, first, last)}
+    if start is not None or end is not None:
+        first, last = _span(start, end, now.date())
+        return {"start": first.isoformat(), "end": last.isoformat(),
+                "stores": simulated_stores(storage, ids, first, last)}
+    by_today: dict[date, list[str]] = {}
+    for store_id in ids:
+        if store_id in storage.registry.stores:
+            by_today.setdefault(_store_today(storage, store_id, now), []).append(store_id)
+    found = [entry for day, group in by_today.items()
+             for entry in simulated_stores(storage, group, day, day)]
+    days = sorted(by_today) or [now.date()]
+    return {"start": days[0].isoformat(), "end": days[-1].isoformat(),
+            "stores": sorted(found, key=lambda e: e["store_id"])}
 
 
 def simulated_stores(storage: Storage, ids: list[str], first: date,

@@ -7,8 +7,12 @@ from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 
 import msgspec
+from fastapi.testclient import TestClient
 
 from gateway import migrations
+from gateway.api import create_app
+from gateway.auth import create_token
+from gateway.config import GatewaySettings
 from gateway.db import Database, connect_sqlite
 from gateway.live_routes import simulated_stores
 from gateway.storage import Storage
@@ -44,6 +48,24 @@ def test_simulated_windows_are_counted_per_store_and_local_date(storage: Storage
     # only the 24th: every window of tyo that day is simulated
     assert simulated_stores(storage, ["tyo"], date(2026, 11, 24), date(2026, 11, 24)) == [
         {"store_id": "tyo", "simulated_windows": 3, "windows": 3}]
+
+
+def test_without_dates_each_store_is_asked_for_its_own_local_today(storage: Storage) -> None:
+    """At 22:30 UTC on the 23rd, Tokyo's today is the 24th and London's the 23rd: the chain's
+    banner must not read the UTC date for every store (it then showed Tokyo's 23rd)."""
+    storage.upsert_stores([store("tyo", tz="Asia/Tokyo"), store("ldn")])
+    storage.store_windows(_windows())
+    auth = {"Authorization": f"Bearer {create_token(storage, 'hq', 'hq')}"}
+    app = create_app(GatewaySettings(), storage, clock=lambda: TIMES[1])
+    with TestClient(app) as client:
+        chain = client.get("/api/v1/simulated", headers=auth).json()
+        tokyo = client.get("/api/v1/simulated", headers=auth, params={"store_id": "tyo"}).json()
+        asked = client.get("/api/v1/simulated", headers=auth,
+                           params={"start": "2026-11-23", "end": "2026-11-23"}).json()
+    assert chain == {"start": "2026-11-23", "end": "2026-11-24",
+                     "stores": [{"store_id": "tyo", "simulated_windows": 3, "windows": 3}]}
+    assert tokyo["stores"] == chain["stores"] and tokyo["start"] == "2026-11-24"
+    assert asked["stores"] == [{"store_id": "tyo", "simulated_windows": 3, "windows": 4}]
 
 
 def test_an_upgraded_gateway_counts_the_windows_it_stored_before(tmp_path: Path) -> None:
