@@ -105,6 +105,13 @@ def _local_today(live: LiveGateway, store_id: str) -> tuple[datetime, datetime]:
     return midnight.astimezone(UTC), now.replace(second=0, microsecond=0).astimezone(UTC)
 
 
+def _local_date(live: LiveGateway, store_id: str) -> str:
+    """The store's local today (the UTC date of its local midnight is the day before
+    wherever the store is east of UTC)."""
+    stores = {s["store_id"]: s for s in live.api.get("/stores").json()}
+    return datetime.now(ZoneInfo(stores[store_id]["timezone"])).date().isoformat()
+
+
 def _hourly(day: datetime, flows: list[tuple[int, int]], store_id: str = "real-1",
             simulated: bool = False) -> list[WindowAggregate]:
     """One 60 s window at the start of each local hour from 08:00: (ins, outs) each."""
@@ -123,7 +130,8 @@ def test_in_store_now_equals_the_last_hour_of_the_chart(live: LiveGateway) -> No
     flows = [(5, 1), (2, 9), (12, 3), (4, 6)]
     live.ingest(_hourly(day, flows))
     series = live.api.get("/traffic", params={"store_id": "real-1", "granularity": "hour",
-                                              "start": day.date().isoformat()}).json()["series"]
+                                              "start": _local_date(live, "real-1")}
+                         ).json()["series"]
     running, expected = 0, []
     for ins, outs in flows:
         running += ins - outs
@@ -183,7 +191,7 @@ def test_simulated_data_are_labelled_on_every_page(live: LiveGateway,
     alerts = open_live("/alerts.html").locator("#simulated-note")
     assert alerts.is_visible() and "1 of 2 stores" in alerts.inner_text()
 
-    today = day.date().isoformat()
+    today = _local_date(live, "sim-2")
     for path in ("/store.html?store=sim-2",
                  f"/heatmap.html?store=sim-2&b_start={today}&b_end={today}"):
         page = open_live(path)
