@@ -68,6 +68,13 @@ def _live_windows(db: Path, since: str) -> list[Any]:
             "WHERE received_at >= ? GROUP BY 1, 2, 3", (since,)).fetchall()
 
 
+def _interruptible() -> None:
+    """Ctrl-C reaches the demo as it would from a terminal: a test run started in the
+    background by a non-interactive shell (``cmd &``) ignores SIGINT, and the demo would
+    inherit that."""
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+
+
 def test_demo_runs_real_and_simulated_cameras_then_ctrl_c_stops_everything(
     tmp_path: Path
 ) -> None:
@@ -80,6 +87,7 @@ def test_demo_runs_real_and_simulated_cameras_then_ctrl_c_stops_everything(
         stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
         env={**os.environ, "STORESENSE_MODELS_DIR": str(tmp_path / "models"),
              "STORESENSE_DEMO_EVAL": str(tmp_path / "no-eval"), "PYTHONUNBUFFERED": "1"},
+        preexec_fn=_interruptible,
     )
     seen: list[str] = []
     try:
