@@ -342,9 +342,8 @@ class Storage:
         if not wanted:
             return {}
         found: dict[int, str] = {}
-        for mid, store_id, camera_id, stored in self.read().execute(
-                "SELECT message_id, store_id, camera_id, payload FROM windows WHERE "
-                "message_id IN (SELECT value FROM json_each(?))", (json.dumps(list(wanted)),)):
+        for mid, store_id, camera_id, stored in _stored_rows(
+                self.read(), list(wanted), "store_id, camera_id, payload"):
             topic, raw = self.topics.aggregate(store_id, camera_id), stored.encode()
             found.update((i, mid) for i in wanted[mid] if items[i] == (topic, raw))
         return found
@@ -485,9 +484,7 @@ class Storage:
     @staticmethod
     def _already_stored(conn: db.Database, ids: list[str]) -> dict[str, str]:
         """message_id -> stored payload, for the ids already stored."""
-        return {r[0]: r[1] for r in conn.execute(
-            "SELECT message_id, payload FROM windows WHERE message_id IN "
-            "(SELECT value FROM json_each(?))", (json.dumps(ids),))}
+        return {r[0]: r[1] for r in _stored_rows(conn, ids, "payload")}
 
     def _copies(self, fresh: dict[str, tuple[WindowAggregate, str]], seen: dict[str, str],
                 extra: list[tuple[WindowAggregate, str]], dead: list[Letter]) -> int:
@@ -567,6 +564,14 @@ def _registered(conn: db.Database, store_ids: set[str]) -> bool:
     return conn.execute("SELECT 1 FROM stores WHERE store_id IN (SELECT value FROM "
                         "json_each(?)) LIMIT 1", (json.dumps(sorted(store_ids)),)).fetchone() \
         is not None
+
+
+def _stored_rows(conn: db.Database, ids: list[str], columns: str) -> list[tuple[Any, ...]]:
+    """(message_id, *columns) of the stored windows among ``ids``; ``columns`` is this
+    module's own text, never input."""
+    return list(conn.execute(
+        f"SELECT message_id, {columns} FROM windows WHERE message_id IN "
+        "(SELECT value FROM json_each(?))", (json.dumps(ids),)))
 
 
 _ID_KEY = b'"message_id":"'
