@@ -76,6 +76,11 @@ class _Side:
     start: tuple[float, float] | None = None  # (across, along) when first seen inside the band
     hidden_side: int = 0  # side beyond the band of the hidden feet since the last clear view
 
+    def at_line_side(self, line_side: int, t: float) -> None:
+        """The foot is on ``line_side`` of the line itself at ``t``: when it passed is kept."""
+        if line_side != self.line_side:
+            self.line_side, self.passed_t = line_side, t
+
 
 def signed_distance(
     line: tuple[float, float, float, float], feet: npt.NDArray[np.float64]
@@ -161,8 +166,7 @@ class LineCounter:
             elif st.side == 0 and obs != 0 and st.start is not None:
                 st.side = self._start_side(st.start, d, a, obs)
             st.hidden_side = 0  # seen clear: where it was while hidden no longer matters
-            if line_side != st.line_side:
-                st.line_side, st.passed_t = line_side, t
+            st.at_line_side(line_side, t)
             self._observe(tid, st, obs, t)
         return events + self._settled(t)
 
@@ -170,8 +174,7 @@ class LineCounter:
     def _observe_hidden(st: _Side, line_side: int, obs: int, t: float) -> None:
         """A hidden foot: kept are when it passed the line (the best guess of the time) and
         the side it is on, which counts only if the track ends before it is seen clear."""
-        if line_side != st.line_side:
-            st.line_side, st.passed_t = line_side, t
+        st.at_line_side(line_side, t)
         if obs != 0:
             st.hidden_side = obs
 
