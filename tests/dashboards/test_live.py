@@ -96,11 +96,14 @@ def open_live(browser: Browser, live: LiveGateway) -> Iterator[OpenLive]:
     assert not errors, f"script errors in the page: {errors}"
 
 
+def _zone(live: LiveGateway, store_id: str) -> ZoneInfo:
+    stores = {s["store_id"]: s for s in live.api.get("/stores").json()}
+    return ZoneInfo(stores[store_id]["timezone"])
+
+
 def _local_today(live: LiveGateway, store_id: str) -> tuple[datetime, datetime]:
     """(local midnight of the store's today, as UTC; the start of the current minute)."""
-    stores = {s["store_id"]: s for s in live.api.get("/stores").json()}
-    tz = ZoneInfo(stores[store_id]["timezone"])
-    now = datetime.now(tz)
+    now = datetime.now(_zone(live, store_id))
     midnight = now.replace(hour=0, minute=0, second=0, microsecond=0)
     return midnight.astimezone(UTC), now.replace(second=0, microsecond=0).astimezone(UTC)
 
@@ -108,8 +111,7 @@ def _local_today(live: LiveGateway, store_id: str) -> tuple[datetime, datetime]:
 def _local_date(live: LiveGateway, store_id: str) -> str:
     """The store's local today (the UTC date of its local midnight is the day before
     wherever the store is east of UTC)."""
-    stores = {s["store_id"]: s for s in live.api.get("/stores").json()}
-    return datetime.now(ZoneInfo(stores[store_id]["timezone"])).date().isoformat()
+    return datetime.now(_zone(live, store_id)).date().isoformat()
 
 
 def _hourly(day: datetime, flows: list[tuple[int, int]], store_id: str = "real-1",
