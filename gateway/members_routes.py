@@ -8,7 +8,7 @@ from typing import Any, Literal
 from fastapi import APIRouter
 
 from gateway import members as mb
-from gateway.routes import Day, NowDep, SelectionDep, StorageDep, Who, _ids, _span
+from gateway.routes import Day, NowDep, SelectionDep, StorageDep, Who, _ids, _selection_span
 
 router = APIRouter(tags=["members"])
 
@@ -21,5 +21,5 @@ def members(who: Who, storage: StorageDep, now: NowDep, sel: SelectionDep,
     ``join_rate`` (new members ÷ transactions by customers who came as non-members) in total,
     per store-local period and per store, over the POS hours that reported members."""
     ids = _ids(storage, who, sel)
-    start, end = _span(start, end, now.date())
+    start, end = _selection_span(storage, ids, now, start, end)
     return mb.members(storage.read(), ids, granularity, start, end)

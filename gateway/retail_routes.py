@@ -10,7 +10,17 @@ from fastapi import APIRouter
 from pydantic import BaseModel, Field
 
 from gateway import retail
-from gateway.routes import Day, NowDep, SelectionDep, StorageDep, Who, _ids, _span, _store_today
+from gateway.routes import (
+    Day,
+    NowDep,
+    SelectionDep,
+    StorageDep,
+    Who,
+    _ids,
+    _selection_span,
+    _span,
+    _store_today,
+)
 from gateway.scope import check_store
 
 router = APIRouter(tags=["retail figures"])
@@ -63,7 +73,7 @@ def visitors(who: Who, storage: StorageDep, now: NowDep, sel: SelectionDep,
     """Passes, unique visitors, groups and staff passes per store-local period, with
     conversion per visitor and per group where POS data exists."""
     ids = _ids(storage, who, sel)
-    start, end = _span(start, end, now.date())
+    start, end = _selection_span(storage, ids, now, start, end)
     series = retail.visitors(storage.read(), ids, granularity, start, end)
     return VisitorsResponse(granularity=granularity, start=start.isoformat(),
                             end=end.isoformat(),

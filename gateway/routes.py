@@ -128,6 +128,23 @@ def _store_today(storage: Storage, store_id: str, now: datetime) -> date:
     return now.astimezone(storage.registry.stores[store_id].tz).date()
 
 
+def _todays(storage: Storage, ids: list[str], now: datetime) -> tuple[date, date]:
+    """The earliest and the latest local today of these stores (the UTC date when none is
+    registered): a chain in one zone gets its today, not the UTC date, which is the day
+    before or after it for hours every day; a chain over several zones gets every store's."""
+    stores = storage.registry.stores
+    found = {_store_today(storage, s, now) for s in ids if s in stores}
+    return (min(found), max(found)) if found else (now.date(), now.date())
+
+
+def _selection_span(storage: Storage, ids: list[str], now: datetime, start: date | None,
+                    end: date | None) -> tuple[date, date]:
+    """The local dates asked for, or without any, the stores' local todays (``_todays``)."""
+    if start is None and end is None:
+        start, end = _todays(storage, ids, now)
+    return _span(start, end, now.date())
+
+
 def _read(storage: Storage) -> Database:
     return storage.read()
 
@@ -249,7 +266,7 @@ def traffic(who: Who, storage: StorageDep, now: NowDep, sel: SelectionDep,
             granularity: Literal["minute", "hour", "day"] = "hour",
             start: Day | None = None, end: Day | None = None) -> dict[str, Any]:
     ids = _ids(storage, who, sel)
-    start, end = _span(start, end, now.date())
+    start, end = _selection_span(storage, ids, now, start, end)
     if granularity == "minute" and (end - start).days > 6:
         raise ApiError(400, "bad_request", "minute granularity: at most 7 days")
     series = queries.traffic(_read(storage), ids, granularity, start, end,
@@ -327,7 +344,7 @@ def conversion(who: Who, storage: StorageDep, now: NowDep, sel: SelectionDep,
                granularity: Literal["hour", "day"] = "day",
                start: Day | None = None, end: Day | None = None) -> dict[str, Any]:
     ids = _ids(storage, who, sel)
-    start, end = _span(start, end, now.date())
+    start, end = _selection_span(storage, ids, now, start, end)
     return {"granularity": granularity, "start": start.isoformat(), "end": end.isoformat(),
             "series": queries.conversion(_read(storage), ids, granularity, start, end)}
 

@@ -219,9 +219,9 @@ def compare(conn: Database, registry: Registry, ids: StoreIds, start: date,
             "snow": _summary(groups["snow"]), "visitors_per_day_change_pct": diff}
 
 
-def default_span(now: datetime, days_back: int = 28) -> tuple[date, date]:
-    """The 28 days up to yesterday (UTC): whole days only."""
-    end = now.date() - timedelta(days=1)
+def default_span(today: date, days_back: int = 28) -> tuple[date, date]:
+    """The 28 days up to the day before ``today``: whole days only."""
+    end = today - timedelta(days=1)
     return end - timedelta(days=days_back - 1), end
 
 

@@ -23,9 +23,11 @@ from gateway.routes import (
     _ids,
     _json_body,
     _span,
+    _todays,
     _uploaded_text,
 )
 from gateway.scope import check_store
+from gateway.storage import Storage
 from storesense.config import describe_validation_error
 
 router = APIRouter(tags=["weather"])
@@ -42,9 +44,12 @@ def weather_writer(who: Who) -> Principal:
 Writer = Annotated[Principal, Depends(weather_writer)]
 
 
-def _weather_span(start: date | None, end: date | None, now: datetime) -> tuple[date, date]:
+def _weather_span(storage: Storage, ids: list[str], now: datetime, start: date | None,
+                  end: date | None) -> tuple[date, date]:
+    """The dates asked for, or the 28 days before the earliest local today of the stores:
+    days that are over for every one of them."""
     if start is None and end is None:
-        return weather.default_span(now)
+        return weather.default_span(_todays(storage, ids, now)[0])
     return _span(start, end, now.date())
 
 
@@ -87,7 +92,7 @@ async def upload_weather(request: Request, _: Writer, storage: StorageDep,
 def store_weather(store_id: str, who: Who, storage: StorageDep, now: NowDep,
                   start: Day | None = None, end: Day | None = None) -> dict[str, Any]:
     check_store(storage, who, store_id)
-    start, end = _weather_span(start, end, now)
+    start, end = _weather_span(storage, [store_id], now, start, end)
     return {"store_id": store_id, "start": start.isoformat(), "end": end.isoformat(),
             "days": weather.days(storage.read(), store_id, start, end)}
 
@@ -95,8 +100,8 @@ def store_weather(store_id: str, who: Who, storage: StorageDep, now: NowDep,
 @router.get("/weather/compare")
 def compare(who: Who, storage: StorageDep, now: NowDep, sel: SelectionDep,
             start: Day | None = None, end: Day | None = None) -> dict[str, Any]:
-    """Rainy against dry store-days in the span (default: the 28 days to yesterday): mean
+    """Rainy against dry store-days in the span (default: the 28 days to the stores' local yesterday): mean
     visitors per store-day, conversion pooled over the days with POS, and how many days each."""
     ids = _ids(storage, who, sel)
-    start, end = _weather_span(start, end, now)
+    start, end = _weather_span(storage, ids, now, start, end)
     return weather.compare(storage.read(), storage.registry, ids, start, end, now)
