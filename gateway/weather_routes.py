@@ -100,8 +100,9 @@ def store_weather(store_id: str, who: Who, storage: StorageDep, now: NowDep,
 @router.get("/weather/compare")
 def compare(who: Who, storage: StorageDep, now: NowDep, sel: SelectionDep,
             start: Day | None = None, end: Day | None = None) -> dict[str, Any]:
-    """Rainy against dry store-days in the span (default: the 28 days to the stores' local yesterday): mean
-    visitors per store-day, conversion pooled over the days with POS, and how many days each."""
+    """Rainy against dry store-days in the span (default: the 28 days to the stores' local
+    yesterday): mean visitors per store-day, conversion pooled over the days with POS, and how
+    many days each."""
     ids = _ids(storage, who, sel)
     start, end = _weather_span(storage, ids, now, start, end)
     return weather.compare(storage.read(), storage.registry, ids, start, end, now)
