@@ -8,6 +8,7 @@ from __future__ import annotations
 import base64
 import json
 from array import array
+from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime, timedelta
 
 import msgspec
@@ -108,18 +109,33 @@ def test_a_second_error_after_the_cells_is_reported_as_the_schema_reports_it() -
     assert str(fast.value) == str(schema.value)
 
 
-def test_the_plain_form_is_read_into_an_array_and_other_forms_by_the_schema() -> None:
+def test_flat_numeric_cells_are_read_into_an_array_and_other_forms_by_the_schema() -> None:
     plain = decode_window(_with_cells("[0.5,1.25,0,3.125]", 2, 2))
     assert plain.heatmap is not None
     assert plain.heatmap.cells == array("d", [0.5, 1.25, 0.0, 3.125])
     spaced = decode_window(_with_cells("[0.5, 1.25, 0, 3.125]", 2, 2))
-    assert spaced.heatmap is not None and spaced.heatmap.cells == [0.5, 1.25, 0.0, 3.125]
+    assert spaced.heatmap is not None and spaced.heatmap.cells == plain.heatmap.cells
     assert same_content(plain, spaced)
     assert heat_cells.parse_json(b"[0.5,1.25]", 2, CELL_MAX) == array("d", [0.5, 1.25])
+    assert heat_cells.parse_json(b"[5e-1, 1]", 2, CELL_MAX) == array("d", [0.5, 1.0])
     assert heat_cells.parse_json(b"[0.5,1.25]", 3, CELL_MAX) is None  # count
     assert heat_cells.parse_json(b"[0.5,2]", 2, 1.5) is None  # bound
-    for refused in (b"[0.5, 1.25]", b"[5e-1,1]", b"[0.5,-1]", b"[-1,0.5]", b"0.5"):
+    for refused in (b"[0.5,-1]", b"[-1,0.5]", b"0.5", b"[[1],2]", b'[1,"2"]', b"[1,null]",
+                    b'[1,"[2]"]', b"[1e400,1]", b"[99999999999999999999999,1]", b"{}"):
         assert heat_cells.parse_json(refused, 2, CELL_MAX) is None, refused
+    # nested arrays are not flattened into numbers: the schema refuses them, with its reason
+    with pytest.raises(MessageError):
+        decode_window(_with_cells("[[0.5],1.25,0,3.125]", 2, 2))
+
+
+def test_the_reader_is_safe_across_threads() -> None:
+    """Each thread has its own parser (a simdjson parser is not thread-safe)."""
+    texts = [("[" + ",".join(f"{(i * 7 + k) % 11 / 8}" for k in range(3072)) + "]").encode()
+             for i in range(8)]
+    want = [array("d", json.loads(t)) for t in texts]
+    with ThreadPoolExecutor(4) as pool:
+        got = list(pool.map(lambda t: heat_cells.parse_json(t, 3072, CELL_MAX), texts * 25))
+    assert got == want * 25
 
 
 def _floor_payload(start: datetime, cells: list[float], spaced: bool) -> tuple[str, bytes]:
