@@ -222,6 +222,15 @@ def make_tracker(
     return Tracker(reid=reid)
 
 
+def in_frame(boxes: npt.NDArray[np.floating], size: tuple[int, int]) -> npt.NDArray[np.bool_]:
+    """Whether each box's foot point (bottom centre) lies inside a frame of ``size`` (width,
+    height): a lost person predicted past the frame's edge has walked out of view."""
+    b = np.asarray(boxes, np.float64).reshape(-1, 4)
+    fx, fy = (b[:, 0] + b[:, 2]) / 2, b[:, 3]
+    w, h = size
+    return np.asarray((fx >= 0) & (fx <= w) & (fy >= 0) & (fy <= h), bool)
+
+
 def identity_at_risk(
     boxes: npt.NDArray[np.float64],
     unsure: npt.NDArray[np.bool_],
@@ -292,6 +301,7 @@ class CameraPipeline:
         self.config = config
         self.last_events: list[CrossingEvent] = []
         self.last_tracks: Detections = Detections.empty()
+        self.people_in_view = 0  # at the last frame: tracks, and people hidden for a moment
         self.frames = 0
         self._near_line = False
         self.detector_frames = 0
@@ -389,7 +399,9 @@ class CameraPipeline:
         if self.config.demographics and self.demographics is not None and full:
             assert image_bgr is not None
             self.demographics.observe(image_bgr, tracks)
-        self._record(out, t, len(tracks))
+        hidden_now = in_frame(self.tracker.coasting(t), self.frame_size)
+        self.people_in_view = len(tracks) + int(hidden_now.sum())
+        self._record(out, t, self.people_in_view)
         if self.looks is not None:
             self.looks.refresh(self.tracker.tracks)
         self.reentry.forget_before(t)

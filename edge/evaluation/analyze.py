@@ -170,7 +170,7 @@ def run_video(
         res.events.extend((_frame_of(e.t, info.fps), e) for e in pipe.last_events)
         tracks = pipe.last_tracks
         ids = tracks.tracker_id if tracks.tracker_id is not None else np.zeros(0, np.int64)
-        res.track_counts.append((index, len(tracks)))
+        res.track_counts.append((index, pipe.people_in_view))
         for tid in ids.tolist():
             res.spans[tid] = (res.spans.get(tid, (index, index))[0], index)
         if keep_tracks:

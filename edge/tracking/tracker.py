@@ -331,6 +331,18 @@ class Tracker:
         if matched and self.reid is not None:
             self.reid.remember(matched, boxes_of(matched), boxes[scores >= s.low_score], image, t)
 
+    def coasting(self, t: float) -> F64:
+        """Predicted boxes of the confirmed tracks lost at ``t`` for no longer than the IoU
+        buffer that may still continue them: people hidden for a moment, mostly behind someone
+        nearer the camera, who are still there. They are not reported as tracks (their place
+        is a guess); they count as people in view."""
+        held = [
+            tr for tr in self.tracks
+            if tr.lost and tr.hits >= self.settings.min_hits
+            and t - tr.last_matched_t <= self._buffer(tr)
+        ]
+        return boxes_of(held) if held else np.zeros((0, 4))
+
     def max_keep_s(self) -> float:
         """The longest a lost track is kept before it is ended."""
         keep = self.settings.max_lost_s

@@ -5,7 +5,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from edge.pipeline import Analytics, CameraPipeline, identity_at_risk
+from edge.pipeline import Analytics, CameraPipeline, identity_at_risk, in_frame
 from edge.vision.detector import load_detector
 from edge.vision.sources import open_source
 from storesense.schema import AnalyticsConfig, LineSpec, ZoneSettings, ZoneSpec
@@ -97,6 +97,37 @@ def test_line_focus_detects_every_frame_while_people_overlap_near_a_line(detecto
     assert [pipe.needs_frame(n) for n in range(3)] == [True, True, False]
     assert not pipeline_after(two[:1]).detects_next()  # alone: the motion model is enough
     assert not pipeline_after(two, line_focus=0).detects_next()
+
+
+def test_in_frame_takes_the_foot_point():
+    size = (200, 100)
+    boxes = [[10, 10, 30, 90], [190, 10, 230, 90], [-30, 10, 10, 90], [10, 50, 30, 120],
+             [10, -90, 30, -10]]
+    # inside; foot x = 210 past the right edge; foot x = -10; foot y = 120 below; above
+    assert in_frame(np.array(boxes, float), size).tolist() == [True, False, False, False,
+                                                                False]
+    assert in_frame(np.zeros((0, 4)), size).tolist() == []
+
+
+def test_people_in_view_count_a_person_hidden_for_a_moment_but_not_one_gone(detector):
+    """A person whose detection stops for a frame is still counted in the window's
+    occupancy (behind someone nearer, mostly), unless their motion took them out of the frame."""
+    from edge.vision.detections import Detections
+
+    black = np.zeros((200, 200, 3), np.uint8)
+
+    def in_view_after(walk: list[float]) -> tuple[int, int]:
+        pipe = CameraPipeline("s", "c", config(detect_every=3), detector, line_focus=0)
+        pipe.process(black, 0.0)  # frame 0: detector runs, finds nobody
+        for i, x in enumerate(walk):  # A walks, B stands at x = 20
+            boxes = [[x, 50, x + 20, 150], [20, 50, 40, 150]]
+            pipe.tracker.step(Detections.from_arrays(boxes, [0.9, 0.9]), 0.01 + 0.01 * i)
+        pipe.tracker.step(Detections.from_arrays([[20, 50, 40, 150]], [0.9]), 0.05)  # A unseen
+        pipe.process(None, 0.06)
+        return len(pipe.last_tracks), pipe.people_in_view
+
+    assert in_view_after([100, 102, 104, 106]) == (1, 2)  # A hidden in mid-frame: counted
+    assert in_view_after([160, 168, 176, 184]) == (1, 1)  # A walking out at the right edge
 
 
 def test_identity_at_risk_near_a_line():

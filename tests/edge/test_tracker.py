@@ -5,6 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
+from edge.tracking.reid import AppearanceReid
 from edge.tracking.tracker import Tracker, TrackerSettings, iou_matrix
 from edge.vision.detections import Detections
 
@@ -124,3 +125,27 @@ def test_settings_are_range_checked():
         TrackerSettings(min_lost_s=2.0, max_lost_s=1.0)
     with pytest.raises(ValueError, match="min_hits"):
         TrackerSettings(min_hits=0)
+
+
+def test_a_person_hidden_for_a_moment_is_still_in_view_until_the_buffer_runs_out():
+    """``coasting``: a confirmed track lost within its IoU buffer is a person still there
+    (behind someone, usually), at its predicted place; a tentative one is not, nor one lost
+    longer than the buffer (min(max_lost_s, time it was followed), at least min_lost_s),
+    though re-identification keeps it for max_age_s to recognise it."""
+    look = np.zeros(8, np.float32)
+    look[0] = 1.0
+    reid = AppearanceReid(embed=lambda crops: np.tile(look, (len(crops), 1)), max_age_s=3.0)
+    tr = Tracker(TrackerSettings(min_hits=2, min_lost_s=0.2, max_lost_s=0.5), reid=reid)
+    frame = np.zeros((480, 640, 3), np.uint8)
+    for i in range(6):  # A walks right for 0.5 s, B stands; C appears at the end only
+        tr.step(dets([box(100 + 5 * i), box(300)] + ([box(500)] if i == 5 else [])), i * DT,
+                frame)
+    assert len(tr.coasting(5 * DT)) == 0  # everyone seen
+    tr.step(dets([box(300)]), 6 * DT, frame)  # A and C unseen
+    hidden = tr.coasting(6 * DT)
+    assert len(hidden) == 1  # A; C was never confirmed
+    assert hidden[0][0] > 100 + 5 * 5  # where A's motion puts it, not where it was last seen
+    for i in range(7, 20):
+        tr.step(dets([box(300)]), i * DT, frame)
+        assert len(tr.coasting(i * DT)) == (1 if (i - 5) * DT <= 0.5 + 1e-9 else 0), i
+    assert len(tr.tracks) == 2  # A is still kept, for re-identification, but not in view
