@@ -16,6 +16,7 @@ so a reader never sees half a file.
 
 from __future__ import annotations
 
+import functools
 import json
 import os
 import re
@@ -24,15 +25,16 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 import msgspec
-import pyarrow as pa
-import pyarrow.parquet as pq
 
 from gateway.db import Database
 from gateway.suppress import MIN_CELL, suppress_dimensions
 from storesense.errors import StoresenseError
+
+if TYPE_CHECKING:
+    import pyarrow as pa
 
 ExportFormat = Literal["parquet", "jsonl"]
 
@@ -174,29 +176,35 @@ def record_json(row: WindowRow) -> str:
     return f'{flat[:-1]},"aggregate":{aggregate}}}'
 
 
-_TS = pa.timestamp("us", tz="UTC")  # microseconds: what Spark, Hive and Trino read natively
-PARQUET_SCHEMA = pa.schema([
-    pa.field("seq", pa.int64(), nullable=False),
-    pa.field("message_id", pa.string(), nullable=False),
-    pa.field("store_id", pa.string(), nullable=False),
-    pa.field("camera_id", pa.string(), nullable=False),
-    pa.field("window_start", _TS, nullable=False),
-    pa.field("window_end", _TS, nullable=False),
-    pa.field("received_at", _TS),
-    pa.field("simulated", pa.bool_(), nullable=False),
-    pa.field("schema_version", pa.int32(), nullable=False),
-    pa.field("frames", pa.int64(), nullable=False),
-    pa.field("in_count", pa.int64(), nullable=False),
-    pa.field("out_count", pa.int64(), nullable=False),
-    pa.field("lines", pa.list_(pa.struct([
-        pa.field("line", pa.string()),
-        pa.field("in_count", pa.int64()),
-        pa.field("out_count", pa.int64()),
-    ]))),
-    pa.field("occupancy_avg", pa.float64(), nullable=False),
-    pa.field("occupancy_max", pa.int64(), nullable=False),
-    pa.field("aggregate_json", pa.string(), nullable=False),
-])
+@functools.cache
+def parquet_schema() -> pa.Schema:
+    """The files' columns. pyarrow is imported here, on the first Parquet export, not when a
+    gateway starts: it is ~0.2 s of every start's CPU, and most gateways write JSON or none."""
+    import pyarrow as pa
+
+    ts = pa.timestamp("us", tz="UTC")  # microseconds: what Spark, Hive and Trino read natively
+    return pa.schema([
+        pa.field("seq", pa.int64(), nullable=False),
+        pa.field("message_id", pa.string(), nullable=False),
+        pa.field("store_id", pa.string(), nullable=False),
+        pa.field("camera_id", pa.string(), nullable=False),
+        pa.field("window_start", ts, nullable=False),
+        pa.field("window_end", ts, nullable=False),
+        pa.field("received_at", ts),
+        pa.field("simulated", pa.bool_(), nullable=False),
+        pa.field("schema_version", pa.int32(), nullable=False),
+        pa.field("frames", pa.int64(), nullable=False),
+        pa.field("in_count", pa.int64(), nullable=False),
+        pa.field("out_count", pa.int64(), nullable=False),
+        pa.field("lines", pa.list_(pa.struct([
+            pa.field("line", pa.string()),
+            pa.field("in_count", pa.int64()),
+            pa.field("out_count", pa.int64()),
+        ]))),
+        pa.field("occupancy_avg", pa.float64(), nullable=False),
+        pa.field("occupancy_max", pa.int64(), nullable=False),
+        pa.field("aggregate_json", pa.string(), nullable=False),
+    ])
 
 
 def _parquet_row(row: WindowRow) -> dict[str, Any]:
@@ -224,7 +232,10 @@ def _fsync_dir(path: Path) -> None:
 
 def _write_tmp(rows: list[WindowRow], tmp: Path, fmt: ExportFormat) -> None:
     if fmt == "parquet":
-        table = pa.Table.from_pylist([_parquet_row(r) for r in rows], schema=PARQUET_SCHEMA)
+        import pyarrow as pa
+        import pyarrow.parquet as pq
+
+        table = pa.Table.from_pylist([_parquet_row(r) for r in rows], schema=parquet_schema())
         pq.write_table(table, tmp)
     else:
         with tmp.open("w", encoding="utf-8") as f:
