@@ -69,9 +69,10 @@ def parse_json(raw: bytes | memoryview, count: int, high: float) -> array[float]
     as msgspec's are, so nothing this returns differs from what that decoder produces.
     """
     text = bytes(raw)
-    # as_buffer flattens nested arrays ("[[1],2]" reads as two numbers): one "[" or the schema
-    # decides (a "[" inside a string fails as_buffer anyway)
-    if text.count(b"[") != 1:
+    # as_buffer flattens nested arrays ("[[1],2]" reads as two numbers): a "[" after the first
+    # and the schema decides (one inside a string fails as_buffer anyway). find, not count:
+    # memchr, 0.3 against 6.6 µs on 18 kB
+    if text.find(b"[", 1) != -1:
         return None
     parser = _parser()
     try:
