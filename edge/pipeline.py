@@ -30,7 +30,7 @@ from edge.analytics.zones import Visit, ZoneTracker
 from edge.tracking.track_life import TrackLife
 from edge.tracking.tracker import Tracker, boxes_of, iou_matrix
 from edge.vision.demographics import DemographicsEstimator, load_demographics
-from edge.vision.detections import Detections
+from edge.vision.detections import Detections, foot_points
 from edge.vision.detector import Detector
 from edge.vision.profile import CHEAP_SCORE, ProfilePolicy
 from edge.vision.profile import CONFIDENT as CROWD_CONFIDENT
@@ -225,8 +225,7 @@ def make_tracker(
 def in_frame(boxes: npt.NDArray[np.floating], size: tuple[int, int]) -> npt.NDArray[np.bool_]:
     """Whether each box's foot point (bottom centre) lies inside a frame of ``size`` (width,
     height): a lost person predicted past the frame's edge has walked out of view."""
-    b = np.asarray(boxes, np.float64).reshape(-1, 4)
-    fx, fy = (b[:, 0] + b[:, 2]) / 2, b[:, 3]
+    fx, fy = foot_points(boxes).T
     w, h = size
     return np.asarray((fx >= 0) & (fx <= w) & (fy >= 0) & (fy <= h), bool)
 
@@ -399,8 +398,8 @@ class CameraPipeline:
         if self.config.demographics and self.demographics is not None and full:
             assert image_bgr is not None
             self.demographics.observe(image_bgr, tracks)
-        hidden_now = in_frame(self.tracker.coasting(t), self.frame_size)
-        self.people_in_view = len(tracks) + int(hidden_now.sum())
+        still_here = in_frame(self.tracker.coasting(t), self.frame_size)
+        self.people_in_view = len(tracks) + int(still_here.sum())
         self._record(out, t, self.people_in_view)
         if self.looks is not None:
             self.looks.refresh(self.tracker.tracks)

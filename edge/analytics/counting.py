@@ -51,6 +51,7 @@ from typing import Literal
 import numpy as np
 import numpy.typing as npt
 
+from edge.vision.detections import foot_points
 from storesense.schema import CountingSettings, LineSpec
 
 Direction = Literal["in", "out"]
@@ -97,7 +98,7 @@ def hidden_feet(boxes: npt.NDArray[np.floating]) -> npt.NDArray[np.bool_]:
     that person stands behind someone nearer the camera (whose box reaches lower), and their
     feet are out of sight. ``boxes``: (n, 4) x1, y1, x2, y2 in any one unit."""
     b = np.asarray(boxes, np.float64).reshape(-1, 4)
-    fx, fy = (b[:, 0] + b[:, 2]) / 2, b[:, 3]
+    fx, fy = foot_points(b).T
     inside = ((fx[:, None] > b[None, :, 0]) & (fx[:, None] < b[None, :, 2])
               & (fy[:, None] > b[None, :, 1]) & (fy[:, None] < b[None, :, 3]))
     np.fill_diagonal(inside, False)

@@ -276,7 +276,7 @@ class Tracker:
         # Stage 1: confident boxes against confirmed tracks, live or lost within the buffer
         # that IoU can bridge (past it, the predicted box has drifted: only re-identification
         # may continue the track).
-        dormant = [tr for tr in confirmed if tr.lost and t - tr.last_matched_t > self._buffer(tr)]
+        dormant = [tr for tr in confirmed if tr.lost and not self._bridged(tr, t)]
         asleep = {id(tr) for tr in dormant}
         confirmed = [tr for tr in confirmed if id(tr) not in asleep]
         cost = 1.0 - self._ious(confirmed, boxes[high]) * scores[high][None, :]
@@ -336,11 +336,8 @@ class Tracker:
         buffer that may still continue them: people hidden for a moment, mostly behind someone
         nearer the camera, who are still there. They are not reported as tracks (their place
         is a guess); they count as people in view."""
-        held = [
-            tr for tr in self.tracks
-            if tr.lost and tr.hits >= self.settings.min_hits
-            and t - tr.last_matched_t <= self._buffer(tr)
-        ]
+        held = [tr for tr in self.tracks
+                if tr.lost and tr.hits >= self.settings.min_hits and self._bridged(tr, t)]
         return boxes_of(held) if held else np.zeros((0, 4))
 
     def max_keep_s(self) -> float:
@@ -352,6 +349,10 @@ class Tracker:
         """How long a lost track is matched by IoU with its predicted box."""
         s = self.settings
         return min(s.max_lost_s, max(s.min_lost_s, tr.last_matched_t - tr.first_t))
+
+    def _bridged(self, tr: Track, t: float) -> bool:
+        """Whether a track unmatched since ``last_matched_t`` is still within its IoU buffer."""
+        return t - tr.last_matched_t <= self._buffer(tr)
 
     def _keep_s(self, tr: Track) -> float:
         """How long a lost track is kept: the IoU buffer, or re-identification's maximum age

@@ -83,5 +83,10 @@ class Detections:
 
     def foot_points(self) -> FloatArray:
         """Bottom centre of each box: where a person stands on the floor."""
-        x = (self.xyxy[:, 0] + self.xyxy[:, 2]) * 0.5
-        return np.stack([x, self.xyxy[:, 3]], axis=1).astype(np.float32)
+        return foot_points(self.xyxy).astype(np.float32)
+
+
+def foot_points(xyxy: npt.ArrayLike) -> npt.NDArray[np.float64]:
+    """Bottom centre (x, y) of each (x1, y1, x2, y2) box: where a person stands on the floor."""
+    b = np.asarray(xyxy, np.float64).reshape(-1, 4)
+    return np.stack([(b[:, 0] + b[:, 2]) * 0.5, b[:, 3]], axis=1)
