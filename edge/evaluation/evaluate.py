@@ -63,6 +63,11 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                    "in a fraction of the time. Off by default")
     s.add_argument("--gt-tracks", action="store_true",
                    help="count on the true tracks instead of detector + tracker")
+    s.add_argument("--truth-boxes", type=float, nargs="?", const=0.0, default=None,
+                   metavar="MIN_VISIBILITY",
+                   help="the true boxes (no ids) in the detector's place, the tracker and "
+                   "counter as deployed; only boxes at least MIN_VISIBILITY visible (default 0: "
+                   "every annotated person)")
 
 
 def matched_pairs(

@@ -57,11 +57,15 @@ def read_seqinfo(seq_dir: str | Path) -> SeqInfo:
     )
 
 
-def read_gt(seq_dir: str | Path) -> npt.NDArray[np.float64]:
-    """Considered rows (conf == 1, class == 1) as (frame, id, left, top, width, height)."""
+def read_gt(seq_dir: str | Path, *, visibility: bool = False) -> npt.NDArray[np.float64]:
+    """Considered rows (conf == 1, class == 1) as (frame, id, left, top, width, height), and
+    with ``visibility`` a seventh column, the row's visibility (-1 where not annotated)."""
     raw = np.loadtxt(Path(seq_dir) / "gt.txt", delimiter=",", ndmin=2)
     keep = (raw[:, 6] == 1) & (raw[:, 7] == 1)
-    return raw[keep, :6]
+    if not visibility:
+        return raw[keep, :6]
+    vis = raw[keep, 8] if raw.shape[1] > 8 else np.full(int(keep.sum()), -1.0)
+    return np.column_stack([raw[keep, :6], vis])
 
 
 def truth_sides(

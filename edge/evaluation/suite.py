@@ -17,6 +17,11 @@ suite". A last row, "all", pools every row.
 (``edge.evaluation.gt_tracks``), two rows
 per variant: the counter set to the truth's definition, which must reproduce the banded truth
 exactly, and the counter at its defaults.
+
+``--truth-boxes [MIN_VISIBILITY]`` runs the pipeline with the true boxes, without their ids,
+in the detector's place (``edge.evaluation.truth_boxes``): what the tracker and the counter
+make of a detector that finds every annotated person, or every one at least MIN_VISIBILITY
+visible.
 """
 
 from __future__ import annotations
@@ -51,6 +56,7 @@ from edge.evaluation.file_stamp import content_stamp
 from edge.evaluation.gt_tracks import count_lines, truth_counting
 from edge.evaluation.mosaic import build_mosaic
 from edge.evaluation.mot import SeqInfo, read_gt, read_seqinfo, true_crossings
+from edge.evaluation.truth_boxes import TruthDetector, frame_digests, truth_detections
 from edge.vision.detector import Detector, load_detectors
 from storesense.errors import ConfigError
 from storesense.schema import AnalyticsConfig, LineSpec
@@ -299,6 +305,35 @@ def run_pipeline(name: str, seq: Path, variant: int, config: AnalyticsConfig,
     }
 
 
+def run_truth_boxes(name: str, seq: Path, variant: int, config: AnalyticsConfig,
+                    lines: list[LineSpec], args: argparse.Namespace,
+                    min_visibility: float) -> dict[str, Any]:
+    """The pipeline with the true boxes, without ids, as its detections
+    (``edge.evaluation.truth_boxes``)."""
+    info = read_seqinfo(seq)
+    truth = TruthDetector(truth_detections(read_gt(seq, visibility=True), min_visibility),
+                          frame_digests(info.video))
+    row = run_pipeline(name, seq, variant, config, lines, args, (truth, None))
+    row["mode"] = truth_mode(min_visibility)
+    return row
+
+
+def truth_mode(min_visibility: float) -> str:
+    return "truth boxes" + (f", vis >= {min_visibility:g}" if min_visibility > 0 else "")
+
+
+def check_modes(args: argparse.Namespace, truth: float | None) -> None:
+    if truth is None:
+        return
+    if not 0 <= truth <= 1:
+        raise ConfigError(f"--truth-boxes: a visibility from 0 to 1, got {truth}")
+    clash = [flag for flag, on in (("--gt-tracks", args.gt_tracks),
+                                   ("--detections-cache", args.detections_cache),
+                                   ("--prescale", getattr(args, "prescale", False))) if on]
+    if clash:
+        raise ConfigError(f"--truth-boxes replaces the detector: drop {', '.join(clash)}")
+
+
 def run_gt_tracks(name: str, seq: Path, variant: int, config: AnalyticsConfig,
                   lines: list[LineSpec]) -> list[dict[str, Any]]:
     """Two rows: the counter set to the banded truth's definition, and at its defaults."""
@@ -489,8 +524,10 @@ def run_suite(args: argparse.Namespace, lines: list[LineSpec] | None = None) -> 
         raise ConfigError(f"--variants: 1 (the sequence), 2, 3 or 4 (mosaics), got {variants}")
     config = analyze.build_config(args)
     lines = lines or sweep_lines()
+    truth = getattr(args, "truth_boxes", None)
+    check_modes(args, truth)
     t0 = time.perf_counter()
-    detectors = None if args.gt_tracks else load_detectors(
+    detectors = None if args.gt_tracks or truth is not None else load_detectors(
         args.model, models_dir=args.models_dir, threads=args.threads)  # once, for every row
     cache = DetectionCache(args.detections_cache) if args.detections_cache else None
     rows: list[dict[str, Any]] = []
@@ -501,6 +538,8 @@ def run_suite(args: argparse.Namespace, lines: list[LineSpec] | None = None) -> 
             own = off_seams(lines, n)
             if args.gt_tracks:
                 rows.extend(run_gt_tracks(seq.name, d, n, config, own))
+            elif truth is not None:
+                rows.append(run_truth_boxes(seq.name, d, n, config, own, args, truth))
             else:
                 assert detectors is not None
                 rows.append(run_pipeline(seq.name, d, n, config, own, args, detectors, cache))
@@ -508,7 +547,7 @@ def run_suite(args: argparse.Namespace, lines: list[LineSpec] | None = None) -> 
     alls = [pool_rows([r for r in rows if r["mode"] == m], "all") for m in modes]
     return {"eval_dir": str(eval_dir), "lines": [ln.name for ln in lines],
             "band": BAND, "model": args.model, "detect_every": args.detect_every or "auto",
-            "gt_tracks": args.gt_tracks, "rows": rows, "all": alls,
+            "gt_tracks": args.gt_tracks, "truth_boxes": truth, "rows": rows, "all": alls,
             "by_orientation": orientation_rows(rows, lines),
             "detections_cache": None if cache is None else str(cache.root),
             "wall_seconds": round(time.perf_counter() - t0, 1)}

@@ -27,23 +27,6 @@ pytestmark = pytest.mark.video
 CLIP_FRAMES = 60  # tests/edge/conftest.py: pets_clip
 
 
-@pytest.fixture(scope="module")
-def clip_eval(pets_clip: Path, eval_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """An eval folder holding one MOT sequence: the clip and the gt rows of its frames."""
-    root = tmp_path_factory.mktemp("eval")
-    seq = root / "PETS-clip"
-    seq.mkdir()
-    shutil.copy(pets_clip, seq / "video.avi")
-    src = eval_dir / "PETS09-S2L1"
-    rows = [r for r in (src / "gt.txt").read_text().splitlines()
-            if r and int(r.split(",")[0]) <= CLIP_FRAMES]
-    (seq / "gt.txt").write_text("\n".join(rows) + "\n")
-    (seq / "seqinfo.ini").write_text(
-        "[Sequence]\nname=PETS-clip\nvideo=video.avi\nframeRate=7\n"
-        f"seqLength={CLIP_FRAMES}\nimWidth=768\nimHeight=576\n")
-    return root
-
-
 def run(clip_eval: Path, models_dir: Path, *extra: str) -> dict[str, Any]:
     p = argparse.ArgumentParser()
     add_arguments(p)
