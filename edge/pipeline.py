@@ -418,11 +418,9 @@ class CameraPipeline:
         if crowd is None or not policy.probe_due(t):
             if in_use == "crowd" and crowd is not None:
                 return crowd(image)
-            dets = self.detector(image, zoom=self.zoom.zoom)
-            self._observe_zoom(dets, image.shape[0], image.shape[1])
-            return dets
+            return self._cheap(image, t)
         cheap = self.detector(image, zoom=self.zoom.zoom)
-        self._observe_zoom(cheap, image.shape[0], image.shape[1])
+        self._observe_zoom(cheap, image.shape[0], image.shape[1], self.zoom.zoom)
         dense = crowd(image)
         after = policy.observe(
             cheap.xyxy[cheap.confidence >= CHEAP_SCORE],
@@ -449,8 +447,30 @@ class CameraPipeline:
         """Detector frames per zoom, keyed "1", "1.25", ..., for the JSON that reports them."""
         return {f"{z:g}": n for z, n in sorted(self.zoom_frames.items())}
 
-    def _observe_zoom(self, dets: Detections, height: int, width: int) -> None:
-        self.zoom_frames[self.zoom.zoom] += 1
+    def _cheap(self, image: npt.NDArray[np.uint8], t: float) -> Detections:
+        """The cheap (or pinned) detector at the camera's zoom. On a zoom probe frame it runs
+        at zoom 1 and at the largest zoom, the zoom is chosen from what zoom 1 missed
+        (edge/vision/zoom.py), and the frame gets the closer look's boxes."""
+        (h, w), zoom, det = image.shape[:2], self.zoom, self.detector
+        closer = zoom.settings.max_zoom
+        if not zoom.probe_due(t) or det.ratio(h, w, closer) <= det.ratio(h, w):
+            dets = det(image, zoom=zoom.zoom)
+            self._observe_zoom(dets, h, w, zoom.zoom)
+            return dets
+        near, far = det(image, zoom=1.0), det(image, zoom=closer)
+        self.zoom_frames[1.0] += 1
+        before = zoom.zoom
+        after = zoom.observe_probe(near.xyxy[near.confidence >= CHEAP_SCORE],
+                                   far.xyxy[far.confidence >= CROWD_CONFIDENT], t)
+        if after != before:
+            log.info("camera %s: detector zoom %.2f -> %.2f (zoom 1 finds %.2f of the people "
+                     "zoom %.2f finds)", self.camera_id, before, after,
+                     zoom.probe.recall or 0.0, closer)
+        self._observe_zoom(far, h, w, closer)
+        return far
+
+    def _observe_zoom(self, dets: Detections, height: int, width: int, used: float) -> None:
+        self.zoom_frames[used] += 1
         box = dets.xyxy[dets.confidence >= CONFIDENT]
         at_unit = (box[:, 3] - box[:, 1]) * self.detector.ratio(height, width)
         before = self.zoom.zoom

@@ -63,10 +63,12 @@ def test_replayed_detections_give_the_figures_of_the_detectors(clip_eval, models
     assert replayed["detections_cache"] == {"replayed": calls, "detected": 0}
     assert measured(filled) == measured(uncached)
     assert measured(replayed) == measured(uncached)
-    # the auto profile probed with both detectors: one file each, no temporary left behind
+    # the auto profile probed with both detectors and the zoom at 1 and 2: one file each, no
+    # temporary left behind
     names = sorted(p.name for p in cache.iterdir())
-    assert [n.split("-z1-")[0] for n in names] == ["PETS-clip-bytetrack_nano_mot17",
-                                                   "PETS-clip-yolox_nano"]
+    assert [n.rsplit("-", 1)[0] for n in names] == ["PETS-clip-bytetrack_nano_mot17-z1",
+                                                    "PETS-clip-yolox_nano-z1",
+                                                    "PETS-clip-yolox_nano-z2"]
 
 
 def test_a_cache_filled_at_another_cadence_is_completed_by_the_detector(

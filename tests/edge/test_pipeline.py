@@ -130,6 +130,24 @@ def test_people_in_view_count_a_person_hidden_for_a_moment_but_not_one_gone(dete
     assert in_view_after([160, 168, 176, 184]) == (1, 1)  # A walking out at the right edge
 
 
+def test_the_zoom_follows_what_zoom_one_misses_on_real_frames(detector, pets_clip: Path):
+    """PETS09-S2L1 itself: zoom 1 finds nearly everyone zoom 2 finds. Its 3x3 mosaic (people
+    about 27 px tall at zoom 1): zoom 1 misses most, and the first probe zooms in, before the
+    heights' rule has a window of frames to judge on."""
+    src = open_source(str(pets_clip))
+    first = src.read(timeout=5)
+    src.close()
+    assert first is not None and first.image is not None
+    frame = first.image
+    tiled = np.tile(frame, (3, 3, 1))
+    for image, zoom in ((frame, 1.0), (tiled, 2.0)):
+        pipe = CameraPipeline("s", "c", config(detect_every=1), detector, line_focus=0)
+        for i in range(pipe.zoom.probe.probe_frames):
+            pipe.process(image, 0.1 * i)
+        assert pipe.zoom.zoom == zoom
+        assert pipe.zoom.median_px is None  # the heights' rule has not decided yet
+
+
 def test_identity_at_risk_near_a_line():
     lines = [(0.5, 0.0, 0.5, 1.0)]
     size = (200, 200)

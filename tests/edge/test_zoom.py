@@ -71,3 +71,42 @@ def test_settings_are_validated_with_the_field_named():
         DetectorZoom(max_zoom=4.0)
     with pytest.raises(ValueError, match="window_frames"):
         ZoomPolicy(window_frames=0)
+
+
+# ------------------------------------------------------------------ what a closer look finds
+
+
+def people(n: int) -> np.ndarray:
+    """n person boxes side by side, in frame pixels."""
+    return np.array([[50.0 * i, 100, 50.0 * i + 40, 200] for i in range(n)])
+
+
+def probe_series(policy: ZoomPolicy, found: int, present: int, t0: float) -> float:
+    """One probe's frames: zoom 1 finds ``found`` of the ``present`` people the closer look
+    finds; the frames 1 s apart (the spacing of every probe after the first)."""
+    zoom = policy.zoom
+    for i in range(policy.probe.probe_frames):
+        assert policy.probe_due(t0 + i)
+        zoom = policy.observe_probe(people(found), people(present), t0 + i)
+    return zoom
+
+
+def test_zoom_one_missing_people_the_closer_look_finds_zooms_in_whatever_their_height():
+    policy = ZoomPolicy(DetectorZoom())
+    assert probe_series(policy, 5, 10, 0.0) == 2.0  # zoom 1 finds half: max_zoom
+    # Tall people found (the median of those found says no zoom): the floor holds.
+    assert feed(policy, 70.0, 60)[-1] == 2.0
+    assert not policy.probe_due(100.0)  # not probed again before reprobe_s
+    # Ten minutes on, zoom 1 finds nearly everyone: back to what the heights say.
+    assert probe_series(policy, 19, 20, 600.0) == 1.0
+
+
+def test_zoom_one_finding_nearly_everyone_leaves_the_zoom_to_the_heights():
+    policy = ZoomPolicy(DetectorZoom())
+    assert probe_series(policy, 9, 10, 0.0) == 1.0
+    assert feed(policy, 20.0, 30)[-1] == 2.0  # short people: the heights' rule zooms
+
+
+def test_no_probe_in_fixed_mode_or_without_a_larger_zoom():
+    assert not ZoomPolicy(DetectorZoom(mode="fixed", zoom=1.5)).probe_due(0.0)
+    assert not ZoomPolicy(DetectorZoom(max_zoom=1.0)).probe_due(0.0)
