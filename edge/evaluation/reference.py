@@ -188,8 +188,9 @@ def run_reference(libs: Libraries, detector: Detector, name: str, seq: Path, var
         "seconds": round(time.perf_counter() - t0, 2),
         "directions": {z[0]: z[2] for z in zones},
         **suite.line_tallies(events, lines, gt, info),
-        "ids": suite.ids_tally(gt, suite.id_pairs(gt, tracks),
-                                max(1, round(suite.MIN_ID_S * info.fps))),
+        "ids": {**suite.ids_tally(gt, suite.id_pairs(gt, tracks),
+                                  max(1, round(suite.MIN_ID_S * info.fps))),
+                **suite.idf1_tally(gt, tracks)},
         "dwell": suite.dwell_tally(suite.gt_spans(gt), list(spans.values()), info.fps),
         "occupancy": suite.occupancy_tally(gt, tracked, info.length),
     }

@@ -215,6 +215,35 @@ def ids_tally(gt: F64, pairs: Counter[tuple[int, int]], min_frames: int = 1) -> 
             "persons": len({p for p, _ in lasting}), "true_persons": len(np.unique(gt[:, 1]))}
 
 
+def idf1_tally(gt: F64, tracks: list[tuple[npt.NDArray[np.int64], F64]]) -> dict[str, int]:
+    """Counts behind IDF1 (Ristani et al., 2016, as py-motmetrics computes it): every true id is
+    paired with at most one track id, one to one over the whole sequence, so as to maximise
+    the frames on which a pair's boxes overlap at IoU >= MATCH_IOU (``idtp``). A track that
+    follows two people in turn, or a person split over two tracks, is matched for one part
+    only: unlike ids per person, it counts merges as well as breaks."""
+    together: Counter[tuple[int, int]] = Counter()
+    track_boxes = 0
+    for f, (ids, boxes) in enumerate(tracks, start=1):
+        track_boxes += len(ids)
+        rows = gt[gt[:, 0] == f]
+        if len(rows) == 0 or len(ids) == 0:
+            continue
+        truth = np.stack([rows[:, 2], rows[:, 3], rows[:, 2] + rows[:, 4],
+                          rows[:, 3] + rows[:, 5]], 1)
+        for i, j in zip(*np.nonzero(iou(truth, boxes) >= MATCH_IOU), strict=True):
+            together[(int(rows[i, 1]), int(ids[j]))] += 1
+    idtp = 0
+    if together:
+        people = {p: k for k, p in enumerate(sorted({p for p, _ in together}))}
+        tids = {t: k for k, t in enumerate(sorted({t for _, t in together}))}
+        m = np.zeros((len(people), len(tids)))
+        for (p, t), n in together.items():
+            m[people[p], tids[t]] = n
+        r, c = linear_sum_assignment(-m)
+        idtp = int(m[r, c].sum())
+    return {"idtp": idtp, "true_boxes": len(gt), "track_boxes": track_boxes}
+
+
 def dwell_tally(true_spans: list[tuple[int, int]], tracked_spans: list[tuple[int, int]],
                 fps: float) -> dict[str, float]:
     """Sums and counts of time in view (first to last frame) of those seen >= MIN_DWELL_S."""
@@ -297,7 +326,8 @@ def run_pipeline(name: str, seq: Path, variant: int, config: AnalyticsConfig,
         "sequence": name, "variant": variant, "mode": "pipeline", "frames": res.frames,
         "seconds": round(res.seconds, 2), "detector_zoom_frames": res.zoom_frames,
         **line_tallies(res.events, lines, gt, info, covered),
-        "ids": ids_tally(gt, pairs_of(covered), max(1, round(MIN_ID_S * info.fps))),
+        "ids": {**ids_tally(gt, pairs_of(covered), max(1, round(MIN_ID_S * info.fps))),
+                **idf1_tally(gt, res.tracks)},
         "costs": res.costs,
         "dwell": dwell_tally(gt_spans(gt), list(res.spans.values()), info.fps),
         "occupancy": occupancy_tally(gt, tracked, info.length),
@@ -377,6 +407,8 @@ def figures(row: dict[str, Any]) -> dict[str, Any]:
     ids = row.get("ids")
     out["ids_per_person"] = (round(ids["lasting_pairs"] / ids["persons"], 3)
                              if ids and ids["persons"] else None)
+    boxes = ids["true_boxes"] + ids["track_boxes"] if ids and "idtp" in ids else 0
+    out["idf1"] = round(2 * ids["idtp"] / boxes, 3) if ids and boxes else None
     err = dwell_error(row.get("dwell"))
     out["dwell_error"] = None if err is None else round(err, 3)
     if "dwell_rows" in row:  # pooled: one sequence's long stays must not offset another's short
@@ -448,6 +480,7 @@ COLUMNS: list[tuple[str, Callable[[dict[str, Any], dict[str, Any]], Any]]] = [
     ("F1 b", lambda r, f: f"{f['banded']['f1']:.3f}"),
     ("exact b", lambda r, f: f"{f['exact_lines']}/{f['lines']}"),
     ("ids/person", lambda r, f: num(f["ids_per_person"])),
+    ("IDF1", lambda r, f: num(f["idf1"])),
     ("dwell err", lambda r, f: dwell_cell(f)),
     ("occ MAE", lambda r, f: num(f["occupancy_mae"])),
     ("occ rel", lambda r, f: num(f["occupancy_rel"])),

@@ -147,6 +147,27 @@ def test_ids_per_person_counts_track_ids_matched_to_each_true_person():
     assert suite.id_pairs(gt, off) == {}
 
 
+def test_idf1_counts_a_track_that_runs_on_into_the_next_person():
+    # person 1 for frames 1-4, then person 2 appears where they left for frames 5-8; one track
+    # (7) covers both: one id per person, but half of the boxes belong to the wrong identity
+    gt = np.array([[f, 1 if f <= 4 else 2, 10 * f, 0, 10, 20] for f in range(1, 9)], float)
+    boxes = [np.array([[10 * f, 0, 10 * f + 10, 20]], float) for f in range(1, 9)]
+    merged = [(np.array([7]), b) for b in boxes]
+    pairs = suite.id_pairs(gt, merged)
+    assert suite.ids_tally(gt, pairs)["lasting_pairs"] == 2  # ids per person: 2 / 2 = 1.0
+    assert suite.idf1_tally(gt, merged) == {"idtp": 4, "true_boxes": 8, "track_boxes": 8}
+    split = [(np.array([7 if f <= 4 else 8]), b) for f, b in enumerate(boxes, start=1)]
+    assert suite.idf1_tally(gt, split)["idtp"] == 8  # one track each: every box identified
+    line = LineSpec(name="l", points=(0.5, 0.0, 0.5, 1.0))
+    info = SeqInfo("s", 10.0, 8, 100, 50, Path("none.mp4"))
+    row = {**suite.line_tallies([], [line], gt, info),
+           "ids": {**suite.ids_tally(gt, pairs), **suite.idf1_tally(gt, merged)}}
+    assert suite.figures(row)["idf1"] == 0.5 and suite.figures(row)["ids_per_person"] == 1.0
+    # a false track adds to the track boxes, never to the matches
+    noisy = [(np.array([8, 99]), np.stack([b[0], [200, 200, 210, 220]])) for b in boxes]
+    assert suite.idf1_tally(gt, noisy) == {"idtp": 4, "true_boxes": 8, "track_boxes": 16}
+
+
 def test_one_track_box_matches_one_person_only():
     # two people side by side, one track box on the first: one pair, not two
     gt = np.array([[1, 1, 0, 0, 10, 20], [1, 2, 6, 0, 10, 20]], float)
