@@ -419,8 +419,7 @@ class CameraPipeline:
             if in_use == "crowd" and crowd is not None:
                 return crowd(image)
             return self._cheap(image, t)
-        cheap = self.detector(image, zoom=self.zoom.zoom)
-        self._observe_zoom(cheap, image.shape[0], image.shape[1], self.zoom.zoom)
+        cheap = self._at_zoom(image, self.zoom.zoom)
         dense = crowd(image)
         after = policy.observe(
             cheap.xyxy[cheap.confidence >= CHEAP_SCORE],
@@ -459,9 +458,7 @@ class CameraPipeline:
         # misses"). Its zoom follows the heights' rule alone, as before.
         probe = det.name != CROWD_MODEL and det.ratio(h, w, closer) > det.ratio(h, w)
         if not (probe and zoom.probe_due(t)):
-            dets = det(image, zoom=zoom.zoom)
-            self._observe_zoom(dets, h, w, zoom.zoom)
-            return dets
+            return self._at_zoom(image, zoom.zoom)
         near, far = det(image, zoom=1.0), det(image, zoom=closer)
         self.zoom_frames[1.0] += 1
         before = zoom.zoom
@@ -473,6 +470,12 @@ class CameraPipeline:
                      zoom.probe.recall or 0.0, closer)
         self._observe_zoom(far, h, w, closer)
         return far
+
+    def _at_zoom(self, image: npt.NDArray[np.uint8], zoom: float) -> Detections:
+        """The cheap (or pinned) detector at ``zoom``, its people fed to the zoom's heights."""
+        dets = self.detector(image, zoom=zoom)
+        self._observe_zoom(dets, image.shape[0], image.shape[1], zoom)
+        return dets
 
     def _observe_zoom(self, dets: Detections, height: int, width: int, used: float) -> None:
         self.zoom_frames[used] += 1

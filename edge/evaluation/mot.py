@@ -68,6 +68,11 @@ def read_gt(seq_dir: str | Path, *, visibility: bool = False) -> npt.NDArray[np.
     return np.column_stack([raw[keep, :6], vis])
 
 
+def gt_boxes(rows: npt.NDArray[np.float64]) -> npt.NDArray[np.float64]:
+    """(x1, y1, x2, y2) of gt rows (frame, id, left, top, width, height, ...)."""
+    return np.stack([rows[:, 2], rows[:, 3], rows[:, 2] + rows[:, 4], rows[:, 3] + rows[:, 5]], 1)
+
+
 def truth_sides(
     line: tuple[float, float, float, float], feet_px: npt.NDArray[np.float64], size: tuple[int, int]
 ) -> npt.NDArray[np.int64]:

@@ -33,7 +33,7 @@ import shutil
 import sys
 import time
 from collections import Counter
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -55,7 +55,7 @@ from edge.evaluation.evaluate import scores, tally
 from edge.evaluation.file_stamp import content_stamp
 from edge.evaluation.gt_tracks import count_lines, truth_counting
 from edge.evaluation.mosaic import build_mosaic
-from edge.evaluation.mot import SeqInfo, read_gt, read_seqinfo, true_crossings
+from edge.evaluation.mot import SeqInfo, gt_boxes, read_gt, read_seqinfo, true_crossings
 from edge.evaluation.truth_boxes import TruthDetector, frame_digests, truth_detections
 from edge.vision.detector import Detector, load_detectors
 from storesense.errors import ConfigError
@@ -172,20 +172,24 @@ def iou(a: F64, b: F64) -> F64:
     return np.where(union > 0, inter / np.maximum(union, 1e-12), 0.0)
 
 
-def person_tracks(
-    gt: F64, tracks: list[tuple[npt.NDArray[np.int64], F64]]
-) -> dict[int, dict[int, int]]:
-    """True id -> frame -> the track that covered that person there: per frame, one-to-one
-    (Hungarian on IoU) between considered gt boxes and the pipeline's tracks, IoU >= MATCH_IOU.
-    ``tracks[i]`` holds frame i + 1's track ids and boxes (x1, y1, x2, y2)."""
-    out: dict[int, dict[int, int]] = {}
+# frame 1, 2, ...: that frame's track ids and boxes (x1, y1, x2, y2)
+Tracks = list[tuple[npt.NDArray[np.int64], F64]]
+
+
+def overlaps(gt: F64, tracks: Tracks) -> Iterator[tuple[int, F64, npt.NDArray[np.int64], F64]]:
+    """(frame, its considered gt rows, its track ids, IoU of every gt box with every track box)
+    for each frame that has both."""
     for f, (ids, boxes) in enumerate(tracks, start=1):
         rows = gt[gt[:, 0] == f]
-        if len(rows) == 0 or len(ids) == 0:
-            continue
-        truth = np.stack([rows[:, 2], rows[:, 3], rows[:, 2] + rows[:, 4],
-                          rows[:, 3] + rows[:, 5]], 1)
-        m = iou(truth, boxes)
+        if len(rows) and len(ids):
+            yield f, rows, ids, iou(gt_boxes(rows), boxes)
+
+
+def person_tracks(gt: F64, tracks: Tracks) -> dict[int, dict[int, int]]:
+    """True id -> frame -> the track that covered that person there: per frame, one-to-one
+    (Hungarian on IoU) between considered gt boxes and the pipeline's tracks, IoU >= MATCH_IOU."""
+    out: dict[int, dict[int, int]] = {}
+    for f, rows, ids, m in overlaps(gt, tracks):
         r, c = linear_sum_assignment(-m)
         for i, j in zip(r, c, strict=True):
             if m[i, j] >= MATCH_IOU:
@@ -198,9 +202,7 @@ def pairs_of(covered: dict[int, dict[int, int]]) -> Counter[tuple[int, int]]:
     return Counter((pid, tid) for pid, frames in covered.items() for tid in frames.values())
 
 
-def id_pairs(
-    gt: F64, tracks: list[tuple[npt.NDArray[np.int64], F64]]
-) -> Counter[tuple[int, int]]:
+def id_pairs(gt: F64, tracks: Tracks) -> Counter[tuple[int, int]]:
     """Frames on which each (true id, track id) pair was matched (``person_tracks``)."""
     return pairs_of(person_tracks(gt, tracks))
 
@@ -215,22 +217,15 @@ def ids_tally(gt: F64, pairs: Counter[tuple[int, int]], min_frames: int = 1) -> 
             "persons": len({p for p, _ in lasting}), "true_persons": len(np.unique(gt[:, 1]))}
 
 
-def idf1_tally(gt: F64, tracks: list[tuple[npt.NDArray[np.int64], F64]]) -> dict[str, int]:
+def idf1_tally(gt: F64, tracks: Tracks) -> dict[str, int]:
     """Counts behind IDF1 (Ristani et al., 2016, as py-motmetrics computes it): every true id is
     paired with at most one track id, one to one over the whole sequence, so as to maximise
     the frames on which a pair's boxes overlap at IoU >= MATCH_IOU (``idtp``). A track that
     follows two people in turn, or a person split over two tracks, is matched for one part
     only: unlike ids per person, it counts merges as well as breaks."""
     together: Counter[tuple[int, int]] = Counter()
-    track_boxes = 0
-    for f, (ids, boxes) in enumerate(tracks, start=1):
-        track_boxes += len(ids)
-        rows = gt[gt[:, 0] == f]
-        if len(rows) == 0 or len(ids) == 0:
-            continue
-        truth = np.stack([rows[:, 2], rows[:, 3], rows[:, 2] + rows[:, 4],
-                          rows[:, 3] + rows[:, 5]], 1)
-        for i, j in zip(*np.nonzero(iou(truth, boxes) >= MATCH_IOU), strict=True):
+    for _, rows, ids, m in overlaps(gt, tracks):
+        for i, j in zip(*np.nonzero(m >= MATCH_IOU), strict=True):
             together[(int(rows[i, 1]), int(ids[j]))] += 1
     idtp = 0
     if together:
@@ -241,7 +236,8 @@ def idf1_tally(gt: F64, tracks: list[tuple[npt.NDArray[np.int64], F64]]) -> dict
             m[people[p], tids[t]] = n
         r, c = linear_sum_assignment(-m)
         idtp = int(m[r, c].sum())
-    return {"idtp": idtp, "true_boxes": len(gt), "track_boxes": track_boxes}
+    return {"idtp": idtp, "true_boxes": len(gt),
+            "track_boxes": sum(len(ids) for ids, _ in tracks)}
 
 
 def dwell_tally(true_spans: list[tuple[int, int]], tracked_spans: list[tuple[int, int]],

@@ -25,6 +25,7 @@ from pathlib import Path
 import numpy as np
 import numpy.typing as npt
 
+from edge.evaluation.mot import gt_boxes
 from edge.vision.detections import Detections
 from edge.vision.detector import LAYOUTS, Detector
 from edge.vision.sources import file_frames
@@ -57,8 +58,7 @@ def truth_detections(gt: npt.NDArray[np.float64], min_visibility: float) -> dict
     out: dict[int, Detections] = {}
     for f in np.unique(rows[:, 0]).astype(int).tolist():
         r = rows[rows[:, 0] == f]
-        xyxy = np.stack([r[:, 2], r[:, 3], r[:, 2] + r[:, 4], r[:, 3] + r[:, 5]], 1)
-        out[f] = Detections(xyxy.astype(np.float32), np.full(len(r), SCORE, np.float32),
+        out[f] = Detections(gt_boxes(r).astype(np.float32), np.full(len(r), SCORE, np.float32),
                             np.zeros(len(r), np.int64))
     return out
 
@@ -73,7 +73,6 @@ class TruthDetector(Detector):
         self._trim = True
         self.by_frame, self.digests = by_frame, digests
         self.last_frame = 0
-        self.calls = 0
 
     def __call__(
         self,
@@ -90,7 +89,6 @@ class TruthDetector(Detector):
         # Frames are detected in order; of identical frames, the first not yet passed.
         later = [f for f in frames if f > self.last_frame]
         self.last_frame = later[0] if later else frames[-1]
-        self.calls += 1
         return self.by_frame.get(self.last_frame, Detections.empty())
 
     def model_infos(self) -> list[ModelInfo]:
