@@ -440,6 +440,7 @@ class CameraPipeline:
             **{f"detector_frames_{p}": n for p, n in sorted(self.profile_frames.items())},
             "reid_crops_embedded": int(getattr(embed, "crops_embedded", 0)),
             "tracks_revived": self.tracker.revived,
+            "identities_exchanged": self.tracker.exchanged,
         }
 
     def zoom_summary(self) -> dict[str, int]:

@@ -28,7 +28,16 @@ from dataclasses import dataclass
 import numpy as np
 import numpy.typing as npt
 
-from edge.tracking.tracker import F64, Image, Track, assign, iou_matrix, kf_distance, xyxy_to_xyah
+from edge.tracking.tracker import (
+    CLEAR_IOU,
+    F64,
+    Image,
+    Track,
+    assign,
+    iou_matrix,
+    kf_distance,
+    xyxy_to_xyah,
+)
 from edge.vision.appearance import cosine_distance, crop_person
 
 Embed = Callable[[npt.NDArray[np.uint8]], npt.NDArray[np.float32]]
@@ -45,7 +54,7 @@ class AppearanceReid:
     gate_bodies: float = 0.75  # motion gate radius at the moment of loss, in body heights
     gate_growth: float = 1.0  # ... plus this many body heights per second unseen
     crop_every_s: float = 0.5
-    clear_iou: float = 0.05  # a box overlapping another's more than this is not a clean view
+    clear_iou: float = CLEAR_IOU  # a box overlapping another's more than this is not a clean view
     # A revival must be unambiguous: the chosen look this much closer than the next candidate's
     # (on either side of the pair). In a crowd several strangers fall inside a gate, and a
     # threshold alone lets the nearest look-alike take over a lost person's identity.

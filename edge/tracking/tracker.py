@@ -19,6 +19,15 @@ its id,
 so every analytic downstream sees one person. Appearance is computed only there: when a box
 would start a track near a lost one, never for people tracked without trouble.
 
+Untangling (``Overlap``, ``crossed_better``): where two people's boxes overlap, a detector
+often draws one box for both, and when they part the two tracks may leave with each other's
+person (a person walks past one who stands still: the standing person's track leaves with the
+walker). When the two are seen apart again, within the IoU buffer of the overlap's start,
+each track's motion from before the overlap is carried forward: if each track now sits where
+the *other's* motion leads, by ``untangle_margin`` of their height more than where its own
+leads, the identities changed hands while the boxes were one, and are given back. Motion
+alone, so it costs nothing and works for people too small for a look.
+
 ``ended`` after each step lists the tracks given up on at that step: the camera's track
 lifetime table (edge/tracking/track_life.py) takes it from here.
 """
@@ -37,6 +46,7 @@ from edge.vision.detections import Detections
 F64 = npt.NDArray[np.float64]
 
 _WP, _WV = 1.0 / 20, 1.0 / 160  # ByteTrack's position/velocity noise per unit of box height
+CLEAR_IOU = 0.05  # boxes overlapping no more than this are seen apart (a look's "clear" view)
 _F = np.eye(8)
 _F[:4, 4:] = np.eye(4)
 _H = np.eye(4, 8)
@@ -211,6 +221,12 @@ class TrackerSettings:
     max_lost_s: float = 1.5
     # A lost track is kept as long as it had been followed, within these bounds.
     min_lost_s: float = 0.5
+    # Two tracks that part give their identities back when each sits where the other's motion
+    # from before the overlap leads, by this much of their height more than where its own
+    # leads: five times the filter's measurement noise on a position (_WP, 1/20 of the
+    # height), so the difference of the two hypotheses' errors is well past noise
+    # (docs/accuracy.md, "Untangling"). None: never.
+    untangle_margin: float | None = 0.25
 
     def __post_init__(self) -> None:
         if not 0.0 <= self.low_score <= self.high_score <= 1.0:
@@ -223,6 +239,48 @@ class TrackerSettings:
             raise ValueError(
                 f"need 0 < min_lost_s <= max_lost_s, got {self.min_lost_s}, {self.max_lost_s}"
             )
+        if self.untangle_margin is not None and self.untangle_margin < 0:
+            raise ValueError(f"untangle_margin must be >= 0, got {self.untangle_margin}")
+
+
+@dataclass
+class Overlap:
+    """Two tracks whose boxes came close enough to take each other's detections, and where each
+    was and how it moved when that began (Kalman centre, and velocity per step)."""
+
+    a: Track
+    b: Track
+    t0: float
+    step0: int
+    a_xy: F64
+    a_v: F64
+    b_xy: F64
+    b_v: F64
+
+    @classmethod
+    def begin(cls, a: Track, b: Track, t: float, step: int) -> Overlap:
+        return cls(a, b, t, step, a.mean[:2].copy(), a.mean[4:6].copy(), b.mean[:2].copy(),
+                   b.mean[4:6].copy())
+
+
+def crossed_better(o: Overlap, steps: int, margin: float) -> bool:
+    """Whether, ``steps`` after the overlap began, the two tracks sit where the other one's
+    motion before it leads, by ``margin`` of their mean height more than where their own
+    leads (centre distances, summed over the two)."""
+    a_at, b_at = o.a_xy + o.a_v * steps, o.b_xy + o.b_v * steps
+    a_now, b_now = o.a.mean[:2], o.b.mean[:2]
+    own = np.hypot(*(a_at - a_now)) + np.hypot(*(b_at - b_now))
+    crossed = np.hypot(*(a_at - b_now)) + np.hypot(*(b_at - a_now))
+    return bool(own - crossed >= margin * (o.a.mean[3] + o.b.mean[3]) / 2)
+
+
+def exchange_identities(a: Track, b: Track) -> None:
+    """Everything that is the person's, not the box's: id, start, and look."""
+    a.track_id, b.track_id = b.track_id, a.track_id
+    a.first_t, b.first_t = b.first_t, a.first_t
+    a.crop, b.crop = b.crop, a.crop
+    a.crop_t, b.crop_t = b.crop_t, a.crop_t
+    a.embedding, b.embedding = b.embedding, a.embedding
 
 
 @dataclass
@@ -232,7 +290,10 @@ class Tracker:
     tracks: list[Track] = field(default_factory=list)
     ended: list[int] = field(default_factory=list)  # confirmed tracks given up at the last step
     revived: int = 0  # lost tracks continued by re-identification, in all
+    exchanged: int = 0  # pairs of identities given back by untangling, in all
     _next_id: int = 1
+    _steps: int = 0
+    _overlaps: dict[tuple[int, int], Overlap] = field(default_factory=dict)
 
     def step(
         self, detections: Detections | None, t: float, image: Image | None = None
@@ -241,8 +302,11 @@ class Tracker:
         were found in, in the same pixels, for re-identification). Returns confirmed live
         tracks."""
         kf_predict(self.tracks)
+        self._steps += 1
         if detections is not None:
             self._associate(detections, t, image)
+            if self.settings.untangle_margin is not None:
+                self._untangle(t)
         keep, self.ended = [], []
         for tr in self.tracks:
             if tr.lost and t - tr.last_matched_t > self._keep_s(tr):
@@ -330,6 +394,32 @@ class Tracker:
         ]
         if matched and self.reid is not None:
             self.reid.remember(matched, boxes_of(matched), boxes[scores >= s.low_score], image, t)
+
+    def _untangle(self, t: float) -> None:
+        """Opens an ``Overlap`` for each pair of confirmed tracks (live, or lost within the IoU
+        buffer) whose boxes overlap enough to take each other's detections (the first stage's
+        own gate), and settles it once both are seen apart (``CLEAR_IOU``): the identities are
+        given back where ``crossed_better``. An overlap is dropped unjudged past the IoU buffer
+        (``max_lost_s``: the horizon the tracker trusts its motion over) or when a track ends."""
+        s = self.settings
+        near = [tr for tr in self.tracks
+                if tr.hits >= s.min_hits and (not tr.lost or self._bridged(tr, t))]
+        index = {id(tr): i for i, tr in enumerate(near)}
+        iou = iou_matrix(boxes_of(near), boxes_of(near)) if near else np.zeros((0, 0))
+        for i, j in zip(*np.nonzero(np.triu(iou, 1) >= 1.0 - s.match_cost), strict=True):
+            a, b = near[int(i)], near[int(j)]
+            key = (min(id(a), id(b)), max(id(a), id(b)))
+            if key not in self._overlaps:
+                self._overlaps[key] = Overlap.begin(a, b, t, self._steps)
+        assert s.untangle_margin is not None
+        for key, o in list(self._overlaps.items()):
+            if id(o.a) not in index or id(o.b) not in index or t - o.t0 > s.max_lost_s:
+                del self._overlaps[key]
+            elif not (o.a.lost or o.b.lost) and iou[index[id(o.a)], index[id(o.b)]] <= CLEAR_IOU:
+                del self._overlaps[key]
+                if crossed_better(o, self._steps - o.step0, s.untangle_margin):
+                    exchange_identities(o.a, o.b)
+                    self.exchanged += 1
 
     def coasting(self, t: float) -> F64:
         """Predicted boxes of the confirmed tracks lost at ``t`` for no longer than the IoU

@@ -6,7 +6,14 @@ import numpy as np
 import pytest
 
 from edge.tracking.reid import AppearanceReid
-from edge.tracking.tracker import Tracker, TrackerSettings, iou_matrix
+from edge.tracking.tracker import (
+    Overlap,
+    Track,
+    Tracker,
+    TrackerSettings,
+    crossed_better,
+    iou_matrix,
+)
 from edge.vision.detections import Detections
 
 DT = 0.1
@@ -125,6 +132,89 @@ def test_settings_are_range_checked():
         TrackerSettings(min_lost_s=2.0, max_lost_s=1.0)
     with pytest.raises(ValueError, match="min_hits"):
         TrackerSettings(min_hits=0)
+    with pytest.raises(ValueError, match="untangle_margin"):
+        TrackerSettings(untangle_margin=-0.1)
+
+
+def moved(x: float, y: float, vx: float, vy: float, h: float = 100.0) -> Track:
+    """A track at centre (x, y), height h, moving (vx, vy) a step."""
+    mean = np.array([x, y, 0.4, h, vx, vy, 0.0, 0.0])
+    return Track(0, mean, np.eye(8), 0.9)
+
+
+@pytest.mark.parametrize(
+    ("case", "a_before", "b_before", "a_now", "b_now", "crossed"),
+    [
+        # a walks right past b, who stands; after 10 steps each track sits on the other's path
+        ("walker and stander swapped", (100, 0, 10, 0), (180, 0, 0, 0), (180, 0), (200, 0), True),
+        ("walker and stander kept", (100, 0, 10, 0), (180, 0, 0, 0), (200, 0), (180, 0), False),
+        # two walking towards each other, swapped as they pass
+        ("passers-by swapped", (100, 0, 8, 0), (200, 0, -8, 0), (120, 0), (180, 0), True),
+        ("passers-by kept", (100, 0, 8, 0), (200, 0, -8, 0), (182, 0), (118, 0), False),
+        # two walking side by side: where each is now is its own path, closer than the other's
+        ("side by side", (100, 0, 8, 0), (130, 0, 8, 0), (180, 0), (210, 0), False),
+        # a slowed down beside b: the crossed paths fit a little better (10 px), not by the
+        # margin (25 px of a 100 px person)
+        ("one slowed", (100, 0, 4, 0), (160, 0, 0, 0), (155, 0), (150, 0), False),
+    ],
+)
+def test_identities_are_given_back_where_the_motion_before_says_they_crossed(
+    case, a_before, b_before, a_now, b_now, crossed
+):
+    """``crossed_better``: the positions now against each track's motion carried on from
+    before the overlap, with the margin (0.25 of the height) against noise."""
+    a, b = moved(*a_before), moved(*b_before)
+    o = Overlap.begin(a, b, 0.0, 0)
+    a.mean[:2], b.mean[:2] = a_now, b_now
+    assert crossed_better(o, 10, 0.25) is crossed, case
+    if case == "one slowed":
+        assert crossed_better(o, 10, 0.0)  # what the margin is for
+
+
+@pytest.fixture(scope="module")
+def pets_walk_past(models_dir, eval_dir):
+    """PETS09-S2L1 frames 80-130 through the real detector: person 19 walks past person 9,
+    who stands still, and for a few frames the detector sees them as one box."""
+    import cv2
+
+    from edge.evaluation.mot import read_gt
+    from edge.vision.detector import load_detector
+
+    det = load_detector("yolox_nano", models_dir=models_dir)
+    cap = cv2.VideoCapture(str(eval_dir / "PETS09-S2L1" / "video.mp4"))
+    frames = []
+    for f in range(1, 131):
+        ok, img = cap.read()
+        assert ok, f
+        if f >= 80:
+            frames.append((f, det(img)))
+    cap.release()
+    return frames, read_gt(eval_dir / "PETS09-S2L1")
+
+
+def covering(frames, gt, settings: TrackerSettings, person: int) -> list[int]:
+    """The track id over ``person``'s true box (IoU >= 0.5) on each frame, 0 for none."""
+    tr, out = Tracker(settings), []
+    for f, d in frames:
+        tracks = tr.step(d, (f - 1) / 7.0)
+        g = gt[(gt[:, 0] == f) & (gt[:, 1] == person)]
+        iou = iou_matrix(np.c_[g[:, 2:4], g[:, 2:4] + g[:, 4:6]], tracks.xyxy.astype(float))
+        out.append(int(tracks.tracker_id[iou[0].argmax()]) if iou.size and iou.max() >= 0.5
+                   else 0)
+    return out
+
+
+def test_a_walker_and_a_stander_who_were_one_box_get_their_ids_back(pets_walk_past):
+    """Real footage: without untangling the two tracks leave with each other's person (the
+    stander's id ends on the walker); with it, each person ends with the id they began with."""
+    frames, gt = pets_walk_past
+    for margin, kept in ((None, False), (0.25, True)):
+        stander = covering(frames, gt, TrackerSettings(untangle_margin=margin), 9)
+        walker = covering(frames, gt, TrackerSettings(untangle_margin=margin), 19)
+        first = (next(i for i in stander if i), next(i for i in walker if i))
+        last = (stander[-1], walker[-1])
+        assert first[0] != first[1] and 0 not in last
+        assert (last == first) is kept, (margin, stander, walker)
 
 
 def test_a_person_hidden_for_a_moment_is_still_in_view_until_the_buffer_runs_out():
