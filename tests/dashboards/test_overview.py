@@ -133,3 +133,41 @@ def test_period_shows_the_api_period_figures(open_page: OpenPage,
     assert page.inner_text("#ranking th[data-col=visitors_last_week]").startswith("此前 7 天")
     assert "7 天客流" in page.inner_text("#kpi-visitors-label")
 
+
+
+def test_an_older_reload_answering_last_does_not_overwrite_the_newer(
+    open_page: OpenPage, gateway: DemoGateway
+) -> None:
+    """Two filter changes in quick succession (or a filter change during a live refresh): the
+    first reload's /overview answer is held back until after the second's, and the page must
+    still show the figures of the filters chosen last, and say "ready" only when both are in."""
+    page = open_page("/", token=gateway.hq_token)
+    with gateway.client(gateway.hq_token) as api:
+        today = api.get("/overview").json()["date"]
+        day = (date.fromisoformat(today) - timedelta(days=1)).isoformat()
+        everyone = api.get("/overview", params={"date": day}).json()
+        east = api.get("/overview", params={"date": day, "region": "East China"}).json()
+    assert east["visitors"] != everyone["visitors"]
+
+    held: list = []
+
+    def hold_all_regions(route) -> None:
+        if "region=" in route.request.url:
+            route.continue_()
+        else:
+            held.append(route)  # answered after the region's reload has finished
+
+    page.route("**/api/v1/overview?*", hold_all_regions)
+    loads = int(page.evaluate("document.body.dataset.loads"))
+    page.fill("#f-date", day)
+    page.dispatch_event("#f-date", "change")  # reload 1: every region
+    page.wait_for_function("() => document.body.dataset.state === 'loading'")
+    page.select_option("#f-region", "East China")  # reload 2, while 1 waits
+    page.wait_for_function(f"() => Number(document.body.dataset.loads) >= {loads + 1}")
+    assert page.evaluate("document.body.dataset.state") == "loading"  # reload 1 still out
+    assert held, "the first reload's request was not held"
+    for route in held:
+        route.continue_()
+    page.wait_for_function(f"() => Number(document.body.dataset.loads) >= {loads + 2} && "
+                           "document.body.dataset.state === 'ready'")
+    assert number(page.inner_text("#kpi-visitors")) == east["visitors"]

@@ -116,18 +116,26 @@ export async function boot(page) {
   }
 }
 
-/** Run a reload of page data, marking the body busy; tests and users can tell when it is done. */
+let inFlight = 0; // reloads started and not yet finished
+
+/**
+ * Run a reload of page data, marking the body busy; tests and users can tell when it is done.
+ * Reloads may overlap (a filter changed while a live refresh runs): the body is "ready" only
+ * once the last of them has finished.
+ */
 export async function reloading(work) {
   const body = document.body;
+  inFlight += 1;
   body.dataset.state = "loading";
   try {
     await work();
-    body.dataset.state = "ready";
+    if (inFlight === 1) body.dataset.state = "ready";
   } catch (err) {
     if (body.dataset.state === "signin") return; // token refused: the sign-in form is shown
     body.dataset.state = "error";
     throw err;
   } finally {
+    inFlight -= 1;
     body.dataset.loads = String(Number(body.dataset.loads || 0) + 1);
   }
 }

@@ -46,15 +46,21 @@ async function fetchPeriod(key) {
   return { ...p, days: daysBetween(p.start, p.end), heat, zones: cam };
 }
 
+// The newest fetch: an older one still in flight (a period changed again before its figures
+// came) must not overwrite its figures.
+let generation = 0;
+
+/** Fetch both periods as the filters are now; false if a newer fetch began since. */
 async function fetchData() {
+  const mine = ++generation;
   // simulated windows anywhere in the two periods (the span from the earlier start to the later end)
   const first = [period("a").start, period("b").start].sort()[0];
   const last = [period("a").end, period("b").end].sort()[1];
   const [a, b, simulated] = await Promise.all([fetchPeriod("a"), fetchPeriod("b"),
     apiGet("/simulated", { store_id: storeId, start: first, end: last })]);
-  state.a = a;
-  state.b = b;
-  state.simulated = simulated;
+  if (mine !== generation) return false;
+  Object.assign(state, { a, b, simulated });
+  return true;
 }
 
 async function load() {
@@ -81,7 +87,7 @@ async function load() {
   for (const id of ["#f-camera", ...PERIODS.a, ...PERIODS.b]) {
     $(id).addEventListener("change", () => {
       for (const [s, e] of Object.values(PERIODS)) if ($(s).value > $(e).value) $(s).value = $(e).value;
-      reloading(async () => { await fetchData(); render(); }).catch(fail);
+      reloading(async () => { if (await fetchData()) render(); }).catch(fail);
     });
   }
   $("#export-csv").addEventListener("click", exportCsv);

@@ -40,7 +40,13 @@ function remember(f) {
   history.replaceState(null, "", `${location.pathname}${q.toString() ? `?${q}` : ""}`);
 }
 
+// The newest fetch. A filter change, or a live refresh, may start one while another is in
+// flight; the older one's answers must not overwrite the newer one's figures.
+let generation = 0;
+
+/** Fetch the figures for the filters as they are now; false if a newer fetch began since. */
 async function fetchData() {
+  const mine = ++generation;
   const f = filters();
   remember(f);
   const sel = { region: f.region, franchisee: f.franchisee };
@@ -48,11 +54,19 @@ async function fetchData() {
     apiGet("/overview", { ...sel, date: f.date, days: f.days, trend_days: f.trend_days }),
     apiGet("/devices", sel),
   ]);
-  state.overview = overview;
   // the members and weather cards cover the overview's period, as its response dates it
-  state.mw = await fetchMembersWeather(sel, overview.period_start, overview.date);
-  state.devices = devices;
-  state.simulated = await apiGet("/simulated", { ...sel, start: overview.period_start, end: overview.date });
+  const mw = mine === generation
+    ? await fetchMembersWeather(sel, overview.period_start, overview.date) : null;
+  const simulated = mine === generation
+    ? await apiGet("/simulated", { ...sel, start: overview.period_start, end: overview.date })
+    : null;
+  if (mine !== generation) return false;
+  Object.assign(state, { overview, devices, mw, simulated });
+  return true;
+}
+
+async function refetch() {
+  if (await fetchData()) render();
 }
 
 async function load(me) {
@@ -70,15 +84,12 @@ async function load(me) {
   $("#f-range").value = q.get("trend_days") || "28";
   for (const id of ["#f-region", "#f-franchisee", "#f-date", "#f-days", "#f-range"]) {
     $(id).addEventListener("change", () => {
-      reloading(async () => {
-        await fetchData();
-        render();
-      }).catch(fail);
+      reloading(refetch).catch(fail);
     });
   }
   await fetchData();
   addCsvButtons(csvExports());
-  keepLive(() => reloading(async () => { await fetchData(); render(); }).catch(fail),
+  keepLive(() => reloading(refetch).catch(fail),
     () => ({ region: filters().region, franchisee: filters().franchisee }));
 }
 

@@ -24,7 +24,13 @@ function range() {
   return { start: $("#f-start").value, end: $("#f-end").value };
 }
 
+// The newest fetch: an older one still in flight (a date changed during a live refresh) must
+// not overwrite its figures.
+let generation = 0;
+
+/** Fetch the figures for the range as it is now; false if a newer fetch began since. */
 async function fetchData() {
+  const mine = ++generation;
   const r = range();
   const granularity = daysBetween(r.start, r.end) > 3 ? "day" : "hour";
   const sel = { store_id: storeId, ...r };
@@ -43,11 +49,17 @@ async function fetchData() {
     // definition as the chart's "in store" line (gateway/queries.py IN_STORE)
     r.end === todayIn(state.store?.timezone) ? apiGet("/overview", { store_id: storeId }) : null,
   ]);
+  const retail = await fetchRetail(storeId, r, granularity);
+  const members = await mw;
+  if (mine !== generation) return false;
   Object.assign(state, { traffic, zones: zones.zones || [], transitions: transitions.transitions || [],
-    demo, conversion, devices, simulated,
+    demo, conversion, devices, simulated, retail, mw: members,
     inStoreNow: now ? (now.stores || []).find((x) => x.store_id === storeId)?.occupancy_now ?? null : null });
-  state.retail = await fetchRetail(storeId, r, granularity);
-  state.mw = await mw;
+  return true;
+}
+
+async function refetch() {
+  if (await fetchData()) render();
 }
 
 async function load() {
@@ -62,13 +74,13 @@ async function load() {
   for (const id of ["#f-start", "#f-end"]) {
     $(id).addEventListener("change", () => {
       if ($("#f-start").value > $("#f-end").value) $("#f-start").value = $("#f-end").value;
-      reloading(async () => { await fetchData(); render(); }).catch(fail);
+      reloading(refetch).catch(fail);
     });
   }
   // A store outside the token's scope is missing from /stores; the calls below then get 403.
   await fetchData();
   addCsvButtons(csvExports());
-  keepLive(() => reloading(async () => { await fetchData(); render(); }).catch(fail),
+  keepLive(() => reloading(refetch).catch(fail),
     () => ({ store_id: storeId }));
 }
 
