@@ -54,13 +54,19 @@ def test_overview_shows_the_api_numbers(open_page: OpenPage, gateway: DemoGatewa
     assert page.locator(f"#devices li[data-store-id='{OFFLINE_STORE}']").count() == 1
 
 
-def test_filters_change_the_numbers(open_page: OpenPage, gateway: DemoGateway) -> None:
-    page = open_page("/", token=gateway.hq_token)
+def yesterday(gateway: DemoGateway) -> tuple[str, dict, dict]:
+    """Yesterday's date and its overview, for every region and for East China (the API's)."""
     with gateway.client(gateway.hq_token) as api:
         today = api.get("/overview").json()["date"]
         day = (date.fromisoformat(today) - timedelta(days=1)).isoformat()
         everyone = api.get("/overview", params={"date": day}).json()
         east = api.get("/overview", params={"date": day, "region": "East China"}).json()
+    return day, everyone, east
+
+
+def test_filters_change_the_numbers(open_page: OpenPage, gateway: DemoGateway) -> None:
+    page = open_page("/", token=gateway.hq_token)
+    day, everyone, east = yesterday(gateway)
     assert 0 < east["visitors"] < everyone["visitors"]
 
     loads = page.evaluate("document.body.dataset.loads")
@@ -142,11 +148,7 @@ def test_an_older_reload_answering_last_does_not_overwrite_the_newer(
     first reload's /overview answer is held back until after the second's, and the page must
     still show the figures of the filters chosen last, and say "ready" only when both are in."""
     page = open_page("/", token=gateway.hq_token)
-    with gateway.client(gateway.hq_token) as api:
-        today = api.get("/overview").json()["date"]
-        day = (date.fromisoformat(today) - timedelta(days=1)).isoformat()
-        everyone = api.get("/overview", params={"date": day}).json()
-        east = api.get("/overview", params={"date": day, "region": "East China"}).json()
+    day, everyone, east = yesterday(gateway)
     assert east["visitors"] != everyone["visitors"]
 
     held: list = []
