@@ -306,7 +306,7 @@ class Tracker:
         if detections is not None:
             self._associate(detections, t, image)
             if self.settings.untangle_margin is not None:
-                self._untangle(t)
+                self._untangle(t, self.settings.untangle_margin)
         keep, self.ended = [], []
         for tr in self.tracks:
             if tr.lost and t - tr.last_matched_t > self._keep_s(tr):
@@ -395,7 +395,7 @@ class Tracker:
         if matched and self.reid is not None:
             self.reid.remember(matched, boxes_of(matched), boxes[scores >= s.low_score], image, t)
 
-    def _untangle(self, t: float) -> None:
+    def _untangle(self, t: float, margin: float) -> None:
         """Opens an ``Overlap`` for each pair of confirmed tracks (live, or lost within the IoU
         buffer) whose boxes overlap enough to take each other's detections (the first stage's
         own gate), and settles it once both are seen apart (``CLEAR_IOU``): the identities are
@@ -405,19 +405,19 @@ class Tracker:
         near = [tr for tr in self.tracks
                 if tr.hits >= s.min_hits and (not tr.lost or self._bridged(tr, t))]
         index = {id(tr): i for i, tr in enumerate(near)}
-        iou = iou_matrix(boxes_of(near), boxes_of(near)) if near else np.zeros((0, 0))
+        boxes = boxes_of(near) if near else np.zeros((0, 4))
+        iou = iou_matrix(boxes, boxes)
         for i, j in zip(*np.nonzero(np.triu(iou, 1) >= 1.0 - s.match_cost), strict=True):
             a, b = near[int(i)], near[int(j)]
             key = (min(id(a), id(b)), max(id(a), id(b)))
             if key not in self._overlaps:
                 self._overlaps[key] = Overlap.begin(a, b, t, self._steps)
-        assert s.untangle_margin is not None
         for key, o in list(self._overlaps.items()):
             if id(o.a) not in index or id(o.b) not in index or t - o.t0 > s.max_lost_s:
                 del self._overlaps[key]
             elif not (o.a.lost or o.b.lost) and iou[index[id(o.a)], index[id(o.b)]] <= CLEAR_IOU:
                 del self._overlaps[key]
-                if crossed_better(o, self._steps - o.step0, s.untangle_margin):
+                if crossed_better(o, self._steps - o.step0, margin):
                     exchange_identities(o.a, o.b)
                     self.exchanged += 1
 

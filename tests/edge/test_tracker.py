@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import cv2
 import numpy as np
 import pytest
 
+from edge.evaluation.mot import gt_boxes, read_gt
 from edge.tracking.reid import AppearanceReid
 from edge.tracking.tracker import (
     Overlap,
@@ -15,6 +17,7 @@ from edge.tracking.tracker import (
     iou_matrix,
 )
 from edge.vision.detections import Detections
+from edge.vision.detector import load_detector
 
 DT = 0.1
 
@@ -175,11 +178,6 @@ def test_identities_are_given_back_where_the_motion_before_says_they_crossed(
 def pets_walk_past(models_dir, eval_dir):
     """PETS09-S2L1 frames 80-130 through the real detector: person 19 walks past person 9,
     who stands still, and for a few frames the detector sees them as one box."""
-    import cv2
-
-    from edge.evaluation.mot import read_gt
-    from edge.vision.detector import load_detector
-
     det = load_detector("yolox_nano", models_dir=models_dir)
     cap = cv2.VideoCapture(str(eval_dir / "PETS09-S2L1" / "video.mp4"))
     frames = []
@@ -192,15 +190,18 @@ def pets_walk_past(models_dir, eval_dir):
     return frames, read_gt(eval_dir / "PETS09-S2L1")
 
 
-def covering(frames, gt, settings: TrackerSettings, person: int) -> list[int]:
-    """The track id over ``person``'s true box (IoU >= 0.5) on each frame, 0 for none."""
-    tr, out = Tracker(settings), []
+def covering(frames, gt, settings: TrackerSettings, people: tuple[int, ...]
+             ) -> dict[int, list[int]]:
+    """Per person, the track id over their true box (IoU >= 0.5) on each frame, 0 for none."""
+    tr = Tracker(settings)
+    out: dict[int, list[int]] = {p: [] for p in people}
     for f, d in frames:
         tracks = tr.step(d, (f - 1) / 7.0)
-        g = gt[(gt[:, 0] == f) & (gt[:, 1] == person)]
-        iou = iou_matrix(np.c_[g[:, 2:4], g[:, 2:4] + g[:, 4:6]], tracks.xyxy.astype(float))
-        out.append(int(tracks.tracker_id[iou[0].argmax()]) if iou.size and iou.max() >= 0.5
-                   else 0)
+        for p in people:
+            iou = iou_matrix(gt_boxes(gt[(gt[:, 0] == f) & (gt[:, 1] == p)]),
+                             tracks.xyxy.astype(float))
+            out[p].append(int(tracks.tracker_id[iou[0].argmax()])
+                          if iou.size and iou.max() >= 0.5 else 0)
     return out
 
 
@@ -209,8 +210,8 @@ def test_a_walker_and_a_stander_who_were_one_box_get_their_ids_back(pets_walk_pa
     stander's id ends on the walker); with it, each person ends with the id they began with."""
     frames, gt = pets_walk_past
     for margin, kept in ((None, False), (0.25, True)):
-        stander = covering(frames, gt, TrackerSettings(untangle_margin=margin), 9)
-        walker = covering(frames, gt, TrackerSettings(untangle_margin=margin), 19)
+        ids = covering(frames, gt, TrackerSettings(untangle_margin=margin), (9, 19))
+        stander, walker = ids[9], ids[19]
         first = (next(i for i in stander if i), next(i for i in walker if i))
         last = (stander[-1], walker[-1])
         assert first[0] != first[1] and 0 not in last
