@@ -140,7 +140,6 @@ def test_period_shows_the_api_period_figures(open_page: OpenPage,
     assert "7 天客流" in page.inner_text("#kpi-visitors-label")
 
 
-
 def test_an_older_reload_answering_last_does_not_overwrite_the_newer(
     open_page: OpenPage, gateway: DemoGateway
 ) -> None:

@@ -116,6 +116,24 @@ export async function boot(page) {
   }
 }
 
+/**
+ * A page's fetch of its figures that keeps only the newest: `gather()` fetches them and
+ * returns them as fields of `state`; the returned function calls it, writes what it got into
+ * `state` and resolves to true, unless a newer call began meanwhile (a filter changed during a
+ * live refresh): then it writes nothing and resolves to false, so an older answer arriving
+ * last cannot overwrite the newer figures.
+ */
+export function newestOnly(gather, state) {
+  let generation = 0;
+  return async () => {
+    const mine = ++generation;
+    const got = await gather();
+    if (mine !== generation) return false;
+    Object.assign(state, got);
+    return true;
+  };
+}
+
 let inFlight = 0; // reloads started and not yet finished
 
 /**

@@ -10,7 +10,7 @@ import {
   fmtRatio, todayIn,
 } from "../format.js";
 import { storeName, t } from "../i18n.js";
-import { boot, reloading } from "../shell.js";
+import { boot, newestOnly, reloading } from "../shell.js";
 import { showSimulated } from "../simulated.js";
 
 const storeId = new URLSearchParams(location.search).get("store");
@@ -46,22 +46,17 @@ async function fetchPeriod(key) {
   return { ...p, days: daysBetween(p.start, p.end), heat, zones: cam };
 }
 
-// The newest fetch: an older one still in flight (a period changed again before its figures
-// came) must not overwrite its figures.
-let generation = 0;
-
-/** Fetch both periods as the filters are now; false if a newer fetch began since. */
-async function fetchData() {
-  const mine = ++generation;
+/** Both periods' figures as the filters are now. */
+async function gatherData() {
   // simulated windows anywhere in the two periods (the span from the earlier start to the later end)
   const first = [period("a").start, period("b").start].sort()[0];
   const last = [period("a").end, period("b").end].sort()[1];
   const [a, b, simulated] = await Promise.all([fetchPeriod("a"), fetchPeriod("b"),
     apiGet("/simulated", { store_id: storeId, start: first, end: last })]);
-  if (mine !== generation) return false;
-  Object.assign(state, { a, b, simulated });
-  return true;
+  return { a, b, simulated };
 }
+
+const fetchData = newestOnly(gatherData, state);
 
 async function load() {
   if (!storeId) throw Object.assign(new Error("no store"), { noStore: true });

@@ -13,7 +13,7 @@ import {
   fetchMembersWeather, membersTable, renderMembers, renderWeather, weatherTable,
 } from "../members_weather.js";
 import { keepLive } from "../live.js";
-import { boot, reloading } from "../shell.js";
+import { boot, newestOnly, reloading } from "../shell.js";
 import { byStore, showSimulated, simulatedMark } from "../simulated.js";
 
 const state = { me: null, stores: [], byId: new Map(), overview: null, devices: [], simulated: null,
@@ -40,13 +40,8 @@ function remember(f) {
   history.replaceState(null, "", `${location.pathname}${q.toString() ? `?${q}` : ""}`);
 }
 
-// The newest fetch. A filter change, or a live refresh, may start one while another is in
-// flight; the older one's answers must not overwrite the newer one's figures.
-let generation = 0;
-
-/** Fetch the figures for the filters as they are now; false if a newer fetch began since. */
-async function fetchData() {
-  const mine = ++generation;
+/** The figures for the filters as they are now. */
+async function gatherData() {
   const f = filters();
   remember(f);
   const sel = { region: f.region, franchisee: f.franchisee };
@@ -55,15 +50,13 @@ async function fetchData() {
     apiGet("/devices", sel),
   ]);
   // the members and weather cards cover the overview's period, as its response dates it
-  const mw = mine === generation
-    ? await fetchMembersWeather(sel, overview.period_start, overview.date) : null;
-  const simulated = mine === generation
-    ? await apiGet("/simulated", { ...sel, start: overview.period_start, end: overview.date })
-    : null;
-  if (mine !== generation) return false;
-  Object.assign(state, { overview, devices, mw, simulated });
-  return true;
+  const mw = await fetchMembersWeather(sel, overview.period_start, overview.date);
+  const simulated = await apiGet("/simulated",
+    { ...sel, start: overview.period_start, end: overview.date });
+  return { overview, devices, mw, simulated };
 }
+
+const fetchData = newestOnly(gatherData, state);
 
 async function refetch() {
   if (await fetchData()) render();

@@ -12,7 +12,7 @@ import {
   fetchMembersWeather, membersTable, renderMembers, renderWeather, weatherTable,
 } from "../members_weather.js";
 import { keepLive } from "../live.js";
-import { boot, reloading } from "../shell.js";
+import { boot, newestOnly, reloading } from "../shell.js";
 import { showSimulated } from "../simulated.js";
 import { fetchRetail, renderRetail } from "./store_retail.js";
 
@@ -24,13 +24,8 @@ function range() {
   return { start: $("#f-start").value, end: $("#f-end").value };
 }
 
-// The newest fetch: an older one still in flight (a date changed during a live refresh) must
-// not overwrite its figures.
-let generation = 0;
-
-/** Fetch the figures for the range as it is now; false if a newer fetch began since. */
-async function fetchData() {
-  const mine = ++generation;
+/** The figures for the range as it is now. */
+async function gatherData() {
   const r = range();
   const granularity = daysBetween(r.start, r.end) > 3 ? "day" : "hour";
   const sel = { store_id: storeId, ...r };
@@ -50,13 +45,12 @@ async function fetchData() {
     r.end === todayIn(state.store?.timezone) ? apiGet("/overview", { store_id: storeId }) : null,
   ]);
   const retail = await fetchRetail(storeId, r, granularity);
-  const members = await mw;
-  if (mine !== generation) return false;
-  Object.assign(state, { traffic, zones: zones.zones || [], transitions: transitions.transitions || [],
-    demo, conversion, devices, simulated, retail, mw: members,
-    inStoreNow: now ? (now.stores || []).find((x) => x.store_id === storeId)?.occupancy_now ?? null : null });
-  return true;
+  return { traffic, zones: zones.zones || [], transitions: transitions.transitions || [],
+    demo, conversion, devices, simulated, retail, mw: await mw,
+    inStoreNow: now ? (now.stores || []).find((x) => x.store_id === storeId)?.occupancy_now ?? null : null };
 }
+
+const fetchData = newestOnly(gatherData, state);
 
 async function refetch() {
   if (await fetchData()) render();
