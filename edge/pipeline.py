@@ -31,7 +31,7 @@ from edge.tracking.track_life import TrackLife
 from edge.tracking.tracker import Tracker, boxes_of, iou_matrix
 from edge.vision.demographics import DemographicsEstimator, load_demographics
 from edge.vision.detections import Detections, foot_points
-from edge.vision.detector import CROWD_MODEL, Detector
+from edge.vision.detector import Detector
 from edge.vision.profile import CHEAP_SCORE, ProfilePolicy
 from edge.vision.profile import CONFIDENT as CROWD_CONFIDENT
 from edge.vision.zoom import CONFIDENT, ZoomPolicy
@@ -453,11 +453,7 @@ class CameraPipeline:
         (edge/vision/zoom.py), and the frame gets the closer look's boxes."""
         (h, w), zoom, det = image.shape[:2], self.zoom, self.detector
         closer = zoom.settings.max_zoom
-        # The crowd model, pinned, is not zoomed on evidence: at its own canvas it finds 0.90 or
-        # more of its zoom-2 people on every row of the suite, and zoomed it cost MOT17-09 3.6
-        # times the time (3.9 frames/s) and counts (docs/accuracy.md, "Zoom from what zoom 1
-        # misses"). Its zoom follows the heights' rule alone, as before.
-        probe = det.name != CROWD_MODEL and det.ratio(h, w, closer) > det.ratio(h, w)
+        probe = det.layout.zoom_probed and det.ratio(h, w, closer) > det.ratio(h, w)
         if not (probe and zoom.probe_due(t)):
             return self._at_zoom(image, zoom.zoom)
         near, far = det(image, zoom=1.0), det(image, zoom=closer)

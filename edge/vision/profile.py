@@ -50,16 +50,22 @@ class ProfilePolicy:
     probe_spacing_s: float = 1.0  # between the frames of a re-probe (the first is at once:
     # every second on the wrong detector is a second of people missed)
     reprobe_s: float = 600.0  # scenes change over the day: probe again this often
-    min_people: int = 10  # fewer people than this in a probe say too little: no change
+    min_people: int = 10  # fewer people than this in a probe say too little: no change ...
+    retry_s: float = 60.0  # ... and the next probe comes this soon, not after reprobe_s: a
+    # node started in an empty store (a reboot at night) decides within a minute of the
+    # first people, at five frames of both detectors a minute while nobody is there
     recall: float | None = None  # the last probe's pooled recall
     _found: int = 0
     _people: int = 0
     _n: int = 0
     _last_probe_t: float = field(default=-np.inf)
     _series_start_t: float = field(default=-np.inf)
+    _next_series_in_s: float = 0.0  # from the last series' start: reprobe_s, or retry_s
     _first_t: float | None = None  # when the first probe began
 
     def __post_init__(self) -> None:
+        if not 0 < self.retry_s <= self.reprobe_s:
+            raise ValueError(f"need 0 < retry_s <= reprobe_s, got {self.retry_s}, {self.reprobe_s}")
         if not 0 < self.min_recall <= self.back_recall <= 1:
             raise ValueError(
                 f"need 0 < min_recall <= back_recall <= 1, got {self.min_recall}, "
@@ -71,7 +77,7 @@ class ProfilePolicy:
         if self._n > 0:  # a probe under way: its next frame after the spacing
             first = self._series_start_t == self._first_t
             return first or t - self._last_probe_t >= self.probe_spacing_s
-        return t - self._series_start_t >= self.reprobe_s
+        return t - self._series_start_t >= self._next_series_in_s
 
     def observe(
         self, cheap: npt.NDArray[np.floating], crowd: npt.NDArray[np.floating], t: float
@@ -87,11 +93,13 @@ class ProfilePolicy:
         self._last_probe_t = t
         if self._n < self.probe_frames:
             return self.profile
-        if self._people >= self.min_people:
+        decided = self._people >= self.min_people
+        if decided:
             self.recall = self._found / self._people
             if self.recall < self.min_recall:
                 self.profile = "crowd"
             elif self.recall >= self.back_recall:
                 self.profile = "sparse"
+        self._next_series_in_s = self.reprobe_s if decided else self.retry_s
         self._found = self._people = self._n = 0
         return self.profile

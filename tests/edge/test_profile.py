@@ -51,6 +51,24 @@ def test_the_first_probe_runs_at_once_later_ones_spaced_and_every_reprobe_s():
     assert p.profile == "crowd"
 
 
+def test_a_probe_that_saw_too_few_people_is_retried_within_retry_s_not_reprobe_s():
+    # A node started in an empty store: its first probe sees nobody, the crowd comes later.
+    p = ProfilePolicy(reprobe_s=600.0, retry_s=60.0, probe_spacing_s=1.0)
+    crowd_from = 200.0
+    decided_at = None
+    for t in np.arange(0, 1300, 0.1):
+        if p.probe_due(t):
+            found, present = (5, 10) if t >= crowd_from else (0, 0)
+            if probe(p, found, present, t) == "crowd":
+                decided_at = t
+                break
+    assert decided_at is not None, "the crowd was never seen"
+    assert crowd_from <= decided_at <= crowd_from + 60.0 + p.probe_frames * 1.0
+    # Once decided, the next probe waits reprobe_s from that series' start again.
+    later = [t for t in np.arange(decided_at + 0.1, decided_at + 700, 0.1) if p.probe_due(t)]
+    assert later and later[0] >= decided_at + 600.0 - p.probe_frames * 1.0
+
+
 def test_crowd_returns_to_sparse_only_well_above_the_switch():
     p = ProfilePolicy()
     for i in range(p.probe_frames):
@@ -67,3 +85,5 @@ def test_crowd_returns_to_sparse_only_well_above_the_switch():
 def test_bad_thresholds_are_refused():
     with pytest.raises(ValueError, match="min_recall"):
         ProfilePolicy(min_recall=0.95, back_recall=0.9)
+    with pytest.raises(ValueError, match="retry_s"):
+        ProfilePolicy(retry_s=700.0, reprobe_s=600.0)
