@@ -58,6 +58,7 @@ class ReentryMemory:
     # t, look, person, track that crossed
     _looks: deque[tuple[float, F32, int, int]] = field(default_factory=deque)
     _people: int = 0
+    _last_t: float | None = None
 
     def __post_init__(self) -> None:
         if self.window_s < 0 or not 0 < self.max_distance < 2 or self.max_looks < 1:
@@ -69,8 +70,18 @@ class ReentryMemory:
 
     def forget_before(self, t: float) -> None:
         """Drop looks older than the window at time ``t`` (called every frame)."""
+        self._follow_clock(t)
         while self._looks and t - self._looks[0][0] > self.window_s:
             self._looks.popleft()
+
+    def _follow_clock(self, t: float) -> None:
+        """A clock stepped back (NTP on a live camera's wall-clock times) moves the looks'
+        times with it: otherwise every look from before the step is in the future, no one
+        who comes back is recognised, and nothing is forgotten until the clock catches up."""
+        if self._last_t is not None and t < self._last_t:
+            step = t - self._last_t
+            self._looks = deque((ts + step, look, who, tid) for ts, look, who, tid in self._looks)
+        self._last_t = t
 
     def on_in(self, look: F32 | None, t: float, track_id: int = -1,
               in_view: frozenset[int] = frozenset()) -> bool:

@@ -30,6 +30,10 @@ alone, so it costs nothing and works for people too small for a look.
 
 ``ended`` after each step lists the tracks given up on at that step: the camera's track
 lifetime table (edge/tracking/track_life.py) takes it from here.
+
+Time that goes back (a live camera's frames are stamped by the wall clock, which NTP may step
+back) moves every time the tracker keeps by the same step, so a track lost before it still
+ends after its buffer instead of when the clock catches up.
 """
 
 from __future__ import annotations
@@ -294,6 +298,7 @@ class Tracker:
     _next_id: int = 1
     _steps: int = 0
     _overlaps: dict[tuple[int, int], Overlap] = field(default_factory=dict)
+    _last_t: float | None = None
 
     def step(
         self, detections: Detections | None, t: float, image: Image | None = None
@@ -301,6 +306,9 @@ class Tracker:
         """Advance one frame; associate when detections are given (``image``: the frame they
         were found in, in the same pixels, for re-identification). Returns confirmed live
         tracks."""
+        if self._last_t is not None and t < self._last_t:
+            self._shift_times(t - self._last_t)
+        self._last_t = t
         kf_predict(self.tracks)
         self._steps += 1
         if detections is not None:
@@ -316,6 +324,15 @@ class Tracker:
                 keep.append(tr)
         self.tracks = keep
         return self.active()
+
+    def _shift_times(self, step: float) -> None:
+        """The clock stepped back by ``-step``: every time kept moves with it, so ages hold."""
+        for tr in self.tracks:
+            tr.last_matched_t += step
+            tr.first_t += step
+            tr.crop_t += step
+        for o in self._overlaps.values():
+            o.t0 += step
 
     def active(self) -> Detections:
         live = [tr for tr in self.tracks if not tr.lost and tr.hits >= self.settings.min_hits]

@@ -62,6 +62,7 @@ class ProfilePolicy:
     _series_start_t: float = field(default=-np.inf)
     _next_series_in_s: float = 0.0  # from the last series' start: reprobe_s, or retry_s
     _first_t: float | None = None  # when the first probe began
+    _last_t: float | None = None  # the last time asked about: a clock stepped back is followed
 
     def __post_init__(self) -> None:
         if not 0 < self.retry_s <= self.reprobe_s:
@@ -74,16 +75,30 @@ class ProfilePolicy:
 
     def probe_due(self, t: float) -> bool:
         """Whether the detection frame at ``t`` should run both detectors."""
+        self._follow_clock(t)
         if self._n > 0:  # a probe under way: its next frame after the spacing
             first = self._series_start_t == self._first_t
             return first or t - self._last_probe_t >= self.probe_spacing_s
         return t - self._series_start_t >= self._next_series_in_s
+
+    def _follow_clock(self, t: float) -> None:
+        """A live camera's times are the wall clock's, which NTP may step back: the times kept
+        move with it, or the next probe would wait for the clock to catch up (an hour for an
+        hour's step)."""
+        if self._last_t is not None and t < self._last_t:
+            step = t - self._last_t
+            self._last_probe_t += step
+            self._series_start_t += step
+            if self._first_t is not None:
+                self._first_t += step
+        self._last_t = t
 
     def observe(
         self, cheap: npt.NDArray[np.floating], crowd: npt.NDArray[np.floating], t: float
     ) -> Profile:
         """One probe frame: cheap boxes (score >= CHEAP_SCORE) and the crowd pass's confident
         boxes, in the same pixels -> the profile to run from now on."""
+        self._follow_clock(t)
         if self._n == 0:
             self._series_start_t = t
             if self._first_t is None:

@@ -52,6 +52,18 @@ def test_looks_are_forgotten_after_the_window_and_bounded() -> None:
     assert len(m) == 0
 
 
+def test_a_clock_stepped_back_keeps_the_window() -> None:
+    # A live camera's times are the wall clock's; NTP steps it back an hour after Anna left.
+    m = ReentryMemory(window_s=1800.0)
+    assert m.on_in(ANNA, 10_000.0)
+    for t in (6_410.0, 6_420.0):  # frames after the step
+        m.forget_before(t)
+    assert not m.on_in(ANNA_AGAIN, 6_430.0)  # 30 s after she came in: she is back
+    m.forget_before(6_410.0 + 1800.5)
+    assert len(m) == 1  # her first look forgotten a window after it was taken (the step
+    # itself counted as no time), the one of her return kept
+
+
 def test_window_zero_turns_reentry_off() -> None:
     m = ReentryMemory(window_s=0)
     assert m.on_in(ANNA, 0) and m.on_in(ANNA, 1)

@@ -87,3 +87,16 @@ def test_bad_thresholds_are_refused():
         ProfilePolicy(min_recall=0.95, back_recall=0.9)
     with pytest.raises(ValueError, match="retry_s"):
         ProfilePolicy(retry_s=700.0, reprobe_s=600.0)
+
+
+def test_a_clock_stepped_back_an_hour_does_not_put_off_the_next_probe():
+    p = ProfilePolicy(reprobe_s=600.0, probe_spacing_s=1.0)
+    t0 = 10_000.0
+    for i in range(p.probe_frames):
+        assert p.probe_due(t0 + 0.1 * i)
+        probe(p, 5, 10, t0 + 0.1 * i)
+    assert p.profile == "crowd"
+    back = t0 + 0.1 * p.probe_frames - 3600.0  # NTP steps the wall clock back an hour
+    due = [t for t in np.arange(back, back + 700, 0.1) if p.probe_due(t)]
+    assert due, "no probe within 700 s of the step"
+    assert due[0] == pytest.approx(back + 600.0 - 0.1 * p.probe_frames, abs=0.11)

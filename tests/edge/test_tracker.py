@@ -240,3 +240,24 @@ def test_a_person_hidden_for_a_moment_is_still_in_view_until_the_buffer_runs_out
         tr.step(dets([box(300)]), i * DT, frame)
         assert len(tr.coasting(i * DT)) == (1 if (i - 5) * DT <= 0.5 + 1e-9 else 0), i
     assert len(tr.tracks) == 2  # A is still kept, for re-identification, but not in view
+
+
+def test_a_clock_stepped_back_keeps_ages_a_lost_track_still_ends_and_a_seen_one_continues():
+    """A live camera's frames carry wall-clock times, which NTP may step back by an hour: a
+    track lost before the step ends after its buffer, not an hour later (until then it would
+    count as a person in view and take any box near where it was), and a person in view
+    across the step keeps their id."""
+    tr = Tracker(TrackerSettings(min_hits=2, min_lost_s=0.2, max_lost_s=0.5))
+    t0 = 10_000.0
+    for i in range(6):  # A walks right, B stands
+        tr.step(dets([box(100 + 5 * i), box(300)]), t0 + i * DT)
+    tr.step(dets([box(300)]), t0 + 6 * DT)  # A hidden ...
+    back = t0 + 6 * DT - 3600.0  # ... and the clock steps back an hour
+    seen, coasting = [], []
+    for i in range(1, 12):  # the step itself is taken to last no time
+        seen.append(ids(tr.step(dets([box(300)]), back + i * DT)))
+        coasting.append(len(tr.coasting(back + i * DT)))
+    # A is in view (hidden) for its buffer, 0.5 s after its last match, then not.
+    assert coasting == [1] * 5 + [0] * 6
+    assert all(s == [2] for s in seen)  # B, seen across the step, keeps the id
+    assert [t.track_id for t in tr.tracks] == [2]  # A ended: memory stays bounded
