@@ -36,6 +36,7 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 
+from edge.time_steps import BackSteps
 from edge.vision.appearance import cosine_distance
 
 F32 = npt.NDArray[np.float32]
@@ -58,7 +59,7 @@ class ReentryMemory:
     # t, look, person, track that crossed
     _looks: deque[tuple[float, F32, int, int]] = field(default_factory=deque)
     _people: int = 0
-    _last_t: float | None = None
+    _clock: BackSteps = field(default_factory=BackSteps)
 
     def __post_init__(self) -> None:
         if self.window_s < 0 or not 0 < self.max_distance < 2 or self.max_looks < 1:
@@ -75,13 +76,11 @@ class ReentryMemory:
             self._looks.popleft()
 
     def _follow_clock(self, t: float) -> None:
-        """A clock stepped back (NTP on a live camera's wall-clock times) moves the looks'
-        times with it: otherwise every look from before the step is in the future, no one
-        who comes back is recognised, and nothing is forgotten until the clock catches up."""
-        if self._last_t is not None and t < self._last_t:
-            step = t - self._last_t
-            self._looks = deque((ts + step, look, who, tid) for ts, look, who, tid in self._looks)
-        self._last_t = t
+        """A clock stepped back (``edge.time_steps``) moves the looks' times with it:
+        otherwise every look from before the step is in the future, no one who comes back is
+        recognised, and nothing is forgotten until the clock catches up."""
+        if (back := self._clock.back(t)) < 0:
+            self._looks = deque((ts + back, look, who, tid) for ts, look, who, tid in self._looks)
 
     def on_in(self, look: F32 | None, t: float, track_id: int = -1,
               in_view: frozenset[int] = frozenset()) -> bool:

@@ -31,9 +31,9 @@ alone, so it costs nothing and works for people too small for a look.
 ``ended`` after each step lists the tracks given up on at that step: the camera's track
 lifetime table (edge/tracking/track_life.py) takes it from here.
 
-Time that goes back (a live camera's frames are stamped by the wall clock, which NTP may step
-back) moves every time the tracker keeps by the same step, so a track lost before it still
-ends after its buffer instead of when the clock catches up.
+Time that goes back (``edge.time_steps``) moves every time the tracker keeps by the same
+step, so a track lost before it still ends after its buffer instead of when the clock catches
+up.
 """
 
 from __future__ import annotations
@@ -45,6 +45,7 @@ import numpy as np
 import numpy.typing as npt
 from scipy.optimize import linear_sum_assignment
 
+from edge.time_steps import BackSteps
 from edge.vision.detections import Detections
 
 F64 = npt.NDArray[np.float64]
@@ -298,7 +299,7 @@ class Tracker:
     _next_id: int = 1
     _steps: int = 0
     _overlaps: dict[tuple[int, int], Overlap] = field(default_factory=dict)
-    _last_t: float | None = None
+    _clock: BackSteps = field(default_factory=BackSteps)
 
     def step(
         self, detections: Detections | None, t: float, image: Image | None = None
@@ -306,9 +307,8 @@ class Tracker:
         """Advance one frame; associate when detections are given (``image``: the frame they
         were found in, in the same pixels, for re-identification). Returns confirmed live
         tracks."""
-        if self._last_t is not None and t < self._last_t:
-            self._shift_times(t - self._last_t)
-        self._last_t = t
+        if (back := self._clock.back(t)) < 0:
+            self._shift_times(back)
         kf_predict(self.tracks)
         self._steps += 1
         if detections is not None:

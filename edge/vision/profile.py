@@ -20,6 +20,7 @@ from typing import Literal
 import numpy as np
 import numpy.typing as npt
 
+from edge.time_steps import BackSteps
 from edge.tracking.tracker import iou_matrix
 
 Profile = Literal["sparse", "crowd"]
@@ -62,7 +63,7 @@ class ProfilePolicy:
     _series_start_t: float = field(default=-np.inf)
     _next_series_in_s: float = 0.0  # from the last series' start: reprobe_s, or retry_s
     _first_t: float | None = None  # when the first probe began
-    _last_t: float | None = None  # the last time asked about: a clock stepped back is followed
+    _clock: BackSteps = field(default_factory=BackSteps)
 
     def __post_init__(self) -> None:
         if not 0 < self.retry_s <= self.reprobe_s:
@@ -82,16 +83,13 @@ class ProfilePolicy:
         return t - self._series_start_t >= self._next_series_in_s
 
     def _follow_clock(self, t: float) -> None:
-        """A live camera's times are the wall clock's, which NTP may step back: the times kept
-        move with it, or the next probe would wait for the clock to catch up (an hour for an
-        hour's step)."""
-        if self._last_t is not None and t < self._last_t:
-            step = t - self._last_t
-            self._last_probe_t += step
-            self._series_start_t += step
+        """A clock stepped back (``edge.time_steps``) moves the schedule's times with it, or
+        the next probe would wait for the clock to catch up."""
+        if (back := self._clock.back(t)) < 0:
+            self._last_probe_t += back
+            self._series_start_t += back
             if self._first_t is not None:
-                self._first_t += step
-        self._last_t = t
+                self._first_t += back
 
     def observe(
         self, cheap: npt.NDArray[np.floating], crowd: npt.NDArray[np.floating], t: float
