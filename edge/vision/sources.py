@@ -34,6 +34,7 @@ import cv2
 import numpy as np
 import numpy.typing as npt
 
+from edge.vision.live_lag import StreamLag
 from storesense.errors import SourceError
 from storesense.schema import CameraState
 
@@ -225,6 +226,7 @@ class FrameSource:
                 self._on_read_failure()
                 return None
             image, decoded = got
+            self.dropped_frames += self._cap.withheld
         else:
             ok, raw = self._cap.read()
             if not ok or raw is None:
@@ -238,7 +240,9 @@ class FrameSource:
 
     def _timestamp(self) -> float:
         if self.kind != "file" or self.realtime:
-            return self.clock()
+            # A live stream's frame was sent when it was due, not when it was read.
+            late = self._cap.lateness if isinstance(self._cap, _AvReader) else 0.0
+            return self.clock() - late
         return (self.origin or 0.0) + self._offset + (self._pos - 1) / (self.fps or 25.0)
 
     def _skip_to_schedule(self) -> None:
@@ -434,9 +438,11 @@ def _av_frames(
     wants_ahead: Callable[[int], bool] | None,
     size: tuple[int, int] | None,
     threads: int = 1,
+    on_time: Callable[[float], None] | None = None,
 ) -> Generator[OfflineFrame, None, None]:
     """Every frame in display order: (index, media time, BGR image or None); see
-    ``file_frames`` for what is decoded and converted. Closes the container when done."""
+    ``file_frames`` for what is decoded and converted. ``on_time`` hears each frame's media
+    time before its image is asked for. Closes the container when done."""
     assert _av is not None
     ctx = stream.codec_context
     ctx.thread_count = threads
@@ -453,6 +459,8 @@ def _av_frames(
         nonlocal index
         index += 1
         t = (index - 1) / fps if pts is None or start is None else (pts - start) * tb
+        if on_time is not None:
+            on_time(t)
         image = None
         if frame is None:
             info.not_decoded += 1
@@ -489,22 +497,37 @@ def _av_frames(
 
 class _AvReader:
     """A FrameSource's open file or stream through PyAV: frames in order, each decoded and
-    converted only as the attached pipeline wants (FrameSource.attach)."""
+    converted only as the attached pipeline wants (FrameSource.attach).
+
+    A live stream's reader that falls behind the stream (``StreamLag``) hands frames on without
+    their image, decoding only what later frames need, until it has caught up: ``withheld``
+    says the last frame was one of them, ``lateness`` how late it was read."""
 
     def __init__(self, target: str, live: bool, source: FrameSource) -> None:
         self._container, stream, self.info = _av_open(target, live)
         self._source = source
+        self._lag = StreamLag() if live else None
+        self.lateness = 0.0
+        self.withheld = False
         self._frames = _av_frames(
-            self._container, stream, self.info, self._wants_image, self._wants_ahead, None
+            self._container, stream, self.info, self._wants_image, self._wants_ahead, None,
+            on_time=self._on_time if live else None,
         )
         self._want_next = True
 
+    def _on_time(self, media_t: float) -> None:
+        assert self._lag is not None
+        self.lateness = self._lag.observe(time.monotonic(), media_t)
+
+    def _behind(self) -> bool:
+        return self._lag is not None and self._lag.behind
+
     def _wants_image(self) -> bool:
-        return self._want_next and self._source._wants_image()
+        return self._want_next and not self._behind() and self._source._wants_image()
 
     def _wants_ahead(self, n: int) -> bool:
         ahead = self._source._wants_ahead
-        return True if ahead is None else ahead(n)
+        return not self._behind() and (True if ahead is None else ahead(n))
 
     def read(self) -> tuple[npt.NDArray[np.uint8] | None, bool] | None:
         """(image or None, decoded) of the next frame; None at the end or on a stream error."""
@@ -523,6 +546,9 @@ class _AvReader:
             _, _, image = next(self._frames)
         except (StopIteration, _av.FFmpegError, OSError):
             return None
+        self.withheld = self._behind()
+        if self.withheld:  # as a frame the decoder skipped: the tracker predicts across it
+            return None, False
         return image, self.info.not_decoded == skipped
 
     def release(self) -> None:

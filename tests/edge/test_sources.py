@@ -2,6 +2,9 @@ from __future__ import annotations
 
 import itertools
 import shutil
+import socket
+import subprocess
+import sys
 import threading
 import time
 from pathlib import Path
@@ -10,6 +13,7 @@ import numpy as np
 import pytest
 
 from edge.vision.sources import av_available, file_frames, open_source, parse_spec
+from storesense.demo import bundled_clip
 from storesense.errors import SourceError
 
 
@@ -141,3 +145,42 @@ def test_decoded_frames_match_opencv_and_scaling_is_close(eval_dir: Path):
         assert a is not None and a.shape == (234, 416, 3)
         expected = cv2.resize(b, (416, 234), interpolation=cv2.INTER_LINEAR)
         assert np.abs(a.astype(int) - expected).mean() < 4  # another resampling, same picture
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def test_a_live_stream_read_slower_than_it_is_sent_keeps_pace_and_dates_frames_when_sent():
+    """A real H.264 stream over TCP at 7 frames/s, and a reader that takes twice the stream's
+    interval over every frame whose image it gets (a detector too slow for the camera)."""
+    port = _free_port()
+    server = subprocess.Popen([sys.executable, str(Path(__file__).with_name("live_stream.py")),
+                               str(bundled_clip()), str(port), "60"])
+    try:
+        src = open_source(f"tcp://127.0.0.1:{port}")
+        assert src.kind == "url"
+        frames = [src.read(timeout=30)]
+        start = time.monotonic()
+        while time.monotonic() - start < 8.0:
+            f = src.read(timeout=5)
+            assert f is not None, src.last_error
+            frames.append(f)
+            if f.image is not None:
+                time.sleep(2 / 7)
+        elapsed = time.monotonic() - start
+    finally:
+        server.kill()
+        server.wait()
+    analysed = [f for f in frames if f is not None and f.image is not None]
+    # Read without catching up, it would get 28 frames of the 56 sent, ever later.
+    assert len(frames) - 1 >= 0.8 * 7 * elapsed
+    assert src.dropped_frames > 0 and len(analysed) >= 0.5 * elapsed / (2 / 7)
+    assert not any(f.decoded for f in frames if f is not None and f.image is None)
+    # Dated when sent, not when read: the stream's own 1/7 s apart on average.
+    ts = [f.t for f in frames if f is not None]
+    assert all(b >= a for a, b in itertools.pairwise(ts))
+    half = len(ts) // 2  # the second half: past the burst a stream's opening leaves queued
+    assert (ts[-1] - ts[half]) / (len(ts) - 1 - half) == pytest.approx(1 / 7, rel=0.25)
