@@ -36,6 +36,9 @@ COMMANDS: dict[tuple[str, ...], tuple[str, str]] = {
                                 "a camera's image -> floor-plan matrix from four point pairs"),
     ("demo",): ("storesense.demo", "broker + gateway + dashboards + edge nodes on one machine"),
     ("bench", "edge"): ("edge.evaluation.bench", "edge frames per second per core and memory"),
+    ("bench", "live"): ("edge.evaluation.bench_live",
+                        "the pipeline as a node runs it on a sequence sent live: lag, frames "
+                        "analysed, counts against the truth"),
     ("bench", "gateway"): ("gateway.bench", "messages per second through broker and gateway"),
     ("bench", "query"): ("gateway.bench_query", "HQ overview query latency at chain scale"),
     ("models",): ("models.registry", "fetch or verify the pinned ONNX models"),

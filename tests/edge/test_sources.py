@@ -2,9 +2,6 @@ from __future__ import annotations
 
 import itertools
 import shutil
-import socket
-import subprocess
-import sys
 import threading
 import time
 from pathlib import Path
@@ -12,6 +9,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from edge.evaluation.live_replay import replay
 from edge.vision.sources import av_available, file_frames, open_source, parse_spec
 from storesense.demo import bundled_clip
 from storesense.errors import SourceError
@@ -147,20 +145,12 @@ def test_decoded_frames_match_opencv_and_scaling_is_close(eval_dir: Path):
         assert np.abs(a.astype(int) - expected).mean() < 4  # another resampling, same picture
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
 
 def test_a_live_stream_read_slower_than_it_is_sent_keeps_pace_and_dates_frames_when_sent():
     """A real H.264 stream over TCP at 7 frames/s, and a reader that takes twice the stream's
     interval over every frame whose image it gets (a detector too slow for the camera)."""
-    port = _free_port()
-    server = subprocess.Popen([sys.executable, str(Path(__file__).with_name("live_stream.py")),
-                               str(bundled_clip()), str(port), "60"])
-    try:
-        src = open_source(f"tcp://127.0.0.1:{port}")
+    with replay(bundled_clip(), 60) as url:
+        src = open_source(url)
         assert src.kind == "url"
         frames = [src.read(timeout=30)]
         start = time.monotonic()
@@ -171,9 +161,7 @@ def test_a_live_stream_read_slower_than_it_is_sent_keeps_pace_and_dates_frames_w
             if f.image is not None:
                 time.sleep(2 / 7)
         elapsed = time.monotonic() - start
-    finally:
-        server.kill()
-        server.wait()
+        src.close()
     analysed = [f for f in frames if f is not None and f.image is not None]
     # Read without catching up, it would get 28 frames of the 56 sent, ever later.
     assert len(frames) - 1 >= 0.8 * 7 * elapsed
