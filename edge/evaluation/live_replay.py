@@ -25,7 +25,10 @@ def serve(video: str, port: int, seconds: float) -> None:
     src = av.open(video)
     stream = src.streams.video[0]
     sent = out.add_stream_from_template(stream)
-    loop_s = float(stream.duration * stream.time_base)
+    tb, sent_tb = stream.time_base, sent.time_base
+    if stream.duration is None or tb is None or sent_tb is None:
+        raise ValueError(f"{video}: no duration or time base to pace and loop it by")
+    loop_s = float(stream.duration * tb)
     start: float | None = None
     loops = 0
     while True:
@@ -33,13 +36,13 @@ def serve(video: str, port: int, seconds: float) -> None:
         for packet in src.demux(stream):
             if packet.pts is None:
                 continue
-            media = loops * loop_s + float(packet.pts * stream.time_base)
+            media = loops * loop_s + float(packet.pts * tb)
             if media > seconds:
                 out.close()
                 return
             start = time.monotonic() - media if start is None else start
             time.sleep(max(0.0, start + media - time.monotonic()))
-            shift = round(loops * loop_s / float(sent.time_base))
+            shift = round(loops * loop_s / float(sent_tb))
             packet.stream = sent
             packet.pts += shift
             packet.dts = None if packet.dts is None else packet.dts + shift
