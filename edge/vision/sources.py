@@ -12,7 +12,11 @@ with exponential backoff (0.5 s doubling to 30 s) for ever, so the pipeline behi
 its tracks, counters and windows across the outage. ``read(timeout)`` returns None on
 timeout so the caller can check its stop flag; ``ended`` tells a finished file from a timeout.
 
-Timestamps: the injected clock for live sources and for files read in real time; for a file
+Live streams read through PyAV keep pace with the camera: a reader behind it hands frames on
+without their image until it has caught up (``edge.vision.live_lag``).
+
+Timestamps: the injected clock for live sources (for a stream, less how late its frame was
+read: when the camera sent it) and for files read in real time; for a file
 read as fast as it decodes, media time (frame position / fps, continuing across loops) counted
 from ``origin``, the file's modification time minus its duration: about when a recording
 began, and the same on every run over the same file, so a node restarted over it produces the
