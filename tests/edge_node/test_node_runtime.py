@@ -1,5 +1,6 @@
 """A running edge node (in-process, real pipeline, real video, real Mosquitto): remote
-configuration, a camera whose file disappears, systemd notifications, graceful stop."""
+configuration, a camera whose file disappears, systemd notifications, graceful stop, a camera
+the node is too slow for."""
 
 from __future__ import annotations
 
@@ -279,3 +280,38 @@ def test_an_invalid_window_is_dropped_and_does_not_hold_back_the_next(
     assert spoiled and spoiled[0] not in ids
     assert "window dropped, invalid" in (worker.process_error or "")
     assert "frames" in (worker.process_error or "")
+
+
+def test_a_camera_worker_behind_its_live_camera_keeps_pace_and_reports_its_lag(
+    models_dir: Path,
+) -> None:
+    """A live H.264 stream at 7 frames/s, and a camera whose every analysed frame takes twice
+    the stream's interval (a detector too slow for the camera): the worker keeps pace by
+    handing frames on without their image, and its status says how far behind it is."""
+    import time
+
+    from edge.evaluation.live_replay import replay
+    from edge.pipeline import CameraPipeline
+    from edge.vision.detector import load_detector
+    from edge.vision.sources import open_source
+    from storesense.demo import bundled_clip
+    from storesense.schema import AnalyticsConfig
+
+    cfg = AnalyticsConfig(window_s=10, detect_every=1, demographics=False)
+    pipeline = CameraPipeline("s1", "cam1", cfg, load_detector("yolox_nano",
+                                                               models_dir=models_dir))
+    with replay(bundled_clip(), 60) as url:
+        worker = CameraWorker("cam1", lambda: open_source(url), pipeline, lambda w: None,
+                              live=True)
+        worker.after_frame = lambda f: time.sleep(2 / 7) if f.image is not None else None
+        worker.start()
+        wait_until(lambda: worker.frames >= 10, 30, "the stream's first frames")
+        n0, t0 = worker.frames, time.monotonic()
+        time.sleep(8)
+        frames, elapsed = worker.frames - n0, time.monotonic() - t0
+        status = worker.status()
+        worker.stop()
+    # Reading every frame in turn, it would process one in two of those sent, ever later.
+    assert frames >= 0.8 * 7 * elapsed
+    assert status.dropped_frames > 0 and 0 < status.lag_s < 1.5
+    assert status.state == "ok" and worker.process_error is None
