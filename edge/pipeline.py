@@ -342,6 +342,13 @@ class CameraPipeline:
         the frames' own timestamps (edge/analytics/cadence.py)."""
         return self.config.detect_every or self.rate.detect_every()
 
+    def detects_on_cadence(self) -> bool:
+        """Whether the next frame is one of the cadence's (about 10 detections a second): the
+        frames a node behind its live camera keeps, the line focus's extra ones going first
+        (edge/vision/live_lag.py)."""
+        k = self.detect_every()
+        return k == 1 or self.frames % k == 0
+
     def needs_frame(self, ahead: int) -> bool:
         """Whether the frame ``ahead`` frames after the next one may run the detector.
 

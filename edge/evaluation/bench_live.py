@@ -59,7 +59,7 @@ def bench(args: argparse.Namespace) -> dict[str, Any]:
     lags: list[float] = []
     with replay(info.video, (info.length - 0.5) / info.fps) as url:
         src = open_source(url)
-        src.attach(pipe.detects_next, pipe.needs_frame)
+        src.attach(pipe.detects_next, pipe.needs_frame, pipe.detects_on_cadence)
         start = None
         while not stamps or stamps[-1][1] < info.length:
             f = src.read(timeout=30)

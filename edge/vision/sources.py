@@ -103,6 +103,7 @@ class FrameSource:
         self._cap: cv2.VideoCapture | _AvReader | None = None
         self._wants_image: Callable[[], bool] = _always
         self._wants_ahead: Callable[[int], bool] | None = None
+        self._needs_image: Callable[[], bool] = _never
         self._backoff = BACKOFF_MIN_S
         self._next_attempt = 0.0
         self._pos = 0  # frames read from the current open file
@@ -134,11 +135,15 @@ class FrameSource:
         self._set_state("stopped")
 
     def attach(
-        self, wants_image: Callable[[], bool], wants_ahead: Callable[[int], bool] | None = None
+        self, wants_image: Callable[[], bool], wants_ahead: Callable[[int], bool] | None = None,
+        needs_image: Callable[[], bool] | None = None,
     ) -> None:
-        """The pipeline's questions: whether the next frame's image is wanted, and whether the
-        frame n after the next may be (see ``file_frames``). Unattached, every frame is read."""
+        """The pipeline's questions: whether the next frame's image is wanted, whether the
+        frame n after the next may be (see ``file_frames``), and whether the pipeline needs the
+        next frame's image even from a live stream it is behind (``edge.vision.live_lag``; none:
+        it does not). Unattached, every frame is read."""
         self._wants_image, self._wants_ahead = wants_image, wants_ahead
+        self._needs_image = needs_image or _never
 
     # ------------------------------------------------------------------ reading
 
@@ -442,11 +447,12 @@ def _av_frames(
     wants_ahead: Callable[[int], bool] | None,
     size: tuple[int, int] | None,
     threads: int = 1,
-    on_time: Callable[[float], None] | None = None,
+    on_time: Callable[[float, float], None] | None = None,
 ) -> Generator[OfflineFrame, None, None]:
     """Every frame in display order: (index, media time, BGR image or None); see
     ``file_frames`` for what is decoded and converted. ``on_time`` hears each frame's media
-    time before its image is asked for. Closes the container when done."""
+    time, and the longest the demuxer waited for a packet since the frame before, before its
+    image is asked for. Closes the container when done."""
     assert _av is not None
     ctx = stream.codec_context
     ctx.thread_count = threads
@@ -458,13 +464,15 @@ def _av_frames(
     start: int | None = stream.start_time
     pending: list[int] = []  # pts of packets sent to the decoder, not yet handed out
     index = 0
+    waited = 0.0  # longest wait for a packet since the last frame handed out
 
     def out(pts: int | None, frame: Any) -> OfflineFrame:
-        nonlocal index
+        nonlocal index, waited
         index += 1
         t = (index - 1) / fps if pts is None or start is None else (pts - start) * tb
         if on_time is not None:
-            on_time(t)
+            on_time(t, waited)
+        waited = 0.0
         image = None
         if frame is None:
             info.not_decoded += 1
@@ -473,7 +481,13 @@ def _av_frames(
         return index, t, image
 
     try:
-        for packet in container.demux(stream):
+        packets = container.demux(stream)
+        while True:
+            asked = time.monotonic()
+            packet = next(packets, None)
+            if packet is None:
+                break
+            waited = max(waited, time.monotonic() - asked)
             if packet.pts is not None and packet.size:
                 if start is None:
                     start = packet.pts
@@ -519,19 +533,21 @@ class _AvReader:
         )
         self._want_next = True
 
-    def _on_time(self, media_t: float) -> None:
+    def _on_time(self, media_t: float, waited_s: float) -> None:
         assert self._lag is not None
-        self.lateness = self._lag.observe(time.monotonic(), media_t)
+        self.lateness = self._lag.observe(time.monotonic(), media_t, waited_s)
 
-    def _behind(self) -> bool:
-        return self._lag is not None and self._lag.behind
+    def _behind(self) -> int:
+        return 0 if self._lag is None else self._lag.behind
 
     def _wants_image(self) -> bool:
-        return self._want_next and not self._behind() and self._source._wants_image()
+        behind, src = self._behind(), self._source
+        return self._want_next and (src._wants_image() if behind == 0
+                                    else behind == 1 and src._needs_image())
 
     def _wants_ahead(self, n: int) -> bool:
         ahead = self._source._wants_ahead
-        return not self._behind() and (True if ahead is None else ahead(n))
+        return self._behind() < 2 and (True if ahead is None else ahead(n))
 
     def read(self) -> tuple[npt.NDArray[np.uint8] | None, bool] | None:
         """(image or None, decoded) of the next frame; None at the end or on a stream error."""
@@ -550,7 +566,7 @@ class _AvReader:
             _, _, image = next(self._frames)
         except (StopIteration, _av.FFmpegError, OSError):
             return None
-        self.withheld = self._behind()
+        self.withheld = self._behind() > 0 and image is None and self._source._wants_image()
         if self.withheld:  # as a frame the decoder skipped: the tracker predicts across it
             return None, False
         return image, self.info.not_decoded == skipped
@@ -561,6 +577,10 @@ class _AvReader:
 
 def _always() -> bool:
     return True
+
+
+def _never() -> bool:
+    return False
 
 
 def _plane(frame: Any, i: int, w: int, h: int) -> npt.NDArray[np.uint8]:
