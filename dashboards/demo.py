@@ -7,7 +7,6 @@ serving ``gateway.api.create_app`` on a free local port in a background thread.
 
 from __future__ import annotations
 
-import socket
 import threading
 import time
 from collections.abc import Iterator
@@ -25,6 +24,7 @@ import uvicorn
 from gateway.auth import create_token
 from gateway.config import GatewaySettings
 from gateway.storage import Storage
+from storesense.broker import free_port
 from storesense.schema import CameraStatus, DeviceStatus, utcnow
 from storesense.simulate import DEMO_STORES, DemoStore, history, pos_transactions
 from storesense.simulate_members_weather import members, weather_days
@@ -160,12 +160,6 @@ def floorplan_png(width: int = 960, height: int = 540) -> bytes:
     return buf.tobytes()
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
 @contextmanager
 def serve(storage: Storage, settings: GatewaySettings | None = None) -> Iterator[str]:
     """Run the real gateway app with uvicorn in a thread; yields its base URL."""
@@ -173,7 +167,7 @@ def serve(storage: Storage, settings: GatewaySettings | None = None) -> Iterator
     from gateway.http_limits import uvicorn_limits
 
     settings = settings or GatewaySettings(db=storage.path)
-    port = _free_port()
+    port = free_port()
     config = uvicorn.Config(create_app(settings, storage), host="127.0.0.1", port=port,
                             log_level="warning", lifespan="on",
                             **uvicorn_limits(settings.api))

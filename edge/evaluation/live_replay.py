@@ -9,7 +9,6 @@ reader decodes the file's own H.264.
 
 from __future__ import annotations
 
-import socket
 import subprocess
 import sys
 import time
@@ -18,6 +17,8 @@ from contextlib import contextmanager
 from pathlib import Path
 
 import av
+
+from storesense.broker import free_port
 
 
 def serve(video: str, port: int, seconds: float) -> None:
@@ -50,16 +51,10 @@ def serve(video: str, port: int, seconds: float) -> None:
         loops += 1
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
 @contextmanager
 def replay(video: str | Path, seconds: float) -> Iterator[str]:
     """The URL of ``video`` sent live for ``seconds``; the sender is stopped on exit."""
-    port = _free_port()
+    port = free_port()
     proc = subprocess.Popen([sys.executable, "-m", "edge.evaluation.live_replay", str(video),
                              str(port), str(seconds)])
     try:
