@@ -342,12 +342,12 @@ class CameraPipeline:
         the frames' own timestamps (edge/analytics/cadence.py)."""
         return self.config.detect_every or self.rate.detect_every()
 
-    def detects_on_cadence(self) -> bool:
-        """Whether the next frame is one of the cadence's (about 10 detections a second): the
-        frames a node behind its live camera keeps, the line focus's extra ones going first
-        (edge/vision/live_lag.py)."""
+    def detects_on_cadence(self, ahead: int = 0) -> bool:
+        """Whether the frame ``ahead`` frames after the next one is one of the cadence's (about
+        10 detections a second): the frames a node behind its live camera keeps, the line
+        focus's extra ones going first (edge/vision/live_lag.py)."""
         k = self.detect_every()
-        return k == 1 or self.frames % k == 0
+        return k == 1 or (self.frames + ahead) % k == 0
 
     def needs_frame(self, ahead: int) -> bool:
         """Whether the frame ``ahead`` frames after the next one may run the detector.
@@ -357,10 +357,9 @@ class CameraPipeline:
         ahead of display). A frame the source then did not decode goes in with
         ``process(None, t, decoded=False)``.
         """
-        k = self.detect_every()
         # The focus judges the next frame only: a frame further ahead (a B-frame decoded before
         # its turn) is not decoded for it; if it is decoded anyway, it is detected when due.
-        return k == 1 or (self.frames + ahead) % k == 0 or (self._near_line and ahead <= 0)
+        return self.detects_on_cadence(ahead) or (self._near_line and ahead <= 0)
 
     def process(
         self, image_bgr: npt.NDArray[np.uint8] | None, t: float, *, decoded: bool = True
